@@ -1,0 +1,185 @@
+"""The queryable expert oracle: the noisy expert pi~ and, for evaluation only, the clean pi*.
+
+An :class:`Expert` answers for any prefix (not only an env's current state):
+one observation ``(L,)`` or a batch ``(N, L)``, as numpy arrays or torch tensors
+on any device. Every prefix answered counts one query. The trainers' fast path
+:meth:`Expert.probs_along` answers all H prefixes of complete chains in one call
+(N * H queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from noisy_expert_gym._util import is_torch
+from noisy_expert_gym.noise import check_law, noisy_probs
+
+RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
+
+
+class Expert:
+    """A queryable expert over a deterministic-clean-expert task core.
+
+    Args:
+        task: the task core (e.g. :class:`~noisy_expert_gym.tasks.ModAddTask`).
+        law: noise law (`absorbing`, `mixture`, `biased`); ignored when ``clean``.
+        eta: noise level in [0, 1]; ignored when ``clean``.
+        rng: numpy Generator (or a zero-argument callable returning the current
+            one, so an env's reseeded ``np_random`` is always used) for
+            :meth:`sample` on numpy inputs.
+        clean: answer with the clean expert pi* instead. The clean expert is
+            for evaluation and reference ceilings (`bc-clean`) only; leaderboard
+            submissions never see it.
+    """
+
+    def __init__(self, task: Any, law: str = "absorbing", eta: float = 0.0, rng: RngLike = None,
+                 clean: bool = False) -> None:
+        if not clean:
+            check_law(law, eta)
+        self.task = task
+        self.law = "clean" if clean else law
+        self.eta = 0.0 if clean else float(eta)
+        self.is_clean = clean
+        self._rng = rng
+        self._fallback_rng = np.random.default_rng()
+        self._torch_gen: Any = None
+        self.num_queries = 0
+
+    def __repr__(self) -> str:
+        return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta})"
+
+    # ----- bookkeeping ---------------------------------------------------------
+    def reset_queries(self) -> None:
+        """Reset the query counter to zero."""
+        self.num_queries = 0
+
+    @property
+    def rng(self) -> np.random.Generator:
+        r = self._rng() if callable(self._rng) else self._rng
+        return r if r is not None else self._fallback_rng
+
+    def torch_generator(self, device: Any) -> Any:
+        """A torch.Generator on `device`, seeded once from the numpy RNG (reproducible)."""
+        import torch
+
+        dev = torch.device(device)
+        if self._torch_gen is None or self._torch_gen.device != dev:
+            self._torch_gen = torch.Generator(device=dev)
+            self._torch_gen.manual_seed(int(self.rng.integers(2**62)))
+        return self._torch_gen
+
+    def _batch(self, obs: Any) -> tuple[Any, bool]:
+        if not is_torch(obs):
+            obs = np.asarray(obs)
+            if not np.issubdtype(obs.dtype, np.integer):
+                raise ValueError(f"observations must be integer token ids, got dtype {obs.dtype}")
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        if is_torch(obs):
+            # Shape only: a full check would synchronise the device on every query.
+            if obs.ndim != 2 or obs.shape[1] != self.task.obs_len:
+                self.task.validate_obs(obs)
+        else:
+            self.task.validate_obs(obs)
+        t = self.task.step_index(obs)
+        if bool((t >= self.task.horizon).any()):
+            raise ValueError("an observation holds a complete chain: there is no next action to query")
+        return obs, single
+
+    # ----- single prefixes -----------------------------------------------------
+    def _probs(self, obs: Any) -> Any:
+        task = self.task
+        clean = task.clean_actions(obs)
+        if self.is_clean:
+            return noisy_probs("mixture", 0.0, clean, None, None, task.answer_mask)
+        return noisy_probs(self.law, self.eta, clean, task.has_error(obs), task.slip_actions(obs),
+                           task.answer_mask)
+
+    def probs(self, obs: Any) -> Any:
+        """Next-action distribution at each prefix: (N, A) (or (A,) for one observation)."""
+        obs, single = self._batch(obs)
+        self.num_queries += obs.shape[0]
+        out = self._probs(obs)
+        return out[0] if single else out
+
+    def log_prob(self, obs: Any, actions: Any) -> Any:
+        """log pi(a|s) for a batch of prefixes and actions, (N,)."""
+        obs, single = self._batch(obs)
+        self.num_queries += obs.shape[0]
+        probs = self._probs(obs)
+        if is_torch(probs):
+            import torch
+
+            a = torch.as_tensor(actions, device=probs.device).long().reshape(-1)
+            return probs.gather(1, a[:, None])[:, 0].log()[0 if single else slice(None)]
+        a = np.asarray(actions).reshape(-1)
+        if a.shape[0] != probs.shape[0]:
+            raise ValueError(f"got {a.shape[0]} actions for {probs.shape[0]} observations")
+        if a.min() < 0 or a.max() >= probs.shape[1]:
+            raise ValueError(f"actions must lie in [0, {probs.shape[1] - 1}]")
+        with np.errstate(divide="ignore"):
+            out = np.log(probs[np.arange(len(a)), a])
+        return out[0] if single else out
+
+    def sample(self, obs: Any, generator: Any = None) -> Any:
+        """Sample actions from the expert at each prefix, (N,) (a scalar for one observation).
+
+        numpy inputs draw from the seeded numpy RNG (the env's ``np_random``);
+        torch inputs draw from ``generator`` or one seeded from it.
+        """
+        obs, single = self._batch(obs)
+        self.num_queries += obs.shape[0]
+        out = sample_from(self._probs(obs), generator or self._gen_for(obs))
+        return out[0] if single else out
+
+    def _gen_for(self, x: Any) -> Any:
+        return self.torch_generator(x.device) if is_torch(x) else self.rng
+
+    # ----- every prefix of complete chains (trainers) --------------------------
+    def probs_along(self, prompts: Any, chain: Any) -> Any:
+        """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A)."""
+        task = self.task
+        self.num_queries += chain.shape[0] * chain.shape[1]
+        clean = task.clean_along(prompts, chain)
+        if self.is_clean:
+            return noisy_probs("mixture", 0.0, clean, None, None, task.answer_mask)
+        return noisy_probs(self.law, self.eta, clean, task.error_along(prompts, chain),
+                           task.slip_along(prompts, chain), task.answer_mask)
+
+    def rollout(self, prompts: Any, generator: Any = None) -> Any:
+        """The expert's own rollouts from `prompts` (its tokens fed back): chains (N, H).
+
+        Costs N * H queries. This is how offline "noisy expert trajectories" are made.
+        """
+        task = self.task
+        n = prompts.shape[0]
+        gen = generator or self._gen_for(prompts)
+        if is_torch(prompts):
+            import torch
+
+            chain = torch.empty((n, 0), dtype=torch.long, device=prompts.device)
+            cat = lambda a, b: torch.cat([a, b[:, None]], dim=1)  # noqa: E731
+        else:
+            chain = np.empty((n, 0), dtype=np.int64)
+            cat = lambda a, b: np.concatenate([a, b[:, None]], axis=1)  # noqa: E731
+        for _ in range(task.horizon):
+            obs = task.observe(prompts, chain)
+            self.num_queries += n
+            chain = cat(chain, sample_from(self._probs(obs), gen))
+        return chain
+
+
+def sample_from(probs: Any, generator: Any) -> Any:
+    """One categorical draw per row of `probs` (N, A), numpy or torch."""
+    if is_torch(probs):
+        import torch
+
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    u = generator.random((probs.shape[0], 1))
+    cdf = np.cumsum(probs, axis=1)
+    cdf[:, -1] = 1.0  # guard against rounding
+    return (u < cdf).argmax(axis=1).astype(np.int64)

@@ -1,0 +1,241 @@
+"""Modular addition with chain of thought: the pure batched core of NoisyModAdd.
+
+Tokens: residues 0..p-1, the separator ``p`` ("=") and the pad token ``p+1``.
+An observation is ``x_1..x_m, =, y_1..y_t, pad...`` (length 2m+1). The clean
+running sums are ``s_i = (x_1 + ... + x_i) mod p``. The clean expert answers, on
+*any* prefix, the correct next step given the chain as written:
+``(y_t + x_{t+1}) mod p`` (``x_1`` at t = 0). On a clean prefix that is
+``s_{t+1}``; after an earlier slip it carries the slip forward.
+
+An *error* (slip) at position i is a token that differs from the clean expert's
+token there. The first slip is always the first position where the chain leaves
+the true running sums, so "the prefix contains an error" is simply
+"some written y_i != s_i" -- which is how the absorbing law detects it on any
+prefix, whoever wrote it.
+
+Every function accepts numpy arrays or torch tensors and returns the same kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from noisy_expert_gym._util import cumsum, is_torch
+
+
+def _where(cond: Any, a: Any, b: Any) -> Any:
+    if is_torch(cond):
+        import torch
+
+        return torch.where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def _gather(x: Any, idx: Any) -> Any:
+    """x[n, idx[n]] for a (N, L) array and (N,) indices."""
+    if is_torch(x):
+        return x.gather(1, idx[:, None].long())[:, 0]
+    return np.take_along_axis(x, idx[:, None].astype(np.int64), axis=1)[:, 0]
+
+
+def _clip(x: Any, lo: int, hi: int) -> Any:
+    return x.clamp(lo, hi) if is_torch(x) else np.clip(x, lo, hi)
+
+
+@dataclass(frozen=True)
+class ModAddTask:
+    """The modular-addition chain-of-thought task with modulus ``p`` and ``m`` operands."""
+
+    p: int = 7
+    m: int = 31
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.p, (int, np.integer)) or self.p < 2:
+            raise ValueError(f"`p` (the modulus) must be an integer >= 2, got {self.p!r}")
+        if not isinstance(self.m, (int, np.integer)) or self.m < 1:
+            raise ValueError(f"`m` (number of operands) must be an integer >= 1, got {self.m!r}")
+
+    # ----- sizes ---------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        return self.p
+
+    @property
+    def sep_token(self) -> int:
+        return self.p
+
+    @property
+    def pad_token(self) -> int:
+        return self.p + 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.p + 2
+
+    @property
+    def prompt_len(self) -> int:
+        return self.m + 1
+
+    @property
+    def horizon(self) -> int:
+        return self.m
+
+    @property
+    def obs_len(self) -> int:
+        return 2 * self.m + 1
+
+    @property
+    def answer_mask(self) -> np.ndarray:
+        """Actions the uniform part of the noise is spread over: all p residues."""
+        return np.ones(self.p, dtype=bool)
+
+    # ----- prompts and observations ---------------------------------------------
+    def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
+        """Sample n prompts (N, m+1): operands uniform in 0..p-1, then the separator."""
+        if isinstance(rng, np.random.Generator):
+            x = rng.integers(0, self.p, size=(n, self.m), dtype=np.int64)
+            return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
+        import torch
+
+        x = torch.randint(0, self.p, (n, self.m), generator=rng, device=device or rng.device)
+        sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
+        return torch.cat([x, sep], dim=1)
+
+    def observe(self, prompts: Any, chain: Any) -> Any:
+        """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
+        n, t = chain.shape
+        if is_torch(prompts):
+            import torch
+
+            pad = torch.full((n, self.m - t), self.pad_token, dtype=torch.long, device=prompts.device)
+            return torch.cat([prompts, chain.long(), pad], dim=1)
+        pad = np.full((n, self.m - t), self.pad_token, np.int64)
+        return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
+
+    def true_sums(self, prompts: Any) -> Any:
+        """The clean running sums s_1..s_m, (N, m)."""
+        return cumsum(prompts[:, : self.m], 1) % self.p
+
+    clean_chains = true_sums
+
+    def validate_obs(self, obs: Any) -> None:
+        """Raise a ValueError unless `obs` is a well-formed batch (N, 2m+1) of prefixes."""
+        if obs.ndim != 2 or obs.shape[1] != self.obs_len:
+            raise ValueError(
+                f"observations must have shape (N, {self.obs_len}) (or ({self.obs_len},) for one) "
+                f"for p={self.p}, m={self.m}; got {tuple(obs.shape)}"
+            )
+        lo, hi = int(obs.min()), int(obs.max())
+        if lo < 0 or hi > self.pad_token:
+            raise ValueError(f"observation tokens must lie in [0, {self.pad_token}], got [{lo}, {hi}]")
+        if bool((obs[:, : self.m] >= self.p).any()) or bool((obs[:, self.m] != self.sep_token).any()):
+            raise ValueError(
+                f"observations must start with m={self.m} operands in 0..{self.p - 1} "
+                f"followed by the separator token {self.sep_token}"
+            )
+        chain = obs[:, self.m + 1 :]
+        written = chain != self.pad_token
+        # A chain is written left to right: no token may follow a pad.
+        if bool((written[:, 1:] & ~written[:, :-1]).any()) or bool((chain[written] == self.sep_token).any()):
+            raise ValueError("the chain part of an observation must be residues followed by padding")
+
+    # ----- single prefixes --------------------------------------------------------
+    def step_index(self, obs: Any) -> Any:
+        """Number of chain tokens written so far, (N,)."""
+        return (obs[:, self.m + 1 :] != self.pad_token).sum(1)
+
+    def clean_actions(self, obs: Any) -> Any:
+        """The clean expert's next token at each prefix, (N,). Needs step_index < m."""
+        t = self.step_index(obs)
+        x_next = _gather(obs[:, : self.m], _clip(t, 0, self.m - 1))
+        y_last = _gather(obs[:, self.m + 1 :], _clip(t - 1, 0, self.m - 1))
+        return _where(t == 0, x_next, (y_last + x_next) % self.p)
+
+    def has_error(self, obs: Any) -> Any:
+        """Whether the chain written so far contains an error, (N,) bool."""
+        chain = obs[:, self.m + 1 :]
+        return ((chain != self.true_sums(obs)) & (chain != self.pad_token)).any(1)
+
+    def slip_actions(self, obs: Any) -> Any:
+        """The `biased` law's structured slip: the off-by-one answer (clean + 1) mod p."""
+        return (self.clean_actions(obs) + 1) % self.p
+
+    # ----- every prefix of complete chains (the trainers' fast path) ---------------
+    def clean_along(self, prompts: Any, chain: Any) -> Any:
+        """Clean expert's token at every prefix chain[:, :t], t = 0..m-1; (N, m)."""
+        x = prompts[:, : self.m]
+        prev = chain[:, :-1]
+        first = x[:, :1]
+        rest = (prev + x[:, 1:]) % self.p
+        if is_torch(chain):
+            import torch
+
+            return torch.cat([first, rest], dim=1)
+        return np.concatenate([first, rest], axis=1)
+
+    def error_along(self, prompts: Any, chain: Any) -> Any:
+        """Whether chain[:, :t] already contains an error, t = 0..m-1; (N, m) bool."""
+        mism = (chain != self.true_sums(prompts)).astype(np.int64) if not is_torch(chain) else (
+            chain != self.true_sums(prompts)
+        ).long()
+        return (cumsum(mism, 1) - mism) > 0
+
+    def slip_along(self, prompts: Any, chain: Any) -> Any:
+        return (self.clean_along(prompts, chain) + 1) % self.p
+
+    # ----- metrics ------------------------------------------------------------------
+    def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
+        """Per-episode clean metrics of complete chains (N, m).
+
+        - ``full_exact``: the whole chain equals the true running sums;
+        - ``final_exact``: the last token (the answer) equals s_m;
+        - ``correct_prefix_len``: length of the longest correct prefix (0..m);
+        - ``num_errors``: number of slips (tokens that differ from the clean
+          expert's token given the chain as written).
+        """
+        sums = self.true_sums(prompts)
+        ok = chain == sums
+        bad = ~ok
+        badi = bad.long() if is_torch(bad) else bad.astype(np.int64)
+        return {
+            "full_exact": ok.all(1),
+            "final_exact": ok[:, -1],
+            "correct_prefix_len": (cumsum(badi, 1) == 0).sum(1),
+            "num_errors": (chain != self.clean_along(prompts, chain)).sum(1),
+        }
+
+
+REWARDS: tuple[str, ...] = ("final", "full", "dense")
+
+
+def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The MDP transition for a batch of states (numpy): write each action into its chain.
+
+    Rewards: ``final`` 1.0 at the last step iff the answer equals s_m; ``full``
+    1.0 at the last step iff the whole chain equals the true sums; ``dense``
+    1/m for every step whose action equals the clean expert's action there.
+
+    Returns:
+        (next observations, rewards, terminated, info) with info arrays
+        ``step`` (tokens written) and ``clean_so_far`` (chain still error-free).
+    """
+    n = obs.shape[0]
+    m = task.m
+    t = task.step_index(obs)
+    new = obs.copy()
+    new[np.arange(n), m + 1 + t] = actions
+    chain = new[:, m + 1 :]
+    ok = chain == task.true_sums(obs)
+    terminated = t + 1 == m
+    if reward == "final":
+        rew = (terminated & ok[:, -1]).astype(np.float64)
+    elif reward == "full":
+        rew = (terminated & ok.all(1)).astype(np.float64)
+    else:
+        rew = (actions == task.clean_actions(obs)).astype(np.float64) / m
+    clean_so_far = (ok | (chain == task.pad_token)).all(1)
+    return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_so_far}
