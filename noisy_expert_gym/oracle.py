@@ -90,6 +90,25 @@ class Expert:
             raise ValueError("an observation holds a complete chain: there is no next action to query")
         return obs, single
 
+    def _check_prompts(self, prompts: Any, chain: Any = None) -> None:
+        """Raise a ValueError unless prompts (N, P) (and complete chains (N, H)) are well formed."""
+        task = self.task
+        n = prompts.shape[0] if prompts.ndim == 2 else -1
+        want_chain = chain is None or (chain.ndim == 2 and tuple(chain.shape) == (n, task.horizon))
+        if prompts.ndim != 2 or prompts.shape[1] != task.prompt_len or not want_chain:
+            got = "" if chain is None else f" and chains {tuple(chain.shape)}"
+            raise ValueError(
+                f"expected prompts of shape (N, {task.prompt_len})"
+                + ("" if chain is None else f" and complete chains (N, {task.horizon})")
+                + f"; got prompts {tuple(prompts.shape)}{got}"
+            )
+        if is_torch(prompts):
+            return  # shapes only: a full check would synchronise the device on every query
+        if chain is not None and chain.size and (chain.min() < 0 or chain.max() >= task.num_actions):
+            raise ValueError(f"chain tokens must lie in [0, {task.num_actions - 1}], "
+                             f"got [{chain.min()}, {chain.max()}]")
+        task.validate_obs(task.observe(prompts, prompts[:, :0]))
+
     # ----- single prefixes -----------------------------------------------------
     def _probs(self, obs: Any) -> Any:
         task = self.task
@@ -143,6 +162,7 @@ class Expert:
     def probs_along(self, prompts: Any, chain: Any) -> Any:
         """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A)."""
         task = self.task
+        self._check_prompts(prompts, chain)
         self.num_queries += chain.shape[0] * chain.shape[1]
         clean = task.clean_along(prompts, chain)
         if self.is_clean:
@@ -156,6 +176,7 @@ class Expert:
         Costs N * H queries. This is how offline "noisy expert trajectories" are made.
         """
         task = self.task
+        self._check_prompts(prompts)
         n = prompts.shape[0]
         gen = generator or self._gen_for(prompts)
         if is_torch(prompts):

@@ -37,9 +37,9 @@ def check_modadd_kwargs(p: int, m: int, eta: float, law: str, reward: str,
 def check_action(action: Any, p: int) -> int:
     """An action as a plain int, or a ValueError (no silent clipping)."""
     a = np.asarray(action)
-    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not (0 <= int(a) < p):
+    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not (0 <= a.item() < p):
         raise ValueError(f"action must be an integer in Discrete({p}) i.e. 0..{p - 1}, got {action!r}")
-    return int(a)
+    return int(a.item())
 
 
 class NoisyModAddEnv(gym.Env):

@@ -64,7 +64,8 @@ class NoisyModAddVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        # VectorEnv.reset seeds its own np_random and only takes a python int.
+        super().reset(seed=int(seed) if isinstance(seed, (int, np.integer)) else None)
         if seed is not None:
             seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else seed
             if len(seeds) != self.num_envs:
@@ -106,7 +107,8 @@ class NoisyModAddVectorEnv(VectorEnv):
             info = {"step": np.zeros(n, np.int64), "clean_so_far": np.ones(n, bool)}
         self._elapsed[active] += 1
         if self.max_episode_steps is not None:
-            truncated = active & ~terminated & (self._elapsed >= self.max_episode_steps)
+            # As gymnasium's TimeLimit: truncated at the limit even when also terminated.
+            truncated = active & (self._elapsed >= self.max_episode_steps)
         ended = terminated | truncated
         if resetting.any():
             self._new_prompts(np.flatnonzero(resetting))

@@ -1,0 +1,138 @@
+"""Tests of noisy_expert_gym, and the slow pure-Python reference they check against.
+
+The reference below re-derives DESIGN §2-§3 one sequence at a time with plain
+Python ints and floats, sharing no code with the package: the tests compare the
+batched numpy/torch implementation with it, never with the implementation's
+own output.
+
+Notation: ``xs`` the m operands, ``ys`` the chain written so far (a list of
+ints), ``p`` the modulus.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Sequence
+
+LAW_NAMES = ("absorbing", "mixture", "biased")
+
+
+def ref_sums(xs: Sequence[int], p: int) -> list[int]:
+    """True running sums s_1..s_m."""
+    out, s = [], 0
+    for x in xs:
+        s = (s + int(x)) % p
+        out.append(s)
+    return out
+
+
+def ref_clean_next(xs: Sequence[int], ys: Sequence[int], p: int) -> int:
+    """The clean expert's next token given the chain as written: (y_t + x_{t+1}) mod p, x_1 first."""
+    t = len(ys)
+    if t == 0:
+        return int(xs[0]) % p
+    return (int(ys[-1]) + int(xs[t])) % p
+
+
+def ref_has_error(xs: Sequence[int], ys: Sequence[int], p: int) -> bool:
+    """Whether any written token differs from the clean expert's token at its position.
+
+    Walks the chain with the clean expert (not with the true sums) so it is an
+    independent check of the core's "some y_i != s_i" shortcut.
+    """
+    return any(int(ys[i]) != ref_clean_next(xs, ys[:i], p) for i in range(len(ys)))
+
+
+def ref_probs(law: str, eta: float, p: int, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
+    """pi~(.|s) of DESIGN §2 for modadd (U uniform on the p residues, slip = clean + 1)."""
+    c = ref_clean_next(xs, ys, p)
+    if law == "clean":
+        return [1.0 if a == c else 0.0 for a in range(p)]
+    if law == "mixture" or (law == "absorbing" and not ref_has_error(xs, ys, p)):
+        return [(1 - eta) * (a == c) + eta / p for a in range(p)]
+    if law == "absorbing":
+        return [1.0 / p] * p
+    if law == "biased":
+        slip = (c + 1) % p
+        return [(1 - eta) * (a == c) + eta * (a == slip) for a in range(p)]
+    raise ValueError(law)
+
+
+def ref_metrics(xs: Sequence[int], ys: Sequence[int], p: int) -> dict:
+    """Clean metrics of a complete chain."""
+    s = ref_sums(xs, p)
+    k = 0
+    while k < len(ys) and int(ys[k]) == s[k]:
+        k += 1
+    return {
+        "full_exact": [int(y) for y in ys] == s,
+        "final_exact": int(ys[-1]) == s[-1],
+        "correct_prefix_len": k,
+        "num_errors": sum(int(ys[i]) != ref_clean_next(xs, ys[:i], p) for i in range(len(ys))),
+    }
+
+
+def split_obs(obs: Sequence[int], p: int, m: int) -> tuple[list[int], list[int]]:
+    """(xs, ys) of one observation x_1..x_m, p, y_1..y_t, pad..."""
+    obs = [int(v) for v in obs]
+    assert len(obs) == 2 * m + 1 and obs[m] == p
+    ys = [v for v in obs[m + 1 :] if v != p + 1]
+    return obs[:m], ys
+
+
+def make_obs(xs: Sequence[int], ys: Sequence[int], p: int, m: int) -> list[int]:
+    return [int(v) for v in xs] + [p] + [int(v) for v in ys] + [p + 1] * (m - len(ys))
+
+
+def random_prefix(rnd: random.Random, p: int, m: int, kind: str | None = None,
+                  length: int | None = None) -> tuple[list[int], list[int]]:
+    """A prompt and a prefix of length 0..m-1 of one of several kinds.
+
+    kinds: ``clean`` (true sums), ``slip`` (one wrong token, the rest carried
+    forward by the clean expert: wrong against the true sums but with a single
+    disagreement with the clean expert), ``corrupt`` (true sums with a few
+    tokens replaced), ``random`` (uniform tokens).
+    """
+    xs = [rnd.randrange(p) for _ in range(m)]
+    t = rnd.randrange(m) if length is None else length
+    kind = kind or rnd.choice(["clean", "slip", "corrupt", "random"])
+    s = ref_sums(xs, p)[:t]
+    if kind == "clean" or t == 0:
+        return xs, s
+    if kind == "random":
+        return xs, [rnd.randrange(p) for _ in range(t)]
+    if kind == "corrupt":
+        ys = list(s)
+        for _ in range(rnd.randint(1, t)):
+            i = rnd.randrange(t)
+            ys[i] = (ys[i] + rnd.randrange(1, p)) % p
+        return xs, ys
+    i = rnd.randrange(t)  # slip
+    ys = list(s[:i]) + [(s[i] + rnd.randrange(1, p)) % p]
+    while len(ys) < t:
+        ys.append(ref_clean_next(xs, ys, p))
+    return xs, ys
+
+
+def enumerate_rollouts(law: str, eta: float, p: int, xs: Sequence[int]):
+    """Every chain y_1..y_m with its probability under noisy-expert rollouts (brute force)."""
+    m = len(xs)
+    for ys in itertools.product(range(p), repeat=m):
+        prob = 1.0
+        for t in range(m):
+            prob *= ref_probs(law, eta, p, xs, ys[:t])[ys[t]]
+            if prob == 0.0:
+                break
+        if prob > 0.0:
+            yield list(ys), prob
+
+
+def z_bound(values: Sequence[float], expected: float, z: float = 4.5) -> tuple[bool, str]:
+    """|mean - expected| <= z * sd / sqrt(n) (z = 4.5: two-sided alpha ~ 7e-6 under the CLT)."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / max(n - 1, 1)
+    tol = z * math.sqrt(var / n) + 1e-12
+    return abs(mean - expected) <= tol, f"mean {mean:.5f} vs {expected:.5f} (tol {tol:.5f}, n={n})"
