@@ -1,0 +1,121 @@
+"""Figures in the paper's forms (matplotlib, Agg backend), written atomically as PNG.
+
+- :func:`learning_curves`: clean validation loss and greedy accuracy vs expert
+  trajectories, mean over seeds with a +-1 std band (paper Fig. 2 / 5);
+- :func:`final_vs_x`: a final metric vs an env kwarg or algorithm parameter, one
+  panel per other setting (final accuracy vs horizon per eta, Fig. 4; the beta sweep,
+  Fig. 5; rollout temperature, Fig. 3).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from scoreboards.stats import curve_band  # noqa: E402
+
+METRIC_NAMES = {
+    "val_loss": "clean validation loss",
+    "greedy_full_exact": "greedy full-chain exact match",
+    "greedy_final_exact": "greedy final-answer exact match",
+    "greedy_correct_prefix_len": "correct greedy prefix length",
+    "sampled_full_exact": "sampled full-chain exact match",
+}
+
+
+def save_atomic(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Save a figure through a temporary file and an atomic rename; closes the figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _color_map(labels: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    return {lab: cmap(i % cmap.N) for i, lab in enumerate(labels)}
+
+
+def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Path, title: str = "",
+                    metrics: Sequence[str] = ("val_loss", "greedy_full_exact"), x: str = "trajectories"
+                    ) -> Path | None:
+    """One panel per metric; a line per algorithm label (mean over seeds, +-1 std band).
+
+    Args:
+        curves_by_label: label -> one curve (list of evaluation dicts) per seed.
+    """
+    if not any(any(c) for cs in curves_by_label.values() for c in cs):
+        return None
+    colors = _color_map(list(curves_by_label))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        drawn = False
+        for label, curves in curves_by_label.items():
+            xs, mean, std = curve_band(curves, metric, x)
+            if not xs.size:
+                continue
+            drawn = True
+            n = sum(1 for c in curves if c)
+            ax.plot(xs, mean, color=colors[label], label=f"{label} (n={n})", lw=1.6)
+            lo, hi = mean - std, mean + std
+            if metric == "val_loss":
+                lo = np.maximum(lo, np.minimum(mean, 1e-6) * 0.5)
+            ax.fill_between(xs, lo, hi, color=colors[label], alpha=0.18, lw=0)
+        if metric == "val_loss" and drawn:
+            ax.set_yscale("log")
+        ax.set_xlabel("expert trajectories" if x == "trajectories" else x)
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_atomic(fig, path)
+
+
+def final_vs_x(points: dict[str, dict[str, list[tuple[float, float, float]]]], path: str | Path, xlabel: str,
+               ylabel: str, title: str = "", logy: bool = False) -> Path | None:
+    """Final metric vs a swept value.
+
+    Args:
+        points: panel title -> line label -> [(x, mean, std), ...].
+    """
+    panels = {k: v for k, v in points.items() if any(v.values())}
+    if not panels:
+        return None
+    labels = sorted({lab for v in panels.values() for lab in v})
+    colors = _color_map(labels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.6), squeeze=False, sharey=True)
+    for ax, (panel, lines) in zip(axes[0], panels.items()):
+        for label, pts in lines.items():
+            if not pts:
+                continue
+            pts = sorted(pts)
+            xs, ms, ss = (np.asarray(c, dtype=float) for c in zip(*pts))
+            ax.errorbar(xs, ms, yerr=ss, marker="o", ms=4, capsize=3, color=colors[label], label=label, lw=1.4)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if logy:
+            ax.set_yscale("log")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_atomic(fig, path)

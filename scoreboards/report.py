@@ -1,0 +1,218 @@
+"""`neg bench report SPEC`: tables and figures for a spec's results, as Markdown + PNG.
+
+The report gathers, for every run of the spec, the finished result with the same
+config and seed: the current code version's when present, else the latest one
+recorded (the report lists every code version it includes, so mixed versions
+are visible). Tables are per env config (the varied env kwargs): final metrics
+over seeds (mean with 95% bootstrap CI, IQM), sample efficiency (trajectories to
+the target accuracy, area under the learning curve), and the probability of
+improvement between algorithms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scoreboards.provenance import canonical_json, code_version
+from scoreboards.specs import RunSpec, Spec, env_label
+from scoreboards.stats import (area_under_curve, probability_of_improvement, steps_to_target,
+                               summarize)
+from scoreboards.store import ResultStore, now, write_atomic
+
+LOWER_IS_BETTER = ("val_loss",)
+
+
+@dataclass
+class Report:
+    """A written report."""
+
+    spec: str
+    path: Path
+    markdown: str
+    tables: str
+    """The tables alone (what the CLI prints)."""
+    figures: list[Path] = field(default_factory=list)
+    found: int = 0
+    expected: int = 0
+
+
+def gather(spec: Spec, store: ResultStore) -> list[tuple[RunSpec, dict[str, Any] | None]]:
+    """Each run of the spec with its finished row (or None): same config and seed, any code version."""
+    runs = spec.runs()
+    rows = store.runs(status="done")
+    by_key = {r["key"]: r for r in rows}
+    by_cfg: dict[str, dict[str, Any]] = {}
+    for r in rows:  # ordered by creation: the latest wins
+        by_cfg[canonical_json(r["config"])] = r
+    return [(run, by_key.get(run.key) or by_cfg.get(canonical_json(run.config))) for run in runs]
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
+                  curves: dict[str, list[dict]], seed: int) -> tuple[str, dict]:
+    metric, target = spec.report["metric"], spec.report["target"]
+    higher = metric not in LOWER_IS_BETTER
+    groups: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run, row in results:
+        if row is not None:
+            groups[run.group][run.label].append(row)
+    parts, finals = [], {}
+    for _, varied in spec.env_configs():
+        g = env_label(varied)
+        by_label = groups.get(g, {})
+        header = ["algorithm", "seeds", f"{metric} (95% CI)", "IQM", "final exact", "correct prefix",
+                  "val loss", f"traj. to {target:g}", "AUC", "trajectories used"]
+        rows = []
+        for label in spec.labels:
+            rs = by_label.get(label, [])
+            fm = [r["final_metrics"] for r in rs]
+            s = summarize([f.get(metric, float("nan")) for f in fm], seed=seed)
+            finals[(g, label)] = [f.get(metric, float("nan")) for f in fm]
+            cs = [curves.get(r["key"], []) for r in rs]
+            hits = [steps_to_target(c, target) for c in cs]
+            reached = [h for h in hits if not math.isnan(h)]
+            ttt = f"{np.median(reached):,.0f} ({len(reached)}/{len(hits)})" if reached else (
+                f"never (0/{len(hits)})" if hits else "-")
+            auc = summarize([area_under_curve(c, x_max=spec.budget_trajectories) for c in cs], seed=seed)
+            ref = " (reference, clean expert)" if any(r["uses_clean_expert"] for r in rs) else ""
+            rows.append([
+                f"{label}{ref}", str(len(rs)), s.fmt(), _fmt(s.iqm),
+                _fmt(summarize([f.get("greedy_final_exact", float("nan")) for f in fm]).mean),
+                _fmt(summarize([f.get("greedy_correct_prefix_len", float("nan")) for f in fm]).mean),
+                _fmt(summarize([f.get("val_loss", float("nan")) for f in fm]).mean),
+                ttt, _fmt(auc.mean),
+                _fmt(float(np.mean([r["trajectories"] or 0 for r in rs])), 4) if rs else "-",
+            ])
+        parts.append(f"### {spec.env_id} {g}\n\n" + _md_table(header, rows))
+        present = [lab for lab in spec.labels if finals.get((g, lab))]
+        if len(present) > 1:
+            pi_rows = [[a] + [("" if a == b else f"{probability_of_improvement(finals[(g, a)], finals[(g, b)], higher):.2f}")
+                              for b in present] for a in present]
+            parts.append(f"Probability of improvement P({metric}: row > column) over seeds:\n\n"
+                         + _md_table(["row \\ column", *present], pi_rows))
+    return "\n\n".join(parts), finals
+
+
+def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]],
+             out: Path) -> list[Path]:
+    from scoreboards import plots
+
+    figs: list[Path] = []
+    metric = spec.report["metric"]
+    by_group: dict[str, dict[str, list]] = defaultdict(lambda: {lab: [] for lab in spec.labels})
+    for run, row in results:
+        if row is not None:
+            by_group[run.group][run.label].append(curves.get(row["key"], []))
+    for g, by_label in by_group.items():
+        name = "curves" if g == "default" else f"curves_{_slug(g)}"
+        p = plots.learning_curves(by_label, out / f"{name}.png", title=f"{spec.name}: {spec.env_id} {g}")
+        if p:
+            figs.append(p)
+    # Final metric vs each swept env kwarg (panels: the other kwargs) and algorithm parameter.
+    finals: dict[tuple, list[float]] = defaultdict(list)
+    for run, row in results:
+        if row is not None:
+            finals[(run.key, run.label)] = [row["final_metrics"].get(metric, float("nan"))]
+    for kw, vals in spec.env_grid.items():
+        if len(vals) < 2 or not all(isinstance(v, (int, float)) for v in vals):
+            continue
+        pts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        acc: dict[tuple, list[float]] = defaultdict(list)
+        for run, row in results:
+            if row is None:
+                continue
+            panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
+            acc[(panel, run.label, run.env_varied[kw])].append(row["final_metrics"].get(metric, float("nan")))
+        for (panel, label, x), ys in acc.items():
+            ys = [y for y in ys if not math.isnan(y)]
+            if ys:
+                pts[panel][label].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
+        p = plots.final_vs_x(pts, out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
+                             title=f"{spec.name}: final {metric} vs {kw}", logy=metric == "val_loss")
+        if p:
+            figs.append(p)
+    params = sorted({k for a in spec.algorithms for k in a.varied})
+    for param in params:
+        acc = defaultdict(list)
+        for run, row in results:
+            alg = next(a for a in spec.algorithms if a.label == run.label)
+            if row is None or param not in alg.varied or not isinstance(alg.varied[param], (int, float)):
+                continue
+            acc[(run.group, alg.name, alg.varied[param])].append(row["final_metrics"].get(metric, float("nan")))
+        pts = defaultdict(lambda: defaultdict(list))
+        for (g, name, x), ys in acc.items():
+            ys = [y for y in ys if not math.isnan(y)]
+            if ys:
+                pts[g][name].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
+        p = plots.final_vs_x(pts, out / f"sweep_{_slug(param)}.png", xlabel=param, ylabel=f"final {metric}",
+                             title=f"{spec.name}: final {metric} vs {param}", logy=metric == "val_loss")
+        if p:
+            figs.append(p)
+    return figs
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+
+
+def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = None, seed: int = 0,
+                 figures: bool = True) -> Report:
+    """Write ``report.md`` and its PNGs to `out_dir` (default ``<db dir>/<spec name>/``).
+
+    Args:
+        seed: seed of the bootstrap resampling (a report is reproducible).
+        figures: draw the figures (tables only when False).
+    """
+    out = Path(out_dir) if out_dir else store.path.parent / spec.name
+    results = gather(spec, store)
+    found = [row for _, row in results if row is not None]
+    curves = store.curves([r["key"] for r in found])
+    tables, _ = _group_tables(spec, results, curves, seed)
+    figs = _figures(spec, results, curves, out) if figures and found else []
+    versions = sorted({r["code_version"] for r in found})
+    devices = sorted({str(r["device"]) for r in found})
+    wall = sum(r["wall_time"] or 0.0 for r in found)
+    fixed = ", ".join(f"{k}={v}" for k, v in spec.env_kwargs.items()) or "defaults"
+    head = [
+        f"# {spec.name}",
+        "",
+        spec.description,
+        "",
+        f"- env: `{spec.env_id}` ({fixed}); grid: "
+        + (", ".join(f"{k} in {v}" for k, v in spec.env_grid.items()) or "none"),
+        f"- budget: {spec.budget_trajectories:,} expert trajectories per run"
+        + (f", at most {spec.budget_queries:,} queries" if spec.budget_queries else "")
+        + f"; seeds {spec.seeds}",
+        f"- runs: {len(found)} of {len(results)} finished"
+        + ("" if len(found) == len(results) else " (run `neg bench run` to complete it)"),
+        f"- training time: {wall / 3600:.2f} h on {', '.join(devices) or '-'}; expected cost: "
+        f"{spec.cost or '-'} ({spec.gpu_hours:g} GPU-hours)",
+        f"- code versions: {', '.join(versions) or '-'}"
+        + (f" (current: {code_version()})" if versions and versions != [code_version()] else ""),
+        f"- report written {now()}; CI: 95% percentile bootstrap over seeds (seed {seed}); "
+        "bands: mean +- 1 std over seeds",
+        "",
+        "## Results",
+        "",
+    ]
+    figs_md = ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] if figs else []
+    md = "\n".join(head) + tables + "\n" + "\n".join(figs_md) + "\n"
+    path = out / "report.md"
+    write_atomic(path, md)
+    return Report(spec=spec.name, path=path, markdown=md, tables=tables, figures=figs,
+                  found=len(found), expected=len(results))

@@ -1,0 +1,268 @@
+"""The sweep runner: every run of a spec on a local process pool or a Ray cluster.
+
+Runs are keyed by config + seed + code version (:func:`scoreboards.specs.run_key`).
+A sweep skips runs the store already has as ``done``; interrupted runs resume from
+their checkpoints, kept under ``<db dir>/checkpoints/<run key>/``, so a killed
+sweep loses at most the work since the last checkpoint of the runs in flight.
+Workers train and return their result; only the driver writes to the store, one
+transaction per finished run, as soon as it finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from scoreboards.specs import RunSpec, Spec
+from scoreboards.store import ResultStore
+
+BACKENDS = ("local", "ray")
+TrainFn = Callable[..., Any]
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did."""
+
+    spec: str
+    total: int
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    wall_time: float = 0.0
+    """Seconds from the start of the sweep to its end (driver side)."""
+    train_time: float = 0.0
+    """Sum over this sweep's runs of the seconds spent inside the training function."""
+    workers: int = 1
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float:
+        """Fraction of the workers' capacity not spent training: wall x workers / train - 1."""
+        if self.train_time <= 0:
+            return float("nan")
+        return self.wall_time * self.workers / self.train_time - 1.0
+
+    def line(self) -> str:
+        return (f"{self.spec}: {self.done} done, {self.failed} failed, {self.skipped} already done "
+                f"(of {self.total}) in {self.wall_time:.1f} s")
+
+
+# ----- the worker side -----------------------------------------------------------------
+def _set_threads(threads: int | None) -> None:
+    if not threads:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set once in this process
+        pass
+
+
+def execute_run(config: dict[str, Any], checkpoint_dir: str | None, threads: int | None = None,
+                train_fn: TrainFn | None = None) -> dict[str, Any]:
+    """Train one run (in a worker); never raises: returns ``result`` or ``error``.
+
+    Args:
+        config: the run's TrainConfig fields (from :attr:`RunSpec.config`).
+        checkpoint_dir: where the run checkpoints; it resumes when a checkpoint is there.
+        threads: torch threads for this worker (1 when several workers share the CPU).
+        train_fn: ``train_fn(TrainConfig) -> RunResult``; default ``agents.train``.
+    """
+    t0 = time.perf_counter()
+    try:
+        _set_threads(threads)
+        from agents.config import TrainConfig
+
+        if train_fn is None:
+            from agents import train as train_fn
+        resume = bool(checkpoint_dir) and Path(checkpoint_dir).is_dir() and any(Path(checkpoint_dir).iterdir())
+        cfg = TrainConfig(**config, checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
+        t1 = time.perf_counter()
+        result = train_fn(cfg)
+        train_time = time.perf_counter() - t1
+        d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        return {"result": d, "train_time": train_time, "worker_time": time.perf_counter() - t0,
+                "resumed": resume}
+    except BaseException:  # noqa: BLE001 - reported to the driver, which records the failure
+        return {"error": traceback.format_exc(), "worker_time": time.perf_counter() - t0}
+
+
+def _init_worker(threads: int | None) -> None:
+    _set_threads(threads)
+
+
+# ----- backends: each yields (run, outcome) as runs finish ---------------------------------
+def _inline(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, **_: Any
+            ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    for run, ckpt in jobs:
+        yield run, execute_run(run.config, ckpt, None, train_fn)
+
+
+def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, workers: int,
+           threads: int | None, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    # spawn: a fresh interpreter per worker (no forked torch/CUDA state); workers are reused.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+    try:
+        pending = {pool.submit(execute_run, run.config, ckpt, threads, train_fn): run for run, ckpt in jobs}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                run = pending.pop(fut)
+                try:
+                    out = fut.result()
+                except BaseException:  # noqa: BLE001 - a dead worker (killed, out of memory)
+                    out = {"error": "the worker process died:\n" + traceback.format_exc()}
+                yield run, out
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, address: str | None,
+         threads: int | None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+         ray_init: dict[str, Any] | None = None, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the Ray backend needs Ray: pip install 'noisy-expert-gym[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        kw = {"address": address, "log_to_driver": False, "include_dashboard": False,
+              **(ray_init or {})}
+        if address is None and "runtime_env" not in kw:
+            # A local instance: workers import this checkout like the driver does.
+            kw["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                p for p in [os.getcwd(), str(Path(__file__).resolve().parent.parent),
+                            os.environ.get("PYTHONPATH", "")] if p)}}
+        ray.init(**kw)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
+        pending = {remote.remote(run.config, ckpt, threads or max(1, int(cpus_per_run)), train_fn): run
+                   for run, ckpt in jobs}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                run = pending.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dead worker or node
+                    out = {"error": "the Ray task failed:\n" + traceback.format_exc()}
+                yield run, out
+    finally:
+        for ref in list(locals().get("pending", {})):
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+# ----- the driver ------------------------------------------------------------------------
+def checkpoint_root(store: ResultStore) -> Path:
+    return store.path.parent / "checkpoints"
+
+
+def _describe(run: RunSpec) -> str:
+    return f"{run.label} [{run.group}] seed={run.seed}"
+
+
+def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend: str = "local",
+              workers: int | None = None, address: str | None = None, train_fn: TrainFn | None = None,
+              progress: bool = True, keep_checkpoints: bool = False, checkpoints: str | Path | None = None,
+              cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, ray_init: dict[str, Any] | None = None,
+              log: Callable[[str], None] | None = None) -> SweepSummary:
+    """Run every unfinished run of `spec` and record each result as it finishes.
+
+    Args:
+        spec: a validated :class:`~scoreboards.specs.Spec`.
+        store: a :class:`ResultStore` or a database path (default ``results/neg.sqlite``).
+        backend: ``local`` (process pool; ``workers=0`` trains in this process) or ``ray``.
+        workers: local pool size (default: one per CPU core, at most the number of runs).
+        address: Ray cluster address (default: start a local Ray instance).
+        train_fn: ``train_fn(TrainConfig) -> RunResult`` (default ``agents.train``); must be
+            picklable (a module-level function) for the process backends.
+        progress: show a tqdm bar for the sweep (runs done / total, ETA).
+        keep_checkpoints: keep each finished run's checkpoint directory.
+        checkpoints: checkpoint root (default ``<db dir>/checkpoints``; on a Ray cluster
+            point it at a shared filesystem for resume to work across nodes).
+        cpus_per_run, gpus_per_run: Ray resources of one run.
+        ray_init: extra ``ray.init`` keyword arguments.
+        log: where per-run lines go (default: the progress bar's ``write``, or print).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend `{backend}`; valid values: {', '.join(BACKENDS)}")
+    own_store = not isinstance(store, ResultStore)
+    st = store if isinstance(store, ResultStore) else ResultStore(store)
+    t0 = time.perf_counter()
+    try:
+        runs = spec.runs()
+        statuses = st.statuses(r.key for r in runs)
+        todo = [r for r in runs if statuses.get(r.key) != "done"]
+        summary = SweepSummary(spec=spec.name, total=len(runs), skipped=len(runs) - len(todo))
+        if not todo:
+            summary.wall_time = time.perf_counter() - t0
+            return summary
+        root = Path(checkpoints) if checkpoints else checkpoint_root(st)
+        jobs = [(r, str(root / r.key)) for r in todo]
+        if backend == "local":
+            cpus = os.cpu_count() or 1
+            n = min(len(todo), workers if workers is not None else cpus)
+            summary.workers = max(n, 1)
+            threads = max(1, cpus // n) if n else None
+            it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn)
+        else:
+            summary.workers = max(1, workers or 1)
+            it = _ray(jobs, train_fn, address, None, cpus_per_run=cpus_per_run,
+                      gpus_per_run=gpus_per_run, ray_init=ray_init)
+        st.mark_running(todo)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(runs), initial=summary.skipped, desc=f"sweep {spec.name}", unit="run",
+                       dynamic_ncols=True)
+        say = log or (bar.write if bar is not None else print)
+        try:
+            for run, out in it:
+                if "result" in out:
+                    st.record_result(run, out["result"])
+                    summary.done += 1
+                    summary.train_time += out["train_time"]
+                    fm = out["result"].get("final_metrics", {})
+                    shown = ", ".join(f"{k}={fm[k]:.3g}" for k in ("greedy_full_exact", "val_loss") if k in fm)
+                    say(f"done   {_describe(run)}: {shown} ({out['train_time']:.1f} s"
+                        f"{', resumed' if out.get('resumed') else ''})")
+                    if not keep_checkpoints:
+                        shutil.rmtree(root / run.key, ignore_errors=True)
+                else:
+                    st.record_failure(run, out["error"], out.get("worker_time"))
+                    summary.failed += 1
+                    last = out["error"].strip().splitlines()[-1]
+                    summary.failures.append(f"{_describe(run)}: {last}")
+                    say(f"FAILED {_describe(run)}: {last}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(done=summary.done, failed=summary.failed)
+        finally:
+            if bar is not None:
+                bar.close()
+            if hasattr(it, "close"):
+                it.close()
+        summary.wall_time = time.perf_counter() - t0
+        return summary
+    finally:
+        if own_store:
+            st.close()

@@ -1,0 +1,400 @@
+"""The results store: one SQLite file (standard library, WAL mode) per project or path.
+
+Tables:
+
+- ``runs``: one row per run key (config + seed + code version) with its spec,
+  algorithm, config JSON, env id + kwargs, seed, budget, status (``running``,
+  ``done``, ``failed``), device, wall time, spent budget, library versions and
+  git commit.
+- ``curves``: the learning curve, long format (run key, evaluation index,
+  trajectories, queries, wall time, metric, value).
+- ``final_metrics``: (run key, metric, value).
+- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`).
+
+A finished run is written in one ``BEGIN IMMEDIATE`` transaction (run row,
+curve and final metrics together), so a crash never leaves a half-written run
+visible; WAL mode and a busy timeout make concurrent writers from several
+processes safe.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from scoreboards.provenance import canonical_json, code_version, git_commit, package_versions
+
+DEFAULT_DB = "results/neg.sqlite"
+#: Environment variable naming the default database file.
+DB_ENV = "NEG_RESULTS_DB"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    label TEXT NOT NULL,
+    algo TEXT NOT NULL,
+    algo_params TEXT NOT NULL,
+    config TEXT NOT NULL,
+    env_id TEXT NOT NULL,
+    env_kwargs TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    budget_trajectories INTEGER,
+    budget_queries INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error TEXT,
+    device TEXT,
+    wall_time REAL,
+    trajectories INTEGER,
+    queries INTEGER,
+    uses_clean_expert INTEGER NOT NULL DEFAULT 0,
+    code_version TEXT NOT NULL,
+    git_commit TEXT,
+    versions TEXT,
+    host TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_spec ON runs (spec, status);
+CREATE TABLE IF NOT EXISTS curves (
+    key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    trajectories INTEGER,
+    queries INTEGER,
+    wall_time REAL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (key, step, metric)
+);
+CREATE TABLE IF NOT EXISTS final_metrics (
+    key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (key, metric)
+);
+CREATE TABLE IF NOT EXISTS board_entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    board TEXT NOT NULL,
+    board_hash TEXT NOT NULL,
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('submission', 'builtin', 'reference')),
+    code_hash TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score REAL NOT NULL,
+    ci_low REAL,
+    ci_high REAL,
+    std REAL,
+    seeds TEXT NOT NULL,
+    per_seed TEXT NOT NULL,
+    trajectories REAL,
+    queries REAL,
+    wall_time REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS board_entries_board ON board_entries (board);
+"""
+#: Curve row fields that are coordinates, not metrics.
+CURVE_AXES = ("update", "trajectories", "queries", "wall_time")
+
+
+def default_db() -> Path:
+    """``$NEG_RESULTS_DB`` or ``results/neg.sqlite`` under the working directory."""
+    return Path(os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f
+
+
+class ResultStore:
+    """A SQLite results database. One instance per process (connections are not shared).
+
+    Args:
+        path: database file (created with its parent directory if missing).
+        timeout: seconds to wait for another writer's lock before failing.
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE.
+        self._con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._con.row_factory = sqlite3.Row
+        self._con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = NORMAL")
+        self._con.execute("PRAGMA foreign_keys = ON")
+        with self.transaction() as con:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything inside commits together or not at all."""
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._con
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    # ----- writing runs ------------------------------------------------------------
+    def _run_row(self, run: Any, status: str) -> dict[str, Any]:
+        return {
+            "key": run.key, "spec": run.spec, "label": run.label, "algo": run.algo,
+            "algo_params": canonical_json(run.params), "config": canonical_json(run.config),
+            "env_id": run.env_id, "env_kwargs": canonical_json(run.env_kwargs), "seed": run.seed,
+            "budget_trajectories": run.config.get("budget_trajectories"),
+            "budget_queries": run.config.get("budget_queries"), "status": status,
+            "code_version": code_version(), "git_commit": git_commit(),
+            "versions": canonical_json(package_versions()), "host": socket.gethostname(),
+            "created_at": now(),
+        }
+
+    def mark_running(self, runs: Iterable[Any]) -> None:
+        """Record runs as started (a re-run resumes them); finished rows are left alone."""
+        with self.transaction() as con:
+            for run in runs:
+                row = self._run_row(run, "running")
+                cols = ", ".join(row)
+                con.execute(
+                    f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(row))}) "
+                    "ON CONFLICT (key) DO UPDATE SET status = 'running', error = NULL "
+                    "WHERE runs.status != 'done'", tuple(row.values()))
+
+    def record_result(self, run: Any, result: dict[str, Any], _fail_after_curves: bool = False) -> None:
+        """Write a finished run (row, curve, final metrics) in one transaction.
+
+        Args:
+            run: the :class:`~scoreboards.specs.RunSpec`.
+            result: ``RunResult.to_dict()`` of the training run.
+            _fail_after_curves: test hook that raises inside the transaction.
+        """
+        row = self._run_row(run, "done")
+        row.update(device=str(result.get("device")), wall_time=_num(result.get("wall_time")),
+                   trajectories=result.get("trajectories"), queries=result.get("queries"),
+                   uses_clean_expert=int(bool(result.get("uses_clean_expert"))), finished_at=now())
+        curve_rows = []
+        for step, point in enumerate(result.get("curve") or []):
+            axes = [point.get("trajectories"), point.get("queries"), _num(point.get("wall_time"))]
+            for metric, value in point.items():
+                if metric not in CURVE_AXES:
+                    curve_rows.append((run.key, step, *axes, metric, _num(value)))
+        finals = [(run.key, k, _num(v)) for k, v in (result.get("final_metrics") or {}).items()
+                  if k not in CURVE_AXES]
+        with self.transaction() as con:
+            con.execute("DELETE FROM runs WHERE key = ?", (run.key,))  # cascades to curves/metrics
+            con.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                        tuple(row.values()))
+            con.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?, ?)", curve_rows)
+            if _fail_after_curves:
+                raise RuntimeError("injected failure inside the write transaction")
+            con.executemany("INSERT INTO final_metrics VALUES (?, ?, ?)", finals)
+
+    def record_failure(self, run: Any, error: str, wall_time: float | None = None) -> None:
+        """Mark a run failed with its error (a re-run tries it again)."""
+        row = self._run_row(run, "failed")
+        row.update(error=error[-4000:], wall_time=wall_time, finished_at=now())
+        with self.transaction() as con:
+            con.execute("DELETE FROM runs WHERE key = ? AND status != 'done'", (run.key,))
+            con.execute(f"INSERT OR IGNORE INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                        tuple(row.values()))
+
+    # ----- reading -----------------------------------------------------------------
+    def statuses(self, keys: Iterable[str]) -> dict[str, str]:
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, status FROM runs WHERE key IN ({', '.join('?' * len(chunk))})"
+            out.update({r["key"]: r["status"] for r in self._con.execute(q, chunk)})
+        return out
+
+    def finished_keys(self, keys: Iterable[str]) -> set[str]:
+        return {k for k, s in self.statuses(keys).items() if s == "done"}
+
+    def runs(self, keys: Iterable[str] | None = None, spec: str | None = None,
+             status: str | None = "done") -> list[dict[str, Any]]:
+        """Run rows (JSON columns decoded) with their ``final_metrics`` dict."""
+        where, args = [], []
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if spec:
+            where.append("spec = ?")
+            args.append(spec)
+        q = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY created_at, key"
+        rows = [dict(r) for r in self._con.execute(q, args)]
+        if keys is not None:
+            wanted = set(keys)
+            rows = [r for r in rows if r["key"] in wanted]
+        finals: dict[str, dict[str, float]] = {}
+        for r in self._con.execute("SELECT key, metric, value FROM final_metrics"):
+            finals.setdefault(r["key"], {})[r["metric"]] = r["value"]
+        for r in rows:
+            for c in ("algo_params", "config", "env_kwargs", "versions"):
+                r[c] = json.loads(r[c]) if r[c] else {}
+            r["final_metrics"] = finals.get(r["key"], {})
+        return rows
+
+    def curves(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Learning curves per run key: one dict per evaluation (axes + metrics)."""
+        out: dict[str, dict[int, dict[str, Any]]] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = (f"SELECT * FROM curves WHERE key IN ({', '.join('?' * len(chunk))}) "
+                 "ORDER BY key, step")
+            for r in self._con.execute(q, chunk):
+                point = out.setdefault(r["key"], {}).setdefault(r["step"], {
+                    "trajectories": r["trajectories"], "queries": r["queries"], "wall_time": r["wall_time"]})
+                point[r["metric"]] = r["value"]
+        return {k: [v[s] for s in sorted(v)] for k, v in out.items()}
+
+    def check(self) -> list[str]:
+        """Consistency problems (empty when the store is consistent)."""
+        problems = []
+        ic = self._con.execute("PRAGMA integrity_check").fetchone()[0]
+        if ic != "ok":
+            problems.append(f"integrity_check: {ic}")
+        for table in ("curves", "final_metrics"):
+            n = self._con.execute(f"SELECT COUNT(*) FROM {table} WHERE key NOT IN (SELECT key FROM runs)"
+                                  ).fetchone()[0]
+            if n:
+                problems.append(f"{n} {table} rows belong to no run")
+            n = self._con.execute(f"SELECT COUNT(*) FROM {table} WHERE key IN "
+                                  "(SELECT key FROM runs WHERE status != 'done')").fetchone()[0]
+            if n:
+                problems.append(f"{n} {table} rows belong to unfinished runs")
+        n = self._con.execute("SELECT COUNT(*) FROM runs WHERE status = 'done' AND key NOT IN "
+                              "(SELECT key FROM final_metrics)").fetchone()[0]
+        if n:
+            problems.append(f"{n} finished runs have no final metrics")
+        return problems
+
+    # ----- boards ------------------------------------------------------------------
+    def add_board_entry(self, entry: dict[str, Any]) -> int:
+        """Insert an accepted board entry (one transaction); returns its id."""
+        entry = {**entry, "created_at": entry.get("created_at") or now()}
+        for c in ("seeds", "per_seed"):
+            entry[c] = canonical_json(entry[c])
+        with self.transaction() as con:
+            cur = con.execute(f"INSERT INTO board_entries ({', '.join(entry)}) "
+                              f"VALUES ({', '.join('?' * len(entry))})", tuple(entry.values()))
+            return int(cur.lastrowid)
+
+    def board_entries(self, board: str) -> list[dict[str, Any]]:
+        rows = [dict(r) for r in self._con.execute(
+            "SELECT * FROM board_entries WHERE board = ? ORDER BY id", (board,))]
+        for r in rows:
+            r["seeds"] = json.loads(r["seeds"])
+            r["per_seed"] = json.loads(r["per_seed"])
+        return rows
+
+    # ----- export ------------------------------------------------------------------
+    def export(self, out_dir: str | Path, fmt: str = "csv", keys: Iterable[str] | None = None,
+               spec: str | None = None) -> list[Path]:
+        """Write finished runs and their curves to `out_dir` as ``csv``, ``json`` or ``parquet``.
+
+        csv/parquet: ``runs.<ext>`` (one row per run, final metrics as ``final.<metric>``
+        columns) and ``curves.<ext>`` (long format). json: one ``results.json`` holding
+        every run with its nested curve and final metrics.
+        """
+        if fmt not in ("csv", "json", "parquet"):
+            raise ValueError(f"unknown export format `{fmt}`; valid values: csv, json, parquet")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        runs = self.runs(keys=keys, spec=spec)
+        curves = self.curves([r["key"] for r in runs])
+        if fmt == "json":
+            payload = {"exported_at": now(), "database": str(self.path),
+                       "runs": [{**r, "curve": curves.get(r["key"], [])} for r in runs]}
+            path = out / "results.json"
+            write_atomic(path, json.dumps(payload, indent=1, default=str))
+            return [path]
+        flat = []
+        metrics = sorted({m for r in runs for m in r["final_metrics"]})
+        for r in runs:
+            row = {k: (canonical_json(v) if isinstance(v, dict) else v)
+                   for k, v in r.items() if k != "final_metrics"}
+            row.update({f"final.{m}": r["final_metrics"].get(m) for m in metrics})
+            flat.append(row)
+        long = [{"key": k, "step": i, **{a: p.get(a) for a in ("trajectories", "queries", "wall_time")},
+                 "metric": m, "value": v}
+                for k, pts in curves.items() for i, p in enumerate(pts)
+                for m, v in p.items() if m not in CURVE_AXES]
+        paths = [out / f"runs.{fmt}", out / f"curves.{fmt}"]
+        for path, rows in zip(paths, (flat, long)):
+            if fmt == "csv":
+                _write_csv(path, rows)
+            else:
+                _write_parquet(path, rows)
+        return paths
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError("Parquet export needs pyarrow: pip install 'noisy-expert-gym[parquet]'") from None
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write a file through a temporary sibling and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from scoreboards.specs import SpecError, load_spec, parse_spec, shipped_specs
+from tests.scoreboards.conftest import TINY_SPEC
+
+
+@pytest.mark.parametrize("name", shipped_specs())
+def test_shipped_specs_validate_and_state_their_cost(name):
+    spec = load_spec(name)
+    assert spec.runs(), name
+    assert spec.cost and spec.description
+    if name != "quick":
+        assert spec.gpu_hours > 0
+    keys = [r.key for r in spec.runs()]
+    assert len(set(keys)) == len(keys)
+
+
+def test_expected_shipped_specs():
+    assert {"quick", "fig2", "fig3", "fig4", "fig5"} <= set(shipped_specs())
+    fig4 = load_spec("fig4")
+    assert fig4.env_grid == {"m": [3, 9, 15, 23, 31], "eta": [0.0, 0.05, 0.1, 0.15, 0.2]}
+    fig5 = load_spec("fig5")
+    assert [a.params["beta"] for a in fig5.algorithms] == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_expansion_and_keys(tiny_spec_path):
+    spec = load_spec(tiny_spec_path)
+    runs = spec.runs()
+    assert len(runs) == 4 * 2 * 2  # (bc, nail-f, 2 betas) x 2 etas x 2 seeds
+    assert spec.labels == ["bc", "nail-f", "nail-mixed(beta=0)", "nail-mixed(beta=1)"]
+    r = runs[0]
+    assert r.config["preset"] == "tiny" and r.config["eval_every"] == 500 and r.config["budget_trajectories"] == 1000
+    assert "checkpoint_dir" not in r.config and "progress" not in r.config
+    # The key covers config, seed and code version.
+    again = load_spec(tiny_spec_path).runs()
+    assert [x.key for x in again] == [x.key for x in runs]
+    assert spec.runs(version="other")[0].key != r.key
+    edited = load_spec(tiny_spec_path, overrides=["train.lr=0.01"]).runs()
+    assert edited[0].key != r.key
+
+
+def test_overrides(tiny_spec_path):
+    spec = load_spec(tiny_spec_path, overrides=["budget.trajectories=2000", "seeds=[3]", "env.grid.eta=[0.1]"])
+    assert spec.budget_trajectories == 2000 and spec.seeds == [3] and spec.env_grid == {"eta": [0.1]}
+
+
+def test_one_error_lists_every_problem(tmp_path):
+    raw = tomllib.loads(TINY_SPEC)
+    raw["colour"] = "blue"                                   # unknown top-level key
+    raw["seeds"] = [0, 0]                                    # repeated
+    raw["env"]["id"] = "NoisyModAd-v0"                      # typo
+    raw["budget"]["trajectories"] = -5                       # impossible
+    raw["eval"]["prompts"] = 0
+    raw["train"]["lrr"] = 0.1                                # unknown field
+    raw["train"]["seed"] = 3                                 # harness-owned
+    raw["train"]["batch_size"] = "big"                       # wrong type
+    raw["algorithms"].append({"name": "nail-ff"})            # unknown algorithm
+    raw["algorithms"].append({"name": "nail-mixed", "grid": {"beta": [0.5, 2.0]}, "label": "x"})  # beta > 1
+    raw["algorithms"].append({"name": "opd-f", "params": {"gamma": 1}})  # unknown parameter
+    with pytest.raises(SpecError) as e:
+        parse_spec(raw, source="bad.toml")
+    text = str(e.value)
+    expected = ["`colour`", "repeated", "NoisyModAd-v0", "Did you mean `NoisyModAdd-v0`", "trajectories",
+                "[eval] prompts", "`lrr`", "Did you mean `lr`", "`seed` is set by the harness",
+                "batch_size", "nail-ff", "`beta` must be in [0, 1]", "gamma"]
+    for s in expected:
+        assert s in text, (s, text)
+    assert len(e.value.problems) >= len(expected) - 2  # one line per problem (some share a line)
+    assert text.startswith("spec bad.toml has")
+
+
+def test_invalid_env_kwargs_are_reported(tiny_spec_path):
+    with pytest.raises(SpecError, match=r"eta=1.5.*`eta` must be in \[0, 1\]"):
+        load_spec(tiny_spec_path, overrides=["env.grid.eta=[0.0, 1.5]"])
+
+
+def test_unknown_spec_name_suggests():
+    with pytest.raises(ValueError, match="Did you mean `quick`"):
+        load_spec("quik")
+    with pytest.raises(FileNotFoundError):
+        load_spec("missing/file.toml")
+
+
+def test_duplicate_labels_and_empty_algorithms():
+    raw = tomllib.loads(TINY_SPEC)
+    raw["algorithms"] = [{"name": "bc"}, {"name": "bc"}]
+    with pytest.raises(SpecError, match="both labelled `bc`"):
+        parse_spec(raw)
+    raw["algorithms"] = []
+    with pytest.raises(SpecError, match="at least one algorithm"):
+        parse_spec(raw)
