@@ -1,0 +1,103 @@
+"""LogLossBC (offline SFT) on a fixed dataset of expert rollouts; `bc-clean` uses the clean expert.
+
+The dataset of N = ``budget_trajectories`` rollouts of the noisy expert (its
+corrupted tokens fed back, DESIGN §2) is generated through the oracle once and
+cached on disk. Training streams it in order (the rollouts are i.i.d.), so the
+learning curve against "trajectories consumed" is comparable with the online
+methods'; ``epochs`` > 1 makes further passes in a fresh random order.
+``bc-clean`` trains on clean-expert rollouts: a reference ceiling that reads the
+clean expert and is never eligible for a leaderboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+import torch
+
+from agents import losses
+from agents.algos.registry import Algorithm, register
+
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "noisy_expert_gym", "datasets")
+
+
+def dataset_path(ctx: Any, clean: bool) -> str:
+    cfg = ctx.cfg
+    key = json.dumps({"env": cfg.env_id, "kw": cfg.env_kwargs, "n": cfg.budget_trajectories,
+                      "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1},
+                     sort_keys=True, default=str)
+    name = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return os.path.join(cfg.data_dir or DEFAULT_CACHE, f"{'clean' if clean else 'noisy'}-{name}.pt")
+
+
+def make_dataset(expert: Any, task: Any, n: int, seed: int, device: torch.device,
+                 chunk: int = 8192) -> dict[str, torch.Tensor]:
+    """n expert rollouts {prompts (n, P), chain (n, H)}, generated in chunks on `device`."""
+    gen = torch.Generator(device=device).manual_seed(seed * 7_919 + 17)
+    prompts, chains = [], []
+    for i in range(0, n, chunk):
+        p = task.sample_prompts(gen, min(chunk, n - i), device=device)
+        prompts.append(p)
+        chains.append(expert.rollout(p, generator=gen))
+    return {"prompts": torch.cat(prompts), "chain": torch.cat(chains)}
+
+
+def load_or_make(ctx: Any, clean: bool) -> dict[str, torch.Tensor]:
+    """The cached dataset if present and readable, else generate it and write it atomically."""
+    path = dataset_path(ctx, clean)
+    if os.path.exists(path):
+        try:
+            data = torch.load(path, map_location=ctx.device)
+            if data["prompts"].shape[0] == ctx.cfg.budget_trajectories:
+                return data
+        except Exception:  # a corrupt cache file is regenerated, never trusted
+            pass
+    expert = ctx.clean_expert if clean else ctx.expert
+    data = make_dataset(expert, ctx.task, ctx.cfg.budget_trajectories, ctx.cfg.seed, ctx.device)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save({k: v.cpu() for k, v in data.items()}, tmp)
+    os.replace(tmp, path)
+    return data
+
+
+def _setup(clean: bool):
+    def setup(ctx: Any, params: dict[str, Any]) -> None:
+        data = load_or_make(ctx, clean)
+        # Each rank reads its own shard: rank, rank + world, ...
+        ctx.state["dataset"] = {k: v[ctx.rank :: ctx.world_size] for k, v in data.items()}
+        ctx.state.update(pos=0, epoch=0,
+                         perm=torch.arange(ctx.state["dataset"]["prompts"].shape[0], device=ctx.device))
+    return setup
+
+
+def collect(ctx: Any, params: dict[str, Any]) -> Any:
+    from agents.trainer import Batch
+
+    st, data = ctx.state, ctx.state["dataset"]
+    n = data["prompts"].shape[0]
+    if st["pos"] >= n:  # next epoch, fresh order
+        st.update(pos=0, epoch=st["epoch"] + 1,
+                  perm=torch.randperm(n, generator=ctx.gen, device=ctx.gen.device).to(ctx.device))
+    idx = st["perm"][st["pos"] : st["pos"] + ctx.batch_size]
+    st["pos"] += idx.shape[0]
+    new = idx.shape[0] if st["epoch"] == 0 else 0  # later epochs re-read spent trajectories
+    prompts, chain = data["prompts"][idx], data["chain"][idx]
+    return Batch(prompts, chain, actions=chain, trajectories=new, queries=new * ctx.task.horizon)
+
+
+def loss(logits: torch.Tensor, batch: Any, params: dict[str, Any]) -> torch.Tensor:
+    return losses.mc_forward(logits, batch.actions)
+
+
+register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts",
+                   {"epochs": 1}, collect, loss, setup=_setup(clean=False),
+                   checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
+                           else f"`epochs` must be an integer >= 1, got {v!r}"}))
+register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
+                   {"epochs": 1}, collect, loss, setup=_setup(clean=True), uses_clean_expert=True,
+                   checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
+                           else f"`epochs` must be an integer >= 1, got {v!r}"}))
