@@ -1,0 +1,286 @@
+"""Per-position imitation losses: pure functions of tensors.
+
+Every loss takes student logits of shape ``(..., V)`` and returns one value
+per position, shape ``(...)``: no hidden reduction, so trainers choose how to
+mask and average (per token, per chain, per batch). ``P`` is always the
+(noisy) teacher / expert distribution and ``Q`` the student's,
+``Q = softmax(student_logits / temperature)``.
+
+Which loss each algorithm uses (DESIGN.md section 4):
+
+* LogLossBC, DAgger, OPD-F / NAIL-F (Monte Carlo): :func:`mc_forward` on a
+  sampled expert token.
+* OPD-F / NAIL-F (exact): :func:`forward_kl` with the full expert row.
+* OPD-R / NAIL-R: :func:`score_function_reverse_kl`; exact reference:
+  :func:`reverse_kl`.
+* GKD: :func:`generalized_jsd`.
+
+Half-precision logits (e.g. bf16 from autocast) are upcast to float32 before
+any log-softmax: the KL terms are differences of nearly equal logs and bf16's
+8-bit mantissa would swamp them. float64 inputs stay float64 (tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "forward_kl",
+    "reverse_kl",
+    "generalized_jsd",
+    "mc_forward",
+    "cross_entropy",
+    "score_function_reverse_kl",
+    "sample_actions",
+]
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:  # also rejects NaN
+        raise ValueError(
+            f"`temperature` must be > 0, got {temperature}; use temperature=1.0 for the "
+            "untempered distribution (greedy decoding is a rollout setting, not a loss one)"
+        )
+
+
+def _check_min_prob(min_prob: float) -> None:
+    if not 0.0 < min_prob < 1.0:
+        raise ValueError(f"`min_prob` must be in (0, 1), got {min_prob}; the default is 1e-8")
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    # float32 at least; keep float64 when given (the tests compare in float64).
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _student_log_probs(student_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    _check_temperature(temperature)
+    return F.log_softmax(_upcast(student_logits) / temperature, dim=-1)  # (..., V)
+
+
+def _clamped_log(probs: torch.Tensor, min_prob: float) -> torch.Tensor:
+    # log P floored at log(min_prob): a clean expert is one-hot, so log P = -inf off
+    # the clean token and KL(Q || P) would be infinite for any student with full
+    # support. The floor turns that into a large finite penalty
+    # Q(a) * (log Q(a) - log min_prob) (~18.4 nats per unit mass at 1e-8) whose
+    # gradient still pushes all mass onto the teacher's support.
+    return torch.log(probs.clamp_min(min_prob))
+
+
+def forward_kl(
+    student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Exact forward KL(P_teacher || Q_student) at every position.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
+        teacher_probs: ``(..., V)`` teacher probabilities (constant; rows may contain
+            exact zeros or be one-hot, with the convention ``0 * log 0 = 0``).
+        temperature: softmax temperature of the student, > 0.
+
+    Returns:
+        ``(...)`` tensor of KL values in nats. For a one-hot teacher this is
+        ``-log Q(clean token)``, i.e. the clean cross-entropy.
+    """
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    p = teacher_probs.detach().to(log_q.dtype)  # (..., V)
+    # xlogy gives 0 * log 0 = 0 exactly (plain p * log p would give NaN).
+    return (torch.xlogy(p, p) - p * log_q).sum(-1)  # (...)
+
+
+def reverse_kl(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    temperature: float = 1.0,
+    min_prob: float = 1e-8,
+) -> torch.Tensor:
+    """Exact reverse KL(Q_student || P_teacher) at every position.
+
+    Teacher probabilities below ``min_prob`` (in particular the exact zeros of a
+    clean, one-hot expert) are clamped to ``min_prob`` inside the log, so the
+    value is finite: ``log P`` is replaced by ``log(max(P, min_prob))``. With a
+    one-hot teacher the result is therefore
+    ``sum_a Q(a) log Q(a) - Q(clean) * 0 - (1 - Q(clean)) * log(min_prob)``
+    rather than ``+inf``; its gradient still moves mass onto the teacher's support.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
+        teacher_probs: ``(..., V)`` teacher probabilities (constant).
+        temperature: softmax temperature of the student, > 0.
+        min_prob: floor applied to ``P`` inside the log, in (0, 1).
+
+    Returns:
+        ``(...)`` tensor of KL values in nats.
+    """
+    _check_min_prob(min_prob)
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    log_p = _clamped_log(teacher_probs.detach().to(log_q.dtype), min_prob)  # (..., V)
+    return (log_q.exp() * (log_q - log_p)).sum(-1)  # (...)
+
+
+def generalized_jsd(
+    student_logits: torch.Tensor,
+    teacher_probs: torch.Tensor,
+    beta: float,
+    temperature: float = 1.0,
+    min_prob: float = 1e-8,
+) -> torch.Tensor:
+    """Generalized Jensen-Shannon divergence of GKD, in TRL's convention.
+
+    ``beta = 0`` is exactly :func:`forward_kl` ``KL(P || Q)`` and ``beta = 1`` is
+    exactly :func:`reverse_kl` ``KL(Q || P)`` (with its ``min_prob`` floor). For
+    ``0 < beta < 1``::
+
+        JSD_beta = beta * KL(P || M) + (1 - beta) * KL(Q || M),  M = beta * P + (1 - beta) * Q
+
+    Note (as in TRL and the GKD paper) the interior is *not* continuous at the
+    endpoints: it tends to 0 at both ends, scaled like the endpoint it approaches
+    (``JSD_beta / beta -> KL(P || Q)`` as beta -> 0 and
+    ``JSD_beta / (1 - beta) -> KL(Q || P)`` as beta -> 1), so learning rates tuned
+    at an endpoint do not carry over to beta = 0.01.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
+        teacher_probs: ``(..., V)`` teacher probabilities (constant; may contain zeros).
+        beta: interpolation weight in [0, 1].
+        temperature: softmax temperature of the student, > 0.
+        min_prob: floor on ``P`` used only at ``beta = 1`` (see :func:`reverse_kl`);
+            for ``beta < 1`` the mixture ``M >= (1 - beta) Q > 0`` needs no floor.
+
+    Returns:
+        ``(...)`` tensor of divergence values in nats.
+
+    Raises:
+        ValueError: if ``beta`` is outside [0, 1] or ``temperature <= 0``.
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(
+            f"`beta` must be in [0, 1] (0 = forward KL(teacher||student), "
+            f"1 = reverse KL(student||teacher)), got {beta}"
+        )
+    if beta == 0.0:
+        return forward_kl(student_logits, teacher_probs, temperature)
+    if beta == 1.0:
+        return reverse_kl(student_logits, teacher_probs, temperature, min_prob)
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    p = teacher_probs.detach().to(log_q.dtype)  # (..., V)
+    log_p = torch.log(p)  # (..., V), -inf where P = 0: logsumexp and xlogy handle it
+    # log M = log(beta P + (1 - beta) Q) in log space: Q can be ~1e-30 where a
+    # linear-space mixture would underflow and lose the gradient.
+    log_m = torch.logsumexp(
+        torch.stack([log_p + math.log(beta), log_q + math.log1p(-beta)]), dim=0
+    )  # (..., V)
+    kl_p_m = (torch.xlogy(p, p) - p * log_m).sum(-1)  # (...)
+    kl_q_m = (log_q.exp() * (log_q - log_m)).sum(-1)  # (...)
+    return beta * kl_p_m + (1.0 - beta) * kl_q_m
+
+
+def mc_forward(
+    student_logits: torch.Tensor, actions: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Monte-Carlo forward loss ``-log Q(a)`` for sampled expert tokens.
+
+    With ``a ~ P`` its expectation is the cross-entropy ``H(P, Q) = KL(P || Q) + H(P)``,
+    so its gradient is an unbiased estimate of the forward KL's gradient. With the
+    clean token as ``a`` it is the clean cross-entropy (validation loss), hence the
+    alias :data:`cross_entropy`.
+
+    Args:
+        student_logits: ``(..., V)`` student logits.
+        actions: ``(...)`` long tensor of token ids in ``[0, V)``.
+        temperature: softmax temperature of the student, > 0.
+
+    Returns:
+        ``(...)`` tensor of negative log-likelihoods in nats.
+    """
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    return -log_q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)  # (...)
+
+
+cross_entropy = mc_forward
+"""Alias of :func:`mc_forward`: ``-log Q(a)``, used with clean tokens for validation loss."""
+
+
+def score_function_reverse_kl(
+    student_logits: torch.Tensor,
+    actions: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    sample_log_probs: torch.Tensor,
+    temperature: float = 1.0,
+    min_prob: float = 1e-8,
+) -> torch.Tensor:
+    """Score-function (REINFORCE) estimator of reverse KL(Q_theta || P).
+
+    For tokens ``a' ~ q`` drawn from a *detached* sampling distribution ``q``,
+    the per-position value is::
+
+        -w * (log P(a') - log q(a')),   w = exp(log Q_theta(a') - log q(a'))
+
+    where only ``log Q_theta(a')`` carries the gradient. At ``q = Q_theta`` (in
+    value), ``w = 1`` and ``grad w = grad log Q_theta(a')``, so
+    ``E_q[grad] = E_Q[grad log Q (log Q - log P)] = grad KL(Q || P)`` (the baseline
+    term ``E_Q[grad log Q]`` is zero). The *value* is a single-sample estimate of
+    the KL (it is its expectation when ``q = Q_theta``), noisy per position:
+    use it for gradients, use :func:`reverse_kl` for logging.
+
+    Which token to pass:
+
+    * OPD-R (rollouts sampled from the student at tau = 1): reuse the rollout
+      token; ``q`` is the student's own detached distribution at that prefix,
+      i.e. ``sample_log_probs = log_softmax(logits).gather(a).detach()``.
+    * NAIL-R (greedy rollouts, tau = 0): the greedy token is *not* a sample from
+      ``Q_theta``; draw a fresh auxiliary token ``a' ~ Q_theta`` at each visited
+      prefix with :func:`sample_actions` and pass its ``log_q``.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q_theta = softmax(logits / temperature)``.
+        actions: ``(...)`` long tensor, the sampled tokens ``a'``.
+        teacher_log_probs: teacher log-probabilities, either ``(...)`` values
+            ``log P(a')`` or the full ``(..., V)`` log-distribution (gathered at
+            ``a'``). Treated as a constant; floored at ``log(min_prob)`` like
+            :func:`reverse_kl` so a clean one-hot expert (``log 0 = -inf``) is finite.
+        sample_log_probs: ``(...)`` values ``log q(a')`` of the sampling
+            distribution; treated as a constant (detached).
+        temperature: softmax temperature of the student, > 0.
+        min_prob: floor on ``P(a')``, in (0, 1).
+
+    Returns:
+        ``(...)`` tensor of per-position surrogate losses.
+    """
+    _check_min_prob(min_prob)
+    log_q_all = _student_log_probs(student_logits, temperature)  # (..., V)
+    idx = actions.long().unsqueeze(-1)  # (..., 1)
+    log_q_theta = log_q_all.gather(-1, idx).squeeze(-1)  # (...), carries the gradient
+    log_p = teacher_log_probs.detach().to(log_q_all.dtype)
+    if log_p.dim() == log_q_all.dim():  # full (..., V) row given
+        log_p = log_p.gather(-1, idx).squeeze(-1)  # (...)
+    log_p = log_p.clamp_min(math.log(min_prob))
+    log_q_sample = sample_log_probs.detach().to(log_q_all.dtype)  # (...)
+    w = torch.exp(log_q_theta - log_q_sample)  # (...), = 1 in value when q = Q_theta
+    return -w * (log_p - log_q_sample)
+
+
+@torch.no_grad()
+def sample_actions(
+    logits: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``a' ~ softmax(logits / temperature)`` at every position, without gradient.
+
+    Args:
+        logits: ``(..., V)`` logits (detached internally).
+        generator: optional ``torch.Generator`` on ``logits.device`` for reproducibility.
+        temperature: sampling temperature, > 0.
+
+    Returns:
+        ``(actions, log_q)``: ``(...)`` long tokens and ``(...)`` detached
+        ``log q(a')`` under the sampling distribution (pass it as
+        ``sample_log_probs`` to :func:`score_function_reverse_kl`).
+    """
+    log_q_all = _student_log_probs(logits.detach(), temperature)  # (..., V)
+    flat = log_q_all.reshape(-1, log_q_all.shape[-1]).exp()  # (N, V)
+    actions = torch.multinomial(flat, 1, generator=generator).view(log_q_all.shape[:-1])  # (...)
+    log_q = log_q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # (...)
+    return actions, log_q
