@@ -89,7 +89,7 @@ def oracle_queries_per_s(n: int, m: int, repeats: int, backend: str) -> tuple[fl
     if backend == "torch":
         import torch
 
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(1)
         obs, prompts, chains = (torch.as_tensor(x) for x in (obs, prompts, chains))
     t_probs = _median_time(lambda: expert.probs(obs), repeats)
     t_along = _median_time(lambda: expert.probs_along(prompts, chains), repeats)
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--m", type=int, default=31, help="chain length (horizon)")
     ap.add_argument("--repeats", type=int, default=5, help="repeats per figure (median reported)")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny sizes: a smoke run, not a measurement")
     args = ap.parse_args(argv)
     m, reps = args.m, args.repeats
     scale = 0.05 if args.quick else 1.0
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         results[n] = (native, sync)
         print(f"{n:>8} {native:>16,.0f} {sync:>14,.0f} {native / sync:>7.1f}x")
 
-    print(f"oracle prefix-queries/s (p=7, m={m}, absorbing, eta=0.2), median of {reps}")
+    print(f"oracle prefix-queries/s (p=7, m={m}, absorbing, eta=0.2; torch CPU, 1 thread), "
+          f"median of {reps}")
     print(f"{'backend':>8} {'batch':>6} {'probs q/s':>14} {'probs_along q/s':>16}")
     for backend in ("numpy", "torch"):
         for n in (4096,) if args.quick else (1024, 16384):

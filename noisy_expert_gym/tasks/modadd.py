@@ -211,7 +211,9 @@ class ModAddTask:
 REWARDS: tuple[str, ...] = ("final", "full", "dense")
 
 
-def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str
+def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str, *,
+                t: np.ndarray | None = None, sums: np.ndarray | None = None,
+                clean_so_far: np.ndarray | None = None, inplace: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The MDP transition for a batch of states (numpy): write each action into its chain.
 
@@ -219,23 +221,38 @@ def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: 
     1.0 at the last step iff the whole chain equals the true sums; ``dense``
     1/m for every step whose action equals the clean expert's action there.
 
+    The keyword arguments are caches a vector env keeps per episode so a step
+    costs O(N), not O(N m): ``t`` (= ``step_index(obs)``), ``sums``
+    (= ``true_sums(obs)``), ``clean_so_far`` (the chain before this step is
+    error-free); ``inplace`` writes the actions into ``obs`` itself. Omitted,
+    they are computed from ``obs``: the result is the same either way.
+
     Returns:
         (next observations, rewards, terminated, info) with info arrays
         ``step`` (tokens written) and ``clean_so_far`` (chain still error-free).
     """
     n = obs.shape[0]
     m = task.m
-    t = task.step_index(obs)
-    new = obs.copy()
-    new[np.arange(n), m + 1 + t] = actions
-    chain = new[:, m + 1 :]
-    ok = chain == task.true_sums(obs)
+    rows = np.arange(n)
+    if t is None:
+        t = task.step_index(obs)
+    if sums is None:
+        sums = task.true_sums(obs)
+    if clean_so_far is None:
+        chain = obs[:, m + 1 :]
+        clean_so_far = ((chain == sums) | (chain == task.pad_token)).all(1)
+    ok = actions == sums[rows, t]  # this step writes the true running sum
+    clean_now = clean_so_far & ok
     terminated = t + 1 == m
     if reward == "final":
-        rew = (terminated & ok[:, -1]).astype(np.float64)
+        rew = (terminated & ok).astype(np.float64)  # at the last step, ok means y_m == s_m
     elif reward == "full":
-        rew = (terminated & ok.all(1)).astype(np.float64)
+        rew = (terminated & clean_now).astype(np.float64)
     else:
-        rew = (actions == task.clean_actions(obs)).astype(np.float64) / m
-    clean_so_far = (ok | (chain == task.pad_token)).all(1)
-    return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_so_far}
+        # The clean expert's action: x_{t+1} after the separator, else (y_t + x_{t+1}) mod p.
+        x_next = obs[rows, t]
+        clean = np.where(t == 0, x_next, (obs[rows, m + t] + x_next) % task.p)
+        rew = (actions == clean).astype(np.float64) / m
+    new = obs if inplace else obs.copy()
+    new[rows, m + 1 + t] = actions
+    return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_now}

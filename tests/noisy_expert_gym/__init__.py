@@ -29,7 +29,10 @@ def ref_sums(xs: Sequence[int], p: int) -> list[int]:
 
 
 def ref_clean_next(xs: Sequence[int], ys: Sequence[int], p: int) -> int:
-    """The clean expert's next token given the chain as written: (y_t + x_{t+1}) mod p, x_1 first."""
+    """The clean expert's next token given the chain as written.
+
+    (y_t + x_{t+1}) mod p, and x_1 on the empty chain.
+    """
     t = len(ys)
     if t == 0:
         return int(xs[0]) % p

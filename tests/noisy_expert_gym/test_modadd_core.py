@@ -111,7 +111,8 @@ def test_numpy_and_torch_agree(p, m, seed):
     task = ModAddTask(p=p, m=m)
     _, obs = _prefix_batch(p, m, 16, seed)
     tobs = torch.as_tensor(obs)
-    for fn in (task.step_index, task.clean_actions, task.has_error, task.slip_actions, task.true_sums):
+    fns = (task.step_index, task.clean_actions, task.has_error, task.slip_actions, task.true_sums)
+    for fn in fns:
         out = fn(tobs)
         assert isinstance(out, torch.Tensor), fn.__name__
         assert out.tolist() == fn(obs).tolist(), fn.__name__

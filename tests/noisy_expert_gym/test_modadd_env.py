@@ -15,7 +15,14 @@ from scipy import stats
 
 import noisy_expert_gym  # noqa: F401
 from noisy_expert_gym.envs.modadd import NoisyModAddEnv
-from tests.noisy_expert_gym import LAW_NAMES, make_obs, ref_clean_next, ref_metrics, ref_sums, split_obs
+from tests.noisy_expert_gym import (
+    LAW_NAMES,
+    make_obs,
+    ref_clean_next,
+    ref_metrics,
+    ref_sums,
+    split_obs,
+)
 
 END_KEYS = {"full_exact", "final_exact", "num_errors", "correct_prefix_len"}
 
@@ -118,7 +125,8 @@ def test_time_limit_truncates():
     ({"p": 1}, r"`p`.*>= 2"),
     ({"p": 7.0}, r"`p`"),
     ({"m": 0}, r"`m`.*>= 1"),
-    ({"law": "absorbng"}, r"valid values: .*`absorbing`.*`mixture`.*`biased`.*Did you mean `absorbing`"),
+    ({"law": "absorbng"},
+     r"valid values: .*`absorbing`.*`mixture`.*`biased`.*Did you mean `absorbing`"),
     ({"law": "gaussian"}, r"valid values: .*`absorbing`"),
     ({"law": "temperature"}, r"teacher with logits"),
     ({"reward": "finl"}, r"valid values: final, full, dense.*Did you mean `final`"),
@@ -186,5 +194,6 @@ def test_docstring_documents_every_info_key_and_argument():
     for heading in ("Description", "Action Space", "Observation Space", "Starting State", "Rewards",
                     "Episode End", "Information", "Arguments", "Version History"):
         assert f"## {heading}" in doc, heading
-    for key in {"step", "clean_so_far"} | END_KEYS | {"p", "m", "eta", "law", "reward", "render_mode"}:
+    args = {"p", "m", "eta", "law", "reward", "render_mode"}
+    for key in {"step", "clean_so_far"} | END_KEYS | args:
         assert f"``{key}``" in doc, key

@@ -35,7 +35,8 @@ def _ref(law, eta, p, pairs):
 
 
 @pytest.mark.parametrize("law", LAW_NAMES)
-@pytest.mark.parametrize("p,m,eta", [(7, 31, 0.2), (2, 5, 0.6), (11, 8, 0.05), (5, 6, 0.0), (3, 4, 1.0)])
+@pytest.mark.parametrize("p,m,eta",
+                         [(7, 31, 0.2), (2, 5, 0.6), (11, 8, 0.05), (5, 6, 0.0), (3, 4, 1.0)])
 @pytest.mark.parametrize("kind", ["clean", "slip", "corrupt", "random"])
 def test_probs_equal_closed_forms(law, p, m, eta, kind):
     pairs, obs = _batch(p, m, 40, seed=f"{law}-{p}-{m}-{kind}", kind=kind)
@@ -175,7 +176,8 @@ def test_absorbing_detects_errors_on_student_prefixes():
     ys = [3, 5, 2, 3]  # true sums 3, 4, 1, 2: y_2 = 5 is a slip, then carried forward
     expert = Expert(ModAddTask(p, m), law="absorbing", eta=0.2)
     np.testing.assert_allclose(expert.probs(np.array(make_obs(xs, ys, p, m))), [1 / 7] * 7)
-    mixture = Expert(ModAddTask(p, m), law="mixture", eta=0.2).probs(np.array(make_obs(xs, ys, p, m)))
+    obs = np.array(make_obs(xs, ys, p, m))
+    mixture = Expert(ModAddTask(p, m), law="mixture", eta=0.2).probs(obs)
     assert mixture.argmax() == (3 + 5) % 7 and mixture.max() == pytest.approx(0.8 + 0.2 / 7)
 
 
@@ -193,12 +195,16 @@ def test_sample_noise_rates_match_eta(law, backend):
             pairs, obs = [pairs[i] for i in keep], obs[keep]
         clean = np.array([ref_clean_next(xs, ys, p) for xs, ys in pairs])
         if backend == "torch":
-            a = expert.sample(torch.as_tensor(obs), generator=torch.Generator().manual_seed(1)).numpy()
+            gen = torch.Generator().manual_seed(1)
+            a = expert.sample(torch.as_tensor(obs), generator=gen).numpy()
         else:
             a = expert.sample(obs)
         assert a.shape == (len(pairs),) and a.min() >= 0 and a.max() < p
         uniform_after_error = law == "absorbing" and kind == "slip"
-        want_clean = 1 / p if uniform_after_error else (1 - eta if law == "biased" else 1 - eta + eta / p)
+        if uniform_after_error:
+            want_clean = 1 / p
+        else:
+            want_clean = 1 - eta if law == "biased" else 1 - eta + eta / p
         k = int((a == clean).sum())
         assert stats.binomtest(k, len(a), want_clean).pvalue > ALPHA, (kind, k / len(a), want_clean)
         if law == "biased":  # every other draw is the off-by-one slip

@@ -23,7 +23,8 @@ def test_every_id_is_registered_and_listed():
         assert env_id in gym.registry, env_id
     ours = {k for k, s in gym.registry.items()
             if isinstance(s.entry_point, str) and s.entry_point.startswith("noisy_expert_gym")}
-    assert ours <= set(ALL_IDS), f"registered but missing from ENV_IDS: {sorted(ours - set(ALL_IDS))}"
+    missing = sorted(ours - set(ALL_IDS))
+    assert not missing, f"registered but missing from noisy_expert_gym.ENV_IDS: {missing}"
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
@@ -46,7 +47,8 @@ def _rollout(env_id: str, seed: int, episodes: int = 2):
             probs = expert.probs(obs)
             action = expert.sample(obs)  # the oracle's draws come from the seeded env RNG
             obs, reward, term, trunc, info = env.step(action)
-            trace.append((np.asarray(probs).tolist(), int(action), obs.tolist(), reward, term, trunc, info))
+            row = (np.asarray(probs).tolist(), int(action), obs.tolist(), reward, term, trunc, info)
+            trace.append(row)
             done = term or trunc
         obs, info = env.reset()
         trace.append((obs.tolist(), info))

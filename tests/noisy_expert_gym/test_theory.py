@@ -87,7 +87,8 @@ def test_expert_rollouts_match_theory(law, backend):
     expert = Expert(task, law=law, eta=eta, rng=np.random.default_rng(2024))
     prompts = task.sample_prompts(np.random.default_rng(7), n)
     if backend == "torch":
-        chains = expert.rollout(torch.as_tensor(prompts), generator=torch.Generator().manual_seed(3))
+        gen = torch.Generator().manual_seed(3)
+        chains = expert.rollout(torch.as_tensor(prompts), generator=gen)
         chains = chains.numpy()
     else:
         chains = expert.rollout(prompts)
@@ -105,7 +106,7 @@ def test_expert_rollouts_match_theory(law, backend):
 @pytest.mark.parametrize("law", LAW_NAMES)
 def test_env_episodes_driven_by_expert_match_theory(law):
     """Episodes of the single env, actions sampled from its noisy expert, end metrics vs theory."""
-    p, m, eta, n = 7, 4, 0.2 if law != "biased" else 0.6, 500
+    p, m, eta, n = 7, 4, 0.2 if law != "biased" else 0.6, 300
     env = gym.make("NoisyModAdd-v0", p=p, m=m, eta=eta, law=law)
     expert = env.unwrapped.expert
     full, final, prefix = [], [], []
@@ -123,7 +124,7 @@ def test_env_episodes_driven_by_expert_match_theory(law):
 
 @pytest.mark.parametrize("law", LAW_NAMES)
 def test_vector_env_episodes_driven_by_expert_match_theory(law):
-    p, m, eta, n = 7, 31, 0.2 if law != "biased" else 0.3, 6000
+    p, m, eta, n = 7, 31, 0.2 if law != "biased" else 0.3, 4000
     env = gym.make_vec("NoisyModAdd-v0", num_envs=n, p=p, m=m, eta=eta, law=law)
     obs, _ = env.reset(seed=5)
     for _ in range(m):

@@ -72,7 +72,8 @@ def _compare(n, steps, seed, action_seed, **kwargs):
             actions = rnd.integers(0, p, size=n)
             vobs, vrew, vterm, vtrunc, vinfo = vec.step(actions)
             rows = ref.step(actions)
-            assert vobs.dtype == np.int64 and vobs.shape == (n, vec.single_observation_space.shape[0])
+            assert vobs.dtype == np.int64
+            assert vobs.shape == (n, vec.single_observation_space.shape[0])
             assert (vobs == np.stack([r[0] for r in rows])).all()
             assert vrew.tolist() == [r[1] for r in rows]
             assert vterm.tolist() == [r[2] for r in rows]
@@ -181,7 +182,8 @@ def test_vector_render():
     vec.reset(seed=0)
     vec.step(np.array([0, 1]))
     frames = vec.render()
-    assert isinstance(frames, tuple) and len(frames) == 2 and all(isinstance(f, str) for f in frames)
+    assert isinstance(frames, tuple) and len(frames) == 2
+    assert all(isinstance(f, str) for f in frames)
     single = gym.make("NoisyModAdd-v0", m=4, render_mode="ansi")
     single.reset(seed=1)
     single.step(1)
@@ -213,3 +215,54 @@ def test_vector_env_equals_sync_vector_env():
     for _ in range(12):
         a = rnd.integers(0, 5, size=5)
         same(vec.step(a), sync.step(a))
+
+
+# ----- the batched replay of each sub-env's Generator.integers stream -------------------
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier
+
+
+def _pcg64_emitting(first_output: int, inc: int = 0x1B47C7397297D2B7) -> np.random.Generator:
+    """A PCG64 Generator whose next 64-bit output is `first_output` (state crafted by hand).
+
+    PCG64 steps its 128-bit state then outputs rotr64(hi ^ lo, hi >> 58); with hi < 2^58
+    the rotation is 0, so the post-step state (hi, hi ^ out) emits `out`.
+    """
+    hi = 0x0123456789ABCDE  # < 2^58
+    post = (hi << 64) | (hi ^ first_output)
+    pre = ((post - inc) * pow(_PCG_MULT, -1, 2**128)) % 2**128
+    g = np.random.Generator(np.random.PCG64())
+    g.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": pre, "inc": inc},
+                             "has_uint32": 0, "uinteger": 0}
+    return g
+
+
+@pytest.mark.parametrize("p", [3, 7, 13])
+@pytest.mark.parametrize("m", [1, 4, 5])
+@pytest.mark.parametrize("reject", ["low", "high", "none"])
+def test_seeded_operands_replay_numpy_integers_with_redraws(p, m, reject):
+    """A 32-bit word of 0 is always redrawn by numpy's Lemire sampler when 2^32 mod p > 0:
+    put one in the low half (used first) or the high half (kept for the next draw)."""
+    from noisy_expert_gym.envs.modadd_vector import SeededOperands
+
+    out = {"low": 0xDEADBEEF << 32, "high": 0xDEADBEEF,
+           "none": 0xDEADBEEF << 32 | 0x12345678}[reject]
+    ops = SeededOperands(p, m, 2)
+    assert ops.exact
+    mine = [_pcg64_emitting(out), np.random.default_rng(1)]
+    numpy_own = [_pcg64_emitting(out), np.random.default_rng(1)]
+    assert int(_pcg64_emitting(out).bit_generator.random_raw()) == out
+    for _ in range(4):  # consecutive draws: both parities of the kept half word
+        want = np.stack([g.integers(0, p, size=m, dtype=np.int64) for g in numpy_own])
+        np.testing.assert_array_equal(ops.draw(mine, np.arange(2)), want)
+    # afterwards both streams are at the same place
+    assert mine[0].random() == numpy_own[0].random()
+
+
+def test_vector_env_without_batched_draws_is_the_same():
+    vec = gym.make_vec("NoisyModAdd-v0", num_envs=3, m=5)
+    vec.unwrapped._operands.exact = False  # the fallback: one Generator.integers call per sub-env
+    vec.reset(seed=3)
+    obs = [vec.step(np.zeros(3, np.int64))[0] for _ in range(13)]
+    fast = gym.make_vec("NoisyModAdd-v0", num_envs=3, m=5)
+    fast.reset(seed=3)
+    assert all((o == fast.step(np.zeros(3, np.int64))[0]).all() for o in obs)
