@@ -18,6 +18,7 @@ returning the same kind it was given. The interface (duck-typed, see
 - ``clean_chains(prompts)`` and ``metrics(prompts, chain)``.
 """
 
+from noisy_expert_gym.tasks.gsm8k import GSM8KTask  # noqa: F401
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
 __all__ = ["ModAddTask"]

@@ -1,0 +1,293 @@
+"""NoisyGSM8K: GSM-8K token generation with a queryable noisy expert (reference or LM teacher)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.registration import register, registry
+
+from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.envs.modadd import check_action
+from noisy_expert_gym.gsm8k.answers import extract_answer
+from noisy_expert_gym.gsm8k.data import Problem, load_problems
+from noisy_expert_gym.gsm8k.expert import ReferenceExpert
+from noisy_expert_gym.gsm8k.tokenizer import (
+    DEFAULT_SYSTEM_PROMPT,
+    HFTokenizer,
+    check_same_vocab,
+    make_tokenizer,
+)
+from noisy_expert_gym.noise import check_law
+from noisy_expert_gym.tasks.gsm8k import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
+
+ENV_ID = "NoisyGSM8K-v0"
+RENDER_MODES = ["ansi"]
+EXPERTS: tuple[str, ...] = ("reference", "hf:<model name or path>")
+_METRIC_KEYS = ("full_exact", "final_exact", "correct_prefix_len", "num_errors", "length")
+_GREEN, _RED, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
+
+
+def _as_problems(problems: Sequence[Problem | dict[str, str]]) -> list[Problem]:
+    out = []
+    for i, p in enumerate(problems):
+        if isinstance(p, Problem):
+            out.append(p)
+        elif isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("answer"), str):
+            out.append(Problem(p["question"], p["answer"], i))
+        else:
+            raise TypeError(f"`problems[{i}]` must be a Problem or a dict with string `question` and `answer`")
+    return out
+
+
+class NoisyGSM8KEnv(gym.Env):
+    """GSM-8K word problems solved token by token, imitated from a noisy expert.
+
+    ## Description
+    The agent reads a GSM-8K question and writes a worked solution one token at a
+    time, ending with a final-answer line ``#### <number>`` and end-of-sequence
+    (EOS). It is rewarded for the final answer. The env carries a queryable
+    *noisy expert* ``env.unwrapped.expert`` (pi~ of "Behavior Cloning is Not All
+    You Need", arXiv 2606.30923) and, for evaluation only, the clean expert
+    ``env.unwrapped.clean_expert``. Two kinds of expert:
+
+    - ``expert="reference"`` (default, no download): a deterministic dynamic
+      oracle built from the reference solution (DESIGN §6; defined precisely in
+      :mod:`noisy_expert_gym.tasks.gsm8k`): on the reference path it writes the
+      next reference token; off it, the shortest continuation ending with the
+      line ``#### <gold>`` and EOS. Noise ``law``: ``absorbing`` (default),
+      ``mixture`` or ``biased`` with level ``eta``; U is uniform over newline,
+      printable ASCII and EOS; the biased slip turns a digit d into (d+1) mod 10.
+    - ``expert="hf:<model name or local path>"``: a Hugging Face causal LM
+      prompted with a system prompt (through its chat template when it has one);
+      noise ``law="temperature"``: pi~ = softmax(logits / t), t = 1 "low" and
+      t = 4 "high" as in the paper. The clean expert is its greedy decoding.
+
+    ## Action Space
+    ``Discrete(A)``: the next token. Built-in tokenizers: ``char`` (default) A = 97
+    (newline, 95 printable ASCII characters, EOS = 96), ``byte`` A = 257 (bytes,
+    EOS = 256). With an LM teacher, A = ``len(tokenizer)``. An action id is also
+    the token's input id.
+
+    ## Observation Space
+    ``Box(0, vocab_size - 1, (P + H,), int64)``: the prompt section of P tokens
+    (the question left-padded, then the separator SEP = A; an LM teacher's chat
+    template instead), then the H = ``max_new_tokens`` generated tokens, padded
+    with PAD (A + 1 built-in, A with an LM teacher). P is the longest prompt of
+    the loaded split (before ``subset``) unless ``max_prompt_tokens`` is given:
+    pass one ``max_prompt_tokens`` to train and test envs to give them one shape.
+
+    ## Starting State
+    A problem drawn uniformly with the env's seeded RNG (or
+    ``reset(options={"problem": i})``); nothing generated yet.
+
+    ## Rewards
+    1.0 when the episode ends (by EOS or truncation) and the final answer
+    extracted from the generated text (``#### n``, else ``\\boxed{n}``, else the
+    last number unless ``strict_answer``) equals the gold answer numerically; 0.0
+    otherwise and at every other step.
+
+    ## Episode End
+    Terminated when EOS is written. Truncated after ``max_new_tokens`` tokens
+    without EOS. Stepping after the end raises; call ``reset()``.
+
+    ## Information
+    - ``step`` (int): tokens generated so far.
+    - ``problem`` (int): index of the problem in ``env.unwrapped.task.problems``.
+    - ``on_reference_path`` (bool): the output so far is a prefix of the
+      reference solution + EOS (no error yet).
+    - At the end also: ``text`` (str, output up to EOS), ``answer`` (str or
+      None, the extracted final answer), ``gold`` (str, the normalised gold
+      answer), ``full_exact`` (bool, output == reference + EOS), ``final_exact``
+      (bool, the reward), ``correct_prefix_len`` (int, tokens on the reference
+      path), ``num_errors`` (int, tokens differing from the reference teacher's
+      token given the output as written), ``length`` (int, tokens incl. EOS).
+
+    ## Arguments
+    - ``data_dir`` (str, default None): GSM-8K JSONL directory (``train.jsonl``,
+      ``test.jsonl``) or one ``.jsonl`` file; None: ``$NEG_GSM8K_DIR``, else the
+      Hugging Face hub ``openai/gsm8k`` (needs ``datasets``).
+    - ``split`` (str, default ``"train"``): ``train`` or ``test``.
+    - ``problems`` (list, default None): explicit problems (``Problem`` or dicts
+      with ``question``/``answer``) instead of a split.
+    - ``subset`` (int, default None): keep this many problems (drawn with ``seed``).
+    - ``seed`` (int, default 0): seed of the subset draw (not of episodes).
+    - ``expert`` (str, default ``"reference"``): ``reference`` or ``hf:<name or path>``.
+    - ``eta`` (float, default 0.01): noise level of the reference expert, in [0, 1].
+      Solutions are ~220 tokens long: under ``absorbing`` only ~(1 - eta)^220 of
+      the noisy expert's rollouts stay clean (about 11% at 0.01).
+    - ``law`` (str, default None: ``absorbing`` for the reference expert,
+      ``temperature`` for an LM teacher).
+    - ``t`` (float, default 1.0): LM teacher sampling temperature.
+    - ``max_new_tokens`` (int, default 1280): the horizon H; the default fits every
+      GSM-8K reference solution + EOS with both built-in tokenizers.
+    - ``max_prompt_tokens`` (int, default None): the prompt length P (SEP included).
+    - ``overflow`` (str, default ``"drop"``): problems whose prompt exceeds P or whose
+      reference solution + EOS exceeds H are dropped (``drop``) or raise (``error``).
+    - ``tokenizer`` (default None: ``char``, or the LM teacher's): ``char``, ``byte``,
+      ``hf:<name>`` or a transformers tokenizer (the student's: with an LM teacher it
+      must share the teacher's vocabulary, else ValueError).
+    - ``strip_annotations`` (bool, default True): drop ``<<48/2=24>>`` from the teacher text.
+    - ``uniform_over`` (str, default ``"text"``): noise support, ``text``, ``digits``, ``all``.
+    - ``strict_answer`` (bool, default False): only ``#### n`` / ``\\boxed{n}`` count.
+    - ``system_prompt`` (str), ``chat_template`` (bool or None), ``device``,
+      ``torch_dtype``, ``max_batch``: LM teacher options.
+    - ``render_mode``: None or ``"ansi"``.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, split: str = "train",
+                 problems: Sequence[Problem | dict[str, str]] | None = None, subset: int | None = None,
+                 seed: int = 0, expert: str = "reference", eta: float = 0.01, law: str | None = None,
+                 t: float = 1.0, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 max_prompt_tokens: int | None = None, overflow: str = "drop", tokenizer: Any = None,
+                 strip_annotations: bool = True, uniform_over: str = "text", strict_answer: bool = False,
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, chat_template: bool | None = None,
+                 device: Any = None, torch_dtype: Any = None, max_batch: int | None = None,
+                 render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"unknown `render_mode` `{render_mode}`; valid values: None, "
+                             f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}")
+        if not isinstance(expert, str) or not (expert == "reference" or expert.startswith("hf:")):
+            raise ValueError(f"unknown `expert` {expert!r}; valid values: `reference` or "
+                             f"`hf:<model name or local path>`.{did_you_mean(str(expert), ('reference',))}")
+        if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) \
+                or max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}")
+        is_hf = expert.startswith("hf:")
+        law = law if law is not None else ("temperature" if is_hf else "absorbing")
+        if is_hf:
+            check_law(law, 0.0, allowed=("temperature",))
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
+                raise ValueError(f"the temperature `t` must be a number > 0, got {t!r}")
+        else:
+            check_law(law, eta)
+        if problems is None:
+            loaded = load_problems(split, data_dir)
+        else:
+            loaded = _as_problems(problems)
+
+        model = None
+        if is_hf:
+            from noisy_expert_gym.hf_teacher import load_teacher
+
+            if isinstance(tokenizer, str) and tokenizer in ("char", "byte"):
+                raise ValueError(f"student and teacher tokenizers differ: `tokenizer={tokenizer!r}` with an LM "
+                                 "teacher. Logit distillation needs the teacher's vocabulary: pass "
+                                 "`tokenizer=None` (the teacher's) or an HF tokenizer with the same vocabulary")
+            model, hf_tok = load_teacher(expert[3:], device=device, torch_dtype=torch_dtype)
+            if tokenizer is not None:
+                check_same_vocab(tokenizer, hf_tok)
+            tok: Any = HFTokenizer(hf_tok, system_prompt=system_prompt, chat_template=chat_template)
+        else:
+            tok = make_tokenizer("char" if tokenizer is None else tokenizer)
+            if isinstance(tok, HFTokenizer):
+                raise ValueError("the reference teacher works with the built-in tokenizers `char` and `byte`; "
+                                 "a Hugging Face tokenizer goes with an LM teacher (`expert='hf:<name>'`)")
+        self.task = GSM8KTask(loaded, tokenizer=tok, max_new_tokens=max_new_tokens,
+                              max_prompt_tokens=max_prompt_tokens, strip_annotations=strip_annotations,
+                              overflow=overflow, uniform_over=uniform_over, strict_answer=strict_answer,
+                              subset=subset, seed=seed)
+        self.split, self.law, self.t = split, law, float(t)
+        self.eta = None if is_hf else float(eta)
+        self.render_mode = render_mode
+        task = self.task
+        self.observation_space = spaces.Box(0, task.vocab_size - 1, shape=(task.obs_len,), dtype=np.int64)
+        self.action_space = spaces.Discrete(task.num_actions)
+        # The oracles draw from the env's np_random, re-read on each call so reseeding works.
+        if is_hf:
+            from noisy_expert_gym.hf_teacher import HFTeacher
+
+            self.expert: Any = HFTeacher(task, model, t=t, rng=lambda: self.np_random, max_batch=max_batch)
+            self.clean_expert: Any = HFTeacher(task, model, greedy=True, rng=lambda: self.np_random,
+                                               max_batch=max_batch)
+        else:
+            self.expert = ReferenceExpert(task, law=law, eta=eta, rng=lambda: self.np_random)
+            self.clean_expert = ReferenceExpert(task, clean=True, rng=lambda: self.np_random)
+        self._eos = set(task.tokenizer.eos_tokens)
+        self._obs: np.ndarray | None = None
+        self._problem = 0
+        self._ref: list[int] = []
+        self._t = 0
+        self._on_path = True
+        self._done = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        task = self.task
+        if options is not None and options.get("problem") is not None:
+            i = options["problem"]
+            if not isinstance(i, (int, np.integer)) or not 0 <= i < task.num_problems:
+                raise ValueError(f"options['problem'] must be an index in 0..{task.num_problems - 1}, got {i!r}")
+            prompt = task.prompts_for(np.array([i]))
+        else:
+            prompt = task.sample_prompts(self.np_random, 1)
+        self._problem = int(task.problem_index(prompt)[0])
+        self._ref = task.reference_tokens(self._problem)
+        self._obs = task.observe(prompt, np.empty((1, 0), np.int64))[0]
+        self._t, self._on_path, self._done = 0, True, False
+        return self._obs.copy(), {"step": 0, "problem": self._problem, "on_reference_path": True}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended (EOS or max_new_tokens); call reset() first")
+        a = check_action(action, self.task.num_actions)
+        t = self._t
+        self._obs[self.task.prompt_len + t] = a
+        self._on_path = self._on_path and t < len(self._ref) and a == self._ref[t]
+        self._t = t + 1
+        terminated = a in self._eos
+        truncated = not terminated and self._t == self.task.horizon
+        info: dict[str, Any] = {"step": self._t, "problem": self._problem, "on_reference_path": self._on_path}
+        reward = 0.0
+        if terminated or truncated:
+            self._done = True
+            info.update(self.episode_metrics())
+            reward = float(info["final_exact"])
+        return self._obs.copy(), reward, terminated, truncated, info
+
+    def episode_metrics(self) -> dict[str, Any]:
+        """Clean metrics of the output so far, with its text, answer and gold (see Information)."""
+        task = self.task
+        prompt, gen = self._obs[None, : task.prompt_len], self._obs[None, task.prompt_len:]
+        out: dict[str, Any] = {k: v[0].item() for k, v in task.metrics(prompt, gen).items() if k in _METRIC_KEYS}
+        text = task.texts(gen)[0]
+        out.update(text=text, answer=extract_answer(text, strict=task.strict_answer),
+                   gold=task.golds[self._problem])
+        return out
+
+    def render(self) -> str | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'")
+            return None
+        if self._obs is None:
+            raise RuntimeError("call reset() before render()")
+        task = self.task
+        gen = self._obs[task.prompt_len: task.prompt_len + self._t]
+        n = min(len(gen), len(self._ref))
+        same = gen[:n] == np.asarray(self._ref[:n], np.int64)
+        d = n if same.all() else int(same.argmin())  # tokens on the reference path
+        tok = task.tokenizer
+        good, bad = tok.decode(gen[:d]), tok.decode(gen[d:])
+        end = " <eos>" if self._t and int(gen[-1]) in self._eos else ""
+        question = task.problems[self._problem].question.strip()
+        return (f"Q: {question}\nA: {_GREEN}{good}{_RESET}{_RED}{bad}{_RESET}{end}\n"
+                f"[{self._t}/{task.horizon} tokens, gold {task.golds[self._problem]}]\n")
+
+    def close(self) -> None:
+        pass
+
+
+if ENV_ID not in registry:
+    register(id=ENV_ID, entry_point="noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv", disable_env_checker=False)

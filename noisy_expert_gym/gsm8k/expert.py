@@ -1,0 +1,44 @@
+"""The reference teacher as a queryable expert: :class:`~noisy_expert_gym.oracle.Expert`
+over a :class:`~noisy_expert_gym.tasks.gsm8k.GSM8KTask`, with rollouts that stop at EOS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from noisy_expert_gym._util import is_torch
+from noisy_expert_gym.oracle import Expert, sample_from
+
+
+class ReferenceExpert(Expert):
+    """:class:`Expert` for GSM-8K: identical answers; :meth:`rollout` stops once every row wrote EOS.
+
+    ``Expert.rollout`` always takes H steps; GSM-8K horizons (default 1,280) are
+    several times the typical solution (median ~220 characters), and tokens after
+    EOS are ignored anyway, so the chains here are EOS-padded after their first
+    EOS and only the prefixes before it are queried (and counted).
+    """
+
+    def rollout(self, prompts: Any, generator: Any = None) -> Any:
+        """The expert's own rollouts from `prompts` (its tokens fed back): chains (N, H), EOS-padded."""
+        task = self.task
+        n, h, eos = prompts.shape[0], task.horizon, task.eos_token
+        gen = generator or self._gen_for(prompts)
+        if is_torch(prompts):
+            import torch
+
+            chain = torch.full((n, h), eos, dtype=torch.long, device=prompts.device)
+            done = torch.zeros(n, dtype=torch.bool, device=prompts.device)
+        else:
+            chain = np.full((n, h), eos, np.int64)
+            done = np.zeros(n, bool)
+        for t in range(h):
+            obs = task.observe(prompts, chain[:, :t])
+            self.num_queries += int((~done).sum())
+            a = sample_from(self._probs(obs), gen)
+            chain[:, t] = a.masked_fill(done, eos) if is_torch(a) else np.where(done, eos, a)
+            done = done | (chain[:, t] == eos)
+            if bool(done.all()):
+                break
+        return chain
