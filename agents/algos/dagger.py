@@ -32,11 +32,12 @@ def collect(ctx: Any, params: dict[str, Any]) -> Any:
     expert, task = ctx.expert, ctx.task
 
     def mix(t: int, chain: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
+        # chain[:, :t] is written so far; later columns are not yet filled.
         use_expert = torch.rand(n, generator=ctx.gen, device=ctx.gen.device) < beta
         if not bool(use_expert.any()):
             return student
         # The expert acts on a single prefix here; these draws are roll-in, not labels.
-        a = expert.sample(task.observe(prompts, chain), generator=ctx.gen)
+        a = expert.sample(task.observe(prompts, chain[:, :t]), generator=ctx.gen)
         return torch.where(use_expert, a, student)
 
     with autocast_context(ctx.device, ctx.cfg.precision):

@@ -16,100 +16,6 @@ from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.modadd import modadd_step
 
 _METRIC_KEYS = ("full_exact", "final_exact", "num_errors", "correct_prefix_len")
-_M32 = 0xFFFFFFFF
-
-
-class SeededOperands:
-    """``rngs[i].integers(0, p, size=m)`` for many sub-env generators in one batched step.
-
-    Each sub-env must draw its prompt exactly as a single env seeded like it
-    does, but N calls to ``Generator.integers`` cost most of a vector step. For
-    a 32-bit range numpy takes one 32-bit word per value from the bit
-    generator (PCG64 hands out the low, then the high half of each 64-bit
-    output, keeping the unused half for the next 32-bit request) and maps it
-    with Lemire's multiply-shift, redrawing in the rare case (probability
-    < p / 2^32) that the low word of ``word * p`` is below ``(2^32 - p) mod p``.
-    Here that is replayed on ``bit_generator.random_raw`` outputs for all
-    sub-envs at once. The half word a single env's Generator would keep is kept
-    here instead: these generators see no other 32-bit draws (the oracle's
-    ``random`` and 64-bit draws never touch it). A self-check at construction
-    compares with ``Generator.integers`` and falls back to one call per sub-env
-    if numpy's algorithm ever differs.
-    """
-
-    def __init__(self, p: int, m: int, n: int) -> None:
-        self.p, self.m = int(p), int(m)
-        self.threshold = (2**32 - self.p) % self.p
-        self.has_half = np.zeros(n, bool)
-        self.half = np.zeros(n, np.uint64)
-        self.exact = self.p - 1 < _M32 and self._self_check()
-
-    def forget(self, idx: Any) -> None:
-        """Sub-envs at idx got fresh generators: nothing is buffered."""
-        self.has_half[idx] = False
-
-    def draw(self, rngs: list[np.random.Generator], idx: np.ndarray) -> np.ndarray:
-        """Operands (len(idx), m): row j equals ``rngs[idx[j]].integers(0, p, size=m)``."""
-        p, m = self.p, self.m
-        if not self.exact:
-            return np.stack([rngs[i].integers(0, p, size=m, dtype=np.int64) for i in idx])
-        out = np.empty((len(idx), m), np.int64)
-        has = self.has_half[idx]
-        for flag in (False, True):
-            sel = np.flatnonzero(has == flag)
-            if len(sel) == 0:
-                continue
-            envs = idx[sel]
-            k = (m - flag + 1) // 2  # 64-bit outputs holding the words still needed
-            raw = np.stack([rngs[i].bit_generator.random_raw(k) for i in envs])
-            raw = raw.reshape(len(envs), k)  # (envs, k) even when k == 0
-            words = np.stack([raw & _M32, raw >> np.uint64(32)], axis=2).reshape(len(envs), 2 * k)
-            if flag:
-                words = np.concatenate([self.half[envs, None], words], axis=1)
-            prod = words[:, :m] * np.uint64(p)
-            out[sel] = (prod >> np.uint64(32)).astype(np.int64)
-            leftover = words.shape[1] > m
-            self.has_half[envs] = leftover
-            if leftover:
-                self.half[envs] = words[:, m]
-            for j in np.flatnonzero(((prod & _M32) < self.threshold).any(axis=1)):  # ~never
-                out[sel[j]] = self._replay(rngs[envs[j]], envs[j], words[j].tolist())
-        return out
-
-    def _replay(self, rng: np.random.Generator, i: int, words: list[int]) -> list[int]:
-        """One sub-env word by word, with redraws; `words` = its words already drawn."""
-        pos = 0
-
-        def word() -> int:
-            nonlocal pos
-            if pos == len(words):
-                r = int(rng.bit_generator.random_raw())
-                words.extend([r & _M32, r >> 32])
-            pos += 1
-            return words[pos - 1]
-
-        vals = []
-        for _ in range(self.m):
-            prod = word() * self.p
-            while (prod & _M32) < self.threshold:
-                prod = word() * self.p
-            vals.append(prod >> 32)
-        self.has_half[i] = pos < len(words)
-        self.half[i] = words[pos] if pos < len(words) else 0
-        return vals
-
-    def _self_check(self) -> bool:
-        seeds = list(range(4))
-        probe = SeededOperands.__new__(SeededOperands)
-        probe.p, probe.m, probe.threshold, probe.exact = self.p, self.m, self.threshold, True
-        probe.has_half, probe.half = np.zeros(4, bool), np.zeros(4, np.uint64)
-        fast = [np.random.default_rng(s) for s in seeds]
-        slow = [np.random.default_rng(s) for s in seeds]
-        for _ in range(3):  # both parities of the kept half word
-            want = np.stack([g.integers(0, self.p, size=self.m, dtype=np.int64) for g in slow])
-            if not (probe.draw(fast, np.arange(4)) == want).all():
-                return False
-        return True
 
 
 class NoisyModAddVectorEnv(VectorEnv):
@@ -151,14 +57,12 @@ class NoisyModAddVectorEnv(VectorEnv):
         self._sums = np.zeros((n, m), np.int64)  # the true running sums of each prompt
         self._clean = np.ones(n, bool)  # the chain so far is error-free
         self._needs_reset = np.ones(n, bool)
-        self._operands = SeededOperands(p, m, n)
         self._started = False
 
     def _new_prompts(self, idx: np.ndarray) -> None:
-        # One draw per sub-env from its own generator, as the single env draws.
-        # (what task.sample_prompts(rng_i, 1) draws, for all sub-envs in one batched step)
+        # One draw per sub-env from its own generator, exactly as the single env draws.
         m = self.m
-        operands = self._operands.draw(self._rngs, idx)
+        operands = np.concatenate([self.task.sample_prompts(self._rngs[i], 1) for i in idx])[:, :m]
         if len(idx) == self.num_envs:  # the common case: every sub-env restarts together
             self._obs[:, :m] = operands
             self._obs[:, m] = self.task.sep_token
@@ -181,7 +85,6 @@ class NoisyModAddVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} envs")
             self._rngs = [np.random.default_rng(s) if s is not None else np.random.default_rng() for s in seeds]
-            self._operands.forget(slice(None))
         self._new_prompts(np.arange(self.num_envs))
         self._started = True
         n = self.num_envs
