@@ -245,6 +245,8 @@ def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
     cfg = build_config(config, fields)
     alg = get_algorithm(cfg.algo)
     params = resolve_params(cfg.algo, cfg.algo_params)
+    if alg.run is not None:
+        return alg.run(cfg, params)
     world, rank, device = _dist_setup(cfg)
     env = make_env(cfg.env_id, cfg.env_kwargs)
     env.reset(seed=cfg.seed)

@@ -21,8 +21,10 @@ __version__ = "0.1.0"
 
 _MODADD = "noisy_expert_gym.envs.modadd:NoisyModAddEnv"
 _MODADD_VEC = "noisy_expert_gym.envs.modadd_vector:NoisyModAddVectorEnv"
+_GSM8K = "noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv"
 
 #: Every env id this package registers, with the kwargs that define the variant.
+#: NoisyGSM8K-v0 needs the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
 ENV_IDS: dict[str, dict] = {
     "NoisyModAdd-v0": {},
     # The paper's horizon ablation (m = 31 is the default id above).
@@ -30,26 +32,22 @@ ENV_IDS: dict[str, dict] = {
     "NoisyModAddMixture-v0": {"law": "mixture"},
     # eta > 1/2 breaks the mode condition: the stress case for horizon-free claims.
     "NoisyModAddBiased-v0": {"law": "biased", "eta": 0.6},
+    "NoisyGSM8K-v0": {},
 }
 
 
 def _register_all() -> None:
     for env_id, kwargs in ENV_IDS.items():
-        if env_id not in registry:
+        if env_id in registry:
+            continue
+        if env_id.startswith("NoisyModAdd"):
             register(id=env_id, entry_point=_MODADD, vector_entry_point=_MODADD_VEC,
                      kwargs=dict(kwargs), disable_env_checker=False)
-
-
-def _register_later_envs() -> None:
-    """Envs of optional modules (e.g. GSM-8K) register themselves here when present."""
-    try:
-        from noisy_expert_gym.envs import gsm8k  # noqa: F401
-    except ImportError:
-        pass
+        else:
+            register(id=env_id, entry_point=_GSM8K, kwargs=dict(kwargs), disable_env_checker=False)
 
 
 _register_all()
-_register_later_envs()
 
 __all__ = ["ENV_IDS", "LAWS", "Expert", "ModAddTask", "NoisyModAddEnv", "NoisyModAddVectorEnv",
            "noisy_probs"]

@@ -26,6 +26,9 @@ class Algorithm:
         uses_clean_expert: reads the clean expert (reference ceilings only; never on
             a leaderboard).
         checks: per-parameter validators returning an error message or None.
+        run: optional ``run(cfg, params) -> RunResult`` for an algorithm that does not
+            fit the student-prefix loop (e.g. the PPO reinforcement-learning reference);
+            ``agents.train`` hands the whole run to it.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Algorithm:
     setup: Callable[..., Any] | None = None
     uses_clean_expert: bool = False
     checks: dict[str, Callable[[Any], str | None]] = field(default_factory=dict)
+    run: Callable[..., Any] | None = None
 
 
 ALGORITHMS: dict[str, Algorithm] = {}

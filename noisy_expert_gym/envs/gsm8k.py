@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.registration import register, registry
 
 from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.envs.modadd import check_action
@@ -289,5 +288,3 @@ class NoisyGSM8KEnv(gym.Env):
         pass
 
 
-if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv", disable_env_checker=False)
