@@ -124,7 +124,7 @@ def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, 
     try:
         e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
     except SubmissionRejected as err:
-        print(f"REJECTED {name or target}: {err.reason}", file=sys.stderr)
+        print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
         return False
     ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
     print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")

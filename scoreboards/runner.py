@@ -73,7 +73,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 def execute_run(config: dict[str, Any], checkpoint_dir: str | None, threads: int | None = None,
-                train_fn: TrainFn | None = None) -> dict[str, Any]:
+                train_fn: TrainFn | None = None, progress: bool = False) -> dict[str, Any]:
     """Train one run (in a worker); never raises: returns ``result`` or ``error``.
 
     Args:
@@ -81,6 +81,7 @@ def execute_run(config: dict[str, Any], checkpoint_dir: str | None, threads: int
         checkpoint_dir: where the run checkpoints; it resumes when a checkpoint is there.
         threads: torch threads for this worker (1 when several workers share the CPU).
         train_fn: ``train_fn(TrainConfig) -> RunResult``; default ``agents.train``.
+        progress: the trainer's own progress bar (in-process runs only).
     """
     t0 = time.perf_counter()
     try:
@@ -90,7 +91,7 @@ def execute_run(config: dict[str, Any], checkpoint_dir: str | None, threads: int
         if train_fn is None:
             from agents import train as train_fn
         resume = bool(checkpoint_dir) and Path(checkpoint_dir).is_dir() and any(Path(checkpoint_dir).iterdir())
-        cfg = TrainConfig(**config, checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
+        cfg = TrainConfig(**config, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
         t1 = time.perf_counter()
         result = train_fn(cfg)
         train_time = time.perf_counter() - t1
@@ -106,10 +107,10 @@ def _init_worker(threads: int | None) -> None:
 
 
 # ----- backends: each yields (run, outcome) as runs finish ---------------------------------
-def _inline(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, **_: Any
-            ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
-    for run, ckpt in jobs:
-        yield run, execute_run(run.config, ckpt, None, train_fn)
+def _inline(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, progress: bool = False,
+            **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    for run, ckpt in jobs:  # in this process: the trainer's own bar shows the run's progress
+        yield run, execute_run(run.config, ckpt, None, train_fn, progress)
 
 
 def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, workers: int,
@@ -120,7 +121,10 @@ def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, wor
     try:
         pending = {pool.submit(execute_run, run.config, ckpt, threads, train_fn): run for run, ckpt in jobs}
         while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+            if not finished:
+                yield None, {}  # a heartbeat: lets the driver refresh its in-flight display
+                continue
             for fut in finished:
                 run = pending.pop(fut)
                 try:
@@ -155,7 +159,10 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
         pending = {remote.remote(run.config, ckpt, threads or max(1, int(cpus_per_run)), train_fn): run
                    for run, ckpt in jobs}
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            if not ready:
+                yield None, {}
+                continue
             for ref in ready:
                 run = pending.pop(ref)
                 try:
@@ -173,6 +180,13 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
 # ----- the driver ------------------------------------------------------------------------
 def checkpoint_root(store: ResultStore) -> Path:
     return store.path.parent / "checkpoints"
+
+
+def expected_cost(run: RunSpec) -> float:
+    """A rough relative cost for scheduling only: budget x horizon, offline BC ~3x cheaper."""
+    c = run.config
+    horizon = run.env_kwargs.get("m", 31) if isinstance(run.env_kwargs.get("m", 31), int) else 31
+    return c["budget_trajectories"] * horizon * (0.3 if run.algo.startswith("bc") else 1.0)
 
 
 def _describe(run: RunSpec) -> str:
@@ -216,13 +230,15 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
             summary.wall_time = time.perf_counter() - t0
             return summary
         root = Path(checkpoints) if checkpoints else checkpoint_root(st)
+        # Longest runs first: the pool's tail (workers idle at the end) stays short.
+        todo.sort(key=expected_cost, reverse=True)
         jobs = [(r, str(root / r.key)) for r in todo]
         if backend == "local":
             cpus = os.cpu_count() or 1
             n = min(len(todo), workers if workers is not None else cpus)
             summary.workers = max(n, 1)
             threads = max(1, cpus // n) if n else None
-            it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn)
+            it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn, progress)
         else:
             summary.workers = max(1, workers or 1)
             it = _ray(jobs, train_fn, address, None, cpus_per_run=cpus_per_run,
@@ -237,6 +253,11 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
         say = log or (bar.write if bar is not None else print)
         try:
             for run, out in it:
+                if run is None:  # heartbeat
+                    if bar is not None:
+                        running = min(summary.workers, len(todo) - summary.done - summary.failed)
+                        bar.set_postfix_str(f"done={summary.done} failed={summary.failed} running={running}")
+                    continue
                 if "result" in out:
                     st.record_result(run, out["result"])
                     summary.done += 1

@@ -510,7 +510,7 @@ def parse_spec(raw: dict[str, Any], source: str = "<dict>", check_envs: bool = T
     traj = budget.get("trajectories")
     if not (_is_int(traj) and traj > 0):
         problems.append(f"[budget] trajectories: must be an integer > 0 (expert trajectories per run), got {traj!r}")
-        traj = 1
+        traj = None
     queries = budget.get("queries")
     if queries is not None and not (_is_int(queries) and queries > 0):
         problems.append(f"[budget] queries: must be an integer > 0 or left out, got {queries!r}")
@@ -521,7 +521,7 @@ def parse_spec(raw: dict[str, Any], source: str = "<dict>", check_envs: bool = T
     if "every" in ev:
         if not (_is_int(ev["every"]) and ev["every"] >= 0):
             problems.append(f"[eval] every: must be an integer >= 0 (trajectories), got {ev['every']!r}")
-        elif ev["every"] > traj:
+        elif traj is not None and ev["every"] > traj:
             problems.append(f"[eval] every: {ev['every']} exceeds the budget of {traj} trajectories")
         else:
             evcfg["eval_every"] = ev["every"]
@@ -556,7 +556,7 @@ def parse_spec(raw: dict[str, Any], source: str = "<dict>", check_envs: bool = T
     spec = Spec(name=name, source=source, description=description if isinstance(description, str) else "",
                 cost=cost if isinstance(cost, str) else "", gpu_hours=float(gpu_hours), seeds=seeds,
                 env_id=env.get("id"), env_kwargs=env_kwargs, env_grid=env_grid,
-                budget_trajectories=traj, budget_queries=queries, eval=evcfg, train=train,
+                budget_trajectories=traj or 1, budget_queries=queries, eval=evcfg, train=train,
                 algorithms=algorithms, report=report)
     if env:
         _check_env(env.get("id"), [kw for kw, _ in spec.env_configs()], problems, check_envs)

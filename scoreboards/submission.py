@@ -489,7 +489,8 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
 
     timeout = float(timeout or board.timeout_s)
     env = gym.make(board.env_id, **board.env_kwargs)
-    env.reset(seed=[seed, board.seed_salt, 1])
+    # The env's RNG (the noisy expert's draws) derives from the training seed and the board.
+    env.reset(seed=int(np.random.SeedSequence([seed, board.seed_salt, 1]).generate_state(1)[0]))
     u = env.unwrapped
     task = u.task
     server = ExpertServer(u.clean_expert if clean else u.expert, task,

@@ -54,3 +54,12 @@ def sleepy_train(cfg: TrainConfig) -> RunResult:
     """fake_train that takes a measurable time (for the overhead benchmark)."""
     time.sleep(float(os.environ.get("NEG_TEST_SLEEP", "0.2")))
     return fake_train(cfg)
+
+
+def real_or_fail(cfg: TrainConfig) -> RunResult:
+    """The real trainer, except that opd-f fails (one pool sweep covers both paths)."""
+    if cfg.algo == "opd-f":
+        raise RuntimeError("deliberate failure for opd-f")
+    from agents import train
+
+    return train(cfg)

@@ -1,0 +1,54 @@
+"""`neg bench ...`, `neg board ...`, `neg submit ...` end to end (real trainer, tiny budget)."""
+
+from __future__ import annotations
+
+import json
+
+from noisy_expert_gym.cli import main
+from tests.scoreboards.test_submission import BOARD
+
+ONE_RUN = ["--set", "seeds=[0]", "--set", "env.grid.eta=[0.2]", "--set", 'algorithms=[{name="bc"}]']
+
+
+def test_bench_run_report_export(tiny_spec_path, db_path, tmp_path, capsys):
+    spec, db = str(tiny_spec_path), str(db_path)
+    assert main(["bench", "run", spec, "--db", db, *ONE_RUN, "--dry-run"]) == 0
+    assert "1 runs" in capsys.readouterr().out
+    assert main(["bench", "run", spec, "--db", db, *ONE_RUN, "--workers", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 done, 0 failed" in out and "| bc |" in out and "report:" in out
+    assert main(["bench", "run", spec, "--db", db, *ONE_RUN, "--workers", "0", "--no-report"]) == 0
+    assert "1 already done" in capsys.readouterr().out
+    assert main(["bench", "report", spec, "--db", db, *ONE_RUN, "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "curves_eta_0.2.png").exists()
+    capsys.readouterr()
+    assert main(["bench", "export", spec, "--db", db, *ONE_RUN, "--format", "json",
+                 "--out", str(tmp_path / "exp")]) == 0
+    data = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert len(data["runs"]) == 1 and data["runs"][0]["algo"] == "bc"
+
+
+def test_bench_errors_and_listing(tiny_spec_path, db_path, capsys):
+    assert main(["bench", "run", str(tiny_spec_path), "--db", str(db_path), "--set", "budget.trajectories=0",
+                 "--set", "train.lrr=1"]) == 2
+    err = capsys.readouterr().err
+    assert "2 problems" in err and "Did you mean `lr`" in err
+    assert main(["bench", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "quick" in out and "fig4" in out and "GPU-h" in out
+    assert main(["board", "list"]) == 0
+    assert "modadd-m5-eta0.2" in capsys.readouterr().out
+
+
+def test_submit_and_show(tmp_path, db_path, capsys):
+    board = tmp_path / "b.toml"
+    board.write_text(BOARD)
+    db = str(db_path)
+    assert main(["submit", "tests.scoreboards.subs:TableLearner", "--board", str(board), "--db", db]) == 0
+    assert "accepted TableLearner" in capsys.readouterr().out
+    assert main(["submit", "tests.scoreboards.subs:Crashes", "--board", str(board), "--db", db]) == 1
+    assert "REJECTED Crashes: seed 0: crashed in train(): ZeroDivisionError" in capsys.readouterr().err
+    assert main(["board", "show", str(board), "--db", db, "--out", str(tmp_path / "b.md")]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | TableLearner |" in out and "Crashes" not in out
+    assert (tmp_path / "b.md").read_text().startswith("# Board")

@@ -1,0 +1,144 @@
+"""Boards and submissions: honest entries are scored by the harness; cheats and broken code are rejected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoreboards.boards import load_board, render_board, shipped_boards, submit
+from scoreboards.store import ResultStore
+from scoreboards.submission import ExpertServer, SubmissionRejected, run_submission
+
+BOARD = """
+description = "test board"
+cost = "seconds"
+
+[env]
+id = "NoisyModAdd-v0"
+kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
+
+[budget]
+trajectories = 1024
+queries = 6144
+
+[eval]
+prompts = 256
+seeds = [1001, 1002]
+metric = "greedy_full_exact"
+
+[protocol]
+train_seeds = [0]
+timeout_s = 60
+
+[[baselines]]
+algo = "nail-f"
+train = { preset = "tiny", batch_size = 256, device = "cpu" }
+"""
+SUBS = "tests.scoreboards.subs"
+
+
+@pytest.fixture
+def board(tmp_path):
+    p = tmp_path / "test-board.toml"
+    p.write_text(BOARD)
+    return load_board(p)
+
+
+@pytest.mark.parametrize("name", shipped_boards())
+def test_shipped_boards_validate(name):
+    b = load_board(name)
+    assert b.baselines and b.eval_seeds and not set(b.eval_seeds) & set(b.train_seeds)
+
+
+def test_board_validation_lists_problems(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(BOARD.replace("prompts = 256", "prompts = -1").replace("train_seeds = [0]", "train_seeds = [1001]")
+                 .replace('algo = "nail-f"', 'algo = "nail-ff"'))
+    with pytest.raises(ValueError) as e:
+        load_board(p)
+    for s in ("[eval] prompts", "must not overlap", "nail-ff"):
+        assert s in str(e.value)
+
+
+def test_honest_submission_is_scored_by_the_harness(board, db_path):
+    with ResultStore(db_path) as st:
+        e = submit(board, f"{SUBS}:TableLearner", st, log=lambda m: None)
+        assert e["kind"] == "submission" and e["score"] > 0.9  # m = 3: the table covers the prompts
+        (seed_run,) = e["per_seed"]
+        assert seed_run["trajectories"] <= 1024 and seed_run["queries"] <= 6144
+        md = render_board(board, st)
+    assert "| 1 | TableLearner |" in md and "held-out prompts" in md
+
+
+def test_harness_counts_budget_and_protects_provenance():
+    import gymnasium as gym
+
+    import noisy_expert_gym  # noqa: F401
+
+    env = gym.make("NoisyModAdd-v0", m=3, eta=0.2)
+    u = env.unwrapped
+    srv = ExpertServer(u.expert, u.task, np.random.default_rng(0), budget_trajectories=10, budget_queries=40)
+    p = srv.handle("prompts", (8,))
+    chain, probs = srv.handle("rollout", (p,))
+    assert chain.shape == (8, 3) and probs.shape == (8, 3, 7)
+    assert (srv.trajectories, srv.queries) == (8, 24)
+    srv.handle("probs", (u.task.observe(p, chain[:, :1]),))
+    assert (srv.trajectories, srv.queries) == (8, 32)
+    with pytest.raises(SubmissionRejected, match="over budget: 11 expert trajectories"):
+        srv.handle("probs_along", (p[:3], chain[:3]))
+    other = u.task.sample_prompts(np.random.default_rng(99), 64)
+    fresh = other[~np.isin([r.tobytes() for r in other], [r.tobytes() for r in p])][:1]
+    with pytest.raises(SubmissionRejected, match="did not issue"):
+        srv.handle("probs", (u.task.observe(fresh, fresh[:, :0]),))
+
+
+@pytest.mark.parametrize("cls, reason", [
+    ("PeeksAtEnv", "may not import `noisy_expert_gym`"),
+    ("PeeksRawRequest", "protocol violation: unknown request `clean_probs`"),
+    ("ForgesPrompts", "did not issue"),
+    ("Overspends", "over budget: 1,025 expert trajectories"),
+    ("Catches", "over budget"),
+    ("Crashes", "crashed in train(): ZeroDivisionError: my bug"),
+    ("BadActions", "act() must return (512,) integer actions"),
+    ("OutOfRange", "outside [0, 6]"),
+    ("NoAct", "wrong interface: NoAct lacks `act()`"),
+    ("NOT_A_CLASS", "wrong interface: 42 is not a class"),
+    ("Missing", "malformed submission: could not load it: AttributeError"),
+    ("Dies", "worker process died (exit code 3)"),
+])
+def test_bad_submissions_are_rejected_and_leave_no_row(board, db_path, cls, reason):
+    with ResultStore(db_path) as st:
+        with pytest.raises(SubmissionRejected) as e:
+            submit(board, f"{SUBS}:{cls}", st, log=lambda m: None)
+        assert reason in e.value.reason, e.value.reason
+        assert st.board_entries(board.name) == []
+
+
+def test_timeout_and_malformed_targets(board, tmp_path):
+    with pytest.raises(SubmissionRejected, match="timeout: the run exceeded the board's limit of 2 s"):
+        run_submission(board, f"{SUBS}:Sleeps", seed=0, timeout=2)
+    with pytest.raises(SubmissionRejected, match="could not load it: ModuleNotFoundError"):
+        run_submission(board, "no_such_module:Algo", seed=0)
+    broken = tmp_path / "broken.py"
+    broken.write_text("class Algo(:\n")
+    with pytest.raises(SubmissionRejected, match="could not load it: SyntaxError"):
+        run_submission(board, f"{broken}:Algo", seed=0)
+
+
+def test_builtin_enters_through_the_same_path(tmp_path, db_path):
+    """agents.train under the harness: prompts and every expert query go over the pipe."""
+    p = tmp_path / "small.toml"
+    p.write_text(BOARD.replace("trajectories = 1024", "trajectories = 512").replace("seeds = [1001, 1002]",
+                                                                                    "seeds = [1001]"))
+    board = load_board(p)
+    train = {"preset": "tiny", "batch_size": 256, "device": "cpu"}
+    with ResultStore(db_path) as st:
+        e = submit(board, "builtin:nail-f", st, train=train, log=lambda m: None)
+        assert e["kind"] == "builtin" and e["name"] == "nail-f"
+        (run,) = e["per_seed"]
+        assert run["trajectories"] == 512 and run["queries"] == 512 * 3
+        assert 0.0 <= e["score"] <= 1.0
+        ref = submit(board, "builtin:bc-clean", st, train=train, log=lambda m: None)
+        assert ref["kind"] == "reference" and ref["per_seed"][0]["trajectories"] == 512
+        md = render_board(board, st)
+    assert "| ref | bc-clean (reference, clean expert)" in md and "| 1 | nail-f (built-in)" in md
