@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Modules that contribute subcommands, in help order.
-_CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.cli")
+_CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.cli", "noisy_expert_gym.bridges.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,5 +9,6 @@ from agents.algos.registry import ALGORITHMS, Algorithm, check_params, get_algor
 
 # Importing the files registers the algorithms.
 from agents.algos import bc, dagger, gkd, online  # noqa: E402,F401  isort: skip
+from agents.algos import ppo  # noqa: E402,F401  isort: skip
 
 __all__ = ["ALGORITHMS", "Algorithm", "check_params", "get_algorithm", "resolve_params"]

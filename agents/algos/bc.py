@@ -6,7 +6,9 @@ cached on disk. Training streams it in order (the rollouts are i.i.d.), so the
 learning curve against "trajectories consumed" is comparable with the online
 methods'; ``epochs`` > 1 makes further passes in a fresh random order.
 ``bc-clean`` trains on clean-expert rollouts: a reference ceiling that reads the
-clean expert and is never eligible for a leaderboard.
+clean expert and is never eligible for a leaderboard. ``bc`` with
+``dataset=<Minari id>`` trains on the first N episodes of a local Minari dataset
+instead (see ``neg export-minari``).
 """
 
 from __future__ import annotations
@@ -64,9 +66,29 @@ def load_or_make(ctx: Any, clean: bool) -> dict[str, torch.Tensor]:
     return data
 
 
+# ----- Minari: `--algo-kw dataset=<id>` trains on a local Minari dataset (noisy_expert_gym.bridges) ---
+def from_minari(ctx: Any, dataset: str, clean: bool) -> dict[str, torch.Tensor]:
+    """The first ``budget_trajectories`` episodes of a local Minari dataset, on the training device."""
+    from noisy_expert_gym.bridges.minari_io import dataset_metadata, load_chains
+
+    if not clean and dataset_metadata(dataset).get("uses_clean_expert"):
+        raise ValueError(f"Minari dataset `{dataset}` holds clean-expert rollouts (reference data): "
+                         "train on it with `bc-clean`, which is flagged as reading the clean expert")
+    data = load_chains(dataset, ctx.task, n=ctx.cfg.budget_trajectories)
+    return {k: torch.as_tensor(v, device=ctx.device) for k, v in data.items()}
+
+
+def _check_dataset(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, str) and v) else (
+        f"`dataset` must be a Minari dataset id (e.g. noisy-expert/modadd-p7-m31-eta0_2/noisy-v0) or None, "
+        f"got {v!r}")
+# ----- end of the Minari hook ------------------------------------------------------------------------
+
+
 def _setup(clean: bool):
     def setup(ctx: Any, params: dict[str, Any]) -> None:
-        data = load_or_make(ctx, clean)
+        dataset = params.get("dataset")
+        data = from_minari(ctx, dataset, clean) if dataset else load_or_make(ctx, clean)
         # Each rank reads its own shard: rank, rank + world, ...
         ctx.state["dataset"] = {k: v[ctx.rank :: ctx.world_size] for k, v in data.items()}
         ctx.state.update(pos=0, epoch=0,
@@ -93,11 +115,15 @@ def loss(logits: torch.Tensor, batch: Any, params: dict[str, Any]) -> torch.Tens
     return losses.mc_forward(logits, batch.actions)
 
 
-register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts",
-                   {"epochs": 1}, collect, loss, setup=_setup(clean=False),
+register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
+                   "(generated and cached, or a Minari dataset id: dataset=...)",
+                   {"epochs": 1, "dataset": None}, collect, loss, setup=_setup(clean=False),
                    checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
-                           else f"`epochs` must be an integer >= 1, got {v!r}"}))
+                           else f"`epochs` must be an integer >= 1, got {v!r}",
+                           "dataset": _check_dataset}))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   {"epochs": 1}, collect, loss, setup=_setup(clean=True), uses_clean_expert=True,
+                   {"epochs": 1, "dataset": None}, collect, loss, setup=_setup(clean=True),
+                   uses_clean_expert=True,
                    checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
-                           else f"`epochs` must be an integer >= 1, got {v!r}"}))
+                           else f"`epochs` must be an integer >= 1, got {v!r}",
+                           "dataset": _check_dataset}))

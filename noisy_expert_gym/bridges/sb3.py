@@ -1,0 +1,287 @@
+"""Stable-Baselines3 bridge: an SB3 ``VecEnv`` over a Gymnasium ``VectorEnv``, and a token extractor.
+
+SB3 rejects Gymnasium ``VectorEnv``s: it has its own ``VecEnv`` API (``step_async``
+/ ``step_wait``, a list of info dicts) and its own autoreset convention: when a
+sub-env's episode ends, ``step`` already returns the *reset* observation and
+puts the final one in ``infos[i]["terminal_observation"]``. The native
+NoisyModAdd vector env uses Gymnasium's ``NEXT_STEP`` autoreset (the final
+observation is returned, the reset happens on the following step), so the
+adapter resets ended sub-envs itself, right away. Every sub-env draws its
+prompts from its own generator, so this yields exactly the native env's
+episodes in the same order, minus the native env's extra reset steps.
+
+Example::
+
+    from stable_baselines3 import PPO
+    from noisy_expert_gym.bridges.sb3 import TokenFeaturesExtractor, make_sb3_vec_env
+
+    venv = make_sb3_vec_env("NoisyModAdd-m3-v0", num_envs=16, reward="dense")
+    model = PPO("MlpPolicy", venv, policy_kwargs={
+        "features_extractor_class": TokenFeaturesExtractor}).learn(20_000)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from torch import nn
+
+from noisy_expert_gym._util import did_you_mean
+
+EXTRACTORS = ("mean", "gru")
+
+
+# --------------------------------------------------------------------------- the VecEnv adapter
+class SB3VecEnv(VecEnv):
+    """A Gymnasium ``VectorEnv`` seen as a Stable-Baselines3 ``VecEnv``.
+
+    Works with every Gymnasium autoreset mode: ``NEXT_STEP`` (the native
+    NoisyModAdd vector env, ``SyncVectorEnv``'s default), ``SAME_STEP`` and
+    ``DISABLED``. Ended sub-envs are reset with ``reset()`` when all of them end
+    together (always the case for NoisyModAdd, whose episodes all last m steps)
+    and with ``reset(options={"reset_mask": ended})`` otherwise.
+
+    ``get_attr`` / ``set_attr`` / ``env_method`` reach the sub-envs of a
+    ``SyncVectorEnv``; on a natively batched env (one object for all sub-envs)
+    they read, write or call the vector env itself, once, and ``get_attr`` of
+    ``observation_space`` / ``action_space`` gives the single-env space.
+
+    Args:
+        venv: the vector env (e.g. ``gym.make_vec("NoisyModAdd-v0", num_envs=16)``).
+    """
+
+    def __init__(self, venv: VectorEnv) -> None:
+        if not isinstance(venv, VectorEnv):
+            raise TypeError(f"SB3VecEnv wraps a gymnasium.vector.VectorEnv, got {type(venv).__name__}; "
+                            "for single envs use stable_baselines3's DummyVecEnv or make_vec_env")
+        self.venv = venv
+        self.autoreset_mode = AutoresetMode(venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    # ----- the SB3 VecEnv API ---------------------------------------------------
+    def reset(self) -> np.ndarray:
+        seed: list[int | None] | None = None if all(s is None for s in self._seeds) else list(self._seeds)
+        options = _one_options(self._options)
+        obs, info = self.venv.reset(seed=seed, options=options)
+        self.reset_infos = _unbatch_info(info, self.num_envs)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("call step_async(actions) before step_wait()")
+        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        self._actions = None
+        dones = np.asarray(terminated, bool) | np.asarray(truncated, bool)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and dones.any():
+            # Gymnasium already reset them: the final step's info and observation are in final_*.
+            final_obs, final_info = info.get("final_obs"), info.get("final_info", {})
+            infos = _unbatch_info({k: v for k, v in info.items() if k not in ("final_obs", "_final_obs",
+                                                                              "final_info", "_final_info")},
+                                  self.num_envs)
+            done_infos = _unbatch_info(final_info, self.num_envs)
+            for i in np.flatnonzero(dones):
+                self.reset_infos[i] = infos[i]
+                infos[i] = {**done_infos[i], "terminal_observation": final_obs[i]}
+        else:
+            infos = _unbatch_info(info, self.num_envs)
+            if dones.any():
+                obs = self._reset_ended(obs, dones, infos)
+        for i in range(self.num_envs):
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return obs, np.asarray(rewards, np.float32), dones, infos
+
+    def _reset_ended(self, obs: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> np.ndarray:
+        """Reset the ended sub-envs now (SB3's convention) and keep their final observations."""
+        final = obs[dones].copy()
+        if dones.all():
+            new, rinfo = self.venv.reset()
+        else:
+            new, rinfo = self.venv.reset(options={"reset_mask": dones.copy()})
+            # An env that ignores reset_mask would have restarted the running episodes too.
+            if not np.array_equal(new[~dones], obs[~dones]):
+                raise RuntimeError(
+                    f"{type(self.venv.unwrapped).__name__} ignored reset(options={{'reset_mask': ...}}) "
+                    "and restarted running episodes; SB3VecEnv needs vector envs whose sub-envs end "
+                    "together or that support Gymnasium's reset_mask option (e.g. SyncVectorEnv)")
+        out = np.where(_rows(dones, obs.ndim), new, obs)
+        reset_infos = _unbatch_info(rinfo, self.num_envs)
+        for k, i in enumerate(np.flatnonzero(dones)):
+            infos[i]["terminal_observation"] = final[k]
+            self.reset_infos[i] = reset_infos[i]
+        return out
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        if self.render_mode != "rgb_array":
+            warnings.warn(f"the render mode is {self.render_mode}; get_images needs `rgb_array`")
+            return [None] * self.num_envs
+        return list(self.venv.render())
+
+    # ----- attributes and methods of the sub-envs ------------------------------------
+    def _envs(self) -> list[gym.Env] | None:
+        """The sub-env objects of a Sync vector env; None for a natively batched env."""
+        envs = getattr(self.venv.unwrapped, "envs", None)
+        return list(envs) if envs is not None else None
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        idx = self._get_indices(indices)
+        envs = self._envs()
+        if envs is not None:
+            return [envs[i].get_wrapper_attr(attr_name) for i in idx]
+        if attr_name in ("observation_space", "action_space"):
+            attr_name = "single_" + attr_name
+        value = getattr(self.venv, attr_name)
+        return [value for _ in idx]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        idx = list(self._get_indices(indices))
+        envs = self._envs()
+        if envs is not None:
+            for i in idx:
+                envs[i].set_wrapper_attr(attr_name, value)
+            return
+        if sorted(idx) != list(range(self.num_envs)):
+            raise ValueError(f"{type(self.venv.unwrapped).__name__} is one batched env: set_attr can only "
+                             "set an attribute for all sub-envs at once (indices=None)")
+        setattr(self.venv, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        idx = list(self._get_indices(indices))
+        envs = self._envs()
+        if envs is not None:
+            return [envs[i].get_wrapper_attr(method_name)(*method_args, **method_kwargs) for i in idx]
+        out = getattr(self.venv, method_name)(*method_args, **method_kwargs)  # one call for the batch
+        return [out for _ in idx]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        from stable_baselines3.common.env_util import is_wrapped
+
+        idx = list(self._get_indices(indices))
+        envs = self._envs()
+        if envs is None:
+            return [False for _ in idx]  # a batched env has no per-sub-env wrappers
+        return [is_wrapped(envs[i], wrapper_class) for i in idx]
+
+
+def _rows(mask: np.ndarray, ndim: int) -> np.ndarray:
+    return mask.reshape(mask.shape + (1,) * (ndim - 1))
+
+
+def _one_options(options: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """SB3 keeps reset options per sub-env; a Gymnasium vector env takes one dict for all."""
+    if all(not o for o in options):
+        return None
+    if any(o != options[0] for o in options[1:]):
+        raise ValueError("a Gymnasium vector env takes one reset `options` dict for every sub-env; "
+                         "call set_options() with a single dict")
+    return dict(options[0])
+
+
+def _unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Gymnasium's dict of arrays (with ``_key`` masks) -> SB3's list of per-env dicts."""
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for k, v in info.items():
+        if k.startswith("_"):
+            continue
+        mask = info.get("_" + k)
+        if isinstance(v, dict):  # nested infos (e.g. from wrappers)
+            for i, sub in enumerate(_unbatch_info(v, n)):
+                if sub:
+                    out[i][k] = sub
+            continue
+        for i in range(n):
+            if mask is None or mask[i]:
+                x = v[i]
+                out[i][k] = x.item() if isinstance(x, np.generic) else x
+    return out
+
+
+def make_sb3_vec_env(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> SB3VecEnv:
+    """``gym.make_vec`` (the native batched env where the id has one) wrapped as an SB3 ``VecEnv``.
+
+    Args:
+        env_id: a registered env id, e.g. ``"NoisyModAdd-v0"``.
+        num_envs: number of sub-envs.
+        **env_kwargs: env keyword arguments (``eta``, ``m``, ``reward``, ...).
+    """
+    import noisy_expert_gym  # noqa: F401  (registers the envs)
+
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id `{env_id}`.{did_you_mean(env_id, gym.registry)}")
+    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
+    return SB3VecEnv(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **env_kwargs))
+
+
+# --------------------------------------------------------------------------- the features extractor
+class TokenFeaturesExtractor(BaseFeaturesExtractor):
+    """Features of a token-id observation: embed each token (and its position), then pool.
+
+    SB3's default for a ``Box`` observation flattens it, i.e. treats every token
+    id as a real number (or one-hots every position): useless for token
+    sequences. Here each id is looked up in an embedding table:
+
+    - ``mean`` (default): token + position embeddings, a per-token MLP, then a
+      mean over the *written* tokens (padding excluded): cheap, and each
+      (position, token) pair gets its own features.
+    - ``gru``: a GRU reads the embedded sequence; the features are its last
+      hidden state. It can carry a running sum along the sequence, but must
+      carry it past the padding; it learned slower than ``mean`` on m = 3.
+
+    Args:
+        observation_space: a ``Box`` of integer token ids in ``[0, high]``.
+        embed_dim: embedding width.
+        features_dim: output width (GRU hidden size / MLP width).
+        kind: ``mean`` or ``gru``.
+        pad_token: the padding id (default: the space's ``high``, as in NoisyModAdd).
+    """
+
+    def __init__(self, observation_space: spaces.Box, embed_dim: int = 32, features_dim: int = 64,
+                 kind: str = "mean", pad_token: int | None = None) -> None:
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"TokenFeaturesExtractor needs a 1-D Box of token ids, got {observation_space}")
+        if kind not in EXTRACTORS:
+            raise ValueError(f"unknown extractor `{kind}`; valid: {', '.join(EXTRACTORS)}."
+                             f"{did_you_mean(kind, EXTRACTORS)}")
+        super().__init__(observation_space, features_dim)
+        self.vocab_size = int(np.max(observation_space.high)) + 1
+        self.seq_len = int(observation_space.shape[0])
+        self.pad_token = int(self.vocab_size - 1 if pad_token is None else pad_token)
+        self.kind = kind
+        self.tok = nn.Embedding(self.vocab_size, embed_dim)
+        self.pos = nn.Embedding(self.seq_len, embed_dim)
+        if kind == "gru":
+            self.gru = nn.GRU(embed_dim, features_dim, batch_first=True)
+        else:
+            self.mlp = nn.Sequential(nn.Linear(embed_dim, features_dim), nn.ReLU(),
+                                     nn.Linear(features_dim, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        ids = observations.long()  # SB3 hands Box observations over as floats  # (B, L)
+        x = self.tok(ids) + self.pos.weight[None, : ids.shape[1]]  # (B, L, E)
+        if self.kind == "gru":
+            _, h = self.gru(x)  # (1, B, F)
+            return h[0]
+        keep = (ids != self.pad_token).float()[..., None]  # (B, L, 1)
+        return (self.mlp(x) * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, F)
+
+
+__all__ = ["EXTRACTORS", "SB3VecEnv", "TokenFeaturesExtractor", "make_sb3_vec_env"]

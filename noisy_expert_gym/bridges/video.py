@@ -1,0 +1,120 @@
+"""Videos of episodes: ``render_mode="rgb_array"`` frames to MP4 (Gymnasium's ``RecordVideo``) or GIF.
+
+MP4 goes through ``gymnasium.wrappers.RecordVideo``, which needs ``moviepy``
+(extra ``video``); GIF goes through the project's own helper
+(:func:`noisy_expert_gym.rendering.write_gif`, imageio only) and always works.
+``fmt="auto"`` picks MP4 when moviepy is installed, else GIF.
+
+A policy is anything with ``generate(prompts, horizon, temperature=0.0)`` (the
+project's students, the PPO wrapper) turned into ``obs -> action`` by
+:class:`GreedyActor`, or any ``obs -> action`` callable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.rendering import record_episode_gif
+
+FORMATS = ("auto", "gif", "mp4")
+
+
+def has_moviepy() -> bool:
+    try:
+        import moviepy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_format(fmt: str) -> str:
+    """``gif`` or ``mp4`` for a requested format; ``mp4`` without moviepy raises, naming the extra."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown video format `{fmt}`; valid: {', '.join(FORMATS)}.{did_you_mean(fmt, FORMATS)}")
+    if fmt == "auto":
+        return "mp4" if has_moviepy() else "gif"
+    if fmt == "mp4" and not has_moviepy():
+        raise ImportError("MP4 videos (Gymnasium's RecordVideo) need `moviepy`, which is not installed: "
+                          "pip install 'noisy-expert-gym[video]' (or use the GIF format)")
+    return fmt
+
+
+class GreedyActor:
+    """``obs -> action`` for a policy with ``generate``: its greedy chain from the episode's prompt.
+
+    At the first step of an episode the whole greedy chain is generated once
+    (KV-cached for the transformer students); later steps replay it. Because the
+    env's state is exactly the chain the policy wrote, this equals asking the
+    policy for its argmax at every step.
+
+    Args:
+        policy: has ``generate(prompts (B, P), horizon, temperature=0.0) -> (B, H)``.
+        task: the env's task core (``prompt_len``, ``horizon``, ``step_index``).
+        device: where the policy lives.
+    """
+
+    def __init__(self, policy: Any, task: Any, device: Any = "cpu") -> None:
+        self.policy, self.task, self.device = policy, task, device
+        self._prompt: np.ndarray | None = None
+        self._chain: np.ndarray | None = None
+
+    def __call__(self, obs: np.ndarray) -> int:
+        import torch
+
+        obs = np.asarray(obs)
+        prompt = obs[: self.task.prompt_len]
+        t = int(self.task.step_index(obs[None])[0])
+        if t == 0 or self._prompt is None or not np.array_equal(prompt, self._prompt):
+            p = torch.as_tensor(prompt[None], dtype=torch.long, device=self.device)
+            self._chain = self.policy.generate(p, self.task.horizon, temperature=0.0)[0].cpu().numpy()
+            self._prompt = prompt.copy()
+        return int(self._chain[t])
+
+
+def record_episodes(env_id: str, act: Callable[[np.ndarray], Any], out_dir: str | os.PathLike,
+                    env_kwargs: dict[str, Any] | None = None, episodes: int = 3, seed: int = 0,
+                    fmt: str = "auto", fps: float | None = None, name_prefix: str = "episode") -> list[str]:
+    """Record `episodes` episodes of ``act`` in ``gym.make(env_id, render_mode="rgb_array")``.
+
+    Episode i is reset with ``seed + i``. Returns the written files, in order.
+    """
+    import noisy_expert_gym  # noqa: F401  (registers the envs)
+
+    if episodes < 1:
+        raise ValueError(f"`episodes` must be >= 1, got {episodes}")
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id `{env_id}`.{did_you_mean(env_id, gym.registry)}")
+    kind = resolve_format(fmt)
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
+    fps = fps or env.metadata.get("render_fps", 4)
+    paths = []
+    if kind == "gif":
+        for i in range(episodes):
+            paths.append(record_episode_gif(env, act, os.path.join(out_dir, f"{name_prefix}-{i}.gif"),
+                                            seed=seed + i, fps=fps))
+        env.close()
+        return paths
+    from gymnasium.wrappers import RecordVideo
+
+    before = set(os.listdir(out_dir))
+    env = RecordVideo(env, video_folder=out_dir, name_prefix=name_prefix, episode_trigger=lambda e: True,
+                      fps=round(fps))
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done = False
+        while not done:
+            obs, _, term, trunc, _ = env.step(act(obs))
+            done = term or trunc
+    env.close()  # writes the last video
+    return sorted(os.path.join(out_dir, f) for f in set(os.listdir(out_dir)) - before if f.endswith(".mp4"))
+
+
+__all__ = ["FORMATS", "GreedyActor", "has_moviepy", "record_episodes", "resolve_format"]
