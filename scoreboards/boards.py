@@ -11,7 +11,7 @@ A board file (``scoreboards/boards/NAME.toml``)::
 
     [budget]
     trajectories = 20000     # expert trajectories per run
-    queries = 200000         # optional cap on expert prefix-queries
+    queries = 200000         # cap on expert prefix-queries (default: trajectories x horizon)
 
     [eval]
     prompts = 1024           # held-out prompts per evaluation seed
@@ -144,9 +144,15 @@ def load_board(name_or_path: str | Path) -> Board:
         import noisy_expert_gym  # noqa: F401
 
         try:
-            gym.make(env["id"], **env.get("kwargs", {})).close()
+            e = gym.make(env["id"], **env.get("kwargs", {}))
+            horizon = e.unwrapped.task.horizon
+            e.close()
         except Exception as e:  # noqa: BLE001
             problems.append(f"[env]: {type(e).__name__}: {e}")
+        else:
+            # Without an explicit cap, single-prefix queries are bounded by what the
+            # trajectory budget buys along complete chains.
+            budget.setdefault("queries", budget.get("trajectories", 0) * horizon)
     if problems:
         raise ValueError(f"board {path} has {len(problems)} problem(s):\n"
                          + "\n".join(f"  - {p}" for p in problems))
@@ -264,10 +270,10 @@ def render_board(board: Board, store: ResultStore) -> str:
         "",
         f"- env: `{board.env_id}` ({kw})",
         f"- budget per run: {board.budget_trajectories:,} expert trajectories{q}",
-        f"- evaluation: greedy decoding on {board.eval_prompts:,} held-out prompts x "
-        f"{len(board.eval_seeds)} harness-owned seeds, scored by the harness; metric `{board.metric}`",
-        f"- one run per training seed {board.train_seeds}; score = mean over runs, "
-        "95% percentile-bootstrap CI over runs",
+        (f"- evaluation: greedy decoding on {board.eval_prompts:,} held-out prompts x "
+         f"{len(board.eval_seeds)} harness-owned seeds, scored by the harness; metric `{board.metric}`"),
+        (f"- one run per training seed {board.train_seeds}; score = mean over runs, "
+         "95% percentile-bootstrap CI over runs"),
         f"- protocol hash `{board.hash}`",
         "",
         "| rank | algorithm | score (95% CI) | budget used (traj. / queries) | seeds | code | date |",
@@ -275,8 +281,9 @@ def render_board(board: Board, store: ResultStore) -> str:
     ]
 
     def row(rank: str, r: dict[str, Any]) -> str:
-        ci = "" if r["ci_low"] is None or math.isnan(r["ci_low"]) else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        kind = " (built-in)" if r["kind"] == "builtin" else (" (reference, clean expert)" if r["kind"] == "reference" else "")
+        no_ci = r["ci_low"] is None or math.isnan(r["ci_low"])
+        ci = "" if no_ci else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        kind = {"builtin": " (built-in)", "reference": " (reference, clean expert)"}.get(r["kind"], "")
         used = f"{r['trajectories']:,.0f} / {r['queries']:,.0f}"
         return (f"| {rank} | {r['name']}{kind} | {r['score']:.3f}{ci} | {used} | {len(r['seeds'])} | "
                 f"`{r['code_hash']}` | {r['created_at'][:10]} |")
@@ -286,8 +293,8 @@ def render_board(board: Board, store: ResultStore) -> str:
     if not rows:
         lines.append("| - | (no entries yet: `neg board baselines " + board.name + "` or `neg submit`) | | | | | |")
     if stale:
-        lines += ["", f"{stale} older entr{'y' if stale == 1 else 'ies'} made under a different protocol "
-                  "are not shown."]
+        lines += ["", (f"{stale} older entr{'y' if stale == 1 else 'ies'} made under a different protocol "
+                       "are not shown.")]
     return "\n".join(lines) + "\n"
 
 

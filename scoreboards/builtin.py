@@ -77,7 +77,7 @@ class BuiltinSubmission:
         self.result: Any = None
 
     def train(self, expert: Any) -> None:
-        import agents.trainer as trainer
+        from agents import trainer
         from agents.algos import get_algorithm
         from agents.config import TrainConfig
 

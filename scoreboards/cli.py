@@ -182,7 +182,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per CPU core; 0: train in this process)")
+                   help="local worker processes (default: one per CPU core, or 1 for GPU runs; 0: train in this process)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints")

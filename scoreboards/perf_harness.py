@@ -54,7 +54,7 @@ def sweep_overhead(spec_name: str, workers: int | None, fake: float | None, over
                       log=lambda m: None)
     return {"spec": spec.name, "runs": s.done, "failed": s.failed, "workers": s.workers,
             "wall_s": s.wall_time, "train_s": s.train_time, "overhead": s.overhead,
-            "trainer": "sleep %.2fs" % fake if fake is not None else "agents.train"}
+            "trainer": f"sleep {fake:.2f}s" if fake is not None else "agents.train"}
 
 
 # ----- the submission pipe -------------------------------------------------------------------

@@ -18,10 +18,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from scoreboards.stats import curve_band  # noqa: E402
+from scoreboards.stats import curve_band
 
 METRIC_NAMES = {
     "val_loss": "clean validation loss",
@@ -32,13 +32,13 @@ METRIC_NAMES = {
 }
 
 
-def save_atomic(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+def save_atomic(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     """Save a figure through a temporary file and an atomic rename; closes the figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -75,6 +75,8 @@ def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Pa
             lo, hi = mean - std, mean + std
             if metric == "val_loss":
                 lo = np.maximum(lo, np.minimum(mean, 1e-6) * 0.5)
+            elif metric.endswith("_exact"):  # accuracies: keep the band inside [0, 1]
+                lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
             ax.fill_between(xs, lo, hi, color=colors[label], alpha=0.18, lw=0)
         if metric == "val_loss" and drawn:
             ax.set_yscale("log")

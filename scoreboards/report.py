@@ -21,8 +21,12 @@ import numpy as np
 
 from scoreboards.provenance import canonical_json, code_version
 from scoreboards.specs import RunSpec, Spec, env_label
-from scoreboards.stats import (area_under_curve, probability_of_improvement, steps_to_target,
-                               summarize)
+from scoreboards.stats import (
+    area_under_curve,
+    probability_of_improvement,
+    steps_to_target,
+    summarize,
+)
 from scoreboards.store import ResultStore, now, write_atomic
 
 LOWER_IS_BETTER = ("val_loss",)
@@ -88,15 +92,15 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
             reached = [h for h in hits if not math.isnan(h)]
             ttt = f"{np.median(reached):,.0f} ({len(reached)}/{len(hits)})" if reached else (
                 f"never (0/{len(hits)})" if hits else "-")
-            auc = summarize([area_under_curve(c, x_max=spec.budget_trajectories) for c in cs], seed=seed)
+            auc = summarize([area_under_curve(c, x_max=spec.budget_trajectories) for c in cs], ci=False)
             ref = " (reference, clean expert)" if any(r["uses_clean_expert"] for r in rs) else ""
             rows.append([
                 f"{label}{ref}", str(len(rs)), s.fmt(), _fmt(s.iqm),
-                _fmt(summarize([f.get("greedy_final_exact", float("nan")) for f in fm]).mean),
-                _fmt(summarize([f.get("greedy_correct_prefix_len", float("nan")) for f in fm]).mean),
-                _fmt(summarize([f.get("val_loss", float("nan")) for f in fm]).mean),
+                _fmt(summarize([f.get("greedy_final_exact", float("nan")) for f in fm], ci=False).mean),
+                _fmt(summarize([f.get("greedy_correct_prefix_len", float("nan")) for f in fm], ci=False).mean),
+                _fmt(summarize([f.get("val_loss", float("nan")) for f in fm], ci=False).mean),
                 ttt, _fmt(auc.mean),
-                _fmt(float(np.mean([r["trajectories"] or 0 for r in rs])), 4) if rs else "-",
+                f"{np.mean([r['trajectories'] or 0 for r in rs]):,.0f}" if rs else "-",
             ])
         parts.append(f"### {spec.env_id} {g}\n\n" + _md_table(header, rows))
         present = [lab for lab in spec.labels if finals.get((g, lab))]
@@ -124,10 +128,6 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
         if p:
             figs.append(p)
     # Final metric vs each swept env kwarg (panels: the other kwargs) and algorithm parameter.
-    finals: dict[tuple, list[float]] = defaultdict(list)
-    for run, row in results:
-        if row is not None:
-            finals[(run.key, run.label)] = [row["final_metrics"].get(metric, float("nan"))]
     for kw, vals in spec.env_grid.items():
         if len(vals) < 2 or not all(isinstance(v, (int, float)) for v in vals):
             continue
@@ -166,6 +166,59 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     return figs
 
 
+def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, dict | None]],
+                  out: Path) -> list[tuple[str, Path]]:
+    """Per env config, the best and the worst agent's greedy evaluation episodes as GIFs.
+
+    Frames write the chain token by token: green where it matches the true running
+    sums, red where it does not (the failure mode: where along the chain agents slip).
+    """
+    import gymnasium as gym
+
+    import noisy_expert_gym  # noqa: F401
+    from noisy_expert_gym.rendering import render_rgb, write_gif
+
+    metric = spec.report["metric"]
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    by_group: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run, row in results:
+        if row is not None and not row["uses_clean_expert"]:
+            by_group[run.group][run.label].append(row)
+    gifs = []
+    for kwargs, varied in spec.env_configs():
+        g = env_label(varied)
+        labels = by_group.get(g, {})
+        if len(labels) < 2:
+            continue
+        score = {lab: sign * float(np.mean([r["final_metrics"].get(metric, np.nan) for r in rs]))
+                 for lab, rs in labels.items()}
+        ranked = sorted((lab for lab in score if not math.isnan(score[lab])), key=score.get)
+        if len(ranked) < 2:
+            continue
+        try:
+            task = gym.make(spec.env_id, **kwargs).unwrapped.task
+            true_sums = task.true_sums
+        except Exception:  # noqa: BLE001 - only tasks with a clean chain are animated
+            return gifs
+        for which, lab in (("best", ranked[-1]), ("worst", ranked[0])):
+            eps = store.samples(labels[lab][0]["key"])
+            if not eps:
+                continue
+            frames = []
+            for prompt, chain in eps:
+                p_arr = np.asarray(prompt)[None]
+                correct = (np.asarray(chain) == true_sums(p_arr)[0]).tolist()
+                x = prompt[: task.horizon]
+                digits = len(str(task.vocab_size))
+                for t in range(len(chain) + 1):
+                    frames.append(render_rgb(x, chain[:t], correct[:t], num_digits=digits))
+                frames += [frames[-1]] * 3  # hold the finished chain
+            path = out / f"episodes_{_slug(g)}_{which}.gif"
+            write_gif(frames, path, fps=4)
+            gifs.append((f"{g}: {which} ({lab})", path))
+    return gifs
+
+
 def _slug(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
 
@@ -184,6 +237,7 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
     curves = store.curves([r["key"] for r in found])
     tables, _ = _group_tables(spec, results, curves, seed)
     figs = _figures(spec, results, curves, out) if figures and found else []
+    gifs = _episode_gifs(spec, store, results, out) if figures and found else []
     versions = sorted({r["code_version"] for r in found})
     devices = sorted({str(r["device"]) for r in found})
     wall = sum(r["wall_time"] or 0.0 for r in found)
@@ -200,19 +254,24 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
         + f"; seeds {spec.seeds}",
         f"- runs: {len(found)} of {len(results)} finished"
         + ("" if len(found) == len(results) else " (run `neg bench run` to complete it)"),
-        f"- training time: {wall / 3600:.2f} h on {', '.join(devices) or '-'}; expected cost: "
-        f"{spec.cost or '-'} ({spec.gpu_hours:g} GPU-hours)",
+        (f"- training time: {wall / 3600:.2f} h on {', '.join(devices) or '-'}; expected cost: "
+         f"{spec.cost or '-'} ({spec.gpu_hours:g} GPU-hours)"),
         f"- code versions: {', '.join(versions) or '-'}"
         + (f" (current: {code_version()})" if versions and versions != [code_version()] else ""),
-        f"- report written {now()}; CI: 95% percentile bootstrap over seeds (seed {seed}); "
-        "bands: mean +- 1 std over seeds",
+        (f"- report written {now()}; CI: 95% percentile bootstrap over seeds (seed {seed}); "
+         "bands: mean +- 1 std over seeds"),
         "",
         "## Results",
         "",
     ]
     figs_md = ["", "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figs] if figs else []
+    if gifs:
+        figs_md += ["", "## Greedy evaluation episodes", "",
+                    ("Best and worst agent per env config (seed of the first run): green tokens match "
+                     "the true running sums, red ones do not."), ""]
+        figs_md += [f"- {title}: ![{p.stem}]({p.name})" for title, p in gifs]
     md = "\n".join(head) + tables + "\n" + "\n".join(figs_md) + "\n"
     path = out / "report.md"
     write_atomic(path, md)
-    return Report(spec=spec.name, path=path, markdown=md, tables=tables, figures=figs,
+    return Report(spec=spec.name, path=path, markdown=md, tables=tables, figures=figs + [p for _, p in gifs],
                   found=len(found), expected=len(results))

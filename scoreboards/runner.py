@@ -96,10 +96,38 @@ def execute_run(config: dict[str, Any], checkpoint_dir: str | None, threads: int
         result = train_fn(cfg)
         train_time = time.perf_counter() - t1
         d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        d["samples"] = greedy_samples(cfg, getattr(result, "policy", None))
         return {"result": d, "train_time": train_time, "worker_time": time.perf_counter() - t0,
                 "resumed": resume}
     except BaseException:  # noqa: BLE001 - reported to the driver, which records the failure
         return {"error": traceback.format_exc(), "worker_time": time.perf_counter() - t0}
+
+
+#: Evaluation episodes kept per run (the report animates the best and worst agents').
+N_SAMPLES, SAMPLE_SEED = 4, 2024
+
+
+def greedy_samples(cfg: Any, policy: Any) -> dict[str, list] | None:
+    """A few greedy chains of the trained policy on fixed prompts, or None (no policy / env)."""
+    if policy is None:
+        return None
+    try:
+        import gymnasium as gym
+        import numpy as np
+        import torch
+
+        import noisy_expert_gym  # noqa: F401
+
+        env = gym.make(cfg.env_id, **cfg.env_kwargs)
+        task = env.unwrapped.task
+        env.close()
+        prompts = task.sample_prompts(np.random.default_rng(SAMPLE_SEED), N_SAMPLES)
+        dev = next(policy.parameters()).device
+        with torch.no_grad():
+            chain = policy.generate(torch.as_tensor(prompts, device=dev), task.horizon, temperature=0.0)
+        return {"prompts": prompts.tolist(), "chains": chain.cpu().tolist()}
+    except Exception:  # noqa: BLE001 - samples are an illustration, never a reason to fail a run
+        return None
 
 
 def _init_worker(threads: int | None) -> None:
@@ -182,6 +210,17 @@ def checkpoint_root(store: ResultStore) -> Path:
     return store.path.parent / "checkpoints"
 
 
+def _default_workers(runs: list[RunSpec], cpus: int) -> int:
+    """One worker per core for CPU runs; one in all when runs will use the GPU (they share it)."""
+    if all(r.config.get("device") == "cpu" for r in runs):
+        return cpus
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return cpus
+    return 1 if torch.cuda.is_available() or torch.backends.mps.is_available() else cpus
+
+
 def expected_cost(run: RunSpec) -> float:
     """A rough relative cost for scheduling only: budget x horizon, offline BC ~3x cheaper."""
     c = run.config
@@ -204,7 +243,8 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
         spec: a validated :class:`~scoreboards.specs.Spec`.
         store: a :class:`ResultStore` or a database path (default ``results/neg.sqlite``).
         backend: ``local`` (process pool; ``workers=0`` trains in this process) or ``ray``.
-        workers: local pool size (default: one per CPU core, at most the number of runs).
+        workers: local pool size (default: one per CPU core for CPU runs, 1 when the runs use
+            a GPU; at most the number of runs). Several GPUs: the Ray backend.
         address: Ray cluster address (default: start a local Ray instance).
         train_fn: ``train_fn(TrainConfig) -> RunResult`` (default ``agents.train``); must be
             picklable (a module-level function) for the process backends.
@@ -235,7 +275,7 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
         jobs = [(r, str(root / r.key)) for r in todo]
         if backend == "local":
             cpus = os.cpu_count() or 1
-            n = min(len(todo), workers if workers is not None else cpus)
+            n = min(len(todo), workers if workers is not None else _default_workers(todo, cpus))
             summary.workers = max(n, 1)
             threads = max(1, cpus // n) if n else None
             it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn, progress)

@@ -251,7 +251,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {text!r}: `{k}` is not a table")
+                raise ValueError(f"override {text!r}: `{k}` is not a table")  # noqa: TRY004
         node[keys[-1]] = value
     return raw
 

@@ -64,13 +64,13 @@ def iqm(x: Sequence[float]) -> float:
     return float(stats.trim_mean(a, 0.25)) if a.size else float("nan")
 
 
-def summarize(x: Sequence[float], seed: int = DEFAULT_SEED) -> Summary:
-    """Mean, std, 95% bootstrap CI and IQM of values over seeds (NaNs dropped)."""
+def summarize(x: Sequence[float], seed: int = DEFAULT_SEED, ci: bool = True) -> Summary:
+    """Mean, std, 95% bootstrap CI (NaN when ``ci`` is False) and IQM over seeds (NaNs dropped)."""
     a = np.asarray([v for v in x if v is not None and not math.isnan(v)], dtype=float)
     if a.size == 0:
         nan = float("nan")
         return Summary(0, nan, nan, nan, nan, nan)
-    lo, hi = bootstrap_ci(a, seed=seed)
+    lo, hi = bootstrap_ci(a, seed=seed) if ci else (float("nan"), float("nan"))
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a))
 

@@ -9,6 +9,8 @@ Tables:
 - ``curves``: the learning curve, long format (run key, evaluation index,
   trajectories, queries, wall time, metric, value).
 - ``final_metrics``: (run key, metric, value).
+- ``samples``: a few greedy evaluation episodes per run (prompt, chain), for the
+  report's animations.
 - ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`).
 
 A finished run is written in one ``BEGIN IMMEDIATE`` transaction (run row,
@@ -27,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,13 @@ CREATE TABLE IF NOT EXISTS final_metrics (
     value REAL,
     PRIMARY KEY (key, metric)
 );
+CREATE TABLE IF NOT EXISTS samples (
+    key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    prompt TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    PRIMARY KEY (key, idx)
+);
 CREATE TABLE IF NOT EXISTS board_entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     board TEXT NOT NULL,
@@ -116,7 +125,7 @@ def default_db() -> Path:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _num(v: Any) -> float | None:
@@ -154,10 +163,10 @@ class ResultStore:
     def close(self) -> None:
         self._con.close()
 
-    def __enter__(self) -> ResultStore:
+    def __enter__(self) -> ResultStore:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextmanager
@@ -223,6 +232,10 @@ class ResultStore:
             if _fail_after_curves:
                 raise RuntimeError("injected failure inside the write transaction")
             con.executemany("INSERT INTO final_metrics VALUES (?, ?, ?)", finals)
+            smp = result.get("samples") or {}
+            con.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)",
+                            [(run.key, i, canonical_json(p), canonical_json(c))
+                             for i, (p, c) in enumerate(zip(smp.get("prompts", []), smp.get("chains", [])))])
 
     def record_failure(self, run: Any, error: str, wall_time: float | None = None) -> None:
         """Mark a run failed with its error (a re-run tries it again)."""
@@ -284,13 +297,18 @@ class ResultStore:
                 point[r["metric"]] = r["value"]
         return {k: [v[s] for s in sorted(v)] for k, v in out.items()}
 
+    def samples(self, key: str) -> list[tuple[list[int], list[int]]]:
+        """A run's greedy evaluation episodes (prompt, chain), if recorded."""
+        return [(json.loads(r["prompt"]), json.loads(r["chain"])) for r in self._con.execute(
+            "SELECT prompt, chain FROM samples WHERE key = ? ORDER BY idx", (key,))]
+
     def check(self) -> list[str]:
         """Consistency problems (empty when the store is consistent)."""
         problems = []
         ic = self._con.execute("PRAGMA integrity_check").fetchone()[0]
         if ic != "ok":
             problems.append(f"integrity_check: {ic}")
-        for table in ("curves", "final_metrics"):
+        for table in ("curves", "final_metrics", "samples"):
             n = self._con.execute(f"SELECT COUNT(*) FROM {table} WHERE key NOT IN (SELECT key FROM runs)"
                                   ).fetchone()[0]
             if n:

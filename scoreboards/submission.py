@@ -205,7 +205,6 @@ class _ImportBlocker(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in BLOCKED_PACKAGES:
             raise ImportError(f"submissions may not import `{name}`: the env package holds the clean "
                               "expert; learn from the ExpertClient passed to train()")
-        return None
 
 
 def _block_env_imports() -> None:

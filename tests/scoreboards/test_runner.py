@@ -71,7 +71,7 @@ KILLED_SWEEP = textwrap.dedent("""
 def test_killed_sweep_loses_only_the_run_in_flight(tiny_spec_path, db_path):
     env = {**os.environ, "NEG_TEST_DIE_SEED": "1", "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-c", KILLED_SWEEP, str(tiny_spec_path), str(db_path)], env=env,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 9, p.stderr
     spec = load_spec(tiny_spec_path, overrides=["seeds=[0, 1, 2]", 'algorithms=[{name="bc"}]', "env.grid.eta=[0.0]"])
     runs = spec.runs()
@@ -119,5 +119,7 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
         assert st.check() == []
         rep = build_report(spec, st)
     assert rep.found == 2 and (rep.path.parent / "curves_eta_0.2.png").exists()
+    # Greedy evaluation episodes of the best and the worst agent, animated.
+    assert {p.name for p in rep.figures} >= {"episodes_eta_0.2_best.gif", "episodes_eta_0.2_worst.gif"}
     assert "never (0/1)" in rep.tables or "(1/1)" in rep.tables
     assert not (db_path.parent / "checkpoints" / rows[0]["key"]).exists()  # cleaned after success

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from scoreboards.stats import (area_under_curve, bootstrap_ci, curve_band, iqm, probability_of_improvement,
-                               steps_to_target, summarize)
+from scoreboards.stats import (
+    area_under_curve,
+    bootstrap_ci,
+    curve_band,
+    iqm,
+    probability_of_improvement,
+    steps_to_target,
+    summarize,
+)
 
 X = [0.61, 0.72, 0.55, 0.90, 0.68, 0.77, 0.49, 0.83]
 
