@@ -48,6 +48,9 @@ class PolicyConfig:
     """Dropout on embeddings, attention weights and residual branches (off in generate)."""
     bias: bool = True
     """Biases in Linear and LayerNorm layers."""
+    pos: str = "learned"
+    """Position encoding: `learned` absolute embeddings (nanoGPT, the paper's) or `rope`
+    (rotary, relative: a rule learned at one chain position holds at every position)."""
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "num_actions", "block_size", "n_layer", "n_head", "n_embd"):
@@ -64,13 +67,19 @@ class PolicyConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout}")
+        if self.pos not in ("learned", "rope"):
+            raise ValueError(f"`pos` must be `learned` or `rope`, got {self.pos!r}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError("`pos='rope'` needs an even head size n_embd / n_head")
 
 
-PRESETS: dict[str, dict[str, int]] = {
-    # The paper's modadd student: one layer, 8 heads, width 512.
+PRESETS: dict[str, dict[str, int | str]] = {
+    # The paper's modadd student: one layer, 8 heads, width 512, learned positions.
     "paper": dict(n_layer=1, n_head=8, n_embd=512),
     # Small and fast on a 2-core CPU (the DESIGN.md prototype's scale).
     "cpu": dict(n_layer=2, n_head=4, n_embd=64),
+    # The CPU size with rotary positions.
+    "cpu-rope": dict(n_layer=2, n_head=4, n_embd=64, pos="rope"),
     # Unit tests.
     "tiny": dict(n_layer=1, n_head=2, n_embd=32),
 }
@@ -155,12 +164,15 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0
+        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         # each (B, nh, T, hd)
+        if rope is not None:  # rotate before caching: cached keys keep their own positions
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv is None:
             causal = True
         else:
@@ -177,6 +189,20 @@ class CausalSelfAttention(nn.Module):
         )  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+
+def rope_tables(length: int, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (length, head_dim / 2) of rotary position embeddings."""
+    inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hd/2,)
+    ang = torch.arange(length, dtype=torch.float32)[:, None] * inv[None]  # (L, hd/2)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + hd/2) of x (B, nh, T, hd) by position-dependent angles."""
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 class MLP(nn.Module):
@@ -203,9 +229,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0
+        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv, start)
+        x = x + self.attn(self.ln_1(x), kv, start, rope)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -220,7 +247,12 @@ class TransformerPolicy(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        if cfg.pos == "learned":
+            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        else:
+            cos, sin = rope_tables(cfg.block_size, cfg.n_embd // cfg.n_head)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
@@ -259,10 +291,15 @@ class TransformerPolicy(nn.Module):
     ) -> torch.Tensor:
         # Embeddings + blocks + final LN: hidden states (B, T, C), no head.
         T = tokens.shape[1]
-        pos = torch.arange(start, start + T, device=tokens.device)  # (T,)
-        x = self.drop(self.wte(tokens) + self.wpe(pos))  # (B, T, C)
+        rope = None
+        if self.cfg.pos == "learned":
+            pos = torch.arange(start, start + T, device=tokens.device)  # (T,)
+            x = self.drop(self.wte(tokens) + self.wpe(pos))  # (B, T, C)
+        else:
+            x = self.drop(self.wte(tokens))
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])  # (T, hd/2)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if kvs is None else kvs[i], start)
+            x = block(x, None if kvs is None else kvs[i], start, rope)
         return self.ln_f(x)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

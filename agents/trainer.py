@@ -350,7 +350,7 @@ def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
                                 acc=f"{metrics.get('greedy_full_exact', float('nan')):.3f}")
         if ckpt_path and rank == 0 and ((update + 1) % ckpt_every == 0 or last):
             save_checkpoint(ckpt_path, {
-                "identity": _identity(cfg), "model": policy.state_dict(), "opt": opt.state_dict(),
+                "identity": _identity(cfg), "config": cfg.to_dict(), "model": policy.state_dict(), "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "gen": _all_gen_states(gen, world), "update": update,
                 "trajectories": ctx.trajectories, "queries": queries, "curve": curve,
                 "wall_time": time.perf_counter() - t0,

@@ -99,6 +99,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
     os.close(fd)
     try:
         iio.imwrite(tmp, np.stack(list(frames)), extension=".gif", duration=1000.0 / fps, loop=0)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a GIF is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

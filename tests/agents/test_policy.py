@@ -181,7 +181,9 @@ def test_presets_build_with_expected_sizes(preset: str, shape: tuple[int, int, i
 
 
 def test_make_config_errors_and_overrides() -> None:
-    assert set(PRESETS) == {"paper", "cpu", "tiny"}
+    assert set(PRESETS) == {"paper", "cpu", "cpu-rope", "tiny"}
+    with pytest.raises(ValueError, match="`pos`"):
+        make_config("tiny", VOCAB, ACTIONS, 16, pos="alibi")
     assert make_config("tiny", VOCAB, ACTIONS, 16, dropout=0.1).dropout == 0.1
     with pytest.raises(ValueError, match="Did you mean 'tiny'"):
         make_config("tinny", VOCAB, ACTIONS, 16)
@@ -241,3 +243,46 @@ def test_maybe_compile_is_noop_on_cpu_by_default() -> None:
     assert model._compiled_call_impl is None  # nothing was compiled
     with pytest.raises(ValueError, match="enabled"):
         maybe_compile(model, "yes")
+
+
+# --------------------------------------------------------------------------- rotary positions
+
+
+def test_rope_cache_equals_no_cache_and_per_prefix_passes() -> None:
+    model, prompts = _policy(pos="rope"), _prompts(b=32)
+    assert not hasattr(model, "wpe")
+    assert torch.equal(model.generate(prompts, H, use_cache=True), model.generate(prompts, H, use_cache=False))
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    assert torch.equal(model.generate(prompts, H, 1.0, g1, use_cache=True),
+                       model.generate(prompts, H, 1.0, g2, use_cache=False))
+    chain = model.generate(prompts, H)
+    with torch.no_grad():
+        got = model.chain_logits(prompts, chain)
+        assert torch.equal(got.argmax(-1), chain)
+        for t in range(H):
+            last = model(torch.cat([prompts, chain[:, :t]], 1))[:, -1]
+            torch.testing.assert_close(got[:, t], last, rtol=1e-5, atol=1e-5)
+
+
+def test_rope_attention_depends_on_relative_position_only() -> None:
+    """With rotary positions and no absolute embedding, a token window seen at any offset
+    gives the same last-position logits when everything before it is the same token
+    (a sequence of one repeated token attends identically at every offset)."""
+    from agents.policy import apply_rope, rope_tables
+
+    cos, sin = rope_tables(20, 8)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+    def score(i: int, j: int) -> float:
+        return float((apply_rope(q, cos[i : i + 1], sin[i : i + 1]) * apply_rope(k, cos[j : j + 1], sin[j : j + 1])).sum())
+    assert score(7, 3) == pytest.approx(score(15, 11), abs=1e-5)  # same offset 4
+    assert score(7, 3) != pytest.approx(score(7, 5), abs=1e-3)
+
+
+def test_rope_causality() -> None:
+    model = _policy(pos="rope")
+    tokens = _prompts(p=P + H - 1)
+    changed = tokens.clone()
+    changed[:, 4] = (changed[:, 4] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    torch.testing.assert_close(a[:, :4], b[:, :4], rtol=0, atol=0)
