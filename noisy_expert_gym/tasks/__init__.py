@@ -15,10 +15,12 @@ returning the same kind it was given. The interface (duck-typed, see
 - ``clean_along(prompts, chain)``, ``error_along(prompts, chain)``,
   ``slip_along(prompts, chain)`` -> (N, H): the same at every prefix of complete
   chains (what trainers use: one call answers all H prefixes of a rollout);
+- ``valid_along(prompts, chain)`` -> (N, H) bool: which positions count (trainers
+  mask their loss with it; GSM-8K ends at EOS, modadd never early);
 - ``clean_chains(prompts)`` and ``metrics(prompts, chain)``.
 """
 
-from noisy_expert_gym.tasks.gsm8k import GSM8KTask  # noqa: F401
+from noisy_expert_gym.tasks.gsm8k import GSM8KTask
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
-__all__ = ["ModAddTask"]
+__all__ = ["GSM8KTask", "ModAddTask"]

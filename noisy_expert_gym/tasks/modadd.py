@@ -186,6 +186,10 @@ class ModAddTask:
     def slip_along(self, prompts: Any, chain: Any) -> Any:
         return (self.clean_along(prompts, chain) + 1) % self.p
 
+    def valid_along(self, prompts: Any, chain: Any) -> Any:
+        """Which positions of complete chains count (all of them: modadd has no early end)."""
+        return chain == chain
+
     # ----- metrics ------------------------------------------------------------------
     def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
         """Per-episode clean metrics of complete chains (N, m).
