@@ -208,6 +208,9 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         from agents.algos import check_params, get_algorithm
 
         alg = get_algorithm(algo)
+        if getattr(alg, "run", None) is not None:
+            raise ValueError(f"`{algo}` trains outside the student-prefix loop (e.g. from the env's reward); "
+                             "a board gives submissions only the expert client")
         problems = check_params(algo, params or {})
         problems += _train_problems(train or {})
         if problems:

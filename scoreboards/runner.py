@@ -130,6 +130,19 @@ def greedy_samples(cfg: Any, policy: Any) -> dict[str, list] | None:
         return None
 
 
+def _mp_context() -> Any:
+    """forkserver where available: a clean server process imports torch and the trainer once,
+    and every worker forks from it ready to train (no forked torch/CUDA state from the driver,
+    no per-worker import). Elsewhere spawn: a fresh interpreter per worker."""
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["agents", "scoreboards.runner"])
+        return ctx
+    return get_context("spawn")
+
+
 def _init_worker(threads: int | None) -> None:
     _set_threads(threads)
 
@@ -143,8 +156,7 @@ def _inline(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, pr
 
 def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, workers: int,
            threads: int | None, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
-    # spawn: a fresh interpreter per worker (no forked torch/CUDA state); workers are reused.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
                                initializer=_init_worker, initargs=(threads,))
     try:
         pending = {pool.submit(execute_run, run.config, ckpt, threads, train_fn): run for run, ckpt in jobs}

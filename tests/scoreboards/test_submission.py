@@ -125,6 +125,13 @@ def test_timeout_and_malformed_targets(board, tmp_path):
         run_submission(board, f"{broken}:Algo", seed=0)
 
 
+def test_builtin_outside_the_expert_protocol_is_refused(board, db_path):
+    with ResultStore(db_path) as st, pytest.raises(ValueError, match="only the expert client"):
+        submit(board, "builtin:ppo", st, log=lambda m: None)
+    with ResultStore(db_path) as st, pytest.raises(ValueError, match="Did you mean `nail-f`"):
+        submit(board, "builtin:nail-ff", st, log=lambda m: None)
+
+
 def test_builtin_enters_through_the_same_path(tmp_path, db_path):
     """agents.train under the harness: prompts and every expert query go over the pipe."""
     p = tmp_path / "small.toml"
