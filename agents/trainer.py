@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from agents.algos import get_algorithm, resolve_params
 from agents.config import TrainConfig
 from agents.device import autocast_context, maybe_compile, resolve_device
-from agents.policy import TransformerPolicy, make_config
+from agents.hf_policy import build_policy
+from agents.policy import TransformerPolicy
 from agents.result import RunResult
 from noisy_expert_gym._util import did_you_mean
 
@@ -253,9 +254,7 @@ def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
     task, expert, clean = env.unwrapped.task, env.unwrapped.expert, env.unwrapped.clean_expert
 
     torch.manual_seed(cfg.seed)  # identical init on every rank
-    pcfg = make_config(cfg.preset, vocab_size=task.vocab_size, num_actions=task.num_actions,
-                       block_size=task.obs_len - 1, **cfg.model)
-    policy = TransformerPolicy(pcfg).to(device)
+    policy = build_policy(cfg, task, device)  # `hf:<name>` presets: an HF causal-LM student
     model: torch.nn.Module = policy
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
