@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -222,6 +223,11 @@ def checkpoint_root(store: ResultStore) -> Path:
     return store.path.parent / "checkpoints"
 
 
+def _main_importable() -> bool:
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
 def _default_workers(runs: list[RunSpec], cpus: int) -> int:
     """One worker per core for CPU runs; one in all when runs will use the GPU (they share it)."""
     if all(r.config.get("device") == "cpu" for r in runs):
@@ -289,6 +295,11 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
             cpus = os.cpu_count() or 1
             n = min(len(todo), workers if workers is not None else _default_workers(todo, cpus))
             summary.workers = max(n, 1)
+            if n and not _main_importable():
+                # Worker processes re-import the driver's __main__ (`python - <script` has none).
+                print("scoreboards: __main__ is not an importable file; training in this process",
+                      file=sys.stderr)
+                n = 0
             threads = max(1, cpus // n) if n else None
             it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn, progress)
         else:
