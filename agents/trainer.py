@@ -226,7 +226,7 @@ def _dist_setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
 
 
 # --------------------------------------------------------------------------- the loop
-def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
+def train(config: TrainConfig | None = None, *, env: Any = None, **fields: Any) -> RunResult:
     """Train an imitation algorithm on a noisy-expert env.
 
     Example::
@@ -238,6 +238,9 @@ def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
 
     Args:
         config: a base :class:`TrainConfig` (optional).
+        env: an already-built env to train on instead of ``gym.make(cfg.env_id, **cfg.env_kwargs)``:
+            anything whose ``.unwrapped`` has ``task``, ``expert`` and ``clean_expert``
+            (the scoreboards' submission harness passes its counting expert client this way).
         **fields: overrides of any TrainConfig field.
 
     Returns:
@@ -249,7 +252,8 @@ def train(config: TrainConfig | None = None, **fields: Any) -> RunResult:
     if alg.run is not None:
         return alg.run(cfg, params)
     world, rank, device = _dist_setup(cfg)
-    env = make_env(cfg.env_id, cfg.env_kwargs)
+    if env is None:
+        env = make_env(cfg.env_id, cfg.env_kwargs)
     env.reset(seed=cfg.seed)
     task, expert, clean = env.unwrapped.task, env.unwrapped.expert, env.unwrapped.clean_expert
 

@@ -47,7 +47,7 @@ class _NoExpert:
 
 
 class _HarnessEnv:
-    """What ``agents.trainer.make_env`` returns, wired to the harness."""
+    """The env handed to ``agents.train(cfg, env=...)``, wired to the harness."""
 
     def __init__(self, task: Any, expert: Any, clean_expert: Any) -> None:
         self.task, self.expert, self.clean_expert = task, expert, clean_expert
@@ -101,12 +101,7 @@ class BuiltinSubmission:
                 env = _HarnessEnv(task, _NoExpert(), expert)
             else:
                 env = _HarnessEnv(task, expert, _NoExpert())
-            original = trainer.make_env
-            trainer.make_env = lambda env_id, env_kwargs: env
-            try:
-                self.result = trainer.train(cfg)
-            finally:
-                trainer.make_env = original
+            self.result = trainer.train(cfg, env=env)
         self.policy = self.result.policy
         self.policy.eval()
         self.device = next(self.policy.parameters()).device

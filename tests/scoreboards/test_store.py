@@ -82,7 +82,7 @@ def test_killed_writer_leaves_the_store_consistent(tiny_spec_path, db_path):
         st.record_result(runs[0], _result(runs[0]))
         st.mark_running(runs[1:])
     proc = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, str(tiny_spec_path), str(db_path)],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr
     with ResultStore(db_path) as st:
         assert st.check() == []
