@@ -7,7 +7,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-EXTRAS ?= dev,tensorboard,hf,parquet
+EXTRAS ?= all
 
 .PHONY: setup quick demo test test-slow bench clean
 
