@@ -29,7 +29,7 @@ def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
-_SPECIAL = {"env_kwargs", "algo_params", "model"}
+_SPECIAL = {"env_kwargs", "algo_params", "model", "eval_env_kwargs"}
 
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
@@ -81,7 +81,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
               if getattr(args, f.name, None) is not None and f.name not in _SPECIAL}
     fields.update(algo=args.algo, env_id=args.env, env_kwargs=parse_kv(args.env_kw, "--env-kw"),
-                  algo_params=parse_kv(args.algo_kw, "--algo-kw"), model=parse_kv(args.model_kw, "--model-kw"))
+                  algo_params=parse_kv(args.algo_kw, "--algo-kw"), model=parse_kv(args.model_kw, "--model-kw"),
+                  eval_env_kwargs=parse_kv(args.eval_env_kw, "--eval-env-kw"))
     res = train(**fields)
     m = res.final_metrics
     print(f"\n{res.algo} on {res.env_id} {res.env_kwargs}: {res.trajectories} trajectories, "
@@ -108,6 +109,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env-kw", action="append", metavar="K=V", help="env keyword argument (repeatable)")
     p.add_argument("--algo-kw", action="append", metavar="K=V", help="algorithm parameter (repeatable)")
     p.add_argument("--model-kw", action="append", metavar="K=V", help="policy config override (repeatable)")
+    p.add_argument("--eval-env-kw", action="append", metavar="K=V",
+                   help="evaluation-env override of --env-kw, e.g. split=test on GSM-8K (repeatable)")
     p.add_argument("--out", help="write the run result as JSON here")
     p.add_argument("--list", action="store_true", help="list the algorithms and their parameters")
     _add_config_options(p)

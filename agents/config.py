@@ -32,7 +32,7 @@ class TrainConfig:
     compile: str = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
     preset: str = "cpu"
-    """Policy size preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `tiny`."""
+    """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = field(default_factory=dict)
     """Overrides of the preset's fields (n_layer, n_head, n_embd, dropout)."""
     batch_size: int = 256
@@ -51,6 +51,9 @@ class TrainConfig:
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: int = 1024
     """Held-out prompts per evaluation (drawn from a fixed evaluation seed)."""
+    eval_env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Overrides of env_kwargs for the evaluation env, e.g. {"split": "test"} on GSM-8K
+    (default: evaluate on held-out prompts drawn from the training env)."""
     eval_seed: int = 123_456_789
     """Seed of the held-out evaluation prompts (never used for training)."""
     stop_at: float | None = None

@@ -275,9 +275,19 @@ def train(config: TrainConfig | None = None, *, env: Any = None, **fields: Any) 
     ctx = Context(cfg=cfg, task=task, expert=expert, clean_expert=clean, policy=policy, device=device,
                   gen=gen, world_size=world, rank=rank, batch_size=cfg.batch_size)
 
+    eval_task = task
+    if cfg.eval_env_kwargs:  # e.g. GSM-8K: train on the train split, evaluate on the test split
+        eval_env = make_env(cfg.env_id, {**cfg.env_kwargs, **cfg.eval_env_kwargs})
+        eval_task = eval_env.unwrapped.task
+        eval_env.close()
+        if (eval_task.obs_len, eval_task.vocab_size, eval_task.num_actions) != (
+                task.obs_len, task.vocab_size, task.num_actions):
+            raise ValueError("`eval_env_kwargs` must keep the observation shape and vocabulary of the "
+                             f"training env (obs_len {task.obs_len}, vocab {task.vocab_size}); on GSM-8K "
+                             "pass the same max_prompt_tokens and max_new_tokens")
     eval_gen = torch.Generator(device=device).manual_seed(cfg.eval_seed)
-    eval_prompts = task.sample_prompts(eval_gen, cfg.eval_prompts, device=device)
-    eval_clean = task.clean_chains(eval_prompts)
+    eval_prompts = eval_task.sample_prompts(eval_gen, cfg.eval_prompts, device=device)
+    eval_clean = eval_task.clean_chains(eval_prompts)
     eval_every = cfg.eval_every or max(per_update, cfg.budget_trajectories // 20)
     eval_interval = max(1, round(eval_every / per_update))
     ckpt_every = cfg.checkpoint_every or eval_interval
@@ -341,7 +351,7 @@ def train(config: TrainConfig | None = None, *, env: Any = None, **fields: Any) 
             metrics = {"update": update + 1, "trajectories": ctx.trajectories, "queries": queries,
                        "wall_time": time.perf_counter() - t0, "train_loss": train_loss}
             if rank == 0:
-                metrics.update(evaluate(policy, task, eval_prompts, eval_clean, device, cfg.precision,
+                metrics.update(evaluate(policy, eval_task, eval_prompts, eval_clean, device, cfg.precision,
                                         cfg.eval_seed + 1))
             curve.append(metrics)
             last_eval_update = update

@@ -70,13 +70,11 @@ def load_policy(checkpoint: str, env_id: str | None = None, env_kwargs: dict[str
                              f"{env_id} {env_kwargs} has ({task.obs_len},): pass the --env / --env-kw it "
                              "was trained on")
         return SB3TokenPolicy(sb3.policy, task), env_id, env_kwargs
-    from agents.policy import TransformerPolicy, make_config
+    from agents.hf_policy import build_policy
 
     preset = preset or conf.get("preset") or defaults.preset
     model = model if model is not None else conf.get("model", {})
-    pcfg = make_config(preset, vocab_size=task.vocab_size, num_actions=task.num_actions,
-                       block_size=task.obs_len - 1, **model)
-    policy = TransformerPolicy(pcfg)
+    policy = build_policy(TrainConfig(preset=preset, model=model), task, "cpu")
     try:
         policy.load_state_dict(payload["model"])
     except RuntimeError as e:

@@ -164,3 +164,16 @@ dist.destroy_process_group()
     assert torch.equal(r0["params"], r1["params"])  # gradients were all-reduced
     single = train(algo="nail-f", budget_trajectories=256, **TINY)
     assert not torch.equal(torch.cat([p.flatten() for p in single.policy.parameters()]), r0["params"])
+
+
+def test_eval_env_kwargs_evaluate_on_another_split(tmp_path):
+    """GSM-8K: train on the train split, evaluate on the test split (same shapes)."""
+    from noisy_expert_gym.gsm8k.data import write_example_data
+
+    d = str(write_example_data(tmp_path / "gsm8k"))
+    kw = dict(TINY, env_id="NoisyGSM8K-v0", batch_size=4, eval_prompts=4, budget_trajectories=8,
+              env_kwargs={"data_dir": d, "max_new_tokens": 160, "max_prompt_tokens": 200})
+    res = train(algo="nail-f", eval_env_kwargs={"split": "test"}, **kw)
+    assert 0.0 <= res.final_metrics["greedy_final_exact"] <= 1.0
+    with pytest.raises(ValueError, match="observation shape"):
+        train(algo="nail-f", eval_env_kwargs={"max_new_tokens": 170}, **kw)
