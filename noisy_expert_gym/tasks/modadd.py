@@ -188,7 +188,11 @@ class ModAddTask:
 
     def valid_along(self, prompts: Any, chain: Any) -> Any:
         """Which positions of complete chains count (all of them: modadd has no early end)."""
-        return chain == chain
+        if is_torch(chain):
+            import torch
+
+            return torch.ones(chain.shape, dtype=torch.bool, device=chain.device)
+        return np.ones(chain.shape, dtype=bool)
 
     # ----- metrics ------------------------------------------------------------------
     def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
