@@ -177,3 +177,12 @@ def test_eval_env_kwargs_evaluate_on_another_split(tmp_path):
     assert 0.0 <= res.final_metrics["greedy_final_exact"] <= 1.0
     with pytest.raises(ValueError, match="observation shape"):
         train(algo="nail-f", eval_env_kwargs={"max_new_tokens": 170}, **kw)
+
+
+@pytest.mark.slow
+def test_nail_f_learns_a_longer_chain_under_noise(tmp_path):
+    """NAIL-F (rotary student) solves m = 9 under absorbing noise eta = 0.2 (make test-slow)."""
+    res = train(algo="nail-f", env_id="NoisyModAdd-m9-v0", env_kwargs={"eta": 0.2}, preset="cpu-rope",
+                batch_size=64, lr=3e-3, budget_trajectories=150_000, eval_prompts=1024, seed=0,
+                device="cpu", progress=False, stop_at=0.99, eval_every=5000)
+    assert res.final_metrics["greedy_full_exact"] >= 0.95, res.curve[-1]
