@@ -16,7 +16,6 @@ uninterrupted learning curve.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -252,6 +251,8 @@ def train(config: TrainConfig | None = None, *, env: Any = None, **fields: Any) 
     if alg.run is not None:
         return alg.run(cfg, params)
     world, rank, device = _dist_setup(cfg)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     if env is None:
         env = make_env(cfg.env_id, cfg.env_kwargs)
     env.reset(seed=cfg.seed)
@@ -434,6 +435,3 @@ def _log_scalars(writer: Any, m: dict[str, float]) -> None:
     if m.get("wall_time"):
         writer.add_scalar("perf/trajectories_per_s", m["trajectories"] / m["wall_time"], step)
 
-
-with contextlib.suppress(Exception):
-    torch.set_float32_matmul_precision("high")
