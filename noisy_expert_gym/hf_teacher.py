@@ -28,15 +28,13 @@ Real use (GPU)::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from noisy_expert_gym._util import is_torch
-from noisy_expert_gym.oracle import sample_from
+from noisy_expert_gym.oracle import OracleBase, RngLike, sample_from
 
-RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 
 
 def load_teacher(name_or_path: str, device: Any = None, torch_dtype: Any = None,
@@ -71,7 +69,7 @@ def _max_positions(model: Any) -> int | None:
     return None
 
 
-class HFTeacher:
+class HFTeacher(OracleBase):
     """A causal LM as a queryable expert over a :class:`~noisy_expert_gym.tasks.gsm8k.GSM8KTask`.
 
     Args:
@@ -111,10 +109,7 @@ class HFTeacher:
         self.eta = None  # temperature noise has no eta; see `t`
         self.max_batch = max_batch
         self.device = next(model.parameters()).device
-        self._rng = rng
-        self._fallback_rng = np.random.default_rng()
-        self._torch_gen: Any = None
-        self.num_queries = 0
+        OracleBase.__init__(self, rng)
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers 5 vs 4
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
@@ -123,26 +118,6 @@ class HFTeacher:
     def __repr__(self) -> str:
         what = "greedy" if self.is_clean else f"t={self.t}"
         return f"HFTeacher({getattr(self.model, 'name_or_path', type(self.model).__name__)!r}, {what})"
-
-    # ----- bookkeeping ---------------------------------------------------------
-    def reset_queries(self) -> None:
-        """Reset the query counter to zero."""
-        self.num_queries = 0
-
-    @property
-    def rng(self) -> np.random.Generator:
-        r = self._rng() if callable(self._rng) else self._rng
-        return r if r is not None else self._fallback_rng
-
-    def torch_generator(self, device: Any) -> Any:
-        """A torch.Generator on `device`, seeded once from the numpy RNG (reproducible)."""
-        import torch
-
-        dev = torch.device(device)
-        if self._torch_gen is None or self._torch_gen.device != dev:
-            self._torch_gen = torch.Generator(device=dev)
-            self._torch_gen.manual_seed(int(self.rng.integers(2**62)))
-        return self._torch_gen
 
     # ----- model calls ---------------------------------------------------------
     def _ids(self, x: Any) -> Any:

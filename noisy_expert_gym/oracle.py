@@ -20,7 +20,40 @@ from noisy_expert_gym.noise import check_law, noisy_probs
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 
 
-class Expert:
+class OracleBase:
+    """Query counting and seeded randomness shared by every expert oracle.
+
+    ``rng`` is a numpy Generator, or a zero-argument callable returning the current
+    one (so an env's reseeded ``np_random`` is always used).
+    """
+
+    def __init__(self, rng: RngLike = None) -> None:
+        self._rng = rng
+        self._fallback_rng = np.random.default_rng()
+        self._torch_gen: Any = None
+        self.num_queries = 0
+
+    def reset_queries(self) -> None:
+        """Reset the query counter to zero."""
+        self.num_queries = 0
+
+    @property
+    def rng(self) -> np.random.Generator:
+        r = self._rng() if callable(self._rng) else self._rng
+        return r if r is not None else self._fallback_rng
+
+    def torch_generator(self, device: Any) -> Any:
+        """A torch.Generator on `device`, seeded once from the numpy RNG (reproducible)."""
+        import torch
+
+        dev = torch.device(device)
+        if self._torch_gen is None or self._torch_gen.device != dev:
+            self._torch_gen = torch.Generator(device=dev)
+            self._torch_gen.manual_seed(int(self.rng.integers(2**62)))
+        return self._torch_gen
+
+
+class Expert(OracleBase):
     """A queryable expert over a deterministic-clean-expert task core.
 
     Args:
@@ -43,33 +76,10 @@ class Expert:
         self.law = "clean" if clean else law
         self.eta = 0.0 if clean else float(eta)
         self.is_clean = clean
-        self._rng = rng
-        self._fallback_rng = np.random.default_rng()
-        self._torch_gen: Any = None
-        self.num_queries = 0
+        super().__init__(rng)
 
     def __repr__(self) -> str:
         return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta})"
-
-    # ----- bookkeeping ---------------------------------------------------------
-    def reset_queries(self) -> None:
-        """Reset the query counter to zero."""
-        self.num_queries = 0
-
-    @property
-    def rng(self) -> np.random.Generator:
-        r = self._rng() if callable(self._rng) else self._rng
-        return r if r is not None else self._fallback_rng
-
-    def torch_generator(self, device: Any) -> Any:
-        """A torch.Generator on `device`, seeded once from the numpy RNG (reproducible)."""
-        import torch
-
-        dev = torch.device(device)
-        if self._torch_gen is None or self._torch_gen.device != dev:
-            self._torch_gen = torch.Generator(device=dev)
-            self._torch_gen.manual_seed(int(self.rng.integers(2**62)))
-        return self._torch_gen
 
     def _batch(self, obs: Any) -> tuple[Any, bool]:
         if not is_torch(obs):
