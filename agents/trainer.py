@@ -189,6 +189,28 @@ def save_checkpoint(path: str, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+PROGRESS_NAME = "progress.json"
+
+
+def write_progress(directory: str, row: dict[str, Any]) -> None:
+    """The latest evaluation row as JSON in `directory` (atomic), for whoever watches the run."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, PROGRESS_NAME)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(row, fh)
+    os.replace(tmp, path)
+
+
+def read_progress(directory: str) -> dict[str, Any] | None:
+    """The row :func:`write_progress` left in `directory`, or None."""
+    try:
+        with open(os.path.join(directory, PROGRESS_NAME)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
 def load_checkpoint(path: str) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -356,6 +378,8 @@ def train(config: TrainConfig | None = None, *, env: Any = None, **fields: Any) 
                                         cfg.eval_seed + 1))
             curve.append(metrics)
             last_eval_update = update
+            if cfg.checkpoint_dir and rank == 0:  # for sweep drivers showing in-flight runs
+                write_progress(cfg.checkpoint_dir, {**metrics, "budget_trajectories": cfg.budget_trajectories})
             if writer is not None:
                 _log_scalars(writer, metrics)
             if bar is not None:

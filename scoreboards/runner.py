@@ -163,8 +163,8 @@ def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, wor
         pending = {pool.submit(execute_run, run.config, ckpt, threads, train_fn): run for run, ckpt in jobs}
         while pending:
             finished, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
-            if not finished:
-                yield None, {}  # a heartbeat: lets the driver refresh its in-flight display
+            if not finished:  # a heartbeat: lets the driver refresh its in-flight display
+                yield None, {"running": [r for f, r in pending.items() if f.running()]}
                 continue
             for fut in finished:
                 run = pending.pop(fut)
@@ -219,6 +219,21 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
 
 
 # ----- the driver ------------------------------------------------------------------------
+def _in_flight(root: Path, runs: list[RunSpec]) -> str:
+    """Per-run progress of the runs in flight, from the rows their trainers leave in their
+    checkpoint directories: "nail-f [eta=0.2] seed=0 45% acc=0.62; ..."."""
+    from agents.trainer import read_progress
+
+    parts = []
+    for run in runs:
+        row = read_progress(str(root / run.key))
+        if row and row.get("budget_trajectories"):
+            pct = 100 * row["trajectories"] / row["budget_trajectories"]
+            acc = row.get("greedy_full_exact")
+            parts.append(f"{_describe(run)} {pct:.0f}%" + (f" acc={acc:.2f}" if acc is not None else ""))
+    return "; ".join(parts)
+
+
 def checkpoint_root(store: ResultStore) -> Path:
     return store.path.parent / "checkpoints"
 
@@ -319,7 +334,9 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
                 if run is None:  # heartbeat
                     if bar is not None:
                         running = min(summary.workers, len(todo) - summary.done - summary.failed)
-                        bar.set_postfix_str(f"done={summary.done} failed={summary.failed} running={running}")
+                        live = _in_flight(root, out.get("running", []))
+                        bar.set_postfix_str(f"done={summary.done} failed={summary.failed} running={running}"
+                                            + (f" | {live}" if live else ""))
                     continue
                 if "result" in out:
                     st.record_result(run, out["result"])

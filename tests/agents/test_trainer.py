@@ -186,3 +186,13 @@ def test_nail_f_learns_a_longer_chain_under_noise(tmp_path):
                 batch_size=64, lr=3e-3, budget_trajectories=150_000, eval_prompts=1024, seed=0,
                 device="cpu", progress=False, stop_at=0.99, eval_every=5000)
     assert res.final_metrics["greedy_full_exact"] >= 0.95, res.curve[-1]
+
+
+def test_progress_row_for_sweep_drivers(tmp_path):
+    from agents.trainer import read_progress
+
+    res = train(algo="nail-f", budget_trajectories=128, checkpoint_dir=str(tmp_path), **TINY)
+    row = read_progress(str(tmp_path))
+    assert row["trajectories"] == res.trajectories == row["budget_trajectories"] == 128
+    assert row["greedy_full_exact"] == res.final_metrics["greedy_full_exact"]
+    assert read_progress(str(tmp_path / "nowhere")) is None

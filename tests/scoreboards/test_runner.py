@@ -120,3 +120,14 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
     assert {p.name for p in rep.figures} >= {"episodes_eta_0.2_best.gif", "episodes_eta_0.2_worst.gif"}
     assert "never (0/1)" in rep.tables or "(1/1)" in rep.tables
     assert not (db_path.parent / "checkpoints" / rows[0]["key"]).exists()  # cleaned after success
+
+
+def test_in_flight_display_reads_the_trainers_progress_rows(tiny_spec_path, tmp_path):
+    from agents.trainer import write_progress
+    from scoreboards.runner import _in_flight
+
+    run = load_spec(tiny_spec_path).runs()[0]
+    assert _in_flight(tmp_path, [run]) == ""
+    write_progress(str(tmp_path / run.key), {"trajectories": 250, "budget_trajectories": 1000,
+                                             "greedy_full_exact": 0.5})
+    assert _in_flight(tmp_path, [run]).endswith("25% acc=0.50")
