@@ -31,7 +31,7 @@ class TrainConfig:
     """`auto` (bf16 where supported), `bf16` or `fp32`."""
     compile: str = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
-    preset: str = "cpu"
+    preset: str = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = field(default_factory=dict)
     """Overrides of the preset's fields (n_layer, n_head, n_embd, dropout)."""
