@@ -33,6 +33,9 @@ class OracleBase:
         self._torch_gen: Any = None
         self.num_queries = 0
 
+    #: Validate every token of numpy observations (torch inputs are checked for shape only).
+    full_numpy_check = True
+
     def reset_queries(self) -> None:
         """Reset the query counter to zero."""
         self.num_queries = 0
@@ -51,6 +54,45 @@ class OracleBase:
             self._torch_gen = torch.Generator(device=dev)
             self._torch_gen.manual_seed(int(self.rng.integers(2**62)))
         return self._torch_gen
+
+
+    def _batch(self, obs: Any) -> tuple[Any, bool]:
+        if not is_torch(obs):
+            obs = np.asarray(obs)
+            if not np.issubdtype(obs.dtype, np.integer):
+                raise ValueError(f"observations must be integer token ids, got dtype {obs.dtype}")
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        if is_torch(obs) or not self.full_numpy_check:
+            # Shape only: a full check would synchronise the device on every query.
+            if obs.ndim != 2 or obs.shape[1] != self.task.obs_len:
+                self.task.validate_obs(obs)
+        else:
+            self.task.validate_obs(obs)
+        t = self.task.step_index(obs)
+        if bool((t >= self.task.horizon).any()):
+            raise ValueError("an observation holds a complete chain: there is no next action to query")
+        return obs, single
+
+    def _check_prompts(self, prompts: Any, chain: Any = None) -> None:
+        """Raise a ValueError unless prompts (N, P) (and complete chains (N, H)) are well formed."""
+        task = self.task
+        n = prompts.shape[0] if prompts.ndim == 2 else -1
+        want_chain = chain is None or (chain.ndim == 2 and tuple(chain.shape) == (n, task.horizon))
+        if prompts.ndim != 2 or prompts.shape[1] != task.prompt_len or not want_chain:
+            got = "" if chain is None else f" and chains {tuple(chain.shape)}"
+            raise ValueError(
+                f"expected prompts of shape (N, {task.prompt_len})"
+                + ("" if chain is None else f" and complete chains (N, {task.horizon})")
+                + f"; got prompts {tuple(prompts.shape)}{got}"
+            )
+        if is_torch(prompts):
+            return  # shapes only: a full check would synchronise the device on every query
+        if chain is not None and chain.size and (chain.min() < 0 or chain.max() >= task.num_actions):
+            raise ValueError(f"chain tokens must lie in [0, {task.num_actions - 1}], "
+                             f"got [{chain.min()}, {chain.max()}]")
+        task.validate_obs(task.observe(prompts, prompts[:, :0]))
 
 
 class Expert(OracleBase):
@@ -80,44 +122,6 @@ class Expert(OracleBase):
 
     def __repr__(self) -> str:
         return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta})"
-
-    def _batch(self, obs: Any) -> tuple[Any, bool]:
-        if not is_torch(obs):
-            obs = np.asarray(obs)
-            if not np.issubdtype(obs.dtype, np.integer):
-                raise ValueError(f"observations must be integer token ids, got dtype {obs.dtype}")
-        single = obs.ndim == 1
-        if single:
-            obs = obs[None]
-        if is_torch(obs):
-            # Shape only: a full check would synchronise the device on every query.
-            if obs.ndim != 2 or obs.shape[1] != self.task.obs_len:
-                self.task.validate_obs(obs)
-        else:
-            self.task.validate_obs(obs)
-        t = self.task.step_index(obs)
-        if bool((t >= self.task.horizon).any()):
-            raise ValueError("an observation holds a complete chain: there is no next action to query")
-        return obs, single
-
-    def _check_prompts(self, prompts: Any, chain: Any = None) -> None:
-        """Raise a ValueError unless prompts (N, P) (and complete chains (N, H)) are well formed."""
-        task = self.task
-        n = prompts.shape[0] if prompts.ndim == 2 else -1
-        want_chain = chain is None or (chain.ndim == 2 and tuple(chain.shape) == (n, task.horizon))
-        if prompts.ndim != 2 or prompts.shape[1] != task.prompt_len or not want_chain:
-            got = "" if chain is None else f" and chains {tuple(chain.shape)}"
-            raise ValueError(
-                f"expected prompts of shape (N, {task.prompt_len})"
-                + ("" if chain is None else f" and complete chains (N, {task.horizon})")
-                + f"; got prompts {tuple(prompts.shape)}{got}"
-            )
-        if is_torch(prompts):
-            return  # shapes only: a full check would synchronise the device on every query
-        if chain is not None and chain.size and (chain.min() < 0 or chain.max() >= task.num_actions):
-            raise ValueError(f"chain tokens must lie in [0, {task.num_actions - 1}], "
-                             f"got [{chain.min()}, {chain.max()}]")
-        task.validate_obs(task.observe(prompts, prompts[:, :0]))
 
     # ----- single prefixes -----------------------------------------------------
     def _probs(self, obs: Any) -> Any:
