@@ -7,7 +7,7 @@ unchanged. The trainer builds it through :func:`build_policy` when the preset is
 ``"hf:<model name or local path>"``; ``TrainConfig.model`` (``--model-kw``) then
 holds the options of :data:`HF_OPTIONS` instead of transformer sizes.
 
-Conventions (those of :mod:`noisy_expert_gym.gsm8k.tokenizer`): actions are the
+Conventions (those of :mod:`noisy_expert_gym.tasks.gsm8k.tokenizer`): actions are the
 token ids ``0 .. num_actions - 1`` = ``len(tokenizer)``, so the LM head is cut
 to its first ``num_actions`` rows (many checkpoints pad their vocabulary). The
 task's PAD id (``num_actions`` with an HF tokenizer) is never fed to the model:
@@ -149,12 +149,12 @@ def check_student_vocab(task: Any, model: Any, tokenizer: Any = None) -> None:
     """Raise ValueError unless `model` (with its `tokenizer`) reads and writes the task's token ids.
 
     With a tokenizer, it must be the task's vocabulary id for id
-    (:func:`~noisy_expert_gym.gsm8k.check_same_vocab`); without one (a model
+    (:func:`~noisy_expert_gym.tasks.gsm8k.check_same_vocab`); without one (a model
     built from a config for a tokenizer-less task such as modadd) the model's
     vocabulary must be exactly the task's input ids. Either way the embedding
     must cover every id fed and the LM head every action.
     """
-    from noisy_expert_gym.gsm8k.tokenizer import check_same_vocab
+    from noisy_expert_gym.tasks.gsm8k.tokenizer import check_same_vocab
 
     A = task.num_actions
     task_tok = getattr(task, "tokenizer", None)
@@ -235,7 +235,7 @@ class HFPolicy(nn.Module):
                  gradient_checkpointing: bool = False, name_or_path: str | None = None,
                  options: dict[str, Any] | None = None) -> None:
         super().__init__()
-        from noisy_expert_gym.hf_teacher import _max_positions
+        from noisy_expert_gym.tasks.gsm8k.hf_teacher import _max_positions
 
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         check_student_vocab(task, base, tokenizer)

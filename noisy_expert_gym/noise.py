@@ -15,6 +15,7 @@ numpy arrays and torch tensors alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,39 @@ def noisy_probs(
         return (1.0 - eta) * pi_star + eta * one_hot(slip, a, dtype)
     check_law(law, eta)  # raises with the valid names
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class NoiseLaw:
+    """A noise law and its level, validated once: what turns pi* into pi~ (see the table above).
+
+    ``NoiseLaw("absorbing", 0.2)``; ``NoiseLaw.clean()`` is the identity (the clean
+    expert pi*, for evaluation and reference ceilings only). An oracle holds one
+    and asks it for the distribution at each prefix.
+
+    Raises:
+        ValueError: unknown ``law`` (with the valid names) or ``eta`` outside [0, 1].
+    """
+
+    law: str = "absorbing"
+    eta: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.law != "clean":
+            check_law(self.law, self.eta)
+        object.__setattr__(self, "eta", float(self.eta))
+
+    @classmethod
+    def clean(cls) -> NoiseLaw:
+        """The identity law: pi~ = pi*."""
+        return cls("clean", 0.0)
+
+    @property
+    def is_clean(self) -> bool:
+        return self.law == "clean"
+
+    def probs(self, clean: Any, has_error: Any, slip: Any, answer_mask: np.ndarray) -> Any:
+        """pi~(.|s), shape (..., A), from the clean actions (...,) and the task's error / slip arrays."""
+        if self.is_clean:
+            return noisy_probs("mixture", 0.0, clean, None, None, answer_mask)
+        return noisy_probs(self.law, self.eta, clean, has_error, slip, answer_mask)

@@ -9,13 +9,14 @@ on any device. Every prefix answered counts one query. The trainers' fast path
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from noisy_expert_gym._util import is_torch
-from noisy_expert_gym.noise import check_law, noisy_probs
+from noisy_expert_gym.noise import NoiseLaw
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 
@@ -39,6 +40,18 @@ class OracleBase:
     def reset_queries(self) -> None:
         """Reset the query counter to zero."""
         self.num_queries = 0
+
+    def with_rng(self, rng: RngLike) -> Any:
+        """A view of this oracle drawing from `rng`, with its own query counter.
+
+        The task core and any heavy state (an LM teacher's weights) are shared, not
+        copied: this is how one problem's experts serve an env (its ``np_random``),
+        a trainer and a harness at once.
+        """
+        view = copy.copy(self)
+        view._rng, view._torch_gen, view.num_queries = rng, None, 0
+        view._fallback_rng = np.random.default_rng()
+        return view
 
     @property
     def rng(self) -> np.random.Generator:
@@ -112,13 +125,23 @@ class Expert(OracleBase):
 
     def __init__(self, task: Any, law: str = "absorbing", eta: float = 0.0, rng: RngLike = None,
                  clean: bool = False) -> None:
-        if not clean:
-            check_law(law, eta)
         self.task = task
-        self.law = "clean" if clean else law
-        self.eta = 0.0 if clean else float(eta)
-        self.is_clean = clean
+        self.noise = NoiseLaw.clean() if clean else NoiseLaw(law, eta)  # validated here, once
         super().__init__(rng)
+
+    @property
+    def law(self) -> str:
+        """The noise law's name (``clean`` for the clean expert)."""
+        return self.noise.law
+
+    @property
+    def eta(self) -> float:
+        """The noise level (0 for the clean expert)."""
+        return self.noise.eta
+
+    @property
+    def is_clean(self) -> bool:
+        return self.noise.is_clean
 
     def __repr__(self) -> str:
         return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta})"
@@ -126,11 +149,10 @@ class Expert(OracleBase):
     # ----- single prefixes -----------------------------------------------------
     def _probs(self, obs: Any) -> Any:
         task = self.task
-        clean = task.clean_actions(obs)
         if self.is_clean:
-            return noisy_probs("mixture", 0.0, clean, None, None, task.answer_mask)
-        return noisy_probs(self.law, self.eta, clean, task.has_error(obs), task.slip_actions(obs),
-                           task.answer_mask)
+            return self.noise.probs(task.clean_actions(obs), None, None, task.answer_mask)
+        return self.noise.probs(task.clean_actions(obs), task.has_error(obs), task.slip_actions(obs),
+                                task.answer_mask)
 
     def probs(self, obs: Any) -> Any:
         """Next-action distribution at each prefix: (N, A) (or (A,) for one observation)."""
@@ -180,9 +202,9 @@ class Expert(OracleBase):
         self.num_queries += chain.shape[0] * chain.shape[1]
         clean = task.clean_along(prompts, chain)
         if self.is_clean:
-            return noisy_probs("mixture", 0.0, clean, None, None, task.answer_mask)
-        return noisy_probs(self.law, self.eta, clean, task.error_along(prompts, chain),
-                           task.slip_along(prompts, chain), task.answer_mask)
+            return self.noise.probs(clean, None, None, task.answer_mask)
+        return self.noise.probs(clean, task.error_along(prompts, chain), task.slip_along(prompts, chain),
+                                task.answer_mask)
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts from `prompts` (its tokens fed back): chains (N, H).

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     import gymnasium as gym
 
     import noisy_expert_gym  # noqa: F401  (registers NoisyGSM8K-v0)
-    from noisy_expert_gym.gsm8k.expert import ReferenceExpert
+    from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=os.environ.get("NEG_GSM8K_DIR") or str(REPO.parent / "shared/data/gsm8k"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -12,35 +10,14 @@ from gymnasium import spaces
 
 from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.envs.modadd import check_action
-from noisy_expert_gym.gsm8k.answers import extract_answer
-from noisy_expert_gym.gsm8k.data import Problem, load_problems
-from noisy_expert_gym.gsm8k.expert import ReferenceExpert
-from noisy_expert_gym.gsm8k.tokenizer import (
-    DEFAULT_SYSTEM_PROMPT,
-    HFTokenizer,
-    check_same_vocab,
-    make_tokenizer,
-)
-from noisy_expert_gym.noise import check_law
-from noisy_expert_gym.tasks.gsm8k import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
+from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
+from noisy_expert_gym.tasks.gsm8k.answers import extract_answer
+from noisy_expert_gym.tasks.gsm8k.core import GSM8KTask
 
 ENV_ID = "NoisyGSM8K-v0"
 RENDER_MODES = ["ansi"]
-EXPERTS: tuple[str, ...] = ("reference", "hf:<model name or path>")
 _METRIC_KEYS = ("full_exact", "final_exact", "correct_prefix_len", "num_errors", "length")
 _GREEN, _RED, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
-
-
-def _as_problems(problems: Sequence[Problem | dict[str, str]]) -> list[Problem]:
-    out = []
-    for i, p in enumerate(problems):
-        if isinstance(p, Problem):
-            out.append(p)
-        elif isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("answer"), str):
-            out.append(Problem(p["question"], p["answer"], i))
-        else:
-            raise TypeError(f"`problems[{i}]` must be a Problem or a dict with string `question` and `answer`")
-    return out
 
 
 class NoisyGSM8KEnv(gym.Env):
@@ -107,11 +84,14 @@ class NoisyGSM8KEnv(gym.Env):
       token given the output as written), ``length`` (int, tokens incl. EOS).
 
     ## Arguments
+    - ``problem`` (Problem, default None): serve this problem
+      (:func:`noisy_expert_gym.make_problem`: its task core and experts, built once)
+      instead of building one from the keyword arguments below.
     - ``data_dir`` (str, default None): GSM-8K JSONL directory (``train.jsonl``,
       ``test.jsonl``) or one ``.jsonl`` file; None: ``$NEG_GSM8K_DIR``, else the
       Hugging Face hub ``openai/gsm8k`` (needs ``datasets``).
     - ``split`` (str, default ``"train"``): ``train`` or ``test``.
-    - ``problems`` (list, default None): explicit problems (``Problem`` or dicts
+    - ``problems`` (list, default None): explicit problems (``WordProblem`` or dicts
       with ``question``/``answer``) instead of a split.
     - ``subset`` (int, default None): keep this many problems (drawn with ``seed``).
     - ``seed`` (int, default 0): seed of the subset draw (not of episodes).
@@ -143,74 +123,20 @@ class NoisyGSM8KEnv(gym.Env):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
 
-    def __init__(self, data_dir: str | os.PathLike | None = None, split: str = "train",
-                 problems: Sequence[Problem | dict[str, str]] | None = None, subset: int | None = None,
-                 seed: int = 0, expert: str = "reference", eta: float = 0.01, law: str | None = None,
-                 t: float = 1.0, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 max_prompt_tokens: int | None = None, overflow: str = "drop", tokenizer: Any = None,
-                 strip_annotations: bool = True, uniform_over: str = "text", strict_answer: bool = False,
-                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, chat_template: bool | None = None,
-                 device: Any = None, torch_dtype: Any = None, max_batch: int | None = None,
-                 render_mode: str | None = None) -> None:
+    def __init__(self, problem: Problem | None = None, *, render_mode: str | None = None,
+                 **problem_kwargs: Any) -> None:
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"unknown `render_mode` `{render_mode}`; valid values: None, "
                              f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}")
-        if not isinstance(expert, str) or not (expert == "reference" or expert.startswith("hf:")):
-            raise ValueError(f"unknown `expert` {expert!r}; valid values: `reference` or "
-                             f"`hf:<model name or local path>`.{did_you_mean(str(expert), ('reference',))}")
-        if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) \
-                or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}")
-        is_hf = expert.startswith("hf:")
-        law = law if law is not None else ("temperature" if is_hf else "absorbing")
-        if is_hf:
-            check_law(law, 0.0, allowed=("temperature",))
-            if not isinstance(t, (int, float)) or isinstance(t, bool) or not t > 0:
-                raise ValueError(f"the temperature `t` must be a number > 0, got {t!r}")
-        else:
-            check_law(law, eta)
-        if problems is None:
-            loaded = load_problems(split, data_dir)
-        else:
-            loaded = _as_problems(problems)
-
-        model = None
-        if is_hf:
-            from noisy_expert_gym.hf_teacher import load_teacher
-
-            if isinstance(tokenizer, str) and tokenizer in ("char", "byte"):
-                raise ValueError(f"student and teacher tokenizers differ: `tokenizer={tokenizer!r}` with an LM "
-                                 "teacher. Logit distillation needs the teacher's vocabulary: pass "
-                                 "`tokenizer=None` (the teacher's) or an HF tokenizer with the same vocabulary")
-            model, hf_tok = load_teacher(expert[3:], device=device, torch_dtype=torch_dtype)
-            if tokenizer is not None:
-                check_same_vocab(tokenizer, hf_tok)
-            tok: Any = HFTokenizer(hf_tok, system_prompt=system_prompt, chat_template=chat_template)
-        else:
-            tok = make_tokenizer("char" if tokenizer is None else tokenizer)
-            if isinstance(tok, HFTokenizer):
-                raise ValueError("the reference teacher works with the built-in tokenizers `char` and `byte`; "
-                                 "a Hugging Face tokenizer goes with an LM teacher (`expert='hf:<name>'`)")
-        self.task = GSM8KTask(loaded, tokenizer=tok, max_new_tokens=max_new_tokens,
-                              max_prompt_tokens=max_prompt_tokens, strip_annotations=strip_annotations,
-                              overflow=overflow, uniform_over=uniform_over, strict_answer=strict_answer,
-                              subset=subset, seed=seed)
-        self.split, self.law, self.t = split, law, float(t)
-        self.eta = None if is_hf else float(eta)
+        problem = env_problem(ENV_ID, problem, problem_kwargs)
+        # The oracles draw from the env's np_random, re-read on each call so reseeding works.
+        self.problem = problem.with_rng(lambda: self.np_random)
+        self.task: GSM8KTask = problem.task
+        self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.render_mode = render_mode
         task = self.task
         self.observation_space = spaces.Box(0, task.vocab_size - 1, shape=(task.obs_len,), dtype=np.int64)
         self.action_space = spaces.Discrete(task.num_actions)
-        # The oracles draw from the env's np_random, re-read on each call so reseeding works.
-        if is_hf:
-            from noisy_expert_gym.hf_teacher import HFTeacher
-
-            self.expert: Any = HFTeacher(task, model, t=t, rng=lambda: self.np_random, max_batch=max_batch)
-            self.clean_expert: Any = HFTeacher(task, model, greedy=True, rng=lambda: self.np_random,
-                                               max_batch=max_batch)
-        else:
-            self.expert = ReferenceExpert(task, law=law, eta=eta, rng=lambda: self.np_random)
-            self.clean_expert = ReferenceExpert(task, clean=True, rng=lambda: self.np_random)
         self._eos = set(task.tokenizer.eos_tokens)
         self._obs: np.ndarray | None = None
         self._problem = 0
@@ -218,6 +144,10 @@ class NoisyGSM8KEnv(gym.Env):
         self._t = 0
         self._on_path = True
         self._done = True
+
+    law = problem_attribute("law", lambda self: self.expert.law)
+    eta = problem_attribute("eta", lambda self: self.expert.eta)
+    split = problem_attribute("split", lambda self: self.problem.kwargs["split"])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -9,19 +9,16 @@ import numpy as np
 from gymnasium import spaces
 
 from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.noise import check_law
-from noisy_expert_gym.oracle import Expert
+from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
-from noisy_expert_gym.tasks.modadd import REWARDS, ModAddTask, modadd_step
+from noisy_expert_gym.tasks.modadd import REWARDS, modadd_step
 
+ENV_ID = "NoisyModAdd-v0"
 RENDER_MODES = ["ansi", "rgb_array"]
 
 
-def check_modadd_kwargs(p: int, m: int, eta: float, law: str, reward: str,
-                        render_mode: str | None) -> ModAddTask:
-    """Validate the env's keyword arguments up front; returns the task core."""
-    task = ModAddTask(p=p, m=m)
-    check_law(law, eta)
+def check_env_options(reward: str, render_mode: str | None) -> None:
+    """Validate the env-only keyword arguments (the problem's are checked by its builder)."""
     if reward not in REWARDS:
         raise ValueError(
             f"unknown `reward` `{reward}`; valid values: {', '.join(REWARDS)}.{did_you_mean(reward, REWARDS)}"
@@ -31,7 +28,6 @@ def check_modadd_kwargs(p: int, m: int, eta: float, law: str, reward: str,
             f"unknown `render_mode` `{render_mode}`; valid values: None, "
             f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}"
         )
-    return task
 
 
 def check_action(action: Any, p: int) -> int:
@@ -92,6 +88,9 @@ class NoisyModAddEnv(gym.Env):
       the chain as written), ``correct_prefix_len`` (int, longest correct prefix).
 
     ## Arguments
+    - ``problem`` (Problem, default None): serve this problem
+      (:func:`noisy_expert_gym.make_problem`: its task core and experts, built once)
+      instead of building one from ``p``, ``m``, ``eta``, ``law``.
     - ``p`` (int, default 7): modulus, >= 2.
     - ``m`` (int, default 31): number of operands = chain length = horizon, >= 1.
     - ``eta`` (float, default 0.1): noise level in [0, 1].
@@ -105,18 +104,27 @@ class NoisyModAddEnv(gym.Env):
 
     metadata = {"render_modes": RENDER_MODES, "render_fps": 4}
 
-    def __init__(self, p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing",
-                 reward: str = "final", render_mode: str | None = None) -> None:
-        self.task = check_modadd_kwargs(p, m, eta, law, reward, render_mode)
-        self.p, self.m, self.eta, self.law, self.reward_kind = p, m, float(eta), law, reward
+    def __init__(self, problem: Problem | None = None, *, reward: str = "final",
+                 render_mode: str | None = None, **problem_kwargs: Any) -> None:
+        check_env_options(reward, render_mode)
+        problem = env_problem(ENV_ID, problem, problem_kwargs)
+        # The oracles draw from the env's np_random, re-read on each call so reseeding works.
+        self.problem = problem.with_rng(lambda: self.np_random)
+        self.task = problem.task
+        self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
+        self.reward_kind = reward
         self.render_mode = render_mode
+        p, m = self.task.p, self.task.m
         self.observation_space = spaces.Box(0, p + 1, shape=(2 * m + 1,), dtype=np.int64)
         self.action_space = spaces.Discrete(p)
-        # The oracle draws from the env's np_random, re-read on each call so reseeding works.
-        self.expert = Expert(self.task, law=law, eta=eta, rng=lambda: self.np_random)
-        self.clean_expert = Expert(self.task, clean=True, rng=lambda: self.np_random)
         self._obs: np.ndarray | None = None
         self._done = True
+
+    # The problem's parameters, read from the task core and the noise law (stored once).
+    p = problem_attribute("p", lambda self: self.task.p)
+    m = problem_attribute("m", lambda self: self.task.m)
+    eta = problem_attribute("eta", lambda self: self.expert.eta)
+    law = problem_attribute("law", lambda self: self.expert.law)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

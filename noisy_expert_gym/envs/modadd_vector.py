@@ -10,8 +10,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from noisy_expert_gym.envs.modadd import RENDER_MODES, check_modadd_kwargs
-from noisy_expert_gym.oracle import Expert
+from noisy_expert_gym.envs.modadd import ENV_ID, RENDER_MODES, check_env_options
+from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.modadd import modadd_step
 
@@ -31,25 +31,34 @@ class NoisyModAddVectorEnv(VectorEnv):
 
     metadata = {"render_modes": RENDER_MODES, "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, p: int = 7, m: int = 31, eta: float = 0.1,
-                 law: str = "absorbing", reward: str = "final", render_mode: str | None = None,
-                 max_episode_steps: int | None = None) -> None:
+    p = problem_attribute("p", lambda self: self.task.p)
+    m = problem_attribute("m", lambda self: self.task.m)
+    eta = problem_attribute("eta", lambda self: self.expert.eta)
+    law = problem_attribute("law", lambda self: self.expert.law)
+
+    def __init__(self, num_envs: int = 1, problem: Problem | None = None, *, reward: str = "final",
+                 render_mode: str | None = None, max_episode_steps: int | None = None,
+                 **problem_kwargs: Any) -> None:
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"`num_envs` must be an integer >= 1, got {num_envs!r}")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"`max_episode_steps` must be >= 1 or None, got {max_episode_steps!r}")
-        self.task = check_modadd_kwargs(p, m, eta, law, reward, render_mode)
+        check_env_options(reward, render_mode)
+        problem = env_problem(ENV_ID, problem, problem_kwargs)
+        self._rngs = [np.random.default_rng() for _ in range(int(num_envs))]
+        # Sampling on numpy inputs uses sub-env 0's generator (re-read after reseeding).
+        self.problem = problem.with_rng(lambda: self._rngs[0])
+        self.task = problem.task
+        self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.num_envs = int(num_envs)
-        self.p, self.m, self.eta, self.law, self.reward_kind = p, m, float(eta), law, reward
+        self.reward_kind = reward
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
+        p, m = self.task.p, self.task.m
         self.single_observation_space = spaces.Box(0, p + 1, shape=(2 * m + 1,), dtype=np.int64)
         self.single_action_space = spaces.Discrete(p)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
-        self.expert = Expert(self.task, law=law, eta=eta, rng=lambda: self._rngs[0])
-        self.clean_expert = Expert(self.task, clean=True, rng=lambda: self._rngs[0])
         n = self.num_envs
         self._obs = np.zeros((n, 2 * m + 1), np.int64)
         # Per-episode caches so a step costs O(N), not O(N m) (see modadd_step):

@@ -264,3 +264,21 @@ def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: 
     new = obs if inplace else obs.copy()
     new[rows, m + 1 + t] = actions
     return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_now}
+
+
+def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing") -> tuple[Any, Any, Any]:
+    """NoisyModAdd's problem: ``(task core, noisy expert, clean expert)``.
+
+    Args:
+        p: modulus, >= 2.
+        m: number of operands = chain length = horizon, >= 1.
+        eta: noise level in [0, 1].
+        law: ``absorbing`` (default), ``mixture`` or ``biased`` (:mod:`noisy_expert_gym.noise`).
+
+    Raises:
+        ValueError: a value out of range, with the valid values.
+    """
+    from noisy_expert_gym.oracle import Expert
+
+    task = ModAddTask(p=p, m=m)
+    return task, Expert(task, law=law, eta=eta), Expert(task, clean=True)

@@ -17,7 +17,7 @@ from agents import train
 from agents.config import TrainConfig
 from agents.hf_policy import HFPolicy, build_policy
 from agents.policy import TransformerPolicy
-from noisy_expert_gym.gsm8k import EXAMPLE_PROBLEMS, write_example_data
+from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, write_example_data
 from tests.noisy_expert_gym.test_gsm8k_hf import ASCII, char_tokenizer, save_teacher
 
 H = 48  # keeps the short example problems (reference solution + EOS <= H), drops the rest

@@ -168,7 +168,7 @@ dist.destroy_process_group()
 
 def test_eval_env_kwargs_evaluate_on_another_split(tmp_path):
     """GSM-8K: train on the train split, evaluate on the test split (same shapes)."""
-    from noisy_expert_gym.gsm8k.data import write_example_data
+    from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 
     d = str(write_example_data(tmp_path / "gsm8k"))
     kw = dict(TINY, env_id="NoisyGSM8K-v0", batch_size=4, eval_prompts=4, budget_trajectories=8,

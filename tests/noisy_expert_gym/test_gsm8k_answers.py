@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from noisy_expert_gym.gsm8k import (
+from noisy_expert_gym.tasks.gsm8k import (
     answers_match,
     extract_answer,
     normalize_number,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import noisy_expert_gym  # noqa: F401  (registers the envs)
-from noisy_expert_gym.gsm8k import EXAMPLE_PROBLEMS, check_same_vocab
+from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, check_same_vocab
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -17,7 +17,7 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from gymnasium.utils.env_checker import check_env
 
-from noisy_expert_gym.hf_teacher import HFTeacher
+from noisy_expert_gym.tasks.gsm8k.hf_teacher import HFTeacher
 
 ENV_ID = "NoisyGSM8K-v0"
 H = 80  # fits every test example's reference solution + EOS

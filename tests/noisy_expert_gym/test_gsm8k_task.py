@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisy_expert_gym.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, Problem
-from noisy_expert_gym.gsm8k.expert import ReferenceExpert
+from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, WordProblem
+from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.tasks import GSM8KTask
 
 TINY = [
-    Problem("What is 2 + 3?", "2 + 3 = <<2+3=5>>5.\n#### 5", 0),
-    Problem("A shop sells 40 pens a day for 30 days. How many pens?",
+    WordProblem("What is 2 + 3?", "2 + 3 = <<2+3=5>>5.\n#### 5", 0),
+    WordProblem("A shop sells 40 pens a day for 30 days. How many pens?",
             "It sells 40 * 30 = <<40*30=1200>>1,200 pens.\n#### 1,200", 1),
-    Problem("Mia has $8 and owes $20. What is her balance?", "8 - 20 = <<8-20=-12>>-12\n#### -12", 2),
+    WordProblem("Mia has $8 and owes $20. What is her balance?", "8 - 20 = <<8-20=-12>>-12\n#### -12", 2),
 ]
 H = 48
 
@@ -323,7 +323,7 @@ def test_bad_max_new_tokens(h: object) -> None:
 
 
 def test_overflow_policy_and_subset() -> None:
-    probs = [Problem(**d, index=i) for i, d in enumerate(EXAMPLE_PROBLEMS["train"])]
+    probs = [WordProblem(**d, index=i) for i, d in enumerate(EXAMPLE_PROBLEMS["train"])]
     with pytest.raises(ValueError, match="does not fit.*overflow='drop'"):
         GSM8KTask(probs, max_new_tokens=30, overflow="error")
     dropped = GSM8KTask(probs, max_new_tokens=50)

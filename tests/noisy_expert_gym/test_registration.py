@@ -20,7 +20,7 @@ ALL_IDS = sorted(noisy_expert_gym.ENV_IDS)
 @pytest.fixture(autouse=True)
 def gsm8k_fixture_data(tmp_path_factory, monkeypatch):
     """NoisyGSM8K-v0 reads the project's own small GSM-style fixture (never the real data)."""
-    from noisy_expert_gym.gsm8k.data import write_example_data
+    from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 
     monkeypatch.setenv("NEG_GSM8K_DIR", str(write_example_data(tmp_path_factory.mktemp("gsm8k"))))
 

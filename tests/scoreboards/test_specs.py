@@ -12,7 +12,7 @@ from tests.scoreboards.conftest import TINY_SPEC
 def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path):
     # GSM-8K specs build their envs from the project's own small fixture; the paper one
     # needs model weights (a download), so only its structure is validated here.
-    from noisy_expert_gym.gsm8k.data import write_example_data
+    from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 
     monkeypatch.setenv("NEG_GSM8K_DIR", str(write_example_data(tmp_path)))
     spec = load_spec(name, check_envs=name != "gsm8k-paper",

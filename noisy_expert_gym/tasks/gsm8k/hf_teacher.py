@@ -13,7 +13,7 @@ device. numpy inputs give numpy outputs; torch inputs give torch outputs on the
 input's device.
 
 Observations follow :mod:`noisy_expert_gym.tasks.gsm8k` with an
-:class:`~noisy_expert_gym.gsm8k.HFTokenizer`: the left-padded prompt (chat
+:class:`~noisy_expert_gym.tasks.gsm8k.HFTokenizer`: the left-padded prompt (chat
 template with a system prompt when the tokenizer has one), then the generated
 tokens. PAD (= ``len(tokenizer)``) is replaced by a real id and masked out, and
 position ids skip the padding, so a left-padded prompt gives the same logits as

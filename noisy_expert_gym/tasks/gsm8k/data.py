@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.gsm8k.answers import parse_gold
+from noisy_expert_gym.tasks.gsm8k.answers import parse_gold
 
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Environment variable naming a GSM-8K JSONL directory.
@@ -31,7 +31,7 @@ HF_DATASET = "openai/gsm8k"
 
 
 @dataclass(frozen=True)
-class Problem:
+class WordProblem:
     """One GSM-8K problem as stored: the question and the reference answer (annotations,
     final ``#### <number>`` line); ``index`` is its line number in the split."""
 
@@ -49,7 +49,7 @@ def missing_data_message(split: str, detail: str = "") -> str:
     )
 
 
-def read_jsonl(path: str | os.PathLike) -> list[Problem]:
+def read_jsonl(path: str | os.PathLike) -> list[WordProblem]:
     """Problems of one GSM-8K JSONL file; malformed lines raise ValueError with their number."""
     out = []
     with open(path, encoding="utf-8") as f:
@@ -64,22 +64,22 @@ def read_jsonl(path: str | os.PathLike) -> list[Problem]:
                 parse_gold(a)
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{i + 1}: not a GSM-8K record ({type(e).__name__}: {e})") from None
-            out.append(Problem(q, a, len(out)))
+            out.append(WordProblem(q, a, len(out)))
     return out
 
 
-def write_jsonl(path: str | os.PathLike, problems: list[Problem] | list[dict[str, Any]]) -> Path:
-    """Write problems (Problem objects or dicts with `question`, `answer`) as GSM-8K JSONL."""
+def write_jsonl(path: str | os.PathLike, problems: list[WordProblem] | list[dict[str, Any]]) -> Path:
+    """Write problems (WordProblem objects or dicts with `question`, `answer`) as GSM-8K JSONL."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         for p in problems:
-            q, a = (p.question, p.answer) if isinstance(p, Problem) else (p["question"], p["answer"])
+            q, a = (p.question, p.answer) if isinstance(p, WordProblem) else (p["question"], p["answer"])
             f.write(json.dumps({"question": q, "answer": a}) + "\n")
     return path
 
 
-def load_problems(split: str = "train", data_dir: str | os.PathLike | None = None) -> list[Problem]:
+def load_problems(split: str = "train", data_dir: str | os.PathLike | None = None) -> list[WordProblem]:
     """The problems of a GSM-8K split, from `data_dir`, ``$NEG_GSM8K_DIR`` or the HF hub.
 
     Raises:
@@ -103,7 +103,7 @@ def load_problems(split: str = "train", data_dir: str | os.PathLike | None = Non
     except ImportError:
         raise FileNotFoundError(missing_data_message(split)) from None
     ds = datasets.load_dataset(HF_DATASET, "main", split=split)  # pragma: no cover - needs the network
-    return [Problem(r["question"], r["answer"], i) for i, r in enumerate(ds)]  # pragma: no cover
+    return [WordProblem(r["question"], r["answer"], i) for i, r in enumerate(ds)]  # pragma: no cover
 
 
 #: GSM-style problems written for this package (not from GSM-8K): fixtures and demos.

@@ -8,7 +8,7 @@ Layout (``P`` = ``prompt_len``, ``H`` = ``horizon`` = ``max_new_tokens``)::
 The prompt is left-padded so the question always ends right before the
 separator (built-in tokenizers; an HF tokenizer's chat template ends the prompt
 instead). Actions are the first ``num_actions`` token ids, EOS included; SEP
-and PAD come after them (see :mod:`noisy_expert_gym.gsm8k.tokenizer`). A
+and PAD come after them (see :mod:`noisy_expert_gym.tasks.gsm8k.tokenizer`). A
 *chain* is the (N, H) matrix of generated tokens y_1..y_H; everything after
 its first EOS is ignored by every function here (:meth:`GSM8KTask.valid_along`).
 
@@ -59,15 +59,15 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import did_you_mean, is_torch
-from noisy_expert_gym.gsm8k.answers import (
+from noisy_expert_gym.tasks.gsm8k.answers import (
     ANSWER_MARK,
     answers_match,
     extract_answer,
     parse_gold,
     reference_solution,
 )
-from noisy_expert_gym.gsm8k.data import Problem, load_problems
-from noisy_expert_gym.gsm8k.tokenizer import make_tokenizer
+from noisy_expert_gym.tasks.gsm8k.data import WordProblem, load_problems
+from noisy_expert_gym.tasks.gsm8k.tokenizer import make_tokenizer
 
 #: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
 #: both built-in tokenizers: the longest is 1,228 tokens + EOS.
@@ -111,7 +111,7 @@ class GSM8KTask:
     """The GSM-8K token-generation task over a fixed list of problems.
 
     Args:
-        problems: the problems (see :func:`noisy_expert_gym.gsm8k.load_problems`).
+        problems: the problems (see :func:`noisy_expert_gym.tasks.gsm8k.load_problems`).
         tokenizer: ``"char"`` (default), ``"byte"``, ``"hf:<name>"`` or a tokenizer object.
         max_new_tokens: the horizon H, >= 1.
         max_prompt_tokens: the prompt length P, separator included. None: the
@@ -137,7 +137,7 @@ class GSM8KTask:
     text before the tokenizer's normalisation) are aligned lists.
     """
 
-    def __init__(self, problems: Sequence[Problem], tokenizer: Any = "char",
+    def __init__(self, problems: Sequence[WordProblem], tokenizer: Any = "char",
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, max_prompt_tokens: int | None = None,
                  strip_annotations: bool = True, overflow: str = "drop", uniform_over: str = "text",
                  strict_answer: bool = False, subset: int | None = None, seed: int = 0) -> None:
@@ -161,7 +161,7 @@ class GSM8KTask:
         self.uniform_over = uniform_over
         self.strict_answer = bool(strict_answer)
 
-        kept: list[tuple[Problem, str, str, str, np.ndarray, np.ndarray, np.ndarray]] = []
+        kept: list[tuple[WordProblem, str, str, str, np.ndarray, np.ndarray, np.ndarray]] = []
         seen: set[bytes] = set()
         self.num_dropped = 0
         for p in problems:
@@ -199,7 +199,7 @@ class GSM8KTask:
             pick = np.sort(np.random.default_rng(seed).choice(len(kept), size=int(subset), replace=False))
             kept = [kept[i] for i in pick]
 
-        self.problems: list[Problem] = [k[0] for k in kept]
+        self.problems: list[WordProblem] = [k[0] for k in kept]
         self.golds: list[str] = [k[1] for k in kept]
         self.gold_texts: list[str] = [k[2] for k in kept]
         self.solutions: list[str] = [k[3] for k in kept]
@@ -244,7 +244,7 @@ class GSM8KTask:
     @classmethod
     def from_split(cls, split: str = "train", data_dir: str | os.PathLike | None = None,
                    **kwargs: Any) -> GSM8KTask:
-        """The task over a GSM-8K split (see :func:`~noisy_expert_gym.gsm8k.load_problems`)."""
+        """The task over a GSM-8K split (see :func:`~noisy_expert_gym.tasks.gsm8k.load_problems`)."""
         return cls(load_problems(split, data_dir), **kwargs)
 
     def __repr__(self) -> str:

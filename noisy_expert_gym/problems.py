@@ -1,0 +1,255 @@
+"""The problem object: a task core with its noisy and clean experts, built once.
+
+A **problem** (DESIGN §5) is what every consumer of an MDP needs: the pure batched
+task core, the noisy expert pi~ the learner may query and the clean expert pi*
+that judges it. It is built once per process and handed to whoever needs it -- the
+Gymnasium envs, the trainer, the scoreboard harness, the bridges -- so a language
+model teacher is loaded once and the noise law is validated once::
+
+    from noisy_expert_gym import make_problem
+    problem = make_problem("NoisyModAdd-v0", eta=0.2)
+    problem.task, problem.expert, problem.clean_expert
+    env = problem.make_env()                    # = gym.make("NoisyModAdd-v0", problem=problem)
+
+The table :data:`ENV_IDS` lists every registered id with the keyword arguments that
+define its variant; each id belongs to a task family whose ``build_problem``
+function (in :mod:`noisy_expert_gym.tasks`) declares the problem's keyword
+arguments and their defaults. Keyword arguments that only shape the env
+(``reward``, ``render_mode``) are kept in :attr:`Problem.env_options` and passed on
+by :meth:`Problem.make_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.contracts import Oracle, TaskCore
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A task core with its noisy expert pi~ and clean expert pi* (DESIGN §2, §5).
+
+    Attributes:
+        env_id: the registered env id whose MDP this is.
+        kwargs: the keyword arguments that define the MDP and the noise, complete
+            (the family's defaults filled in).
+        task: the pure batched task core (:class:`~noisy_expert_gym.contracts.TaskCore`).
+        expert: the noisy expert pi~ (:class:`~noisy_expert_gym.contracts.Oracle`):
+            what a learner may query.
+        clean_expert: the clean expert pi*: evaluation and reference ceilings
+            (`bc-clean`) only; leaderboard submissions never see it.
+        env_options: env-only keyword arguments given to :func:`make_problem`
+            (``reward``, ``render_mode``), passed on by :meth:`make_env`.
+    """
+
+    env_id: str
+    kwargs: Mapping[str, Any]
+    task: TaskCore
+    expert: Oracle
+    clean_expert: Oracle
+    env_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_rng(self, rng: Any) -> Problem:
+        """The same problem with oracle views that draw from `rng` (fresh query counters).
+
+        ``rng`` is a numpy Generator or a zero-argument callable returning the current
+        one (an env passes ``lambda: self.np_random``). The task core and any heavy
+        teacher state are shared.
+        """
+        return dataclasses.replace(self, expert=self.expert.with_rng(rng),
+                                   clean_expert=self.clean_expert.with_rng(rng))
+
+    def with_experts(self, expert: Oracle, clean_expert: Oracle) -> Problem:
+        """The same task with other oracles (the harness's counting client, a refusing stub)."""
+        return dataclasses.replace(self, expert=expert, clean_expert=clean_expert)
+
+    def make_env(self, **env_options: Any) -> Any:
+        """A Gymnasium env over this problem (``gym.make(env_id, problem=self, ...)``)."""
+        import gymnasium as gym
+
+        return gym.make(self.env_id, problem=self, **{**self.env_options, **env_options})
+
+    def make_vec(self, num_envs: int, **env_options: Any) -> Any:
+        """The native vector env over this problem (``gym.make_vec``)."""
+        import gymnasium as gym
+
+        return gym.make_vec(self.env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                            problem=self, **{**self.env_options, **env_options})
+
+
+Builder = Callable[..., tuple[Any, Any, Any]]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A task family: how its problems are built and which envs serve them.
+
+    ``build(**kwargs) -> (task, expert, clean_expert)``; its signature (with
+    defaults) declares the problem's keyword arguments.
+    """
+
+    name: str
+    build: Builder
+    entry_point: str
+    vector_entry_point: str | None = None
+    env_options: tuple[str, ...] = ("render_mode",)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The problem keyword arguments and their defaults, read from ``build``'s signature."""
+        sig = inspect.signature(self.build)
+        return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY
+                or p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def _lazy(name: str, module: str) -> Builder:
+    """A builder that imports its module on first use but shows the real signature."""
+    import importlib
+
+    real = importlib.import_module(module).build_problem
+
+    def build(**kw: Any) -> tuple[Any, Any, Any]:
+        return real(**kw)
+
+    build.__signature__ = inspect.signature(real)  # type: ignore[attr-defined]
+    build.__name__ = f"build_{name}_problem"
+    return build
+
+
+FAMILIES: dict[str, Family] = {
+    "modadd": Family("modadd", _lazy("modadd", "noisy_expert_gym.tasks.modadd"),
+                     "noisy_expert_gym.envs.modadd:NoisyModAddEnv",
+                     "noisy_expert_gym.envs.modadd_vector:NoisyModAddVectorEnv",
+                     env_options=("reward", "render_mode")),
+    "gsm8k": Family("gsm8k", _lazy("gsm8k", "noisy_expert_gym.tasks.gsm8k.problem"),
+                    "noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv"),
+}
+
+#: Every registered env id: its family and the kwargs that define the variant.
+#: NoisyGSM8K-v0 needs the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
+REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
+    "NoisyModAdd-v0": ("modadd", {}),
+    # The paper's horizon ablation (m = 31 is the default id above).
+    **{f"NoisyModAdd-m{m}-v0": ("modadd", {"m": m}) for m in (3, 9, 15, 23)},
+    "NoisyModAddMixture-v0": ("modadd", {"law": "mixture"}),
+    # eta > 1/2 breaks the mode condition: the stress case for horizon-free claims.
+    "NoisyModAddBiased-v0": ("modadd", {"law": "biased", "eta": 0.6}),
+    "NoisyGSM8K-v0": ("gsm8k", {}),
+}
+#: Every env id this package registers, with the kwargs that define the variant.
+ENV_IDS: dict[str, dict[str, Any]] = {k: dict(kw) for k, (_, kw) in REGISTRY.items()}
+
+
+def family_of(env_id: str) -> Family:
+    """The task family of a registered id; unknown ids raise with a suggestion."""
+    if env_id not in REGISTRY:
+        raise ValueError(f"unknown env id `{env_id}`; noisy-expert envs: {', '.join(REGISTRY)}."
+                         f"{did_you_mean(env_id, REGISTRY)}")
+    return FAMILIES[REGISTRY[env_id][0]]
+
+
+def split_kwargs(env_id: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(problem kwargs with the variant's and the family's defaults, env-only options).
+
+    Raises:
+        ValueError: an unknown keyword argument (with the valid names and a suggestion).
+    """
+    fam = family_of(env_id)
+    defaults = fam.defaults
+    problem: dict[str, Any] = {**defaults, **REGISTRY[env_id][1]}
+    options: dict[str, Any] = {}
+    for k, v in kwargs.items():
+        if k in defaults:
+            problem[k] = v
+        elif k in fam.env_options:
+            options[k] = v
+        else:
+            valid = [*defaults, *fam.env_options]
+            raise ValueError(f"`{env_id}` has no keyword argument `{k}`; valid: {', '.join(valid)}."
+                             f"{did_you_mean(k, valid)}")
+    return problem, options
+
+
+_CACHE: dict[Any, Problem] = {}
+_CACHE_SIZE = 8
+
+
+def _cache_key(env_id: str, kwargs: dict[str, Any]) -> Any:
+    try:
+        key = (env_id, tuple(sorted(kwargs.items())))
+        hash(key)
+        return key
+    except TypeError:  # an explicit problem list or tokenizer object: build afresh
+        return None
+
+
+def make_problem(env_id: str, **kwargs: Any) -> Problem:
+    """Build (or reuse) the problem of a registered env id.
+
+    Args:
+        env_id: a registered id (:data:`ENV_IDS`), e.g. ``"NoisyModAdd-v0"``.
+        **kwargs: the env's keyword arguments (``eta``, ``m``, ``law``, ...); env-only
+            options (``reward``, ``render_mode``) are kept for :meth:`Problem.make_env`.
+
+    Returns:
+        The problem. Its oracles are fresh views (own RNG and query counter) over a
+        task and teacher built once per process for the same arguments.
+
+    Raises:
+        ValueError: an unknown id or keyword argument, or an invalid value (the
+            family's builder says which and how to fix it).
+    """
+    problem_kw, options = split_kwargs(env_id, kwargs)
+    key = _cache_key(env_id, problem_kw)
+    cached = _CACHE.get(key) if key is not None else None
+    if cached is None:
+        task, expert, clean = family_of(env_id).build(**problem_kw)
+        cached = Problem(env_id, MappingProxyType(dict(problem_kw)), task, expert, clean)
+        if key is not None:
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = cached
+    return dataclasses.replace(cached.with_rng(None), env_options=MappingProxyType(options))
+
+
+def env_problem(env_id: str, problem: Problem | None, kwargs: dict[str, Any]) -> Problem:
+    """The problem an env constructor serves: the given one, or one built from its kwargs.
+
+    Raises:
+        ValueError: ``problem`` given together with kwargs that contradict it.
+    """
+    if problem is None:
+        return make_problem(env_id, **kwargs)
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a noisy_expert_gym.Problem (from make_problem), got "
+                        f"{type(problem).__name__}")
+    family_of(env_id)  # known id
+    clash = {k: v for k, v in kwargs.items() if problem.kwargs.get(k, v) != v or k not in problem.kwargs}
+    if clash:
+        raise ValueError(f"pass either `problem=` or the problem's keyword arguments, not both: {clash} "
+                         f"disagree with the problem's {dict(problem.kwargs)}")
+    return problem
+
+
+def problem_attribute(name: str, read: Callable[[Any], Any]) -> property:
+    """An env attribute read from its problem (stored once); setting another value raises.
+
+    Changing ``eta`` on a built env would leave its oracle unchanged, so it is refused.
+    """
+    def fset(self: Any, value: Any) -> None:
+        if value != read(self):
+            raise AttributeError(f"`{name}` is fixed by the env's problem ({read(self)!r}); build a new env "
+                                 f"(gym.make(..., {name}={value!r})) to change it")
+
+    return property(read, fset, doc=f"The problem's `{name}` (read-only).")
+
+
+__all__ = ["ENV_IDS", "FAMILIES", "REGISTRY", "Family", "Problem", "env_problem", "family_of",
+           "make_problem", "problem_attribute", "split_kwargs"]
