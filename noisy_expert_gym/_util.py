@@ -1,9 +1,13 @@
-"""Small shared helpers: name lookup with suggestions, array-backend dispatch."""
+"""Small shared helpers, written once for every layer: name lookup with suggestions,
+array-backend dispatch, categorical sampling, atomic file writes."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -45,3 +49,48 @@ def one_hot(idx: Any, n: int, dtype: Any = None) -> Any:
 
         return torch.nn.functional.one_hot(idx.long(), n).to(dtype or torch.float32)
     return np.eye(n, dtype=dtype or np.float64)[idx]
+
+
+def sample_categorical(probs: Any, generator: Any) -> Any:
+    """One draw per row of `probs` (..., A) by inverse CDF: (...,) int64.
+
+    numpy: ``generator`` is a ``np.random.Generator``; torch (any device): a
+    ``torch.Generator`` on the tensor's device. One uniform per row, so a seeded
+    generator gives the same draws on every call pattern of the same shapes.
+    """
+    if is_torch(probs):
+        import torch
+
+        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype)
+        return (u > probs.cumsum(-1)).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    u = generator.random(probs.shape[:-1] + (1,))
+    return np.minimum((u > np.cumsum(probs, axis=-1)).sum(-1), probs.shape[-1] - 1).astype(np.int64)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; on success rename it over `path`.
+
+    The rename is atomic on POSIX, so a reader sees the old file or the new one, never a
+    half-written one; on an exception the temporary file is removed and `path` is
+    untouched. ``suffix`` keeps writers that pick a format from the name happy
+    (``".png"``, ``".zip"``). Parent directories are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(path):x}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write text or bytes to `path` atomically (see :func:`atomic_path`); returns the path."""
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+    return Path(path)

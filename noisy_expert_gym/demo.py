@@ -36,7 +36,7 @@ def _cmd(args: argparse.Namespace) -> int:
     obs, _ = single.reset(seed=args.seed)
     done = False
     while not done:
-        obs, _, done, _, info = single.step(single.unwrapped.expert.sample(obs))
+        obs, _, done, _, _ = single.step(single.unwrapped.expert.sample(obs))
     print(f"One noisy-expert episode (p={args.p}, m={args.m}, law={args.law}, eta={args.eta}):")
     print(single.render())
     res = run_demo(args.eta, args.law, args.m, args.p, args.episodes, args.seed)

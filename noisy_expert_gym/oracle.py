@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch
+from noisy_expert_gym._util import is_torch, sample_categorical
 from noisy_expert_gym.noise import NoiseLaw
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
@@ -219,10 +219,10 @@ class Expert(OracleBase):
             import torch
 
             chain = torch.empty((n, 0), dtype=torch.long, device=prompts.device)
-            cat = lambda a, b: torch.cat([a, b[:, None]], dim=1)  # noqa: E731
+            cat = lambda a, b: torch.cat([a, b[:, None]], dim=1)
         else:
             chain = np.empty((n, 0), dtype=np.int64)
-            cat = lambda a, b: np.concatenate([a, b[:, None]], axis=1)  # noqa: E731
+            cat = lambda a, b: np.concatenate([a, b[:, None]], axis=1)
         for _ in range(task.horizon):
             obs = task.observe(prompts, chain)
             self.num_queries += n
@@ -231,12 +231,5 @@ class Expert(OracleBase):
 
 
 def sample_from(probs: Any, generator: Any) -> Any:
-    """One categorical draw per row of `probs` (N, A), numpy or torch."""
-    if is_torch(probs):
-        import torch
-
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
-    u = generator.random((probs.shape[0], 1))
-    cdf = np.cumsum(probs, axis=1)
-    cdf[:, -1] = 1.0  # guard against rounding
-    return (u < cdf).argmax(axis=1).astype(np.int64)
+    """One categorical draw per row of `probs` (N, A), numpy or torch (inverse CDF)."""
+    return sample_categorical(probs, generator)

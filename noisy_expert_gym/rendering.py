@@ -7,10 +7,11 @@ operands grey, correct chain tokens green, errors red, not-yet-written cells pal
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
+
+from noisy_expert_gym._util import atomic_path
 
 _FONT = {  # 3x5 glyphs, rows top to bottom, '#' = ink
     "0": ["###", "#.#", "#.#", "#.#", "###"],
@@ -92,18 +93,9 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
 
     if len(frames) == 0:
         raise ValueError("write_gif needs at least one frame")
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".gif", dir=d)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".gif") as tmp:
         iio.imwrite(tmp, np.stack(list(frames)), extension=".gif", duration=1000.0 / fps, loop=0)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a GIF is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.chmod(tmp, 0o644)  # a GIF is meant to be shared
     return path
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -102,7 +102,7 @@ class NoisyModAddEnv(gym.Env):
     - v0: initial release.
     """
 
-    metadata = {"render_modes": RENDER_MODES, "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
 
     def __init__(self, problem: Problem | None = None, *, reward: str = "final",
                  render_mode: str | None = None, **problem_kwargs: Any) -> None:

@@ -36,7 +36,6 @@ from noisy_expert_gym._util import is_torch
 from noisy_expert_gym.oracle import OracleBase, RngLike, sample_from
 
 
-
 def load_teacher(name_or_path: str, device: Any = None, torch_dtype: Any = None,
                  **kwargs: Any) -> tuple[Any, Any]:
     """(model, tokenizer) of a causal LM by hub name or local path, in eval mode on `device`.
