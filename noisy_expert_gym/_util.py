@@ -94,3 +94,26 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    """Command-line ``key=value`` pairs: ``['eta=0.2', 'law=mixture']`` -> ``{'eta': 0.2, 'law': 'mixture'}``.
+
+    Values are parsed as JSON when they can be (numbers, booleans, lists, objects), else
+    kept as strings. ``what`` names the option in the error (``"--env-kw"``).
+
+    Raises:
+        ValueError: an item without ``=``.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"{what} expects key=value, got `{item}`")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
