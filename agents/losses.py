@@ -18,6 +18,14 @@ Which loss each algorithm uses (DESIGN.md section 4):
 Half-precision logits (e.g. bf16 from autocast) are upcast to float32 before
 any log-softmax: the KL terms are differences of nearly equal logs and bf16's
 8-bit mantissa would swamp them. float64 inputs stay float64 (tests).
+
+Masked tokens: a student may put ``-inf`` on tokens it rules out (at least one
+finite logit per row), so ``Q = 0`` and ``log Q = -inf`` there. Every term
+``x log(x / y)`` with ``x = 0`` is then its limit 0, in value *and* gradient
+(never ``0 * -inf = nan``). Only a teacher (or a sampled expert token) on a
+token the student rules out gives an infinite loss, and only for the forward
+direction (:func:`forward_kl`, :func:`mc_forward`): it is ``+inf``, never NaN,
+with a finite gradient.
 """
 
 from __future__ import annotations
@@ -28,13 +36,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "cross_entropy",
     "forward_kl",
-    "reverse_kl",
     "generalized_jsd",
     "mc_forward",
-    "cross_entropy",
-    "score_function_reverse_kl",
+    "reverse_kl",
     "sample_actions",
+    "score_function_reverse_kl",
 ]
 
 
@@ -61,6 +69,14 @@ def _student_log_probs(student_logits: torch.Tensor, temperature: float) -> torc
     return F.log_softmax(_upcast(student_logits) / temperature, dim=-1)  # (..., V)
 
 
+def _zero_where(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # x with the masked entries replaced by 0. Used *inside* a product that is 0 there
+    # anyway (the "double where" trick): a -inf that reached the product would give
+    # 0 * -inf = nan in the value, and a where() applied only outside the product
+    # would still send 0 * inf = nan back through the product's gradient.
+    return torch.where(mask, 0.0, x)
+
+
 def _clamped_log(probs: torch.Tensor, min_prob: float) -> torch.Tensor:
     # log P floored at log(min_prob): a clean expert is one-hot, so log P = -inf off
     # the clean token and KL(Q || P) would be infinite for any student with full
@@ -83,12 +99,18 @@ def forward_kl(
 
     Returns:
         ``(...)`` tensor of KL values in nats. For a one-hot teacher this is
-        ``-log Q(clean token)``, i.e. the clean cross-entropy.
+        ``-log Q(clean token)``, i.e. the clean cross-entropy. Tokens the student
+        masks (``-inf`` logit) where the teacher has ``P = 0`` contribute exactly 0
+        (the ``0 log 0 = 0`` limit). If the teacher puts ``P > 0`` on a masked token
+        the KL is genuinely infinite and the value is ``+inf`` (not NaN, and not
+        floored: no finite stand-in would be right); its gradient stays finite,
+        ``(Q - P) / temperature`` as everywhere.
     """
     log_q = _student_log_probs(student_logits, temperature)  # (..., V)
     p = teacher_probs.detach().to(log_q.dtype)  # (..., V)
-    # xlogy gives 0 * log 0 = 0 exactly (plain p * log p would give NaN).
-    return (torch.xlogy(p, p) - p * log_q).sum(-1)  # (...)
+    # xlogy gives 0 * log 0 = 0 exactly (plain p * log p would give NaN); the inner
+    # where does the same for 0 * log Q on masked tokens (log Q = -inf).
+    return (torch.xlogy(p, p) - p * _zero_where(p == 0, log_q)).sum(-1)  # (...)
 
 
 def reverse_kl(
@@ -105,6 +127,8 @@ def reverse_kl(
     one-hot teacher the result is therefore
     ``sum_a Q(a) log Q(a) - Q(clean) * 0 - (1 - Q(clean)) * log(min_prob)``
     rather than ``+inf``; its gradient still moves mass onto the teacher's support.
+    Tokens the student masks (``-inf`` logit, ``Q = 0``) contribute exactly
+    ``0 log 0 = 0``, so the value and gradient are always finite.
 
     Args:
         student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
@@ -118,7 +142,9 @@ def reverse_kl(
     _check_min_prob(min_prob)
     log_q = _student_log_probs(student_logits, temperature)  # (..., V)
     log_p = _clamped_log(teacher_probs.detach().to(log_q.dtype), min_prob)  # (..., V)
-    return (log_q.exp() * (log_q - log_p)).sum(-1)  # (...)
+    # Q log Q = 0 where Q = 0: keep log Q = -inf of masked tokens out of the product.
+    log_q_safe = _zero_where(torch.isneginf(log_q), log_q)  # (..., V)
+    return (log_q.exp() * (log_q_safe - log_p)).sum(-1)  # (...)
 
 
 def generalized_jsd(
@@ -151,7 +177,10 @@ def generalized_jsd(
             for ``beta < 1`` the mixture ``M >= (1 - beta) Q > 0`` needs no floor.
 
     Returns:
-        ``(...)`` tensor of divergence values in nats.
+        ``(...)`` tensor of divergence values in nats. Tokens the student masks
+        (``-inf`` logit) follow the ``0 log 0 = 0`` limit; for ``0 < beta < 1`` the
+        value is always finite (``M > 0`` wherever ``P > 0`` or ``Q > 0``), at the
+        endpoints it is that of :func:`forward_kl` / :func:`reverse_kl`.
 
     Raises:
         ValueError: if ``beta`` is outside [0, 1] or ``temperature <= 0``.
@@ -168,13 +197,23 @@ def generalized_jsd(
     log_q = _student_log_probs(student_logits, temperature)  # (..., V)
     p = teacher_probs.detach().to(log_q.dtype)  # (..., V)
     log_p = torch.log(p)  # (..., V), -inf where P = 0: logsumexp and xlogy handle it
+    q_zero = torch.isneginf(log_q)  # (..., V), tokens the student masks
+    m_zero = (p == 0) & q_zero  # (..., V), M = 0: every term there is 0 log 0 = 0
     # log M = log(beta P + (1 - beta) Q) in log space: Q can be ~1e-30 where a
-    # linear-space mixture would underflow and lose the gradient.
+    # linear-space mixture would underflow and lose the gradient. Where M = 0 both
+    # inputs are -inf, whose logsumexp has a NaN gradient: feed 0s there instead
+    # (log M is then unused, every product with it being 0).
     log_m = torch.logsumexp(
-        torch.stack([log_p + math.log(beta), log_q + math.log1p(-beta)]), dim=0
-    )  # (..., V)
+        torch.stack(
+            [
+                _zero_where(m_zero, log_p + math.log(beta)),
+                _zero_where(m_zero, log_q + math.log1p(-beta)),
+            ]
+        ),
+        dim=0,
+    )  # (..., V), finite
     kl_p_m = (torch.xlogy(p, p) - p * log_m).sum(-1)  # (...)
-    kl_q_m = (log_q.exp() * (log_q - log_m)).sum(-1)  # (...)
+    kl_q_m = (log_q.exp() * (_zero_where(q_zero, log_q) - log_m)).sum(-1)  # (...)
     return beta * kl_p_m + (1.0 - beta) * kl_q_m
 
 
@@ -194,7 +233,9 @@ def mc_forward(
         temperature: softmax temperature of the student, > 0.
 
     Returns:
-        ``(...)`` tensor of negative log-likelihoods in nats.
+        ``(...)`` tensor of negative log-likelihoods in nats: ``+inf`` (not NaN,
+        with a finite gradient) where ``a`` is a token the student masks with a
+        ``-inf`` logit, like :func:`forward_kl` off the student's support.
     """
     log_q = _student_log_probs(student_logits, temperature)  # (..., V)
     return -log_q.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)  # (...)
@@ -243,7 +284,9 @@ def score_function_reverse_kl(
             ``a'``). Treated as a constant; floored at ``log(min_prob)`` like
             :func:`reverse_kl` so a clean one-hot expert (``log 0 = -inf``) is finite.
         sample_log_probs: ``(...)`` values ``log q(a')`` of the sampling
-            distribution; treated as a constant (detached).
+            distribution; treated as a constant (detached). Finite for any token
+            drawn from ``q``; a token the student masks (``-inf`` logit,
+            ``Q_theta(a') = 0``) then has ``w = 0``: value 0, finite gradient.
         temperature: softmax temperature of the student, > 0.
         min_prob: floor on ``P(a')``, in (0, 1).
 

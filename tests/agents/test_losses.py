@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 from scipy.special import log_softmax as np_log_softmax
+from scipy.special import rel_entr
 from scipy.special import softmax as np_softmax
 from scipy.stats import entropy
 
@@ -378,3 +379,222 @@ def test_gradients_finite_with_one_hot_teacher(beta: float) -> None:
     for loss in (L.forward_kl(x, p), L.reverse_kl(x, p), L.generalized_jsd(x, p, beta)):
         (g,) = torch.autograd.grad(loss.sum(), x)
         assert torch.isfinite(loss).all() and torch.isfinite(g).all()
+
+
+# --------------------------------------------------------------------------- masked students (-inf logits)
+
+NEG_INF = float("-inf")
+
+
+def test_forward_kl_masked_token_with_teacher_zero_is_the_0log0_limit() -> None:
+    # Issue 10 regression: this was NaN (0 * log Q with log Q = -inf).
+    x = torch.tensor([[0.0, 1.0, NEG_INF]], requires_grad=True)
+    p = torch.tensor([[0.5, 0.5, 0.0]])
+    got = L.forward_kl(x, p)
+    # Closed form: Q = softmax([0, 1]) on the two live tokens, so
+    # KL = 0.5 log(0.5 / Q0) + 0.5 log(0.5 / Q1) = log((1 + e) / 2) - 1/2.
+    want = math.log((1 + math.e) / 2) - 0.5
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    assert got.item() == pytest.approx(0.1201, abs=1e-4)
+    # The same as a very negative finite logit (the limit the -inf logit stands for).
+    finite = torch.tensor([[0.0, 1.0, -1e4]], requires_grad=True)
+    torch.testing.assert_close(got, L.forward_kl(finite, p))
+    (g,) = torch.autograd.grad(got.sum(), x)
+    (g_finite,) = torch.autograd.grad(L.forward_kl(finite, p).sum(), finite)
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g, g_finite)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda x, p: L.forward_kl(x, p),
+        lambda x, p: L.reverse_kl(x, p),
+        lambda x, p: L.generalized_jsd(x, p, 0.0),
+        lambda x, p: L.generalized_jsd(x, p, 0.5),
+        lambda x, p: L.generalized_jsd(x, p, 1.0),
+        lambda x, p: L.mc_forward(x, torch.tensor([1])),
+    ],
+    ids=["forward_kl", "reverse_kl", "gjsd_0", "gjsd_half", "gjsd_1", "mc_forward"],
+)
+def test_every_exact_loss_on_the_issue_input_is_finite_and_the_limit(loss) -> None:
+    p = torch.tensor([[0.5, 0.5, 0.0]], dtype=torch.float64)
+    x = torch.tensor([[0.0, 1.0, NEG_INF]], dtype=torch.float64, requires_grad=True)
+    finite = torch.tensor([[0.0, 1.0, -1e4]], dtype=torch.float64, requires_grad=True)
+    got, want = loss(x, p), loss(finite, p)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    (g_want,) = torch.autograd.grad(want.sum(), finite)
+    torch.testing.assert_close(g, g_want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_forward_losses_off_the_student_support_are_plus_inf_with_finite_gradient(
+    temperature: float,
+) -> None:
+    # Documented choice: teacher mass (or a sampled expert token) on a token the
+    # student masks makes the forward KL / NLL genuinely +inf; never NaN, and the
+    # gradient is the usual finite (Q - P) / temperature.
+    x = torch.tensor([[0.0, 1.0, NEG_INF]], dtype=torch.float64, requires_grad=True)
+    p = torch.tensor([[0.4, 0.4, 0.2]], dtype=torch.float64)
+    q = torch.softmax(x.detach() / temperature, -1)
+    for loss, target in (
+        (L.forward_kl(x, p, temperature), p),
+        (L.mc_forward(x, torch.tensor([2]), temperature), torch.eye(3, dtype=torch.float64)[[2]]),
+    ):
+        assert loss.item() == math.inf
+        (g,) = torch.autograd.grad(loss.sum(), x)
+        torch.testing.assert_close(g, (q - target) / temperature, rtol=1e-12, atol=1e-12)
+    # The interior JSD and the floored reverse KL stay finite there.
+    for loss in (L.reverse_kl(x, p, temperature), L.generalized_jsd(x, p, 0.5, temperature)):
+        (g,) = torch.autograd.grad(loss.sum(), x)
+        assert torch.isfinite(loss).all() and torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_gjsd_endpoints_are_forward_and_reverse_kl_on_masked_inputs(dtype: torch.dtype) -> None:
+    logits, p = _rand(25)
+    mask = np.random.default_rng(26).random(logits.shape) < 0.4
+    mask[:, 0] = False  # one live token per row at least
+    p[mask] = 0.0  # teacher support inside the student's: forward KL finite too
+    p /= p.sum(-1, keepdims=True)
+    x = torch.tensor(np.where(mask, -np.inf, logits), dtype=dtype)
+    tp = _t(p)
+    for beta, kl in ((0.0, L.forward_kl), (1.0, L.reverse_kl)):
+        got = L.generalized_jsd(x, tp, beta)
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, kl(x, tp), rtol=0, atol=0)
+
+
+_TOL = {
+    torch.float64: {"rtol": 1e-9, "atol": 1e-12},
+    torch.float32: {"rtol": 1e-4, "atol": 2e-5},
+    # bf16 logits are upcast to float32; the reference uses the bf16-rounded logits.
+    torch.bfloat16: {"rtol": 1e-4, "atol": 2e-5},
+}
+_GRAD_TOL = {
+    torch.float64: {"rtol": 1e-9, "atol": 1e-12},
+    torch.float32: {"rtol": 1e-4, "atol": 1e-5},
+    torch.bfloat16: {"rtol": 1e-2, "atol": 1e-2},  # the gradient is rounded to bf16
+}
+_TEACHERS = ["one_hot", "one_hot_anywhere", "zero_on_masked", "general"]
+
+
+def _masked_case(
+    seed: int, n: int, v: int, mask_rate: float, teacher: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits (n, v), a -inf mask with one live token per row at least, a teacher (n, v)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, v))
+    mask = rng.random((n, v)) < mask_rate
+    mask[np.arange(n), rng.integers(v, size=n)] = False
+    live = [np.flatnonzero(~m) for m in mask]
+    if teacher == "one_hot":  # on a live token
+        p = np.eye(v)[[rng.choice(lv) for lv in live]]
+    elif teacher == "one_hot_anywhere":  # possibly on a masked token
+        p = np.eye(v)[rng.integers(v, size=n)]
+    else:
+        p = rng.dirichlet(np.full(v, 0.7), size=n)
+        if teacher == "zero_on_masked":
+            # Zeros on every masked token and on some live ones (where Q > 0).
+            p[mask | (rng.random((n, v)) < 0.3)] = 0.0
+            keep = [rng.choice(lv) for lv in live]
+            p[np.arange(n), keep] += 0.1
+        p /= p.sum(-1, keepdims=True)
+    return logits, mask, p
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 4),
+    v=st.integers(2, 8),
+    mask_rate=st.sampled_from([0.0, 0.3, 0.7, 1.0]),
+    teacher=st.sampled_from(_TEACHERS),
+    beta=st.one_of(
+        st.sampled_from([0.0, 0.5, 1.0, 1e-12, 1.0 - 1e-12]), st.floats(1e-4, 1.0 - 1e-4)
+    ),
+    temperature=st.sampled_from([1.0, 0.5, 2.0]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+)
+def test_every_loss_finite_with_masked_logits_and_matches_float64_limit(
+    seed: int,
+    n: int,
+    v: int,
+    mask_rate: float,
+    teacher: str,
+    beta: float,
+    temperature: float,
+    dtype: torch.dtype,
+) -> None:
+    logits, mask, p = _masked_case(seed, n, v, mask_rate, teacher)
+    x = torch.tensor(np.where(mask, -np.inf, logits), dtype=dtype)
+    # Independent float64 reference: the logits as the loss sees them (bf16-rounded),
+    # -inf replaced by a very negative finite logit, numpy/scipy formulas.
+    ref_logits = np.where(mask, -1e4, x.double().numpy())
+    log_q = np_log_softmax(ref_logits / temperature, axis=-1)
+    q = np.exp(log_q)  # exactly 0 on masked tokens
+    supported = ~((p > 0) & mask).any(-1)  # teacher support inside the student's, per row
+    min_prob = 1e-8
+    fwd = rel_entr(p, q).sum(-1)  # +inf exactly where unsupported
+    rev = rel_entr(q, np.maximum(p, min_prob)).sum(-1)
+    if beta in (0.0, 1.0):  # TRL's endpoints
+        jsd = fwd if beta == 0.0 else rev
+    else:
+        m = beta * p + (1 - beta) * q
+        jsd = beta * rel_entr(p, m).sum(-1) + (1 - beta) * rel_entr(q, m).sum(-1)
+    rng = np.random.default_rng(seed + 1)
+    a_expert = torch.tensor([rng.choice(np.flatnonzero(~row)) for row in mask])  # live tokens
+    tp, log_tp = _t(p), torch.log(_t(p))  # log_tp is -inf on teacher zeros
+
+    a_sf, log_q_sf = L.sample_actions(x, torch.Generator().manual_seed(seed), temperature)
+    rows = np.arange(n)
+    assert not mask[rows, a_sf.numpy()].any()  # never samples a masked token
+    np.testing.assert_allclose(log_q_sf.double().numpy(), log_q[rows, a_sf.numpy()], **_TOL[dtype])
+    mc = -log_q[rows, a_expert.numpy()]
+    sf = np.log(q[rows, a_sf.numpy()] / np.maximum(p[rows, a_sf.numpy()], min_prob))  # w = 1
+
+    def losses(z: torch.Tensor) -> dict[str, torch.Tensor]:
+        # z: (6, n, v), one copy of the logits per loss, so that one backward of the
+        # sum gives every loss's own gradient. Same tokens for both calls; the
+        # sampling log-probs in z's own precision (w = 1 in value).
+        _, log_q_z = L.sample_actions(z[5], torch.Generator().manual_seed(seed), temperature)
+        return {
+            "forward_kl": L.forward_kl(z[0], tp, temperature),
+            "reverse_kl": L.reverse_kl(z[1], tp, temperature, min_prob),
+            "generalized_jsd": L.generalized_jsd(z[2], tp, beta, temperature, min_prob),
+            "mc_forward": L.mc_forward(z[3], a_expert, temperature),
+            "cross_entropy": L.cross_entropy(z[4], a_expert, temperature),
+            "score_function_reverse_kl": L.score_function_reverse_kl(
+                z[5], a_sf, log_tp, log_q_z, temperature, min_prob
+            ),
+        }
+
+    want = {
+        "forward_kl": fwd,
+        "reverse_kl": rev,
+        "generalized_jsd": jsd,
+        "mc_forward": mc,
+        "cross_entropy": mc,
+        "score_function_reverse_kl": sf,
+    }
+    leaf = x.expand(6, n, v).clone().requires_grad_(True)
+    ref_leaf = torch.tensor(ref_logits).expand(6, n, v).clone().requires_grad_(True)
+    got, ref = losses(leaf), losses(ref_leaf)
+    # d(sum)/d(value) = 1 even where a value is +inf, so the gradients stay per loss.
+    (grads,) = torch.autograd.grad(sum(val.sum() for val in got.values()), leaf)
+    (ref_grads,) = torch.autograd.grad(sum(val.sum() for val in ref.values()), ref_leaf)
+    for k, (name, val) in enumerate(got.items()):
+        # Finite, except forward KL (and gJSD at beta = 0) on unsupported rows: +inf.
+        may_be_inf = name == "forward_kl" or (name == "generalized_jsd" and beta == 0.0)
+        finite = supported if may_be_inf else np.ones(n, bool)
+        vals = val.detach().double().numpy()
+        assert not np.isnan(vals).any(), name
+        assert (np.isfinite(vals) == finite).all(), (name, vals, finite)
+        assert (vals[~finite] == np.inf).all(), name
+        np.testing.assert_allclose(vals, want[name], **_TOL[dtype], err_msg=name)
+        assert torch.isfinite(grads[k]).all(), name
+        # The -inf logit behaves as its finite limit in the gradient too (0 on masked
+        # tokens unless the teacher has mass there).
+        torch.testing.assert_close(grads[k].double(), ref_grads[k], **_GRAD_TOL[dtype], msg=name)
