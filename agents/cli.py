@@ -96,14 +96,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("train", help="train one imitation algorithm on one env",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def configure_train(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``neg train``'s options on parser `p`."""
     p.add_argument("--out", help="write the run result as JSON here")
     p.add_argument("--list", action="store_true", help="list the algorithms and their parameters")
     add_config_options(p)
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, command="train")
     return p
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    return configure_train(sub.add_parser("train", help="train one imitation algorithm on one env",
+                                          description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
@@ -125,9 +130,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``neg train`` on its own (``python -m agents.cli`` / ``torchrun -m agents.cli``)."""
-    parser = argparse.ArgumentParser(prog="python -m agents.cli")
-    add_train_parser(parser.add_subparsers(dest="command", required=True))
-    return run_command(parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)]))
+    parser = configure_train(argparse.ArgumentParser(prog="python -m agents.cli", description=__doc__,
+                                                     formatter_class=argparse.RawDescriptionHelpFormatter))
+    return run_command(parser.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # torchrun -m agents.cli ... / python -m agents.cli ...

@@ -28,37 +28,33 @@ Forward = Literal["mc", "exact"]
 Reverse = Literal["score", "exact"]
 
 
-class _Sampled(Declared):
+class OPDForward(Declared):
     tau: NonNegative = 1.0
-    """Student rollout temperature (0: greedy, 1: sampled)."""
-
-
-class _Greedy(Declared):
-    tau: NonNegative = 0.0
-    """Student rollout temperature (0: greedy, 1: sampled)."""
-
-
-class OPDForward(_Sampled):
+    """Student rollout temperature (1: sampled, 0: greedy)."""
     estimator: Forward = "mc"
     """Forward KL: `mc` (-log pi_theta(a), a ~ pi~) or `exact` (the full pi~ row)."""
 
 
-class OPDReverse(_Sampled):
+class OPDReverse(Declared):
+    tau: NonNegative = 1.0
+    """Student rollout temperature (1: sampled; its token is reused by the score function)."""
     estimator: Reverse = "score"
     """Reverse KL: `score` (score function) or `exact`."""
 
 
-class NAILForward(_Greedy):
-    estimator: Forward = "mc"
-    """Forward KL: `mc` (-log pi_theta(a), a ~ pi~) or `exact` (the full pi~ row)."""
+class NAILForward(OPDForward):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy)."""
 
 
-class NAILReverse(_Greedy):
-    estimator: Reverse = "score"
-    """Reverse KL: `score` (score function, a fresh token a' ~ pi_theta) or `exact`."""
+class NAILReverse(OPDReverse):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy; the score function draws a fresh a' ~ pi_theta)."""
 
 
-class NAILMixed(_Greedy):
+class NAILMixed(Declared):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy)."""
     beta: UnitInterval = 0.5
     """Weight of the reverse KL: 0 forward only, 1 reverse only."""
     forward_estimator: Forward = "mc"
@@ -67,7 +63,7 @@ class NAILMixed(_Greedy):
     """Reverse KL estimator: `score` or `exact`."""
 
 
-def collect_online(ctx: Context, params: _Sampled | _Greedy) -> Batch:
+def collect_online(ctx: Context, params: OPDForward | OPDReverse | NAILMixed) -> Batch:
     """Student rollout at temperature tau; the expert answers at all H prefixes at once."""
     prompts = ctx.sample_prompts()
     chain = ctx.rollout(prompts, params.tau)
