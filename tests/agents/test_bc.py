@@ -43,9 +43,9 @@ def test_loglossbc_trains_from_a_minari_dataset(tmp_path, minari_home):
 
 
 def test_the_generated_dataset_is_cached_atomically(tmp_path):
-    kw = dict(algo="bc", env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, budget_trajectories=64,
-              preset="tiny", batch_size=32, eval_prompts=16, device="cpu", progress=False, precision="fp32",
-              data_dir=str(tmp_path))
+    kw = {"algo": "bc", "env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "budget_trajectories": 64,
+          "preset": "tiny", "batch_size": 32, "eval_prompts": 16, "device": "cpu", "progress": False,
+          "precision": "fp32", "data_dir": str(tmp_path)}
     a = train(**kw)
     files = [p.name for p in tmp_path.iterdir()]
     assert len(files) == 1 and files[0].startswith("noisy-") and files[0].endswith(".pt")  # no temporary left
