@@ -1,71 +1,77 @@
-"""`neg train`: train one algorithm on one env from the command line.
+"""`neg train`: train one algorithm on one problem from the command line (and `neg record`).
 
-Every TrainConfig field is an option (``--budget`` is ``--budget-trajectories``);
-env and algorithm keyword arguments go through repeatable ``--env-kw k=v`` and
-``--algo-kw k=v`` (values parsed as JSON when possible: numbers, booleans).
+Every TrainConfig field is an option, generated from its declaration (type,
+choices, default, description): ``--budget-trajectories`` (alias ``--budget``),
+``--lr``, ``--schedule {constant,cosine}``, ``--progress/--no-progress``, ...
+Dictionary fields are repeatable ``K=V`` options (values parsed as JSON when
+possible: numbers, booleans): ``--env-kw`` (env_kwargs), ``--algo-kw``
+(algo_params), ``--model-kw`` (model), ``--eval-env-kw`` (eval_env_kwargs).
+
+``add_subcommands(sub)`` adds ``train`` and ``record`` to the ``neg`` parser;
+``python -m agents.cli ...`` (and ``torchrun -m agents.cli ...``) is ``neg train``
+alone, without the other layers' commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import typing
+from collections.abc import Sequence
 from typing import Any
 
+from noisy_expert_gym._util import parse_kv, write_atomic
 
-def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
-    """['eta=0.2', 'law=mixture'] -> {'eta': 0.2, 'law': 'mixture'}."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ValueError(f"{what} expects key=value, got `{item}`")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
+#: Flags that are not ``--<field-name>``: dictionaries as repeatable K=V options, short aliases.
+FLAGS: dict[str, tuple[str, ...]] = {
+    "env_id": ("--env",), "env_kwargs": ("--env-kw",), "algo_params": ("--algo-kw",), "model": ("--model-kw",),
+    "eval_env_kwargs": ("--eval-env-kw",), "budget_trajectories": ("--budget-trajectories", "--budget"),
+}
 
 
-_SPECIAL = {"env_kwargs", "algo_params", "model", "eval_env_kwargs"}
+def _base_type(hint: Any) -> Any:
+    """``int`` for ``int | None``, ``Annotated[int, ...]``; a Literal or dict stays itself."""
+    if typing.get_origin(hint) is typing.Annotated:
+        return _base_type(typing.get_args(hint)[0])
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) and len(args) == 1:
+        return _base_type(args[0])
+    return hint
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, from its declaration; every default is None (= the field's)."""
     from agents.config import TrainConfig
 
-    hints = typing.get_type_hints(TrainConfig)
-    docs = _field_docs(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in _SPECIAL or f.name in ("algo", "env_id"):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        flags = [flag] + (["--budget"] if f.name == "budget_trajectories" else [])
-        hint = hints[f.name]
+    for name, f in TrainConfig.model_fields.items():
+        flags = FLAGS.get(name, ("--" + name.replace("_", "-"),))
+        hint = _base_type(f.annotation)
+        doc = f.description or ""
         if hint is bool:
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=docs.get(f.name))
-            continue
-        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        p.add_argument(*flags, dest=f.name, type=base if base in (int, float) else str, default=None,
-                       help=f"{docs.get(f.name, '')} (default: {f.default!r})")
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=doc)
+        elif typing.get_origin(hint) is dict or hint is dict:
+            p.add_argument(*flags, dest=name, action="append", metavar="K=V", help=f"{doc} (K=V, repeatable)")
+        elif typing.get_origin(hint) is typing.Literal:
+            p.add_argument(*flags, dest=name, choices=typing.get_args(hint), default=None,
+                           help=f"{doc} (default: {f.get_default()})")
+        else:
+            p.add_argument(*flags, dest=name, type=hint if hint in (int, float) else str, default=None,
+                           help=f"{doc} (default: {f.get_default(call_default_factory=True)!r})")
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstrings under each dataclass field (read from the source)."""
-    import inspect
+def config_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line (K=V lists parsed)."""
+    from agents.config import TrainConfig
 
-    lines = inspect.getsource(cls).splitlines()
-    docs, last = {}, None
-    for line in lines:
-        s = line.strip()
-        if ":" in s and not s.startswith(('"', "#")) and "=" in s:
-            last = s.split(":", 1)[0]
-        elif s.startswith('"""') and last:
-            docs[last] = s.strip('"')
-            last = None
-    return docs
+    out = {}
+    for name in TrainConfig.model_fields:
+        v = getattr(args, name, None)
+        if isinstance(v, list):
+            v = parse_kv(v, FLAGS.get(name, (name,))[0])
+        if v is not None:
+            out[name] = v
+    return out
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -74,16 +80,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.list:
         for name, alg in ALGORITHMS.items():
             flag = " [clean expert: reference only]" if alg.uses_clean_expert else ""
+            flag += " [no expert queries: not for boards]" if not alg.queries_expert else ""
             print(f"{name:11s} {alg.summary}{flag}\n{'':11s} params: {alg.defaults}")
         return 0
-    from agents.config import TrainConfig
-
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-              if getattr(args, f.name, None) is not None and f.name not in _SPECIAL}
-    fields.update(algo=args.algo, env_id=args.env, env_kwargs=parse_kv(args.env_kw, "--env-kw"),
-                  algo_params=parse_kv(args.algo_kw, "--algo-kw"), model=parse_kv(args.model_kw, "--model-kw"),
-                  eval_env_kwargs=parse_kv(args.eval_env_kw, "--eval-env-kw"))
-    res = train(**fields)
+    res = train(**config_fields(args))
     m = res.final_metrics
     print(f"\n{res.algo} on {res.env_id} {res.env_kwargs}: {res.trajectories} trajectories, "
           f"{res.queries} queries, {res.wall_time:.1f}s on {res.device}")
@@ -91,33 +91,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
               "sampled_full_exact"):
         if k in m:
             print(f"  {k:26s} {m[k]:.4f}")
-    if args.out:
-        import os
-
-        tmp = f"{args.out}.tmp-{os.getpid()}"
-        with open(tmp, "w") as fh:
-            json.dump(res.to_dict(), fh, indent=1, default=str)
-        os.replace(tmp, args.out)  # never a half-written result file
+    if args.out:  # never a half-written result file
+        write_atomic(args.out, json.dumps(res.to_dict(), indent=1, default=str))
     return 0
 
 
-def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one imitation algorithm on one env",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", default="nail-f", help="algorithm name (see --list)")
-    p.add_argument("--env", default="NoisyModAdd-v0", help="env id")
-    p.add_argument("--env-kw", action="append", metavar="K=V", help="env keyword argument (repeatable)")
-    p.add_argument("--algo-kw", action="append", metavar="K=V", help="algorithm parameter (repeatable)")
-    p.add_argument("--model-kw", action="append", metavar="K=V", help="policy config override (repeatable)")
-    p.add_argument("--eval-env-kw", action="append", metavar="K=V",
-                   help="evaluation-env override of --env-kw, e.g. split=test on GSM-8K (repeatable)")
+def configure_train(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``neg train``'s options on parser `p`."""
     p.add_argument("--out", help="write the run result as JSON here")
     p.add_argument("--list", action="store_true", help="list the algorithms and their parameters")
-    _add_config_options(p)
-    p.set_defaults(func=_cmd_train)
+    add_config_options(p)
+    p.set_defaults(func=_cmd_train, command="train")
+    return p
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    return configure_train(sub.add_parser("train", help="train one imitation algorithm on one env",
+                                          description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    """``neg train`` and ``neg record``."""
+    from agents.record import add_record_parser
+
+    add_train_parser(sub)
+    add_record_parser(sub)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand; a ValueError or a missing file is one line on stderr and exit code 2."""
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"neg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``neg train`` on its own (``python -m agents.cli`` / ``torchrun -m agents.cli``)."""
+    parser = configure_train(argparse.ArgumentParser(prog="python -m agents.cli", description=__doc__,
+                                                     formatter_class=argparse.RawDescriptionHelpFormatter))
+    return run_command(parser.parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":  # torchrun -m agents.cli ... / python -m agents.cli ...
-    from noisy_expert_gym.cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(main())

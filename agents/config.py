@@ -1,66 +1,78 @@
-"""Training configuration: one dataclass, every field exposed on the command line."""
+"""Training configuration, declared once.
+
+:class:`TrainConfig` is a :class:`~noisy_expert_gym.declared.Declared` model: its
+field types and constraints are the validation (every problem in one
+:class:`~noisy_expert_gym.declared.ConfigError`, unknown options with a
+did-you-mean hint), and ``neg train``'s options are generated from the same fields
+(:mod:`agents.cli`). :attr:`TrainConfig.NOT_IDENTITY` is the one list of fields
+that do not change what a run learns.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+
+from noisy_expert_gym.declared import ConfigError, Declared
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Declared):
     """Everything that defines a training run (with ``seed``, its identity)."""
 
     algo: str = "nail-f"
     """Algorithm name from the registry (`neg train --list` shows them)."""
     env_id: str = "NoisyModAdd-v0"
     """A registered env id with an expert oracle."""
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for gym.make (eta, m, law, ...)."""
-    algo_params: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the problem (eta, m, law, ...), as for gym.make."""
+    algo_params: dict[str, Any] = Field(default_factory=dict)
     """Algorithm-specific hyperparameters (beta, tau, lam, ...); see each algorithm's defaults."""
-    budget_trajectories: int = 100_000
+    budget_trajectories: Positive = 100_000
     """Expert-trajectory budget: an online update over k student rollouts spends k; BC's N-rollout dataset spends N."""
-    budget_queries: int | None = None
+    budget_queries: Positive | None = None
     """Optional cap on expert prefix-queries (training stops at whichever budget runs out first)."""
     seed: int = 0
     """Seeds the model init, prompts, rollouts and expert sampling."""
     device: str = "auto"
     """`auto` picks CUDA, then MPS, then CPU."""
-    precision: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`auto` (bf16 where supported), `bf16` or `fp32`."""
-    compile: str = "auto"
+    compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
     preset: str = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's fields (n_layer, n_head, n_embd, dropout)."""
-    batch_size: int = 256
+    batch_size: Positive = 256
     """Trajectories (prompts) per update."""
-    lr: float = 3e-3
+    lr: Annotated[float, Field(gt=0)] = 3e-3
     """Peak AdamW learning rate."""
-    weight_decay: float = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
     """AdamW weight decay."""
-    warmup_updates: int = 20
+    warmup_updates: NonNegative = 20
     """Linear warm-up length in updates."""
-    schedule: str = "constant"
+    schedule: Literal["constant", "cosine"] = "constant"
     """Learning-rate schedule after warm-up: `constant` or `cosine` (to 10% at the end of the budget)."""
-    grad_clip: float = 1.0
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0
     """Global gradient-norm clip (0 disables)."""
-    eval_every: int = 0
+    eval_every: NonNegative = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
-    eval_prompts: int = 1024
+    eval_prompts: Positive = 1024
     """Held-out prompts per evaluation (drawn from a fixed evaluation seed)."""
-    eval_env_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Overrides of env_kwargs for the evaluation env, e.g. {"split": "test"} on GSM-8K
-    (default: evaluate on held-out prompts drawn from the training env)."""
+    eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of env_kwargs for evaluation, e.g. {"split": "test"} on GSM-8K (default: held-out prompts of the training problem)."""
     eval_seed: int = 123_456_789
     """Seed of the held-out evaluation prompts (never used for training)."""
     stop_at: float | None = None
     """Stop early once greedy_full_exact reaches this value at an evaluation."""
     checkpoint_dir: str | None = None
     """Directory for atomic checkpoints (needed for resume)."""
-    checkpoint_every: int = 0
+    checkpoint_every: NonNegative = 0
     """Write a checkpoint every this many updates (0: at every evaluation)."""
     resume: bool = False
     """Continue from the last checkpoint in checkpoint_dir."""
@@ -71,9 +83,76 @@ class TrainConfig:
     data_dir: str | None = None
     """Cache directory for offline datasets (default ~/.cache/noisy_expert_gym)."""
 
+    NOT_IDENTITY: ClassVar[frozenset[str]] = frozenset({
+        "checkpoint_dir", "checkpoint_every", "resume", "progress", "tensorboard_dir", "data_dir", "device",
+        "stop_at"})
+    """The fields that do not change a run's learning trajectory: where it writes and shows things, the
+    device, and ``stop_at`` (which only cuts the curve short). Every other field is the run's identity
+    (:meth:`identity`): a checkpoint resumes only under the same identity (so a run stopped by
+    ``stop_at`` can be resumed without it, or on another device), and the scoreboards' run key is
+    ``identity()`` + ``stop_at`` + the code version."""
+
+    @field_validator("algo")
+    @classmethod
+    def _registered_algo(cls, v: str) -> str:
+        from agents.algos import (
+            check_params,  # the registry (which never imports this module at run time)
+        )
+
+        if problems := check_params(v, {}):
+            raise ValueError(problems[0])
+        return v
+
+    @field_validator("env_id")
+    @classmethod
+    def _registered_env(cls, v: str) -> str:
+        from noisy_expert_gym.problems import family_of
+
+        family_of(v)  # unknown ids raise with the valid ones and a suggestion
+        return v
+
+    @field_validator("algo_params")
+    @classmethod
+    def _algo_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from agents.algos import check_params
+
+        if "algo" in info.data and (problems := check_params(info.data["algo"], v)):
+            raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("resume")
+    @classmethod
+    def _resumable(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and not info.data.get("checkpoint_dir"):
+            raise ValueError("`resume` needs `checkpoint_dir` (where the last checkpoint was written)")
+        return v
+
+    @classmethod
+    def build(cls, config: TrainConfig | None = None, **fields: Any) -> TrainConfig:
+        """A config from a base config plus keyword overrides, validated: every problem in one
+        :class:`~noisy_expert_gym.declared.ConfigError`."""
+        data = {**(config.to_dict() if config is not None else {}), **fields}
+        return cls.parse(data, "training configuration")
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], source: str) -> TrainConfig:
+        from agents.algos.base import problems_of
+
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as e:
+            raise ConfigError(source, problems_of(e, cls)) from None
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     @classmethod
     def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
+        return list(cls.model_fields)
+
+
+__all__ = ["TrainConfig"]

@@ -1,4 +1,4 @@
-"""Device, mixed-precision and compilation choices, written once for every trainer.
+"""Device, mixed-precision, compilation and data-parallel choices, written once for every trainer.
 
 The defaults ("auto") pick the fastest *safe* option on the machine at hand:
 CUDA > MPS > CPU; bf16 autocast only where the hardware does bf16 natively
@@ -15,7 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["resolve_device", "resolve_precision", "autocast_context", "maybe_compile"]
+__all__ = ["autocast_context", "broadcast_flag", "gather_generator_states", "maybe_compile", "resolve_device",
+           "resolve_precision", "setup_distributed"]
 
 Precision = Literal["auto", "bf16", "fp32"]
 _PRECISIONS = ("auto", "bf16", "fp32")
@@ -173,3 +174,53 @@ def maybe_compile(model: nn.Module, enabled: bool | str = "auto") -> nn.Module:
     if enabled:
         model.compile()
     return model
+
+
+# --------------------------------------------------------------------------- data-parallel runs (torchrun)
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """``(world size, rank, device)`` of this process; joins the process group under torchrun.
+
+    Without ``WORLD_SIZE`` > 1 it is a single process on :func:`resolve_device`'s
+    device. Under torchrun: one CUDA device per local rank (NCCL) when CUDA is
+    asked for (or ``auto``) and present, else the CPU (gloo).
+    """
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, resolve_device(device)
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+        backend = "nccl"
+    else:
+        dev, backend = resolve_device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return world, rank, dev
+
+
+def gather_generator_states(gen: torch.Generator, world: int) -> list[torch.Tensor]:
+    """Every rank's generator state (rank order), for a checkpoint written by rank 0."""
+    state = gen.get_state()
+    if world == 1:
+        return [state]
+    import torch.distributed as dist
+
+    states = [torch.empty_like(state) for _ in range(world)]
+    dist.all_gather_object(states, state)
+    return states
+
+
+def broadcast_flag(flag: bool, device: torch.device, world: int) -> bool:
+    """Rank 0's `flag` on every rank (e.g. "stop now")."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)], device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())

@@ -3,8 +3,8 @@
 :class:`HFPolicy` has the entry points of :class:`~agents.policy.TransformerPolicy`
 (``forward``, ``chain_logits``, ``generate``, ``num_params``, ``.cfg``), so the
 shared trainer and every algorithm distil an HF teacher into an HF student
-unchanged. The trainer builds it through :func:`build_policy` when the preset is
-``"hf:<model name or local path>"``; ``TrainConfig.model`` (``--model-kw``) then
+unchanged. The trainer builds it through :func:`agents.policies.build_policy` when the
+preset is ``"hf:<model name or local path>"``; ``TrainConfig.model`` (``--model-kw``) then
 holds the options of :data:`HF_OPTIONS` instead of transformer sizes.
 
 Conventions (those of :mod:`noisy_expert_gym.tasks.gsm8k.tokenizer`): actions are the
@@ -57,7 +57,7 @@ all of them in one teacher-forced pass. ``--compile off``: torch.compile of an
 HF student is untested. The trainer evaluates on held-out prompts of the
 training env; for the 1,319 test problems build a ``split="test"`` env with
 the same ``max_prompt_tokens`` and ``max_new_tokens`` and call
-:func:`agents.trainer.evaluate` on ``RunResult.policy`` in chunks.
+:func:`agents.evaluation.evaluate` on ``RunResult.policy`` in chunks.
 
 Offline (no download; what the tests do): save a tiny random
 ``GPT2LMHeadModel`` and a locally built tokenizer with ``save_pretrained`` to a
@@ -75,10 +75,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.policy import StepFn, TransformerPolicy, make_config
+from agents.contracts import StepFn
+from agents.policy import TransformerPolicy
 from noisy_expert_gym._util import did_you_mean
 
-__all__ = ["HF_OPTIONS", "HFPolicy", "HFPolicyConfig", "apply_lora", "build_policy", "check_student_vocab"]
+__all__ = ["HF_OPTIONS", "HFPolicy", "HFPolicyConfig", "apply_lora", "check_student_vocab"]
 
 HF_OPTIONS: dict[str, str] = {
     "lora": "LoRA adapters via peft: True (defaults) or a dict r, alpha, dropout, target_modules, "
@@ -444,21 +445,3 @@ class HFPolicy(nn.Module):
             logits, cache = self._call(chain[:, t - 1 : t], mask, nxt, keep=1, cache=cache, use_cache=True)
             nxt = nxt + 1
             yield logits[:, -1]
-
-
-def build_policy(cfg: Any, task: Any, device: torch.device | str) -> nn.Module:
-    """The student a :class:`~agents.config.TrainConfig` asks for, on `device`.
-
-    ``preset="hf:<name or path>"``: an :class:`HFPolicy` with ``cfg.model`` as
-    its :data:`HF_OPTIONS`; any other preset: a :class:`TransformerPolicy` sized
-    by :func:`~agents.policy.make_config` with ``cfg.model`` as overrides.
-    """
-    if not cfg.preset.startswith("hf:"):
-        pcfg = make_config(cfg.preset, vocab_size=task.vocab_size, num_actions=task.num_actions,
-                           block_size=task.obs_len - 1, **cfg.model)
-        return TransformerPolicy(pcfg).to(device)
-    unknown = sorted(set(cfg.model) - set(HF_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for an `hf:` student; valid: {sorted(HF_OPTIONS)}."
-                         f"{did_you_mean(unknown[0], HF_OPTIONS)}")
-    return HFPolicy.from_pretrained(cfg.preset[3:], task, **cfg.model).to(device)

@@ -19,14 +19,33 @@ import os
 from typing import Any
 
 import torch
+from pydantic import field_validator
 
 from agents import losses
-from agents.algos.registry import Algorithm, register
+from agents.algos.base import Algorithm, Batch, Context, Count, register
+from noisy_expert_gym._util import atomic_path
+from noisy_expert_gym.contracts import Oracle, TaskCore
+from noisy_expert_gym.declared import Declared
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "noisy_expert_gym", "datasets")
 
 
-def dataset_path(ctx: Any, clean: bool) -> str:
+class BCParams(Declared):
+    epochs: Count = 1
+    """Passes over the dataset (later passes in a fresh random order; they spend no budget)."""
+    dataset: str | None = None
+    """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`)."""
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_id(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v):
+            return v
+        raise ValueError("`dataset` must be a Minari dataset id (e.g. noisy-expert/modadd-p7-m31-eta0_2/noisy-v0) "
+                         f"or None, got {v!r}")
+
+
+def dataset_path(ctx: Context, clean: bool) -> str:
     cfg = ctx.cfg
     key = json.dumps({"env": cfg.env_id, "kw": cfg.env_kwargs, "n": cfg.budget_trajectories,
                       "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1},
@@ -35,7 +54,7 @@ def dataset_path(ctx: Any, clean: bool) -> str:
     return os.path.join(cfg.data_dir or DEFAULT_CACHE, f"{'clean' if clean else 'noisy'}-{name}.pt")
 
 
-def make_dataset(expert: Any, task: Any, n: int, seed: int, device: torch.device,
+def make_dataset(expert: Oracle, task: TaskCore, n: int, seed: int, device: torch.device,
                  chunk: int = 8192) -> dict[str, torch.Tensor]:
     """n expert rollouts {prompts (n, P), chain (n, H)}, generated in chunks on `device`."""
     gen = torch.Generator(device=device).manual_seed(seed * 7_919 + 17)
@@ -47,7 +66,7 @@ def make_dataset(expert: Any, task: Any, n: int, seed: int, device: torch.device
     return {"prompts": torch.cat(prompts), "chain": torch.cat(chains)}
 
 
-def load_or_make(ctx: Any, clean: bool) -> dict[str, torch.Tensor]:
+def load_or_make(ctx: Context, clean: bool) -> dict[str, torch.Tensor]:
     """The cached dataset if present and readable, else generate it and write it atomically."""
     path = dataset_path(ctx, clean)
     if os.path.exists(path):
@@ -55,19 +74,16 @@ def load_or_make(ctx: Any, clean: bool) -> dict[str, torch.Tensor]:
             data = torch.load(path, map_location=ctx.device)
             if data["prompts"].shape[0] == ctx.cfg.budget_trajectories:
                 return data
-        except Exception:  # a corrupt cache file is regenerated, never trusted
+        except Exception:  # noqa: BLE001, S110  a corrupt cache file is regenerated, never trusted
             pass
     expert = ctx.clean_expert if clean else ctx.expert
     data = make_dataset(expert, ctx.task, ctx.cfg.budget_trajectories, ctx.cfg.seed, ctx.device)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save({k: v.cpu() for k, v in data.items()}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({k: v.cpu() for k, v in data.items()}, tmp)
     return data
 
 
-# ----- Minari: `--algo-kw dataset=<id>` trains on a local Minari dataset (noisy_expert_gym.bridges) ---
-def from_minari(ctx: Any, dataset: str, clean: bool) -> dict[str, torch.Tensor]:
+def from_minari(ctx: Context, dataset: str, clean: bool) -> dict[str, torch.Tensor]:
     """The first ``budget_trajectories`` episodes of a local Minari dataset, on the training device."""
     from noisy_expert_gym.bridges.minari_io import dataset_metadata, load_chains
 
@@ -78,17 +94,9 @@ def from_minari(ctx: Any, dataset: str, clean: bool) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v, device=ctx.device) for k, v in data.items()}
 
 
-def _check_dataset(v: Any) -> str | None:
-    return None if v is None or (isinstance(v, str) and v) else (
-        f"`dataset` must be a Minari dataset id (e.g. noisy-expert/modadd-p7-m31-eta0_2/noisy-v0) or None, "
-        f"got {v!r}")
-# ----- end of the Minari hook ------------------------------------------------------------------------
-
-
 def _setup(clean: bool):
-    def setup(ctx: Any, params: dict[str, Any]) -> None:
-        dataset = params.get("dataset")
-        data = from_minari(ctx, dataset, clean) if dataset else load_or_make(ctx, clean)
+    def setup(ctx: Context, params: BCParams) -> None:
+        data = from_minari(ctx, params.dataset, clean) if params.dataset else load_or_make(ctx, clean)
         # Each rank reads its own shard: rank, rank + world, ...
         ctx.state["dataset"] = {k: v[ctx.rank :: ctx.world_size] for k, v in data.items()}
         ctx.state.update(pos=0, epoch=0,
@@ -96,9 +104,7 @@ def _setup(clean: bool):
     return setup
 
 
-def collect(ctx: Any, params: dict[str, Any]) -> Any:
-    from agents.trainer import Batch
-
+def collect(ctx: Context, params: BCParams) -> Batch:
     st, data = ctx.state, ctx.state["dataset"]
     n = data["prompts"].shape[0]
     if st["pos"] >= n:  # next epoch, fresh order
@@ -111,19 +117,12 @@ def collect(ctx: Any, params: dict[str, Any]) -> Any:
     return Batch(prompts, chain, actions=chain, trajectories=new, queries=new * ctx.task.horizon)
 
 
-def loss(logits: torch.Tensor, batch: Any, params: dict[str, Any]) -> torch.Tensor:
+def loss(logits: torch.Tensor, batch: Batch, params: BCParams) -> torch.Tensor:
     return losses.mc_forward(logits, batch.actions)
 
 
 register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
                    "(generated and cached, or a Minari dataset id: dataset=...)",
-                   {"epochs": 1, "dataset": None}, collect, loss, setup=_setup(clean=False),
-                   checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
-                           else f"`epochs` must be an integer >= 1, got {v!r}",
-                           "dataset": _check_dataset}))
+                   BCParams, collect, loss, setup=_setup(clean=False)))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   {"epochs": 1, "dataset": None}, collect, loss, setup=_setup(clean=True),
-                   uses_clean_expert=True,
-                   checks={"epochs": lambda v: None if isinstance(v, int) and v >= 1
-                           else f"`epochs` must be an integer >= 1, got {v!r}",
-                           "dataset": _check_dataset}))
+                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True))

@@ -10,26 +10,36 @@ update takes one gradient step on a uniform minibatch of everything aggregated.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from agents import losses
-from agents.algos.registry import Algorithm, register, unit_interval
+from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, register
+from noisy_expert_gym.declared import Declared
 
 
-def setup(ctx: Any, params: dict[str, Any]) -> None:
+class DAggerParams(Declared):
+    beta0: UnitInterval = 1.0
+    """Expert share of the roll-in in the first round."""
+    decay: UnitInterval = 0.5
+    """Factor on the expert share from one round to the next."""
+    iterations: Count = 10
+    """Rounds the trajectory budget is split into."""
+
+
+def setup(ctx: Context, params: DAggerParams) -> None:
     ctx.state["buffer"] = None  # {prompts, chain, labels}, grown on the training device
 
 
-def collect(ctx: Any, params: dict[str, Any]) -> Any:
-    from agents.trainer import Batch, autocast_context, sample_probs
+def mixing_rate(ctx: Context, params: DAggerParams) -> float:
+    """beta_i of the current round i (the budget split into ``iterations`` equal rounds)."""
+    round_len = max(1, ctx.budget.max_trajectories // params.iterations)
+    return params.beta0 * params.decay ** min(ctx.trajectories // round_len, params.iterations - 1)
 
+
+def collect(ctx: Context, params: DAggerParams) -> Batch:
     prompts = ctx.sample_prompts()
     n = prompts.shape[0]
-    round_len = max(1, ctx.cfg.budget_trajectories // params["iterations"])
-    beta = params["beta0"] * params["decay"] ** min(ctx.trajectories // round_len, params["iterations"] - 1)
-    expert, task = ctx.expert, ctx.task
+    beta = mixing_rate(ctx, params)
 
     def mix(t: int, chain: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
         # chain[:, :t] is written so far; later columns are not yet filled.
@@ -37,12 +47,11 @@ def collect(ctx: Any, params: dict[str, Any]) -> Any:
         if not bool(use_expert.any()):
             return student
         # The expert acts on a single prefix here; these draws are roll-in, not labels.
-        a = expert.sample(task.observe(prompts, chain[:, :t]), generator=ctx.gen)
+        a = ctx.expert.sample(ctx.task.observe(prompts, chain[:, :t]), generator=ctx.gen)
         return torch.where(use_expert, a, student)
 
-    with autocast_context(ctx.device, ctx.cfg.precision):
-        chain = ctx.policy.generate(prompts, task.horizon, temperature=0.0, step_fn=mix)
-    labels = sample_probs(expert.probs_along(prompts, chain), ctx.gen)
+    chain = ctx.rollout(prompts, 0.0, step_fn=mix)
+    labels = ctx.sample(ctx.expert.probs_along(prompts, chain))
     new = {"prompts": prompts, "chain": chain, "labels": labels}
     buf = ctx.state["buffer"]
     buf = new if buf is None else {k: torch.cat([buf[k], v]) for k, v in new.items()}
@@ -52,12 +61,9 @@ def collect(ctx: Any, params: dict[str, Any]) -> Any:
     return Batch(buf["prompts"][idx], buf["chain"][idx], actions=buf["labels"][idx], trajectories=n)
 
 
-def loss(logits: torch.Tensor, batch: Any, params: dict[str, Any]) -> torch.Tensor:
+def loss(logits: torch.Tensor, batch: Batch, params: DAggerParams) -> torch.Tensor:
     return losses.mc_forward(logits, batch.actions)
 
 
 register(Algorithm("dagger", "DAgger: mixture roll-in, aggregated dataset, sampled noisy labels",
-                   {"beta0": 1.0, "decay": 0.5, "iterations": 10}, collect, loss, setup=setup,
-                   checks={"beta0": unit_interval("beta0"), "decay": unit_interval("decay"),
-                           "iterations": lambda v: None if isinstance(v, int) and v >= 1
-                           else f"`iterations` must be an integer >= 1, got {v!r}"}))
+                   DAggerParams, collect, loss, setup=setup))

@@ -9,22 +9,28 @@ generalized JSD_beta against the expert's distribution, TRL's convention
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from agents import losses
-from agents.algos.registry import Algorithm, non_negative, register, unit_interval
+from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, register
+from noisy_expert_gym.declared import Declared
 
 
-def collect(ctx: Any, params: dict[str, Any]) -> Any:
-    from agents.trainer import Batch
+class GKDParams(Declared):
+    lam: UnitInterval = 0.5
+    """Student-data fraction: the probability that an update learns on the student's own rollouts."""
+    beta: UnitInterval = 0.5
+    """JSD interpolation: 0 forward KL(teacher || student), 1 reverse KL(student || teacher)."""
+    tau: NonNegative = 1.0
+    """Temperature of the student's rollouts."""
 
+
+def collect(ctx: Context, params: GKDParams) -> Batch:
     prompts = ctx.sample_prompts()
     n, h = prompts.shape[0], ctx.task.horizon
-    on_policy = bool(torch.rand((), generator=ctx.gen, device=ctx.gen.device) < params["lam"])
+    on_policy = bool(torch.rand((), generator=ctx.gen, device=ctx.gen.device) < params.lam)
     if on_policy:
-        chain = ctx.rollout(prompts, params["tau"])
+        chain = ctx.rollout(prompts, params.tau)
         return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain), trajectories=n)
     # The expert's own rollout: its distribution at each prefix was computed while rolling
     # out, so the labels cost no further queries (count the N * H once).
@@ -33,11 +39,9 @@ def collect(ctx: Any, params: dict[str, Any]) -> Any:
                  queries=n * h)
 
 
-def loss(logits: torch.Tensor, batch: Any, params: dict[str, Any]) -> torch.Tensor:
-    return losses.generalized_jsd(logits, batch.probs, params["beta"])
+def loss(logits: torch.Tensor, batch: Batch, params: GKDParams) -> torch.Tensor:
+    return losses.generalized_jsd(logits, batch.probs, params.beta)
 
 
 register(Algorithm("gkd", "GKD: generalized JSD_beta on a lam fraction of student data",
-                   {"lam": 0.5, "beta": 0.5, "tau": 1.0}, collect, loss,
-                   checks={"lam": unit_interval("lam"), "beta": unit_interval("beta"),
-                           "tau": non_negative("tau")}))
+                   GKDParams, collect, loss))

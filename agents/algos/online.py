@@ -16,36 +16,70 @@ Reverse KL ``estimator``: ``score`` (the paper's score-function estimator) or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import torch
 
 from agents import losses
-from agents.algos.registry import Algorithm, non_negative, one_of, register, unit_interval
+from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, register
+from noisy_expert_gym.declared import Declared
 
-FORWARD = ("mc", "exact")
-REVERSE = ("score", "exact")
+Forward = Literal["mc", "exact"]
+Reverse = Literal["score", "exact"]
 
 
-def collect_online(ctx: Any, params: dict[str, Any]) -> Any:
+class OPDForward(Declared):
+    tau: NonNegative = 1.0
+    """Student rollout temperature (1: sampled, 0: greedy)."""
+    estimator: Forward = "mc"
+    """Forward KL: `mc` (-log pi_theta(a), a ~ pi~) or `exact` (the full pi~ row)."""
+
+
+class OPDReverse(Declared):
+    tau: NonNegative = 1.0
+    """Student rollout temperature (1: sampled; its token is reused by the score function)."""
+    estimator: Reverse = "score"
+    """Reverse KL: `score` (score function) or `exact`."""
+
+
+class NAILForward(OPDForward):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy)."""
+
+
+class NAILReverse(OPDReverse):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy; the score function draws a fresh a' ~ pi_theta)."""
+
+
+class NAILMixed(Declared):
+    tau: NonNegative = 0.0
+    """Student rollout temperature (0: greedy)."""
+    beta: UnitInterval = 0.5
+    """Weight of the reverse KL: 0 forward only, 1 reverse only."""
+    forward_estimator: Forward = "mc"
+    """Forward KL estimator: `mc` or `exact`."""
+    reverse_estimator: Reverse = "score"
+    """Reverse KL estimator: `score` or `exact`."""
+
+
+def collect_online(ctx: Context, params: OPDForward | OPDReverse | NAILMixed) -> Batch:
     """Student rollout at temperature tau; the expert answers at all H prefixes at once."""
-    from agents.trainer import Batch, sample_probs
-
     prompts = ctx.sample_prompts()
-    chain = ctx.rollout(prompts, params["tau"])
+    chain = ctx.rollout(prompts, params.tau)
     probs = ctx.expert.probs_along(prompts, chain)  # (B, H, A)
     # A query returns one sampled expert token; the exact estimators use the row itself.
-    actions = sample_probs(probs, ctx.gen)
-    return Batch(prompts, chain, probs=probs, actions=actions, trajectories=prompts.shape[0], gen=ctx.gen)
+    return Batch(prompts, chain, probs=probs, actions=ctx.sample(probs), trajectories=prompts.shape[0],
+                 gen=ctx.gen)
 
 
-def forward_loss(logits: torch.Tensor, batch: Any, estimator: str) -> torch.Tensor:
+def forward_loss(logits: torch.Tensor, batch: Batch, estimator: str) -> torch.Tensor:
     if estimator == "mc":
         return losses.mc_forward(logits, batch.actions)
     return losses.forward_kl(logits, batch.probs)
 
 
-def reverse_loss(logits: torch.Tensor, batch: Any, estimator: str, tau: float) -> torch.Tensor:
+def reverse_loss(logits: torch.Tensor, batch: Batch, estimator: str, tau: float) -> torch.Tensor:
     if estimator == "exact":
         return losses.reverse_kl(logits, batch.probs)
     if tau == 0:  # greedy rollouts: the rollout token is not a sample, draw a fresh a' ~ pi_theta
@@ -57,37 +91,27 @@ def reverse_loss(logits: torch.Tensor, batch: Any, estimator: str, tau: float) -
     return losses.score_function_reverse_kl(logits, a, log_p, log_q)
 
 
-def _loss_f(logits, batch, params):
-    return forward_loss(logits, batch, params["estimator"])
+def loss_forward(logits: torch.Tensor, batch: Batch, params: OPDForward | NAILForward) -> torch.Tensor:
+    return forward_loss(logits, batch, params.estimator)
 
 
-def _loss_r(logits, batch, params):
-    return reverse_loss(logits, batch, params["estimator"], params["tau"])
+def loss_reverse(logits: torch.Tensor, batch: Batch, params: OPDReverse | NAILReverse) -> torch.Tensor:
+    return reverse_loss(logits, batch, params.estimator, params.tau)
 
 
-def _loss_mixed(logits, batch, params):
-    b = params["beta"]
-    lf = forward_loss(logits, batch, params["forward_estimator"])
-    lr = reverse_loss(logits, batch, params["reverse_estimator"], params["tau"])
-    return (1 - b) * lf + b * lr
+def loss_mixed(logits: torch.Tensor, batch: Batch, params: NAILMixed) -> torch.Tensor:
+    lf = forward_loss(logits, batch, params.forward_estimator)
+    lr = reverse_loss(logits, batch, params.reverse_estimator, params.tau)
+    return (1 - params.beta) * lf + params.beta * lr
 
 
-_tau = {"tau": non_negative("tau")}
 register(Algorithm("opd-f", "on-policy distillation, sampled student rollouts, forward KL",
-                   {"tau": 1.0, "estimator": "mc"}, collect_online, _loss_f,
-                   checks={**_tau, "estimator": one_of("estimator", FORWARD)}))
+                   OPDForward, collect_online, loss_forward))
 register(Algorithm("opd-r", "on-policy distillation, sampled student rollouts, reverse KL (score function)",
-                   {"tau": 1.0, "estimator": "score"}, collect_online, _loss_r,
-                   checks={**_tau, "estimator": one_of("estimator", REVERSE)}))
+                   OPDReverse, collect_online, loss_reverse))
 register(Algorithm("nail-f", "NAIL: greedy student rollouts, forward KL",
-                   {"tau": 0.0, "estimator": "mc"}, collect_online, _loss_f,
-                   checks={**_tau, "estimator": one_of("estimator", FORWARD)}))
+                   NAILForward, collect_online, loss_forward))
 register(Algorithm("nail-r", "NAIL: greedy student rollouts, reverse KL (score function, fresh token)",
-                   {"tau": 0.0, "estimator": "score"}, collect_online, _loss_r,
-                   checks={**_tau, "estimator": one_of("estimator", REVERSE)}))
+                   NAILReverse, collect_online, loss_reverse))
 register(Algorithm("nail-mixed", "NAIL: greedy rollouts, (1-beta) forward + beta reverse KL",
-                   {"tau": 0.0, "beta": 0.5, "forward_estimator": "mc", "reverse_estimator": "score"},
-                   collect_online, _loss_mixed,
-                   checks={**_tau, "beta": unit_interval("beta"),
-                           "forward_estimator": one_of("forward_estimator", FORWARD),
-                           "reverse_estimator": one_of("reverse_estimator", REVERSE)}))
+                   NAILMixed, collect_online, loss_mixed))

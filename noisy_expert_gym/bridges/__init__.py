@@ -1,16 +1,19 @@
-"""Bridges to the ecosystem: Stable-Baselines3, Minari, videos (and TensorBoard via the trainer).
+"""Bridges to the ecosystem: Stable-Baselines3, Minari, videos.
 
 Each bridge is its own module, imported on demand so a missing optional
 dependency only matters to the user of that bridge:
 
 - :mod:`noisy_expert_gym.bridges.sb3`: :class:`~noisy_expert_gym.bridges.sb3.SB3VecEnv`, an SB3
-  ``VecEnv`` over a Gymnasium ``VectorEnv`` (the native batched env included), and a
-  token-embedding features extractor for SB3 policies;
+  ``VecEnv`` over a Gymnasium ``VectorEnv`` (the native batched env included);
 - :mod:`noisy_expert_gym.bridges.minari_io`: noisy- (or clean-) expert rollouts as Minari
   datasets, and reading them back as (prompts, chains) (extra ``minari``);
 - :mod:`noisy_expert_gym.bridges.video`: episodes to GIF (always) or MP4 with Gymnasium's
   ``RecordVideo`` (needs ``moviepy``, extra ``video``);
-- :mod:`noisy_expert_gym.bridges.cli`: ``neg record`` and ``neg export-minari``.
+- :mod:`noisy_expert_gym.bridges.cli`: ``neg export-minari``.
+
+Like the rest of the env layer, the bridges know no learner: the learner's side of
+these bridges (SB3 features extractor, TensorBoard logging, ``neg record``) lives in
+``agents``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import numpy as np
 
 from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.bridges import require
+from noisy_expert_gym.problems import Problem, make_problem
 
 NAMESPACE = "noisy-expert"
 EXPERTS = ("noisy", "clean")
@@ -47,15 +48,9 @@ def _num(x: float) -> str:
     return f"{float(x):g}".replace(".", "_").replace("-", "m")
 
 
-def _make_env(env_id: str, env_kwargs: dict[str, Any] | None) -> gym.Env:
-    import noisy_expert_gym  # noqa: F401  (registers the envs)
-
-    if env_id not in gym.registry:
-        raise ValueError(f"unknown env id `{env_id}`.{did_you_mean(env_id, gym.registry)}")
-    env = gym.make(env_id, **(env_kwargs or {}))
-    if getattr(env.unwrapped, "expert", None) is None:
-        raise ValueError(f"env `{env_id}` has no expert oracle (`env.unwrapped.expert`) to export")
-    return env
+def _problem(env_id: str, env_kwargs: dict[str, Any] | None) -> Problem:
+    """The env's problem (task core and experts; env-only options such as ``reward`` kept)."""
+    return make_problem(env_id, **(env_kwargs or {}))
 
 
 def dataset_id(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | None = None,
@@ -63,17 +58,16 @@ def dataset_id(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | None
     """The default Minari id of an env's expert rollouts (see the module docstring)."""
     if expert not in EXPERTS:
         raise ValueError(f"`expert` must be one of {', '.join(EXPERTS)}, got {expert!r}")
-    env = _make_env(env_id, env_kwargs)
-    u = env.unwrapped
-    env.close()
-    if hasattr(u, "p") and hasattr(u, "m"):  # NoisyModAdd
-        parts = [f"modadd-p{u.p}-m{u.m}"]
+    problem = _problem(env_id, env_kwargs)
+    task, expert_oracle = problem.task, problem.expert
+    if hasattr(task, "p") and hasattr(task, "m"):  # NoisyModAdd
+        parts = [f"modadd-p{task.p}-m{task.m}"]
     else:
         parts = [gym.spec(env_id).name.lower().removeprefix("noisy")]
-    law, reward = getattr(u, "law", None), getattr(u, "reward_kind", None)
+    law, reward = getattr(expert_oracle, "law", None), problem.env_options.get("reward")
     if law not in (None, "absorbing"):
         parts.append(law)
-    parts.append(f"eta{_num(u.eta)}")
+    parts.append(f"eta{_num(expert_oracle.eta)}")
     if reward not in (None, "final"):
         parts.append(reward)
     return f"{NAMESPACE}/{'-'.join(parts)}/{expert}-v{version}"
@@ -87,13 +81,14 @@ def expert_rollouts(env_id: str, env_kwargs: dict[str, Any] | None, num_episodes
     ``terminations`` / ``truncations`` (T,). The env is seeded once with
     ``seed`` (its generator then drives prompts and expert draws), so the
     episodes are exactly what ``env.reset(seed=seed)`` and
-    ``env.unwrapped.expert.sample(obs)`` give, episode after episode.
+    the expert's draws from the env's ``np_random`` give, episode after episode.
     """
     if not isinstance(num_episodes, (int, np.integer)) or num_episodes < 1:
         raise ValueError(f"`num_episodes` must be an integer >= 1, got {num_episodes!r}")
-    env = _make_env(env_id, env_kwargs)
-    u = env.unwrapped
-    expert = u.clean_expert if clean else u.expert
+    problem = _problem(env_id, env_kwargs)
+    env = gym.make(env_id, **(env_kwargs or {}))  # the same problem (cached), and a spec with plain kwargs
+    oracles = problem.with_rng(lambda: env.np_random)  # the env's generator: prompts and expert draws
+    expert = oracles.clean_expert if clean else oracles.expert
     episodes = []
     obs, _ = env.reset(seed=seed)
     for _ in range(num_episodes):
@@ -152,23 +147,24 @@ def export_minari(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | N
     buffers = [EpisodeBuffer(id=i, observations=e["observations"], actions=e["actions"],
                              rewards=list(e["rewards"]), terminations=list(e["terminations"]),
                              truncations=list(e["truncations"])) for i, e in enumerate(episodes)]
-    env = _make_env(env_id, env_kwargs)
-    u = env.unwrapped
+    problem = _problem(env_id, env_kwargs)
+    task, noisy = problem.task, problem.expert
     meta = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "expert": expert,
-            "uses_clean_expert": clean, "noise_law": u.law,
-            "eta": float(u.eta), "seed": int(seed)}
-    task = getattr(u, "task", None)
+            "uses_clean_expert": clean, "noise_law": noisy.law,
+            "eta": float(noisy.eta), "seed": int(seed)}
     for k in ("p", "m"):
-        if task is not None and hasattr(task, k):
+        if hasattr(task, k):
             meta[k] = int(getattr(task, k))
-    if task is not None:
-        meta.update(prompt_len=int(task.prompt_len), horizon=int(task.horizon))
+    meta.update(prompt_len=int(task.prompt_len), horizon=int(task.horizon))
     from noisy_expert_gym import __version__
 
     meta["version"] = __version__
     desc = (f"{num_episodes} rollouts of the {'clean expert pi*' if clean else 'noisy expert pi~'} of "
-            f"{env_id} {dict(env_kwargs or {})} (noise law `{u.law}`, eta {u.eta}); the expert's tokens "
+            f"{env_id} {dict(env_kwargs or {})} (noise law `{noisy.law}`, eta {noisy.eta}); the expert's tokens "
             "are fed back. Made with noisy-expert-gym.")
+    # Minari records the env spec to recover the env: one built from its plain keyword arguments
+    # (the problem itself is cached per process, so this builds nothing twice).
+    env = gym.make(env_id, **(env_kwargs or {}))
     with warnings.catch_warnings():  # Minari nags about unset author / permalink / eval env
         warnings.filterwarnings("ignore", message=r".*is set to None.*", category=UserWarning)
         ds = minari.create_dataset_from_buffers(

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 bridge: an SB3 ``VecEnv`` over a Gymnasium ``VectorEnv``, and a token extractor.
+"""Stable-Baselines3 bridge: an SB3 ``VecEnv`` over a Gymnasium ``VectorEnv``.
 
 SB3 rejects Gymnasium ``VectorEnv``s: it has its own ``VecEnv`` API (``step_async``
 / ``step_wait``, a list of info dicts) and its own autoreset convention: when a
@@ -13,11 +13,14 @@ episodes in the same order, minus the native env's extra reset steps.
 Example::
 
     from stable_baselines3 import PPO
-    from noisy_expert_gym.bridges.sb3 import TokenFeaturesExtractor, make_sb3_vec_env
+    from noisy_expert_gym.bridges.sb3 import make_sb3_vec_env
 
     venv = make_sb3_vec_env("NoisyModAdd-m3-v0", num_envs=16, reward="dense")
-    model = PPO("MlpPolicy", venv, policy_kwargs={
-        "features_extractor_class": TokenFeaturesExtractor}).learn(20_000)
+    model = PPO("MlpPolicy", venv).learn(20_000)
+
+A features extractor that embeds the token ids instead of flattening them is a
+learner's part and lives with the learners
+(:class:`agents.sb3_features.TokenFeaturesExtractor`, used by ``agents``' ``ppo``).
 """
 
 from __future__ import annotations
@@ -28,17 +31,12 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
-from torch import nn
 
 from noisy_expert_gym._util import did_you_mean
-
-EXTRACTORS = ("mean", "gru")
+from noisy_expert_gym.problems import Problem
 
 
 # --------------------------------------------------------------------------- the VecEnv adapter
@@ -215,73 +213,27 @@ def _unbatch_info(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return out
 
 
-def make_sb3_vec_env(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> SB3VecEnv:
+def make_sb3_vec_env(env_id: str | None = None, num_envs: int = 1, *, problem: Problem | None = None,
+                     **env_kwargs: Any) -> SB3VecEnv:
     """``gym.make_vec`` (the native batched env where the id has one) wrapped as an SB3 ``VecEnv``.
 
     Args:
-        env_id: a registered env id, e.g. ``"NoisyModAdd-v0"``.
+        env_id: a registered env id, e.g. ``"NoisyModAdd-v0"`` (default: the problem's).
         num_envs: number of sub-envs.
-        **env_kwargs: env keyword arguments (``eta``, ``m``, ``reward``, ...).
+        problem: serve this problem (:func:`noisy_expert_gym.make_problem`) instead of
+            building one from ``env_kwargs``.
+        **env_kwargs: env keyword arguments (``eta``, ``m``, ``reward``, ...; with
+            ``problem``, env-only options such as ``reward``).
     """
     import noisy_expert_gym  # noqa: F401  (registers the envs)
 
+    if problem is not None:
+        env_id = env_id or problem.env_id
+        env_kwargs = {**problem.env_options, **env_kwargs, "problem": problem}
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id `{env_id}`.{did_you_mean(env_id, gym.registry)}")
+        raise ValueError(f"unknown env id `{env_id}`.{did_you_mean(str(env_id), gym.registry)}")
     mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
     return SB3VecEnv(gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **env_kwargs))
 
 
-# --------------------------------------------------------------------------- the features extractor
-class TokenFeaturesExtractor(BaseFeaturesExtractor):
-    """Features of a token-id observation: embed each token (and its position), then pool.
-
-    SB3's default for a ``Box`` observation flattens it, i.e. treats every token
-    id as a real number (or one-hots every position): useless for token
-    sequences. Here each id is looked up in an embedding table:
-
-    - ``mean`` (default): token + position embeddings, a per-token MLP, then a
-      mean over the *written* tokens (padding excluded): cheap, and each
-      (position, token) pair gets its own features.
-    - ``gru``: a GRU reads the embedded sequence; the features are its last
-      hidden state. It can carry a running sum along the sequence, but must
-      carry it past the padding; it learned slower than ``mean`` on m = 3.
-
-    Args:
-        observation_space: a ``Box`` of integer token ids in ``[0, high]``.
-        embed_dim: embedding width.
-        features_dim: output width (GRU hidden size / MLP width).
-        kind: ``mean`` or ``gru``.
-        pad_token: the padding id (default: the space's ``high``, as in NoisyModAdd).
-    """
-
-    def __init__(self, observation_space: spaces.Box, embed_dim: int = 32, features_dim: int = 64,
-                 kind: str = "mean", pad_token: int | None = None) -> None:
-        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(f"TokenFeaturesExtractor needs a 1-D Box of token ids, got {observation_space}")
-        if kind not in EXTRACTORS:
-            raise ValueError(f"unknown extractor `{kind}`; valid: {', '.join(EXTRACTORS)}."
-                             f"{did_you_mean(kind, EXTRACTORS)}")
-        super().__init__(observation_space, features_dim)
-        self.vocab_size = int(np.max(observation_space.high)) + 1
-        self.seq_len = int(observation_space.shape[0])
-        self.pad_token = int(self.vocab_size - 1 if pad_token is None else pad_token)
-        self.kind = kind
-        self.tok = nn.Embedding(self.vocab_size, embed_dim)
-        self.pos = nn.Embedding(self.seq_len, embed_dim)
-        if kind == "gru":
-            self.gru = nn.GRU(embed_dim, features_dim, batch_first=True)
-        else:
-            self.mlp = nn.Sequential(nn.Linear(embed_dim, features_dim), nn.ReLU(),
-                                     nn.Linear(features_dim, features_dim), nn.ReLU())
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        ids = observations.long()  # SB3 hands Box observations over as floats  # (B, L)
-        x = self.tok(ids) + self.pos.weight[None, : ids.shape[1]]  # (B, L, E)
-        if self.kind == "gru":
-            _, h = self.gru(x)  # (1, B, F)
-            return h[0]
-        keep = (ids != self.pad_token).float()[..., None]  # (B, L, 1)
-        return (self.mlp(x) * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # (B, F)
-
-
-__all__ = ["EXTRACTORS", "SB3VecEnv", "TokenFeaturesExtractor", "make_sb3_vec_env"]
+__all__ = ["SB3VecEnv", "make_sb3_vec_env"]

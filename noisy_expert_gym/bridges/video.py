@@ -5,9 +5,8 @@ MP4 goes through ``gymnasium.wrappers.RecordVideo``, which needs ``moviepy``
 (:func:`noisy_expert_gym.rendering.write_gif`, imageio only) and always works.
 ``fmt="auto"`` picks MP4 when moviepy is installed, else GIF.
 
-A policy is anything with ``generate(prompts, horizon, temperature=0.0)`` (the
-project's students, the PPO wrapper) turned into ``obs -> action`` by
-:class:`GreedyActor`, or any ``obs -> action`` callable.
+What acts is any ``obs -> action`` callable; a learner's policy becomes one through
+``agents.record.GreedyActor`` (the env layer knows no learner).
 """
 
 from __future__ import annotations
@@ -43,38 +42,6 @@ def resolve_format(fmt: str) -> str:
         raise ImportError("MP4 videos (Gymnasium's RecordVideo) need `moviepy`, which is not installed: "
                           "pip install 'noisy-expert-gym[video]' (or use the GIF format)")
     return fmt
-
-
-class GreedyActor:
-    """``obs -> action`` for a policy with ``generate``: its greedy chain from the episode's prompt.
-
-    At the first step of an episode the whole greedy chain is generated once
-    (KV-cached for the transformer students); later steps replay it. Because the
-    env's state is exactly the chain the policy wrote, this equals asking the
-    policy for its argmax at every step.
-
-    Args:
-        policy: has ``generate(prompts (B, P), horizon, temperature=0.0) -> (B, H)``.
-        task: the env's task core (``prompt_len``, ``horizon``, ``step_index``).
-        device: where the policy lives.
-    """
-
-    def __init__(self, policy: Any, task: Any, device: Any = "cpu") -> None:
-        self.policy, self.task, self.device = policy, task, device
-        self._prompt: np.ndarray | None = None
-        self._chain: np.ndarray | None = None
-
-    def __call__(self, obs: np.ndarray) -> int:
-        import torch
-
-        obs = np.asarray(obs)
-        prompt = obs[: self.task.prompt_len]
-        t = int(self.task.step_index(obs[None])[0])
-        if t == 0 or self._prompt is None or not np.array_equal(prompt, self._prompt):
-            p = torch.as_tensor(prompt[None], dtype=torch.long, device=self.device)
-            self._chain = self.policy.generate(p, self.task.horizon, temperature=0.0)[0].cpu().numpy()
-            self._prompt = prompt.copy()
-        return int(self._chain[t])
 
 
 def record_episodes(env_id: str, act: Callable[[np.ndarray], Any], out_dir: str | os.PathLike,
@@ -117,4 +84,4 @@ def record_episodes(env_id: str, act: Callable[[np.ndarray], Any], out_dir: str 
     return sorted(os.path.join(out_dir, f) for f in set(os.listdir(out_dir)) - before if f.endswith(".mp4"))
 
 
-__all__ = ["FORMATS", "GreedyActor", "has_moviepy", "record_episodes", "resolve_format"]
+__all__ = ["FORMATS", "has_moviepy", "record_episodes", "resolve_format"]

@@ -15,7 +15,8 @@ pytest.importorskip("tokenizers")
 import noisy_expert_gym  # noqa: F401  (registers the envs)
 from agents import train
 from agents.config import TrainConfig
-from agents.hf_policy import HFPolicy, build_policy
+from agents.hf_policy import HFPolicy
+from agents.policies import build_policy
 from agents.policy import TransformerPolicy
 from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, write_example_data
 from tests.noisy_expert_gym.test_gsm8k_hf import ASCII, char_tokenizer, save_teacher

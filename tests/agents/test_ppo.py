@@ -24,7 +24,8 @@ def one_thread():
 
 def test_ppo_is_registered_outside_the_student_loop():
     alg = ALGORITHMS["ppo"]
-    assert alg.run is not None and not alg.uses_clean_expert
+    assert alg.run is not None and not alg.uses_clean_expert and not alg.queries_expert
+    assert all(a.queries_expert for name, a in ALGORITHMS.items() if name != "ppo")
 
 
 def test_ppo_tiny_run_returns_a_run_result_and_logs(tmp_path):
@@ -64,12 +65,12 @@ def test_ppo_tiny_run_returns_a_run_result_and_logs(tmp_path):
 
 
 def test_neg_record_replays_a_ppo_checkpoint(tmp_path):
-    from noisy_expert_gym.cli import main
+    from tests.agents.test_record import neg
 
     ck = tmp_path / "ck"
     train(algo="ppo", algo_params=PARAMS, budget_trajectories=8, checkpoint_dir=str(ck), **TINY)
     out = tmp_path / "v"
-    assert main(["record", "--checkpoint", str(ck), "--episodes", "1", "--out", str(out), "--format", "gif"]) == 0
+    assert neg(["record", "--checkpoint", str(ck), "--episodes", "1", "--out", str(out), "--format", "gif"]) == 0
     assert [p.name for p in out.iterdir()] == ["episode-0.gif"]
 
 

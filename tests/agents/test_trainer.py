@@ -12,7 +12,7 @@ import torch
 
 from agents import ALGORITHMS, TrainConfig, train
 from agents.algos import check_params
-from agents.trainer import load_checkpoint
+from agents.checkpoint import load_checkpoint, read_progress
 
 TINY = dict(env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, preset="tiny", batch_size=32,
             eval_prompts=64, device="cpu", progress=False, precision="fp32")
@@ -57,7 +57,7 @@ def test_bad_input_is_a_clear_error(bad, msg):
 
 
 def test_env_without_an_oracle_is_rejected():
-    with pytest.raises(ValueError, match="no expert oracle"):
+    with pytest.raises(ValueError, match="noisy-expert envs"):
         train(**{**TINY, "env_id": "CartPole-v1", "env_kwargs": {}}, budget_trajectories=64)
 
 
@@ -189,10 +189,50 @@ def test_nail_f_learns_a_longer_chain_under_noise(tmp_path):
 
 
 def test_progress_row_for_sweep_drivers(tmp_path):
-    from agents.trainer import read_progress
-
     res = train(algo="nail-f", budget_trajectories=128, checkpoint_dir=str(tmp_path), **TINY)
     row = read_progress(str(tmp_path))
     assert row["trajectories"] == res.trajectories == row["budget_trajectories"] == 128
     assert row["greedy_full_exact"] == res.final_metrics["greedy_full_exact"]
     assert read_progress(str(tmp_path / "nowhere")) is None
+
+
+def test_a_run_stopped_by_stop_at_resumes_without_it(tmp_path):
+    """stop_at and device are not the run's identity: the stopped run continues to the uninterrupted curve."""
+    kw = dict(TINY, algo="nail-f", budget_trajectories=32 * 6, eval_every=64, seed=4)
+    full = train(**kw)
+    ck = str(tmp_path / "ck")
+    stopped = train(**kw, checkpoint_dir=ck, stop_at=0.0)  # stops at its first evaluation
+    assert len(stopped.curve) == 1 and stopped.trajectories < full.trajectories
+    resumed = train(**{**kw, "device": "cpu:0"}, checkpoint_dir=ck, resume=True)  # another device string
+    assert _curve(resumed) == _curve(full)
+
+
+def test_train_uses_the_given_problem_and_builds_no_env(monkeypatch):
+    """`train(problem=p)` queries p's experts (the harness passes its counting client so) and no env is made."""
+    import gymnasium as gym
+
+    from noisy_expert_gym import make_problem
+    from noisy_expert_gym.problems import Problem
+
+    class Counting:
+        """Wraps an oracle and counts the calls made to it."""
+
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if callable(attr):
+                self.calls += 1
+            return attr
+
+    def no_env(*a, **k):
+        raise AssertionError("the trainer built a Gymnasium env")
+
+    monkeypatch.setattr(gym, "make", no_env)
+    monkeypatch.setattr(Problem, "make_env", no_env)
+    base = make_problem("NoisyModAdd-v0", m=3, eta=0.1)
+    expert, clean = Counting(base.expert), Counting(base.clean_expert)
+    res = train(algo="nail-f", budget_trajectories=64, problem=base.with_experts(expert, clean), **TINY)
+    assert expert.calls > 0 and clean.calls == 0  # nail-f never reads the clean expert
+    assert res.queries == 64 * 3 == expert.inner.num_queries

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 import gymnasium as gym
@@ -101,26 +100,6 @@ def test_clean_export_is_flagged_and_loads_as_chains():
         minari_io.load_chains(ds_id, ModAddTask(7, 9))
     with pytest.raises(ValueError, match="neg export-minari"):
         minari_io.load_chains("noisy-expert/none-v0", task)
-
-
-def test_loglossbc_trains_from_a_minari_dataset(tmp_path):
-    from agents import train
-
-    ds_id = minari_io.export_minari(ENV, {"eta": 0.1}, num_episodes=64, seed=0).spec.dataset_id
-    kw = dict(algo="bc", env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, budget_trajectories=64,
-              preset="tiny", batch_size=32, eval_prompts=32, device="cpu", progress=False, precision="fp32",
-              data_dir=str(tmp_path / "cache"))
-    res = train(algo_params={"dataset": ds_id}, **kw)
-    assert res.trajectories == 64 and math.isfinite(res.final_metrics["val_loss"])
-    assert not (tmp_path / "cache").exists()  # the Minari episodes, not a generated dataset
-    # Clean-expert data is reference data: plain `bc` refuses it, `bc-clean` (flagged) takes it.
-    clean_id = minari_io.export_minari(ENV, {"eta": 0.1}, num_episodes=64, seed=0, clean=True).spec.dataset_id
-    with pytest.raises(ValueError, match="bc-clean"):
-        train(algo_params={"dataset": clean_id}, **kw)
-    res = train(**{**kw, "algo": "bc-clean"}, algo_params={"dataset": clean_id})
-    assert res.uses_clean_expert
-    with pytest.raises(ValueError, match="Minari dataset id"):
-        train(algo_params={"dataset": 3}, **kw)
 
 
 def test_cli_export(capsys):

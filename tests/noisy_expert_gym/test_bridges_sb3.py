@@ -1,4 +1,5 @@
-"""The SB3 bridge: the VecEnv adapter over the native vector env, and the token features extractor."""
+"""The SB3 bridge: the VecEnv adapter over the native vector env (the learners' token features
+extractor is tested with the learners: tests/agents/test_sb3_features.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import noisy_expert_gym  # noqa: F401
-from noisy_expert_gym.bridges.sb3 import SB3VecEnv, TokenFeaturesExtractor, make_sb3_vec_env
+from noisy_expert_gym.bridges.sb3 import SB3VecEnv, make_sb3_vec_env
 
 
 @pytest.fixture(autouse=True)
@@ -118,27 +119,23 @@ def test_get_images_renders_every_sub_env():
     assert len(imgs) == 2 and imgs[0].ndim == 3 and imgs[0].dtype == np.uint8
 
 
-@pytest.mark.parametrize("kind", ["gru", "mean"])
-def test_token_extractor_embeds_token_ids(kind):
-    space = gym.spaces.Box(0, 8, shape=(7,), dtype=np.int64)
-    ex = TokenFeaturesExtractor(space, embed_dim=8, features_dim=16, kind=kind)
-    assert ex.vocab_size == 9 and ex.pad_token == 8 and ex.features_dim == 16
-    obs = torch.tensor([[1, 2, 3, 7, 1, 8, 8], [1, 2, 3, 7, 1, 3, 8]], dtype=torch.float32)
-    f = ex(obs)
-    assert f.shape == (2, 16)
-    assert not torch.allclose(f[0], f[1])  # the written token changes the features
-    with pytest.raises(ValueError, match="Did you mean `gru`"):
-        TokenFeaturesExtractor(space, kind="gr")
-
-
 def test_sb3_ppo_learns_through_the_adapter():
     """A few hundred PPO steps over the adapter with the token extractor run end to end."""
     ad = VecMonitor(make_sb3_vec_env("NoisyModAdd-m3-v0", num_envs=4, reward="dense"))
     model = PPO("MlpPolicy", ad, n_steps=24, batch_size=48, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs={"features_extractor_class": TokenFeaturesExtractor,
-                               "features_extractor_kwargs": {"embed_dim": 8, "features_dim": 16}})
+                policy_kwargs={"net_arch": [16]})
     model.learn(total_timesteps=288)
     assert model.num_timesteps == 288
     assert len(model.ep_info_buffer) == 288 // 3
     action, _ = model.predict(ad.reset(), deterministic=True)
     assert action.shape == (4,)
+
+
+def test_a_problem_serves_the_adapter():
+    """make_sb3_vec_env(problem=...) serves a problem built once (its env options kept)."""
+    from noisy_expert_gym import make_problem
+
+    problem = make_problem("NoisyModAdd-m3-v0", eta=0.3, reward="dense")
+    ad = make_sb3_vec_env(problem=problem, num_envs=2)
+    assert ad.get_attr("eta") == [0.3, 0.3] and ad.get_attr("reward_kind")[0] == "dense"
+    assert ad.venv.unwrapped.task is problem.task

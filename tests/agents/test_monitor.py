@@ -1,4 +1,4 @@
-"""TensorBoard: a run with `tensorboard_dir` logs its scalars in the usual tag groups."""
+"""The monitor: a run with `tensorboard_dir` logs its scalars in the usual tag groups."""
 
 from __future__ import annotations
 

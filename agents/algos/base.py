@@ -1,0 +1,209 @@
+"""The algorithms' contract: :class:`Batch`, :class:`Context`, the :class:`Algorithm` record.
+
+Every algorithm is a short file that imports this module (and the pure losses),
+never the trainer: the trainer imports the algorithms. An algorithm declares
+
+- ``params``: a :class:`~noisy_expert_gym.declared.Declared` model of its
+  hyperparameters (types, defaults, constraints, one-line docstrings), which
+  produces their validation, their error messages and ``neg train --list``;
+- ``collect(ctx, params) -> Batch``: steps 1 and 2 of the shared loop (DESIGN §4):
+  choose the prefixes to learn on (a student rollout, an expert rollout, a
+  dataset minibatch) and query the expert there;
+- ``loss(logits, batch, params) -> (B, H)``: step 3's per-position loss.
+
+The registry is a plain dict, :data:`ALGORITHMS`; :func:`register` adds to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, get_args
+
+import torch
+from pydantic import BeforeValidator, Field, ValidationError
+
+from agents.contracts import Policy, StepFn
+from agents.device import autocast_context
+from noisy_expert_gym._util import did_you_mean, lookup, sample_categorical
+from noisy_expert_gym.contracts import Oracle, TaskCore
+from noisy_expert_gym.declared import Declared, error_lines
+
+if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
+    from agents.budget import Budget
+    from agents.config import TrainConfig
+    from agents.result import RunResult
+    from noisy_expert_gym.problems import Problem
+
+
+# --------------------------------------------------------------------------- what the loop passes around
+@dataclass
+class Batch:
+    """Prefixes to learn on and the expert's answers there.
+
+    Row t of ``chain`` is the token after prefix ``prompts + chain[:, :t]``; the
+    student is evaluated at exactly those prefixes (teacher forcing on the
+    visited chain).
+    """
+
+    prompts: torch.Tensor  # (B, P)
+    chain: torch.Tensor  # (B, H)
+    probs: torch.Tensor | None = None  # (B, H, A) expert distribution at each prefix
+    actions: torch.Tensor | None = None  # (B, H) labels (sampled expert tokens, dataset tokens)
+    trajectories: int = 0  # expert trajectories this batch spends
+    queries: int | None = None  # prefix-queries it spends (None: counted by the oracles)
+    gen: torch.Generator | None = None  # for losses that sample (score-function estimators)
+
+
+@dataclass
+class Context:
+    """What an algorithm's ``collect`` / ``setup`` may use."""
+
+    cfg: TrainConfig
+    task: TaskCore
+    expert: Oracle
+    clean_expert: Oracle
+    policy: Policy  # the raw module (generation never needs DDP)
+    device: torch.device
+    gen: torch.Generator  # all randomness after the model init (checkpointed)
+    budget: Budget
+    world_size: int = 1
+    rank: int = 0
+    batch_size: int = 256  # trajectories this rank collects in the current update
+    update: int = 0
+    state: dict[str, Any] = field(default_factory=dict)  # algorithm state (checkpointed)
+
+    @property
+    def trajectories(self) -> int:
+        """Expert trajectories spent so far, all ranks."""
+        return self.budget.trajectories
+
+    def sample_prompts(self, n: int | None = None) -> torch.Tensor:
+        return self.task.sample_prompts(self.gen, n or self.batch_size, device=self.device)
+
+    def rollout(self, prompts: torch.Tensor, tau: float, step_fn: StepFn | None = None) -> torch.Tensor:
+        """The student's rollout at temperature tau (0 = greedy), no gradient."""
+        with autocast_context(self.device, self.cfg.precision):
+            return self.policy.generate(prompts, self.task.horizon, temperature=tau, generator=self.gen,
+                                        step_fn=step_fn)
+
+    def sample(self, probs: torch.Tensor) -> torch.Tensor:
+        """One draw per row of ``probs`` (..., A) from the run's generator (e.g. an expert's label)."""
+        return sample_categorical(probs, self.gen)
+
+
+# --------------------------------------------------------------------------- the algorithm record
+Collect = Callable[[Context, Any], Batch]
+Loss = Callable[[torch.Tensor, Batch, Any], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One imitation algorithm over the shared trainer loop.
+
+    Attributes:
+        name: registry key.
+        summary: one line for ``neg train --list``.
+        params: the declared hyperparameters (a :class:`Declared` model; its
+            defaults are the algorithm's).
+        collect: ``collect(ctx, params) -> Batch``.
+        loss: ``loss(logits, batch, params) -> (B, H)`` per-position loss.
+        setup: optional ``setup(ctx, params)`` run once before training (e.g. build
+            BC's dataset); its state lives in ``ctx.state``.
+        uses_clean_expert: reads the clean expert (reference ceilings only; never on
+            a leaderboard).
+        queries_expert: learns from the noisy expert's answers. False for the
+            reinforcement-learning reference (``ppo``), which the boards refuse:
+            they measure learning from the expert.
+        run: optional ``run(cfg, params, problem) -> RunResult`` for an algorithm that
+            does not fit the student-prefix loop (``ppo``); ``agents.train`` hands
+            the whole run to it.
+    """
+
+    name: str
+    summary: str
+    params: type[Declared]
+    collect: Collect
+    loss: Loss
+    setup: Callable[[Context, Any], None] | None = None
+    uses_clean_expert: bool = False
+    queries_expert: bool = True
+    run: Callable[[TrainConfig, Any, Problem], RunResult] | None = None
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The hyperparameters' defaults."""
+        return self.params().model_dump()
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(alg: Algorithm) -> Algorithm:
+    if alg.name in ALGORITHMS:
+        raise ValueError(f"algorithm `{alg.name}` is already registered")
+    ALGORITHMS[alg.name] = alg
+    return alg
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The algorithm called `name`; unknown names raise ValueError with a suggestion."""
+    return lookup(ALGORITHMS, name, "algorithm")
+
+
+# --------------------------------------------------------------------------- declared parameters
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, not a boolean, got {v!r}")  # noqa: TRY004  (pydantic wants ValueError)
+    return v
+
+
+UnitInterval = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0)]
+Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0)]
+Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]
+"""An integer >= 1."""
+NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
+
+
+def problems_of(err: ValidationError, model: type[Declared], where: str = "") -> list[str]:
+    """:func:`~noisy_expert_gym.declared.error_lines`, plus a did-you-mean for a value outside a
+    ``Literal``'s choices; our own validators' messages say what they got themselves."""
+    out = []
+    for e, line in zip(err.errors(include_url=False), error_lines(err, model, where), strict=True):
+        loc = e.get("loc", ())
+        if e["type"] == "value_error":
+            line = line.removesuffix(f", got {e.get('input')!r}")
+        elif e["type"] == "literal_error" and loc and loc[0] in model.model_fields:
+            choices = [c for c in get_args(model.model_fields[loc[0]].annotation) if isinstance(c, str)]
+            hint = did_you_mean(str(e.get("input")), choices)
+            line += f".{hint}" if hint else ""
+        out.append(line)
+    return out
+
+
+def check_params(name: str, params: dict[str, Any]) -> list[str]:
+    """Every problem with an algorithm name and its parameters (empty list: all fine)."""
+    if name not in ALGORITHMS:
+        return [f"unknown algorithm `{name}`; valid: {', '.join(ALGORITHMS)}.{did_you_mean(name, ALGORITHMS)}"]
+    model = ALGORITHMS[name].params
+    try:
+        model.model_validate(dict(params))
+    except ValidationError as err:
+        valid = list(model.model_fields)
+        return [f"`{name}` has no parameter `{e['loc'][0]}` (valid: {', '.join(valid) or 'none'})."
+                f"{did_you_mean(str(e['loc'][0]), valid)}" if e["type"] == "extra_forbidden" else f"{name}: {line}"
+                for e, line in zip(err.errors(include_url=False), problems_of(err, model), strict=True)]
+    return []
+
+
+def resolve_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults merged with `params`, or ValueError listing every problem."""
+    problems = check_params(name, params)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return ALGORITHMS[name].params.model_validate(dict(params)).model_dump()
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "Batch", "Context", "Count", "NonNegative", "NonNegativeInt", "Positive",
+           "UnitInterval", "check_params", "get_algorithm", "problems_of", "register", "resolve_params"]

@@ -1,0 +1,95 @@
+"""Checkpoint I/O, written once: checkpoints, the progress row, where to find them.
+
+Every file is written atomically (:func:`noisy_expert_gym._util.atomic_path`), so a
+run killed mid-write leaves the previous file, never a half-written one.
+
+- ``<checkpoint_dir>/last.pt`` (:data:`CHECKPOINT_NAME`): the student-prefix
+  trainer's checkpoint (model, optimizer, schedule, generator states, algorithm
+  state, curve, spent budget, the run's TrainConfig and its identity key);
+- ``<checkpoint_dir>/ppo.zip`` + ``ppo.json`` (:data:`PPO_CHECKPOINT_NAME`): PPO's
+  SB3 model and its TrainConfig;
+- ``<checkpoint_dir>/progress.json`` (:data:`PROGRESS_NAME`): the latest evaluation
+  row, for sweep drivers that watch runs in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from noisy_expert_gym._util import atomic_path, write_atomic
+
+if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
+    from agents.config import TrainConfig
+
+CHECKPOINT_NAME = "last.pt"
+PPO_CHECKPOINT_NAME = "ppo.zip"
+PROGRESS_NAME = "progress.json"
+
+
+def save_checkpoint(path: str, payload: dict[str, Any]) -> None:
+    """``torch.save(payload)`` to `path`, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint's payload (on the CPU); a corrupt file is a ValueError that says what to do."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001  truncated file, wrong format, ...
+        raise ValueError(f"checkpoint `{path}` is corrupt or unreadable ({type(e).__name__}: {e}); "
+                         "delete it to start afresh, or point --checkpoint-dir elsewhere") from None
+
+
+def identity_key(cfg: TrainConfig) -> str:
+    """A short hash of :meth:`TrainConfig.identity`: what a checkpoint must agree with to be resumed."""
+    return hashlib.sha256(json.dumps(cfg.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_resumable(ck: dict[str, Any], cfg: TrainConfig, path: str) -> None:
+    """Raise unless checkpoint `ck` was written by a run with the same identity as `cfg`."""
+    if ck.get("identity") != identity_key(cfg):
+        raise ValueError(f"checkpoint `{path}` belongs to a different configuration; "
+                         "use a fresh --checkpoint-dir or the original options")
+
+
+def save_config(path: str, cfg: TrainConfig) -> None:
+    """A run's TrainConfig as JSON (beside a checkpoint that does not hold it, e.g. ``ppo.json``)."""
+    write_atomic(path, json.dumps(cfg.to_dict(), indent=1, default=str))
+
+
+def write_progress(directory: str, row: dict[str, Any]) -> None:
+    """The latest evaluation row as JSON in `directory` (atomic), for whoever watches the run."""
+    write_atomic(os.path.join(directory, PROGRESS_NAME), json.dumps(row))
+
+
+def read_progress(directory: str) -> dict[str, Any] | None:
+    """The row :func:`write_progress` left in `directory`, or None."""
+    try:
+        with open(os.path.join(directory, PROGRESS_NAME)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def find_checkpoint(path: str) -> str:
+    """A checkpoint file from a file or a checkpoint directory (``last.pt``, else ``ppo.zip``)."""
+    if os.path.isdir(path):
+        for name in (CHECKPOINT_NAME, PPO_CHECKPOINT_NAME):
+            if os.path.exists(os.path.join(path, name)):
+                return os.path.join(path, name)
+        raise FileNotFoundError(f"no checkpoint ({CHECKPOINT_NAME} or {PPO_CHECKPOINT_NAME}) in directory "
+                                f"{path}; train with `neg train --checkpoint-dir DIR` first")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    return path
+
+
+__all__ = ["CHECKPOINT_NAME", "PPO_CHECKPOINT_NAME", "PROGRESS_NAME", "check_resumable", "find_checkpoint",
+           "identity_key", "load_checkpoint", "read_progress", "save_checkpoint", "save_config",
+           "write_progress"]
