@@ -85,9 +85,7 @@ class PipeProbe:
 
 
 def pipe_cost(batch: int, reps: int, m: int) -> dict:
-    import gymnasium as gym
-
-    import noisy_expert_gym  # noqa: F401
+    from noisy_expert_gym import make_problem
     from scoreboards.boards import Board
     from scoreboards.submission import run_submission
 
@@ -100,9 +98,8 @@ def pipe_cost(batch: int, reps: int, m: int) -> dict:
                           NEG_PERF_OUT=str(Path(d) / "pipe.json"))
         run_submission(board, "scoreboards.perf_harness:PipeProbe", seed=0)
         through = json.loads((Path(d) / "pipe.json").read_text())
-    env = gym.make("NoisyModAdd-v0", p=7, m=m, eta=0.2)
-    env.reset(seed=0)
-    task, expert = env.unwrapped.task, env.unwrapped.expert
+    problem = make_problem("NoisyModAdd-v0", p=7, m=m, eta=0.2).with_rng(np.random.default_rng(0))
+    task, expert = problem.task, problem.expert
     prompts = task.sample_prompts(np.random.default_rng(0), batch)
     chain = np.random.default_rng(0).integers(0, 7, size=(batch, m))
     obs = task.observe(prompts, chain[:, : m // 2])

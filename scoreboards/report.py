@@ -173,9 +173,7 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
     Frames write the chain token by token: green where it matches the true running
     sums, red where it does not (the failure mode: where along the chain agents slip).
     """
-    import gymnasium as gym
-
-    import noisy_expert_gym  # noqa: F401
+    from noisy_expert_gym import make_problem
     from noisy_expert_gym.rendering import render_rgb, write_gif
 
     metric = spec.report["metric"]
@@ -196,7 +194,7 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
         if len(ranked) < 2:
             continue
         try:
-            task = gym.make(spec.env_id, **kwargs).unwrapped.task
+            task = make_problem(spec.env_id, **kwargs).task
             true_sums = task.true_sums
         except Exception:  # noqa: BLE001 - only tasks with a clean chain are animated
             return gifs

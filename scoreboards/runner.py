@@ -109,19 +109,16 @@ N_SAMPLES, SAMPLE_SEED = 4, 2024
 
 
 def greedy_samples(cfg: Any, policy: Any) -> dict[str, list] | None:
-    """A few greedy chains of the trained policy on fixed prompts, or None (no policy / env)."""
+    """A few greedy chains of the trained policy on fixed prompts, or None (no policy / task)."""
     if policy is None:
         return None
     try:
-        import gymnasium as gym
         import numpy as np
         import torch
 
-        import noisy_expert_gym  # noqa: F401
+        from noisy_expert_gym import make_problem
 
-        env = gym.make(cfg.env_id, **cfg.env_kwargs)
-        task = env.unwrapped.task
-        env.close()
+        task = make_problem(cfg.env_id, **cfg.env_kwargs).task  # the trainer's, built once per process
         prompts = task.sample_prompts(np.random.default_rng(SAMPLE_SEED), N_SAMPLES)
         dev = next(policy.parameters()).device
         with torch.no_grad():
@@ -222,7 +219,10 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
 def _in_flight(root: Path, runs: list[RunSpec]) -> str:
     """Per-run progress of the runs in flight, from the rows their trainers leave in their
     checkpoint directories: "nail-f [eta=0.2] seed=0 45% acc=0.62; ..."."""
-    from agents.trainer import read_progress
+    try:
+        from agents.checkpoint import read_progress
+    except ImportError:  # TODO(merge): agents.checkpoint comes with the agents branch
+        from agents.trainer import read_progress
 
     parts = []
     for run in runs:
