@@ -18,8 +18,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_spec": "scoreboards.specs", "parse_spec": "scoreboards.specs", "Spec": "scoreboards.specs",
-    "SpecError": "scoreboards.specs", "RunSpec": "scoreboards.specs",
+    "load_spec": "scoreboards.specs", "parse_spec": "scoreboards.specs", "Spec": "scoreboards.spec_model",
+    "SpecError": "scoreboards.spec_model", "RunSpec": "scoreboards.spec_model",
     "run_sweep": "scoreboards.runner", "SweepSummary": "scoreboards.runner",
     "ResultStore": "scoreboards.store",
     "build_report": "scoreboards.report",

@@ -19,15 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from noisy_expert_gym._util import write_atomic
 from scoreboards.provenance import canonical_json, code_version
-from scoreboards.specs import RunSpec, Spec, env_label
+from scoreboards.spec_model import RunSpec, Spec, env_label, run_identity
 from scoreboards.stats import (
     area_under_curve,
     probability_of_improvement,
     steps_to_target,
     summarize,
 )
-from scoreboards.store import ResultStore, now, write_atomic
+from scoreboards.store import ResultStore, now
 
 LOWER_IS_BETTER = ("val_loss",)
 
@@ -47,14 +48,15 @@ class Report:
 
 
 def gather(spec: Spec, store: ResultStore) -> list[tuple[RunSpec, dict[str, Any] | None]]:
-    """Each run of the spec with its finished row (or None): same config and seed, any code version."""
+    """Each run of the spec with its finished row (or None): same identity and seed, any code version."""
     runs = spec.runs()
     rows = store.runs(status="done")
     by_key = {r["key"]: r for r in rows}
-    by_cfg: dict[str, dict[str, Any]] = {}
+    by_identity: dict[str, dict[str, Any]] = {}
     for r in rows:  # ordered by creation: the latest wins
-        by_cfg[canonical_json(r["config"])] = r
-    return [(run, by_key.get(run.key) or by_cfg.get(canonical_json(run.config))) for run in runs]
+        by_identity[canonical_json(run_identity(r["config"]))] = r
+    return [(run, by_key.get(run.key) or by_identity.get(canonical_json(run_identity(run.config))))
+            for run in runs]
 
 
 def _fmt(v: float, digits: int = 3) -> str:

@@ -1,6 +1,6 @@
 """The sweep runner: every run of a spec on a local process pool or a Ray cluster.
 
-Runs are keyed by config + seed + code version (:func:`scoreboards.specs.run_key`).
+Runs are keyed by identity + seed + code version (:func:`scoreboards.spec_model.run_key`).
 A sweep skips runs the store already has as ``done``; interrupted runs resume from
 their checkpoints, kept under ``<db dir>/checkpoints/<run key>/``, so a killed
 sweep loses at most the work since the last checkpoint of the runs in flight.
@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scoreboards.specs import RunSpec, Spec
+from scoreboards.spec_model import RunSpec, Spec
 from scoreboards.store import ResultStore
 
 BACKENDS = ("local", "ray")
