@@ -1,6 +1,6 @@
 """What specs and boards share: their TOML files, declared field types and error lines.
 
-Specs (:mod:`scoreboards.spec_model`) and boards (:mod:`scoreboards.boards`) are
+Specs (:mod:`scoreboards.spec_model`) and boards (:mod:`scoreboards.board_model`) are
 :class:`~noisy_expert_gym.declared.Declared` models: the types and constraints
 below *are* their validation. :func:`validate` runs a model over a parsed TOML
 table and turns every problem into one line that names the place in the file's
@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import tomllib
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Self, TypeVar
@@ -121,7 +121,7 @@ class EnvTable(TomlModel):
 
 
 def check_algorithm(name: str, points: list[dict[str, Any]], info: ValidationInfo,
-                    problems: list[str] = ()) -> None:
+                    problems: Sequence[str] = ()) -> None:
     """Raise with `problems` and every problem of algorithm `name` at each parameter point
     (``agents.algos.check_params``, or the validation context's ``check_params``), as
     problems of the whole entry (a field validator runs beside the other fields' checks)."""
