@@ -133,18 +133,13 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     for kw, vals in spec.env_grid.items():
         if len(vals) < 2 or not all(isinstance(v, (int, float)) for v in vals):
             continue
-        pts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         acc: dict[tuple, list[float]] = defaultdict(list)
         for run, row in results:
             if row is None:
                 continue
             panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
             acc[(panel, run.label, run.env_varied[kw])].append(row["final_metrics"].get(metric, float("nan")))
-        for (panel, label, x), ys in acc.items():
-            ys = [y for y in ys if not math.isnan(y)]
-            if ys:
-                pts[panel][label].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
-        p = plots.final_vs_x(pts, out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
+        p = plots.final_vs_x(_points(acc), out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
                              title=f"{spec.name}: final {metric} vs {kw}", logy=metric == "val_loss")
         if p:
             figs.append(p)
@@ -156,16 +151,21 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
             if row is None or param not in alg.varied or not isinstance(alg.varied[param], (int, float)):
                 continue
             acc[(run.group, alg.name, alg.varied[param])].append(row["final_metrics"].get(metric, float("nan")))
-        pts = defaultdict(lambda: defaultdict(list))
-        for (g, name, x), ys in acc.items():
-            ys = [y for y in ys if not math.isnan(y)]
-            if ys:
-                pts[g][name].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
-        p = plots.final_vs_x(pts, out / f"sweep_{_slug(param)}.png", xlabel=param, ylabel=f"final {metric}",
+        p = plots.final_vs_x(_points(acc), out / f"sweep_{_slug(param)}.png", xlabel=param, ylabel=f"final {metric}",
                              title=f"{spec.name}: final {metric} vs {param}", logy=metric == "val_loss")
         if p:
             figs.append(p)
     return figs
+
+
+def _points(acc: dict[tuple, list[float]]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    """{(panel, line, x): final values} -> {panel: {line: [(x, mean, std), ...]}} (NaNs left out)."""
+    pts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for (panel, line, x), ys in acc.items():
+        ys = [y for y in ys if not math.isnan(y)]
+        if ys:
+            pts[panel][line].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
+    return pts
 
 
 def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, dict | None]],
