@@ -7,9 +7,13 @@ statistics, plots, reports, and leaderboards with verified submissions.
 ...     run_sweep(spec, db)
 ...     print(build_report(spec, db).tables)
 
-Command line: ``neg bench run|report|export|list``, ``neg board show|list|baselines``,
-``neg submit``. Modules are imported on first use (the submission worker must not
-pull in the env package).
+The top layer (it imports ``agents`` and ``noisy_expert_gym``; neither imports it).
+The ``neg`` entry point is :mod:`scoreboards.cli`, collecting every package's
+subcommands; the scoreboards' own are ``neg bench run|report|export|list``,
+``neg board show|list|baselines`` and ``neg submit`` (:mod:`scoreboards.commands`).
+Specs and boards are declared models (:mod:`scoreboards.spec_model`,
+:mod:`scoreboards.boards`, on :mod:`scoreboards.config`). Modules are imported on
+first use (the submission worker must not pull in the env package).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_spec": "scoreboards.specs", "parse_spec": "scoreboards.specs", "Spec": "scoreboards.specs",
-    "SpecError": "scoreboards.specs", "RunSpec": "scoreboards.specs",
+    "load_spec": "scoreboards.specs", "parse_spec": "scoreboards.specs", "Spec": "scoreboards.spec_model",
+    "SpecError": "scoreboards.spec_model", "RunSpec": "scoreboards.spec_model",
     "run_sweep": "scoreboards.runner", "SweepSummary": "scoreboards.runner",
     "ResultStore": "scoreboards.store",
     "build_report": "scoreboards.report",

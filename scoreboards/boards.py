@@ -26,142 +26,45 @@ A board file (``scoreboards/boards/NAME.toml``)::
     algo = "nail-f"
     train = { preset = "tiny", batch_size = 256, lr = 3e-3 }
 
-Entries are recorded only when every seed's run is accepted; their rows carry the
-board's hash, so a changed protocol starts a fresh table.
+The file is declared in :mod:`scoreboards.board_model` (its types and constraints are
+the validation, and building the env's problem once checks its kwargs);
+:func:`load_board` lists every problem in one :class:`BoardError` or returns a
+:class:`Board`. :func:`submit` runs
+an entry under the protocol (:mod:`scoreboards.submission`) and records it;
+:func:`render_board` draws the table. Entries are recorded only when every seed's run
+is accepted; their rows carry the board's hash, so a changed protocol starts a fresh
+table.
 """
 
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noisy_expert_gym._util import write_atomic
+from scoreboards.board_model import BOARD_METRICS, Board, BoardError, BoardFile
+from scoreboards.config import load_toml, shipped, train_problems, validate
 from scoreboards.provenance import code_version, file_hash, short_hash
-from scoreboards.specs import _check_train_fields, _unknown, resolve_path
 from scoreboards.stats import summarize
-from scoreboards.store import ResultStore, write_atomic
+from scoreboards.store import ResultStore
 
 BOARD_DIR = Path(__file__).resolve().parent / "boards"
-_TOP = ("name", "description", "cost", "env", "budget", "eval", "protocol", "baselines")
-_SECTIONS = {"env": ("id", "kwargs"), "budget": ("trajectories", "queries"),
-             "eval": ("prompts", "seeds", "metric"), "protocol": ("train_seeds", "timeout_s")}
-BOARD_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len")
-
-
-@dataclass
-class Board:
-    """A validated board."""
-
-    name: str
-    description: str
-    cost: str
-    env_id: str
-    env_kwargs: dict[str, Any]
-    budget_trajectories: int
-    budget_queries: int | None
-    eval_prompts: int
-    eval_seeds: list[int]
-    metric: str
-    train_seeds: list[int]
-    timeout_s: float
-    baselines: list[dict[str, Any]] = field(default_factory=list)
-    hash: str = ""
-
-    @property
-    def seed_salt(self) -> int:
-        """Mixed into the harness's training RNGs so boards do not share prompt streams."""
-        return int(self.hash[:8], 16) if self.hash else 0
 
 
 def shipped_boards() -> list[str]:
-    return sorted(p.stem for p in BOARD_DIR.glob("*.toml"))
+    return shipped(BOARD_DIR)
 
 
 def load_board(name_or_path: str | Path) -> Board:
-    """Load and validate a board (a shipped name or a TOML path); one ValueError lists every problem."""
-    path = resolve_path(name_or_path, BOARD_DIR, "board", shipped_boards())
-    text = path.read_text()
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"board {path} is not valid TOML: {e}") from None
-    problems: list[str] = _unknown(raw, _TOP, "top level")
-    for sec, allowed in _SECTIONS.items():
-        if not isinstance(raw.get(sec), dict):
-            problems.append(f"missing section [{sec}]")
-            raw[sec] = {}
-        problems += _unknown(raw[sec], allowed, f"[{sec}]")
-    env, budget, ev, proto = raw["env"], raw["budget"], raw["eval"], raw["protocol"]
-
-    def posint(v: Any, where: str) -> bool:
-        ok = isinstance(v, int) and not isinstance(v, bool) and v > 0
-        if not ok:
-            problems.append(f"{where}: must be an integer > 0, got {v!r}")
-        return ok
-
-    def seeds(v: Any, where: str) -> list[int]:
-        if not (isinstance(v, list) and v and all(isinstance(s, int) and s >= 0 for s in v)
-                and len(set(v)) == len(v)):
-            problems.append(f"{where}: must be a non-empty list of distinct integers >= 0, got {v!r}")
-            return [0]
-        return v
-
-    posint(budget.get("trajectories"), "[budget] trajectories")
-    if budget.get("queries") is not None:
-        posint(budget["queries"], "[budget] queries")
-    posint(ev.get("prompts"), "[eval] prompts")
-    eval_seeds = seeds(ev.get("seeds"), "[eval] seeds")
-    train_seeds = seeds(proto.get("train_seeds"), "[protocol] train_seeds")
-    if set(eval_seeds) & set(train_seeds):
-        problems.append("[eval] seeds and [protocol] train_seeds must not overlap")
-    metric = ev.get("metric", "greedy_full_exact")
-    if metric not in BOARD_METRICS:
-        problems.append(f"[eval] metric: must be one of {', '.join(BOARD_METRICS)}, got {metric!r}")
-    timeout = proto.get("timeout_s", 1800)
-    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
-        problems.append(f"[protocol] timeout_s: must be a number > 0, got {timeout!r}")
-    baselines = raw.get("baselines", [])
-    if not isinstance(baselines, list):
-        problems.append("[[baselines]] must be an array of tables")
-        baselines = []
-    for i, b in enumerate(baselines):
-        if not isinstance(b, dict) or not isinstance(b.get("algo"), str):
-            problems.append(f"baselines[{i}]: needs `algo` (a built-in algorithm name)")
-            continue
-        problems += _unknown(b, ("algo", "params", "train", "name"), f"baselines[{i}]")
-        from agents.algos import check_params
-
-        problems += [f"baselines[{i}]: {m}" for m in check_params(b["algo"], b.get("params", {}))]
-        _check_train_fields(b.get("train", {}), f"baselines[{i}].train", problems)
-    if not isinstance(env.get("id"), str):
-        problems.append("[env] id: must be a registered env id such as \"NoisyModAdd-v0\"")
-    elif not problems:
-        import gymnasium as gym
-
-        import noisy_expert_gym  # noqa: F401
-
-        try:
-            e = gym.make(env["id"], **env.get("kwargs", {}))
-            horizon = e.unwrapped.task.horizon
-            e.close()
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"[env]: {type(e).__name__}: {e}")
-        else:
-            # Without an explicit cap, single-prefix queries are bounded by what the
-            # trajectory budget buys along complete chains.
-            budget.setdefault("queries", budget.get("trajectories", 0) * horizon)
-    if problems:
-        raise ValueError(f"board {path} has {len(problems)} problem(s):\n"
-                         + "\n".join(f"  - {p}" for p in problems))
-    return Board(name=raw.get("name", path.stem), description=raw.get("description", ""),
-                 cost=raw.get("cost", ""), env_id=env["id"], env_kwargs=dict(env.get("kwargs", {})),
-                 budget_trajectories=budget["trajectories"], budget_queries=budget.get("queries"),
-                 eval_prompts=ev["prompts"], eval_seeds=eval_seeds, metric=metric,
-                 train_seeds=train_seeds, timeout_s=float(timeout), baselines=baselines,
-                 hash=short_hash(raw, n=12))
+    """Load and validate a board (a shipped name or a TOML path); one :class:`BoardError`
+    (a ValueError) lists every problem."""
+    path, raw = load_toml(name_or_path, BOARD_DIR, "board", BoardError)
+    board = validate(BoardFile, {"name": path.stem, **raw}, str(path), BoardError)
+    # The protocol hash covers the file as validated, the default query cap included.
+    raw["budget"].setdefault("queries", board.budget.queries)
+    return board.to_board(short_hash(raw, n=12))
 
 
 # ----- entering a board ---------------------------------------------------------------------
@@ -208,11 +111,13 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         from agents.algos import check_params, get_algorithm
 
         alg = get_algorithm(algo)
-        if getattr(alg, "run", None) is not None:
+        # TODO(merge): `Algorithm.queries_expert` comes with the agents branch; until then the
+        # algorithms that train outside the expert loop are those with their own `run` (PPO).
+        if not getattr(alg, "queries_expert", getattr(alg, "run", None) is None):
             raise ValueError(f"`{algo}` trains outside the student-prefix loop (e.g. from the env's reward); "
                              "a board gives submissions only the expert client")
         problems = check_params(algo, params or {})
-        problems += _train_problems(train or {})
+        problems += train_problems(train or {})
         if problems:
             raise ValueError("; ".join(problems))
         trusted, clean = True, alg.uses_clean_expert
@@ -249,12 +154,6 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
     }
     entry["id"] = store.add_board_entry(entry)
     return entry
-
-
-def _train_problems(train: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    _check_train_fields(train, "train", problems)
-    return problems
 
 
 # ----- rendering ---------------------------------------------------------------------------
@@ -306,3 +205,7 @@ def write_board(board: Board, store: ResultStore, out: str | Path | None = None)
     path = Path(out) if out else store.path.parent / "boards" / f"{board.name}.md"
     write_atomic(path, render_board(board, store))
     return path
+
+
+__all__ = ["BOARD_DIR", "BOARD_METRICS", "Board", "BoardError", "load_board", "render_board", "shipped_boards",
+           "submission_code_hash", "submit", "write_board"]

@@ -1,17 +1,22 @@
 """The built-in algorithms as board submissions: a thin adapter over ``agents.train``.
 
 It runs in the same worker process and through the same :class:`ExpertClient` as a
-user's submission: the trainer's prompts come from ``expert.prompts`` and every
-expert query goes over the pipe, counted and budgeted by the harness, which also
-scores the trained policy through :meth:`BuiltinSubmission.act`. The adapter is
-trusted project code, so it may build the env's task core in the worker for the
-observation layout and the trainer's own monitoring evaluation (which uses clean
-chains of held-out prompts; the board's score never does).
+user's submission: the trainer gets the board's problem with the client as its expert
+and its prompt source (:meth:`Problem.with_experts` and a task whose
+``sample_prompts`` asks the harness), so every expert query goes over the pipe,
+counted and budgeted by the harness, which also scores the trained policy through
+:meth:`BuiltinSubmission.act`. The adapter is trusted project code, so it builds the
+problem's task core in the worker for the observation layout and the trainer's own
+monitoring evaluation (which uses clean chains of held-out prompts; the board's
+score never does).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import tempfile
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -46,45 +51,41 @@ class _NoExpert:
         raise RuntimeError("this algorithm may not query this expert under a board")
 
 
-class _HarnessEnv:
-    """The env handed to ``agents.train(cfg, env=...)``, wired to the harness."""
+def _train(cfg: Any, problem: Any) -> Any:
+    """``agents.train(cfg, problem=problem)``."""
+    from agents import train
 
-    def __init__(self, task: Any, expert: Any, clean_expert: Any) -> None:
-        self.task, self.expert, self.clean_expert = task, expert, clean_expert
-        self.unwrapped = self
-
-    def reset(self, **_: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
+    if "problem" in inspect.signature(train).parameters:
+        return train(cfg, problem=problem)
+    # TODO(merge): until the agents branch lands, agents.train takes `env=` and reads
+    # `env.unwrapped.task/expert/clean_expert`; hand it the problem's parts that way.
+    env = SimpleNamespace(task=problem.task, expert=problem.expert, clean_expert=problem.clean_expert,
+                          reset=lambda **_: None, close=lambda: None)
+    env.unwrapped = env
+    return train(cfg, env=env)
 
 
 class BuiltinSubmission:
     """A registered algorithm (``spec["algo"]``, ``spec["algo_params"]``, ``spec["train"]``)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        import gymnasium as gym
-
-        import noisy_expert_gym  # noqa: F401
+        from noisy_expert_gym import make_problem
 
         self.spec = spec
-        env = gym.make(spec["env_id"], **spec["env_kwargs"])
-        self.task = env.unwrapped.task
-        env.close()
+        self.problem = make_problem(spec["env_id"], **spec["env_kwargs"])
+        self.task = self.problem.task
         self.policy: Any = None
         self.device: Any = None
         self.result: Any = None
 
     def train(self, expert: Any) -> None:
-        from agents import trainer
         from agents.algos import get_algorithm
         from agents.config import TrainConfig
 
         s = self.spec
         alg = get_algorithm(s["algo"])
         train = dict(s.get("train", {}))
-        batch = int(train.get("batch_size", TrainConfig.batch_size))
+        batch = int(train.get("batch_size", TrainConfig().batch_size))
         q = s.get("budget_queries")
         if q is not None:  # the trainer checks before an update; keep one update's worth of room
             q = max(1, q - 2 * batch * self.task.horizon)
@@ -96,12 +97,14 @@ class BuiltinSubmission:
                                  "eval_every": budget, "eval_prompts": MONITOR_PROMPTS, "progress": False,
                                  # a fresh dataset cache: BC's data must be bought through the client
                                  "data_dir": data_dir, "checkpoint_dir": None, "resume": False})
-            task = _ClientTask(self.task, expert)
-            if alg.uses_clean_expert:  # bc-clean: the harness serves the clean expert
-                env = _HarnessEnv(task, _NoExpert(), expert)
+            # The harness's prompts, and its client as the one expert the algorithm may query
+            # (bc-clean: the harness serves the clean expert through it).
+            problem = dataclasses.replace(self.problem, task=_ClientTask(self.task, expert))
+            if alg.uses_clean_expert:
+                problem = problem.with_experts(_NoExpert(), expert)
             else:
-                env = _HarnessEnv(task, expert, _NoExpert())
-            self.result = trainer.train(cfg, env=env)
+                problem = problem.with_experts(expert, _NoExpert())
+            self.result = _train(cfg, problem)
         self.policy = self.result.policy
         self.policy.eval()
         self.device = next(self.policy.parameters()).device

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-import noisy_expert_gym  # noqa: F401  (registers the envs)
+from noisy_expert_gym import make_problem  # (importing the package registers the envs)
 
 ENV_ID = "NoisyModAdd-v0"
 
@@ -74,9 +74,8 @@ def env_steps_per_s(num_envs: int, m: int, steps: int, repeats: int, mode: str |
 
 def oracle_queries_per_s(n: int, m: int, repeats: int, backend: str) -> tuple[float, float]:
     """Median prefix-queries/s of Expert.probs (batch of n prefixes) and probs_along (n chains)."""
-    env = gym.make(ENV_ID, m=m, eta=0.2)
-    expert = env.unwrapped.expert
-    task = env.unwrapped.task
+    problem = make_problem(ENV_ID, m=m, eta=0.2)
+    expert, task = problem.expert, problem.task
     rng = np.random.default_rng(1)
     prompts = task.sample_prompts(rng, n)
     chains = rng.integers(0, task.p, size=(n, m), dtype=np.int64)
@@ -93,7 +92,6 @@ def oracle_queries_per_s(n: int, m: int, repeats: int, backend: str) -> tuple[fl
         obs, prompts, chains = (torch.as_tensor(x) for x in (obs, prompts, chains))
     t_probs = _median_time(lambda: expert.probs(obs), repeats)
     t_along = _median_time(lambda: expert.probs_along(prompts, chains), repeats)
-    env.close()
     return n / t_probs, n * m / t_along
 
 

@@ -36,9 +36,7 @@ def _rate(fn: Callable[[], Any], work: int, repeats: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import gymnasium as gym
-
-    import noisy_expert_gym  # noqa: F401  (registers NoisyGSM8K-v0)
+    from noisy_expert_gym import make_problem
     from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -56,10 +54,11 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    env = gym.make("NoisyGSM8K-v0", data_dir=args.data_dir, split=args.split, eta=args.eta)
+    problem = make_problem("NoisyGSM8K-v0", data_dir=args.data_dir, split=args.split, eta=args.eta)
     load_s = time.perf_counter() - t0
+    env = problem.make_env()  # the env steps over the same problem (nothing is loaded twice)
     u = env.unwrapped
-    task = u.task
+    task = problem.task
     n, h, r = args.batch, task.horizon, args.repeats
     print(f"NoisyGSM8K-v0 {args.split}: {task.num_problems} problems, P={task.prompt_len}, H={h}, "
           f"A={task.num_actions}, absorbing eta={args.eta}; loaded in {load_s:.2f} s")

@@ -58,6 +58,18 @@ def sweep_overhead(spec_name: str, workers: int | None, fake: float | None, over
 
 
 # ----- the submission pipe -------------------------------------------------------------------
+def time_queries(expert: Any, prompts: Any, chain: Any, obs: Any, reps: int) -> dict[str, list[float]]:
+    """Seconds per call of ``probs_along(prompts, chain)`` and ``probs(obs)``, `reps` times each."""
+    out: dict[str, list[float]] = {"probs_along": [], "probs": []}
+    for _ in range(reps):
+        for op, call in (("probs_along", lambda: expert.probs_along(prompts, chain)),
+                         ("probs", lambda: expert.probs(obs))):
+            t = time.perf_counter()
+            call()
+            out[op].append(time.perf_counter() - t)
+    return out
+
+
 class PipeProbe:
     """A submission that times expert query batches from inside the worker and writes them to a file."""
 
@@ -70,24 +82,14 @@ class PipeProbe:
         rng = np.random.default_rng(0)
         chain = rng.integers(0, self.spec["num_actions"], size=(n, self.spec["horizon"]))
         obs = expert.observe(prompts, chain[:, : self.spec["horizon"] // 2])
-        out: dict[str, list[float]] = {"probs_along": [], "probs": []}
-        for _ in range(reps):
-            t = time.perf_counter()
-            expert.probs_along(prompts, chain)
-            out["probs_along"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            expert.probs(obs)
-            out["probs"].append(time.perf_counter() - t)
-        Path(os.environ["NEG_PERF_OUT"]).write_text(json.dumps(out))
+        Path(os.environ["NEG_PERF_OUT"]).write_text(json.dumps(time_queries(expert, prompts, chain, obs, reps)))
 
     def act(self, observations: np.ndarray) -> np.ndarray:
         return np.zeros(len(observations), dtype=np.int64)
 
 
 def pipe_cost(batch: int, reps: int, m: int) -> dict:
-    import gymnasium as gym
-
-    import noisy_expert_gym  # noqa: F401
+    from noisy_expert_gym import make_problem
     from scoreboards.boards import Board
     from scoreboards.submission import run_submission
 
@@ -100,20 +102,11 @@ def pipe_cost(batch: int, reps: int, m: int) -> dict:
                           NEG_PERF_OUT=str(Path(d) / "pipe.json"))
         run_submission(board, "scoreboards.perf_harness:PipeProbe", seed=0)
         through = json.loads((Path(d) / "pipe.json").read_text())
-    env = gym.make("NoisyModAdd-v0", p=7, m=m, eta=0.2)
-    env.reset(seed=0)
-    task, expert = env.unwrapped.task, env.unwrapped.expert
+    problem = make_problem("NoisyModAdd-v0", p=7, m=m, eta=0.2).with_rng(np.random.default_rng(0))
+    task, expert = problem.task, problem.expert
     prompts = task.sample_prompts(np.random.default_rng(0), batch)
     chain = np.random.default_rng(0).integers(0, 7, size=(batch, m))
-    obs = task.observe(prompts, chain[:, : m // 2])
-    direct: dict[str, list[float]] = {"probs_along": [], "probs": []}
-    for _ in range(reps):
-        t = time.perf_counter()
-        expert.probs_along(prompts, chain)
-        direct["probs_along"].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        expert.probs(obs)
-        direct["probs"].append(time.perf_counter() - t)
+    direct = time_queries(expert, prompts, chain, task.observe(prompts, chain[:, : m // 2]), reps)
     res = {"batch": batch, "m": m, "reps": reps}
     for op in ("probs_along", "probs"):
         p, q = statistics.median(through[op]), statistics.median(direct[op])

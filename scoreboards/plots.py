@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from noisy_expert_gym._util import atomic_path
 from scoreboards.stats import curve_band
 
 METRIC_NAMES = {
@@ -34,16 +33,12 @@ METRIC_NAMES = {
 
 def save_atomic(fig: Any, path: str | Path, dpi: int = 100) -> Path:
     """Save a figure through a temporary file and an atomic rename; closes the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def _color_map(labels: Sequence[str]) -> dict[str, Any]:

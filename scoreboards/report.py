@@ -19,15 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from noisy_expert_gym._util import write_atomic
 from scoreboards.provenance import canonical_json, code_version
-from scoreboards.specs import RunSpec, Spec, env_label
+from scoreboards.spec_model import RunSpec, Spec, env_label, run_identity
 from scoreboards.stats import (
     area_under_curve,
     probability_of_improvement,
     steps_to_target,
     summarize,
 )
-from scoreboards.store import ResultStore, now, write_atomic
+from scoreboards.store import ResultStore, now
 
 LOWER_IS_BETTER = ("val_loss",)
 
@@ -47,14 +48,15 @@ class Report:
 
 
 def gather(spec: Spec, store: ResultStore) -> list[tuple[RunSpec, dict[str, Any] | None]]:
-    """Each run of the spec with its finished row (or None): same config and seed, any code version."""
+    """Each run of the spec with its finished row (or None): same identity and seed, any code version."""
     runs = spec.runs()
     rows = store.runs(status="done")
     by_key = {r["key"]: r for r in rows}
-    by_cfg: dict[str, dict[str, Any]] = {}
+    by_identity: dict[str, dict[str, Any]] = {}
     for r in rows:  # ordered by creation: the latest wins
-        by_cfg[canonical_json(r["config"])] = r
-    return [(run, by_key.get(run.key) or by_cfg.get(canonical_json(run.config))) for run in runs]
+        by_identity[canonical_json(run_identity(r["config"]))] = r
+    return [(run, by_key.get(run.key) or by_identity.get(canonical_json(run_identity(run.config))))
+            for run in runs]
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -131,18 +133,13 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     for kw, vals in spec.env_grid.items():
         if len(vals) < 2 or not all(isinstance(v, (int, float)) for v in vals):
             continue
-        pts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         acc: dict[tuple, list[float]] = defaultdict(list)
         for run, row in results:
             if row is None:
                 continue
             panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
             acc[(panel, run.label, run.env_varied[kw])].append(row["final_metrics"].get(metric, float("nan")))
-        for (panel, label, x), ys in acc.items():
-            ys = [y for y in ys if not math.isnan(y)]
-            if ys:
-                pts[panel][label].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
-        p = plots.final_vs_x(pts, out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
+        p = plots.final_vs_x(_points(acc), out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
                              title=f"{spec.name}: final {metric} vs {kw}", logy=metric == "val_loss")
         if p:
             figs.append(p)
@@ -154,16 +151,21 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
             if row is None or param not in alg.varied or not isinstance(alg.varied[param], (int, float)):
                 continue
             acc[(run.group, alg.name, alg.varied[param])].append(row["final_metrics"].get(metric, float("nan")))
-        pts = defaultdict(lambda: defaultdict(list))
-        for (g, name, x), ys in acc.items():
-            ys = [y for y in ys if not math.isnan(y)]
-            if ys:
-                pts[g][name].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
-        p = plots.final_vs_x(pts, out / f"sweep_{_slug(param)}.png", xlabel=param, ylabel=f"final {metric}",
+        p = plots.final_vs_x(_points(acc), out / f"sweep_{_slug(param)}.png", xlabel=param, ylabel=f"final {metric}",
                              title=f"{spec.name}: final {metric} vs {param}", logy=metric == "val_loss")
         if p:
             figs.append(p)
     return figs
+
+
+def _points(acc: dict[tuple, list[float]]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    """{(panel, line, x): final values} -> {panel: {line: [(x, mean, std), ...]}} (NaNs left out)."""
+    pts: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for (panel, line, x), ys in acc.items():
+        ys = [y for y in ys if not math.isnan(y)]
+        if ys:
+            pts[panel][line].append((x, float(np.mean(ys)), float(np.std(ys, ddof=1)) if len(ys) > 1 else 0.0))
+    return pts
 
 
 def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, dict | None]],
@@ -173,9 +175,7 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
     Frames write the chain token by token: green where it matches the true running
     sums, red where it does not (the failure mode: where along the chain agents slip).
     """
-    import gymnasium as gym
-
-    import noisy_expert_gym  # noqa: F401
+    from noisy_expert_gym import make_problem
     from noisy_expert_gym.rendering import render_rgb, write_gif
 
     metric = spec.report["metric"]
@@ -196,7 +196,7 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
         if len(ranked) < 2:
             continue
         try:
-            task = gym.make(spec.env_id, **kwargs).unwrapped.task
+            task = make_problem(spec.env_id, **kwargs).task
             true_sums = task.true_sums
         except Exception:  # noqa: BLE001 - only tasks with a clean chain are animated
             return gifs

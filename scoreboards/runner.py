@@ -1,6 +1,6 @@
 """The sweep runner: every run of a spec on a local process pool or a Ray cluster.
 
-Runs are keyed by config + seed + code version (:func:`scoreboards.specs.run_key`).
+Runs are keyed by identity + seed + code version (:func:`scoreboards.spec_model.run_key`).
 A sweep skips runs the store already has as ``done``; interrupted runs resume from
 their checkpoints, kept under ``<db dir>/checkpoints/<run key>/``, so a killed
 sweep loses at most the work since the last checkpoint of the runs in flight.
@@ -22,7 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scoreboards.specs import RunSpec, Spec
+from scoreboards.spec_model import RunSpec, Spec
 from scoreboards.store import ResultStore
 
 BACKENDS = ("local", "ray")
@@ -109,19 +109,16 @@ N_SAMPLES, SAMPLE_SEED = 4, 2024
 
 
 def greedy_samples(cfg: Any, policy: Any) -> dict[str, list] | None:
-    """A few greedy chains of the trained policy on fixed prompts, or None (no policy / env)."""
+    """A few greedy chains of the trained policy on fixed prompts, or None (no policy / task)."""
     if policy is None:
         return None
     try:
-        import gymnasium as gym
         import numpy as np
         import torch
 
-        import noisy_expert_gym  # noqa: F401
+        from noisy_expert_gym import make_problem
 
-        env = gym.make(cfg.env_id, **cfg.env_kwargs)
-        task = env.unwrapped.task
-        env.close()
+        task = make_problem(cfg.env_id, **cfg.env_kwargs).task  # the trainer's, built once per process
         prompts = task.sample_prompts(np.random.default_rng(SAMPLE_SEED), N_SAMPLES)
         dev = next(policy.parameters()).device
         with torch.no_grad():
@@ -222,7 +219,10 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
 def _in_flight(root: Path, runs: list[RunSpec]) -> str:
     """Per-run progress of the runs in flight, from the rows their trainers leave in their
     checkpoint directories: "nail-f [eta=0.2] seed=0 45% acc=0.62; ..."."""
-    from agents.trainer import read_progress
+    try:
+        from agents.checkpoint import read_progress
+    except ImportError:  # TODO(merge): agents.checkpoint comes with the agents branch
+        from agents.trainer import read_progress
 
     parts = []
     for run in runs:

@@ -26,13 +26,13 @@ import json
 import os
 import socket
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from noisy_expert_gym._util import atomic_path, write_atomic
 from scoreboards.provenance import canonical_json, code_version, git_commit, package_versions
 
 DEFAULT_DB = "results/neg.sqlite"
@@ -387,12 +387,10 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -401,18 +399,5 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError("Parquet export needs pyarrow: pip install 'noisy-expert-gym[parquet]'") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    os.replace(tmp, path)
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a file through a temporary sibling and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    if isinstance(data, str):
-        tmp.write_text(data)
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist(rows), tmp)

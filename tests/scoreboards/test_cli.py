@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from noisy_expert_gym.cli import main
+from scoreboards.cli import main
 from tests.scoreboards.test_submission import BOARD
 
 ONE_RUN = ["--set", "seeds=[0]", "--set", "env.grid.eta=[0.2]", "--set", 'algorithms=[{name="bc"}]']
@@ -52,3 +52,13 @@ def test_submit_and_show(tmp_path, db_path, capsys):
     out = capsys.readouterr().out
     assert "| 1 | TableLearner |" in out and "Crashes" not in out
     assert (tmp_path / "b.md").read_text().startswith("# Board")
+
+
+def test_neg_demo_imports_only_what_it_needs():
+    import subprocess
+    import sys
+
+    code = ("import sys; from scoreboards.cli import build_parser; p = build_parser('demo'); "
+            "assert 'torch' not in sys.modules and 'scoreboards.commands' not in sys.modules, sorted(sys.modules); "
+            "assert 'train' in build_parser().format_help()")
+    subprocess.run([sys.executable, "-c", code], check=True)

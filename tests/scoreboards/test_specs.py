@@ -99,3 +99,27 @@ def test_duplicate_labels_and_empty_algorithms():
     raw["algorithms"] = []
     with pytest.raises(SpecError, match="at least one algorithm"):
         parse_spec(raw)
+
+
+def test_run_identity_is_the_trainers(tiny_spec_path):
+    """One list of the fields that do not change what is learned: the key ignores them;
+    stop_at (where a sweep's run stops) and everything else change it."""
+    from scoreboards.spec_model import NOT_IDENTITY, run_identity
+
+    assert {"device", "checkpoint_every", "tensorboard_dir", "data_dir"} <= NOT_IDENTITY
+    keys = [r.key for r in load_spec(tiny_spec_path).runs()]
+    same = load_spec(tiny_spec_path, overrides=['train.device="cuda"', "train.checkpoint_every=3",
+                                                'train.tensorboard_dir="tb"']).runs()
+    assert [r.key for r in same] == keys
+    assert same[0].config["device"] == "cuda" and same[0].config["checkpoint_every"] == 3  # still passed on
+    assert "stop_at" in run_identity(same[0].config)
+    assert load_spec(tiny_spec_path, overrides=["eval.stop_at=0.9"]).runs()[0].key != keys[0]
+
+
+def test_numbers_keep_the_type_they_were_written_with(tiny_spec_path):
+    run = load_spec(tiny_spec_path, overrides=["train.weight_decay=0", "train.lr=1"]).runs()[0]
+    assert run.config["weight_decay"] == 0 and isinstance(run.config["weight_decay"], int)
+    with pytest.raises(SpecError, match=r"\[train\] lr: input should be greater than 0"):
+        load_spec(tiny_spec_path, overrides=["train.lr=0"])
+    with pytest.raises(SpecError, match=r"\[train\] batch_size: input should be a valid integer"):
+        load_spec(tiny_spec_path, overrides=['train.batch_size="128"'])  # TOML types are kept

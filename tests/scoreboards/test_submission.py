@@ -149,3 +149,10 @@ def test_builtin_enters_through_the_same_path(tmp_path, db_path):
         assert ref["kind"] == "reference" and ref["per_seed"][0]["trajectories"] == 512
         md = render_board(board, st)
     assert "| ref | bc-clean (reference, clean expert)" in md and "| 1 | nail-f (built-in)" in md
+
+
+def test_shipped_board_protocols_keep_their_hash():
+    """Entries are shown only under the hash they were made with: a hash changes only
+    when a board's protocol does (then update these on purpose)."""
+    assert load_board("modadd-m5-eta0.2").hash == "8488434f2884"
+    assert load_board("modadd-m31-eta0.2").hash == "f2944c612799"

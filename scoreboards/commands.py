@@ -1,0 +1,245 @@
+"""`neg bench ...`, `neg board ...` and `neg submit ...`: the scoreboards' subcommands of ``neg``.
+
+:func:`add_subcommands` adds them to the parser of :mod:`scoreboards.cli`; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _kv(items: list[str] | None) -> dict[str, Any]:
+    """``["beta=0.5", "tau=1"]`` -> {"beta": 0.5, "tau": 1} (values parsed as TOML)."""
+    from scoreboards.config import parse_override
+
+    out: dict[str, Any] = {}
+    for text in items or []:
+        keys, value = parse_override(text)
+        out[".".join(keys)] = value
+    return out
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from scoreboards.store import ResultStore
+
+    return ResultStore(args.db)
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from scoreboards.specs import load_spec
+
+    return load_spec(args.spec, overrides=args.set or [])
+
+
+def _bench_run(args: argparse.Namespace) -> int:
+    from scoreboards.report import build_report
+    from scoreboards.runner import run_sweep
+
+    spec = _spec(args)
+    runs = spec.runs()
+    print(f"spec `{spec.name}`: {len(runs)} runs ({len(spec.algorithms)} algorithm entries x "
+          f"{len(spec.env_configs())} env configs x {len(spec.seeds)} seeds), "
+          f"{spec.budget_trajectories:,} trajectories each; expected cost: {spec.cost or '-'} "
+          f"({spec.gpu_hours:g} GPU-hours)")
+    if args.dry_run:
+        for r in runs:
+            print(f"  {r.key}  {r.label:28s} {r.group:20s} seed={r.seed}")
+        return 0
+    with _store(args) as store:
+        s = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
+                      progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
+                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+        print(s.line())
+        if s.done and s.train_time:
+            print(f"training time {s.train_time:.1f} s over {s.workers} worker(s); harness overhead "
+                  f"{100 * s.overhead:.1f}% of worker capacity")
+        for f in s.failures:
+            print(f"  failed: {f}", file=sys.stderr)
+        if not args.no_report:
+            rep = build_report(spec, store)
+            print(rep.tables)
+            print(f"\nreport: {rep.path}")
+    return 1 if s.failed else 0
+
+
+def _bench_report(args: argparse.Namespace) -> int:
+    from scoreboards.report import build_report
+
+    spec = _spec(args)
+    with _store(args) as store:
+        rep = build_report(spec, store, out_dir=args.out, seed=args.seed, figures=not args.no_figures)
+    print(rep.tables)
+    print(f"\nreport: {rep.path} ({rep.found}/{rep.expected} runs; {len(rep.figures)} figures)")
+    return 0
+
+
+def _bench_export(args: argparse.Namespace) -> int:
+    from scoreboards.report import gather
+
+    with _store(args) as store:
+        keys = None
+        if args.spec:
+            keys = [row["key"] for _, row in gather(_spec(args), store) if row is not None]
+        paths = store.export(args.out, fmt=args.format, keys=keys)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _bench_list(args: argparse.Namespace) -> int:
+    from scoreboards.specs import load_spec, shipped_specs
+
+    for name in shipped_specs():
+        s = load_spec(name, check_envs=False)
+        print(f"{name:10s} {len(s.runs()):4d} runs, {s.budget_trajectories:>9,} traj/run, "
+              f"{s.gpu_hours:6g} GPU-h  {s.cost}")
+        print(f"           {s.description}")
+    return 0
+
+
+def _board_show(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board, render_board, write_board
+
+    board = load_board(args.board)
+    with _store(args) as store:
+        print(render_board(board, store))
+        if args.out:
+            print(f"written to {write_board(board, store, args.out)}")
+    return 0
+
+
+def _board_list(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board, shipped_boards
+
+    for name in shipped_boards():
+        b = load_board(name)
+        print(f"{name:22s} {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; {b.cost}")
+    return 0
+
+
+def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, train: dict,
+           timeout: float | None) -> bool:
+    from scoreboards.boards import submit
+    from scoreboards.submission import SubmissionRejected
+
+    try:
+        e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
+    except SubmissionRejected as err:
+        print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
+        return False
+    ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+    print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
+    return True
+
+
+def _board_baselines(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board, render_board, write_board
+
+    board = load_board(args.board)
+    wanted = set(args.only or [])
+    ok = True
+    with _store(args) as store:
+        for b in board.baselines:
+            if wanted and b["algo"] not in wanted:
+                continue
+            ok &= _enter(board, f"builtin:{b['algo']}", store, b.get("name"), b.get("params", {}),
+                         b.get("train", {}), args.timeout)
+        write_board(board, store)
+        print(render_board(board, store))
+    return 0 if ok else 1
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board, render_board, write_board
+
+    board = load_board(args.board)
+    with _store(args) as store:
+        ok = _enter(board, args.target, store, args.name, _kv(args.param), _kv(args.train), args.timeout)
+        if ok:
+            write_board(board, store)
+            print(render_board(board, store))
+    return 0 if ok else 1
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=None,
+                   help="results database (default: $NEG_RESULTS_DB or results/neg.sqlite)")
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="a shipped spec's name (neg bench list) or a path to a spec .toml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a spec value, e.g. --set budget.trajectories=5000 --set seeds=[0] "
+                        "--set train.device=\"cuda\" (repeatable)")
+    _db_arg(p)
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="experiment sweeps: run specs, report and export results")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="ACTION")
+
+    p = bsub.add_parser("run", help="run every unfinished run of a spec (resumes interrupted runs)")
+    _spec_args(p)
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU core, or 1 for GPU runs; 0: train in this process)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their keys, run nothing")
+    p.set_defaults(func=_bench_run)
+
+    p = bsub.add_parser("report", help="tables (printed) and plots + report.md for a spec")
+    _spec_args(p)
+    p.add_argument("--out", default=None, help="output directory (default: <db dir>/<spec>/)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--no-figures", action="store_true")
+    p.set_defaults(func=_bench_report)
+
+    p = bsub.add_parser("export", help="export finished runs (a spec's, or all) to CSV, JSON or Parquet")
+    p.add_argument("spec", nargs="?", default=None, help="only this spec's runs (default: all)")
+    p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
+    p.add_argument("--out", default="results/export", help="output directory")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="spec overrides, as for run")
+    _db_arg(p)
+    p.set_defaults(func=_bench_export)
+
+    p = bsub.add_parser("list", help="the shipped specs and their expected cost")
+    p.set_defaults(func=_bench_list)
+    bench.set_defaults(func=lambda a: bench.print_help() or 2)
+
+    board = sub.add_parser("board", help="leaderboards: show them, enter the built-in baselines")
+    osub = board.add_subparsers(dest="board_command", metavar="ACTION")
+    p = osub.add_parser("show", help="print a board as Markdown")
+    p.add_argument("board", help="a shipped board's name (neg board list) or a .toml path")
+    p.add_argument("--out", default=None, help="also write the Markdown to this file")
+    _db_arg(p)
+    p.set_defaults(func=_board_show)
+    p = osub.add_parser("list", help="the shipped boards")
+    p.set_defaults(func=_board_list)
+    p = osub.add_parser("baselines", help="enter the board's built-in baselines through the submission path")
+    p.add_argument("board")
+    p.add_argument("--only", nargs="*", help="only these algorithms")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    _db_arg(p)
+    p.set_defaults(func=_board_baselines)
+    board.set_defaults(func=lambda a: board.print_help() or 2)
+
+    p = sub.add_parser("submit", help="run a submission under a board's protocol and enter it",
+                       description="Run `module:Class`, `path/to/file.py:Class` or `builtin:ALGO` under "
+                                   "the board's protocol (a worker process, a budgeted expert client, "
+                                   "held-out evaluation by the harness). See scoreboards/README.md.")
+    p.add_argument("target", help="module:Class, path/to/file.py:Class or builtin:ALGO")
+    p.add_argument("--board", required=True)
+    p.add_argument("--name", default=None, help="display name (default: the class or algorithm name)")
+    p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter")
+    p.add_argument("--train", action="append", metavar="K=V", help="builtin: training field (preset, lr, ...)")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    _db_arg(p)
+    p.set_defaults(func=_submit)

@@ -1,0 +1,181 @@
+"""Verified submissions: a user's algorithm trains and acts in a separate worker process.
+
+The submission interface
+========================
+
+A submission is a class (``module:Class`` or ``path/to/file.py:Class``)::
+
+    class MyAlgo:
+        def __init__(self, spec: dict) -> None:
+            '''spec: the board's public facts -- board, env_id, env_kwargs, seed,
+            vocab_size, num_actions, horizon (H), prompt_len (P), obs_len,
+            pad_token, budget_trajectories, budget_queries.'''
+
+        def train(self, expert: ExpertClient) -> None:
+            '''Learn from the noisy expert, within the budget.'''
+
+        def act(self, observations: np.ndarray) -> np.ndarray:
+            '''Greedy next actions (N,) ints in [0, num_actions) for prefixes (N, obs_len).'''
+
+During ``train`` the submission sees only what :class:`ExpertClient` offers:
+
+- ``expert.prompts(n)``: n fresh training prompts (N, P) drawn by the harness;
+- the noisy expert on prefixes of those prompts (and only those):
+  ``probs(obs)``, ``sample(obs)``, ``log_prob(obs, actions)`` for single prefixes
+  (N, obs_len), ``probs_along(prompts, chain)`` at every prefix of complete chains
+  (N, H), ``rollout(prompts)`` for the expert's own rollouts;
+- ``expert.observe(prompts, chain)``: the observation layout (prompt, chain, pad);
+- the budget: ``trajectories``, ``queries`` (spent), ``trajectories_left``,
+  ``queries_left``, ``num_queries``.
+
+Arrays may be numpy arrays or torch tensors (answers come back as the same kind, on
+the same device). Costs, counted by the harness: every prefix answered is one
+query; every complete chain queried (a row of ``probs_along`` or ``rollout``) is
+one expert trajectory; a ``probs_along`` on the chains of the last ``rollout``
+is free (the rollout already computed those distributions). A request that
+would exceed either budget ends the run as invalid -- check ``*_left`` first.
+
+After ``train`` returns, the harness evaluates: it samples held-out prompts from
+evaluation seeds that the submission never sees, and builds greedy chains by
+calling ``act`` step by step. The score (greedy full-chain exact match by default)
+is computed by the harness. Crashes, timeouts, wrong interfaces, over-budget
+runs, malformed answers and protocol violations (a query on a prompt the harness
+did not issue, an unknown request) reject the submission with a reason.
+
+The worker cannot import ``noisy_expert_gym`` (the env package holding the clean
+expert): a guard against accidental peeking, not a security sandbox -- run
+untrusted code in a container.
+
+The package, one job per module
+===============================
+
+- :mod:`~scoreboards.submission.client`: :class:`ExpertClient`, the worker-side view;
+- :mod:`~scoreboards.submission.worker`: the worker process (import guard, loading
+  the target, the interface check, train then act);
+- :mod:`~scoreboards.submission.server`: the harness end of the pipe
+  (:class:`Session`) and :class:`ExpertServer` (issues prompts, answers, budgets);
+- :mod:`~scoreboards.submission.scoring`: the harness's evaluation of ``act``;
+- here: :func:`run_submission`, one run from start to score. The harness builds the
+  board's problem once (``noisy_expert_gym.make_problem``) and serves its experts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scoreboards.submission.client import BudgetExceeded, ExpertClient, ProtocolError
+from scoreboards.submission.scoring import ACT_CHUNK, evaluate_greedy, held_out_prompts
+from scoreboards.submission.server import (
+    ISSUE_FACTOR,
+    ISSUE_MARGIN,
+    QUERY_OPS,
+    ExpertServer,
+    Session,
+    SubmissionRejected,
+)
+from scoreboards.submission.worker import (
+    BLOCKED_PACKAGES,
+    check_interface,
+    load_target,
+    worker_main,
+)
+
+
+@dataclass
+class RunOutcome:
+    """One accepted run of a submission: the harness's scores and the budget spent."""
+
+    seed: int
+    metrics: dict[str, float]
+    trajectories: int
+    queries: int
+    wall_time: float
+    train_time: float
+
+
+def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a submission is told: the board's public facts (never its evaluation seeds)."""
+    return {
+        "board": board.name, "env_id": board.env_id, "env_kwargs": dict(board.env_kwargs), "seed": seed,
+        "vocab_size": task.vocab_size, "num_actions": task.num_actions, "horizon": task.horizon,
+        "prompt_len": task.prompt_len, "obs_len": task.obs_len, "pad_token": task.pad_token,
+        "budget_trajectories": board.budget_trajectories, "budget_queries": board.budget_queries,
+        **(extra or {}),
+    }
+
+
+def _serve(session: Session, server: ExpertServer) -> None:
+    """Answer the worker's requests until it reports that training is done."""
+    while True:
+        op, args = session.recv()
+        if op == "done":
+            return
+        try:
+            answer = server.handle(op, args if isinstance(args, tuple) else (args,))
+        except SubmissionRejected as e:
+            session.conn.send(("over_budget" if e.reason.startswith("over budget") else "rejected", e.reason))
+            raise
+        session.conn.send(("ok", (answer, server.trajectories, server.queries)))
+
+
+def run_submission(board: Any, target: str, seed: int, trusted: bool = False, clean: bool = False,
+                   extra_spec: dict[str, Any] | None = None, timeout: float | None = None) -> RunOutcome:
+    """Train and evaluate one run of a submission under the board's protocol.
+
+    Args:
+        board: a :class:`~scoreboards.boards.Board`.
+        target: ``module:Class`` or ``path/to/file.py:Class``.
+        seed: the training seed (the harness's prompt and expert RNGs derive from it).
+        trusted: the project's own adapter (may import the env package).
+        clean: serve the clean expert (the ``bc-clean`` reference ceiling only).
+        extra_spec: extra public spec entries (the built-in adapter's algorithm).
+        timeout: wall-clock limit in seconds (default: the board's).
+
+    Raises:
+        SubmissionRejected: with the reason.
+    """
+    from noisy_expert_gym import make_problem
+
+    timeout = float(timeout or board.timeout_s)
+    # The noisy expert's draws derive from the training seed and the board.
+    expert_seed = int(np.random.SeedSequence([seed, board.seed_salt, 1]).generate_state(1)[0])
+    problem = make_problem(board.env_id, **board.env_kwargs).with_rng(np.random.default_rng(expert_seed))
+    task = problem.task
+    server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
+                          np.random.default_rng([seed, board.seed_salt, 2]),
+                          board.budget_trajectories, board.budget_queries)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=worker_main, daemon=True, name=f"neg-submission-{seed}",
+                       args=(child, target, public_spec(board, task, seed, extra_spec), trusted, os.getcwd()))
+    t0 = time.monotonic()
+    proc.start()
+    child.close()
+    session = Session(parent, proc, t0 + timeout, timeout)
+    try:
+        _serve(session, server)
+        train_time = time.monotonic() - t0
+        metrics = evaluate_greedy(session, task, held_out_prompts(task, board.eval_seeds, board.eval_prompts))
+        return RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories,
+                          queries=server.queries, wall_time=time.monotonic() - t0, train_time=train_time)
+    finally:
+        try:
+            parent.send(("exit", None))
+        except OSError:
+            pass
+        proc.join(2)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(2)
+        parent.close()
+
+
+__all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "QUERY_OPS", "BudgetExceeded",
+           "ExpertClient", "ExpertServer", "ProtocolError", "RunOutcome", "Session", "SubmissionRejected",
+           "check_interface", "evaluate_greedy", "load_target", "public_spec", "run_submission"]
