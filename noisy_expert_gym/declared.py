@@ -84,7 +84,7 @@ def error_lines(err: ValidationError, model: type[BaseModel], where: str = "") -
             out.append(f"{at}: unknown key{listing}.{hint}".replace(".. ", ". ").rstrip("."))
             continue
         msg = e["msg"]
-        msg = msg.removeprefix("Value error, ")
+        msg = msg.removeprefix("Value error, ").replace("Input should be", "must be")
         got = e.get("input")
         shown = "" if e["type"] == "missing" else f", got {got!r}"
         out.append(f"{at}: {msg}{shown}")

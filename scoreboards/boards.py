@@ -111,9 +111,7 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         from agents.algos import check_params, get_algorithm
 
         alg = get_algorithm(algo)
-        # TODO(merge): `Algorithm.queries_expert` comes with the agents branch; until then the
-        # algorithms that train outside the expert loop are those with their own `run` (PPO).
-        if not getattr(alg, "queries_expert", getattr(alg, "run", None) is None):
+        if not alg.queries_expert:
             raise ValueError(f"`{algo}` trains outside the student-prefix loop (e.g. from the env's reward); "
                              "a board gives submissions only the expert client")
         problems = check_params(algo, params or {})

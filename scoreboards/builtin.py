@@ -14,9 +14,7 @@ score never does).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import tempfile
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -51,20 +49,6 @@ class _NoExpert:
         raise RuntimeError("this algorithm may not query this expert under a board")
 
 
-def _train(cfg: Any, problem: Any) -> Any:
-    """``agents.train(cfg, problem=problem)``."""
-    from agents import train
-
-    if "problem" in inspect.signature(train).parameters:
-        return train(cfg, problem=problem)
-    # TODO(merge): until the agents branch lands, agents.train takes `env=` and reads
-    # `env.unwrapped.task/expert/clean_expert`; hand it the problem's parts that way.
-    env = SimpleNamespace(task=problem.task, expert=problem.expert, clean_expert=problem.clean_expert,
-                          reset=lambda **_: None, close=lambda: None)
-    env.unwrapped = env
-    return train(cfg, env=env)
-
-
 class BuiltinSubmission:
     """A registered algorithm (``spec["algo"]``, ``spec["algo_params"]``, ``spec["train"]``)."""
 
@@ -79,6 +63,7 @@ class BuiltinSubmission:
         self.result: Any = None
 
     def train(self, expert: Any) -> None:
+        from agents import train as run_training
         from agents.algos import get_algorithm
         from agents.config import TrainConfig
 
@@ -104,7 +89,7 @@ class BuiltinSubmission:
                 problem = problem.with_experts(_NoExpert(), expert)
             else:
                 problem = problem.with_experts(expert, _NoExpert())
-            self.result = _train(cfg, problem)
+            self.result = run_training(cfg, problem=problem)
         self.policy = self.result.policy
         self.policy.eval()
         self.device = next(self.policy.parameters()).device

@@ -20,10 +20,9 @@ from collections.abc import Sequence
 CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
 #: not add CMD after all).
-# TODO(merge): the agents branch moves `record` to agents.cli; point it there.
 COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands",
             "board": "scoreboards.commands", "submit": "scoreboards.commands",
-            "record": "noisy_expert_gym.bridges.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
+            "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

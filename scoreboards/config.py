@@ -180,16 +180,7 @@ def _constrained(hint: Any, metadata: list[Any]) -> Any:
 
 def _train_field_types() -> dict[str, Any]:
     """Each settable TrainConfig field's type, constraints included, from its declaration."""
-    declared = getattr(TrainConfig, "model_fields", None)
-    if declared is not None:
-        return {k: _constrained(_as_written(f.annotation), f.metadata) for k, f in declared.items()}
-    # TODO(merge): TrainConfig is a dataclass until the agents branch declares it (pydantic,
-    # with its constraints); until then read its annotations and restate the checks the
-    # trainer makes on the fields a spec may set.
-    hints = typing.get_type_hints(TrainConfig)
-    positive = {"batch_size", "eval_prompts", "lr"}
-    return {k: _constrained(_as_written(hints[k]), [annotated_types.Gt(0)] if k in positive else [])
-            for k in TrainConfig.field_names()}
+    return {k: _constrained(_as_written(f.annotation), f.metadata) for k, f in TrainConfig.model_fields.items()}
 
 
 class _TrainBase(TomlModel):

@@ -219,10 +219,7 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
 def _in_flight(root: Path, runs: list[RunSpec]) -> str:
     """Per-run progress of the runs in flight, from the rows their trainers leave in their
     checkpoint directories: "nail-f [eta=0.2] seed=0 45% acc=0.62; ..."."""
-    try:
-        from agents.checkpoint import read_progress
-    except ImportError:  # TODO(merge): agents.checkpoint comes with the agents branch
-        from agents.trainer import read_progress
+    from agents.checkpoint import read_progress
 
     parts = []
     for run in runs:

@@ -73,11 +73,8 @@ REPORT_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_pre
 #: TrainConfig fields the runner sets for each execution of a run (where it checkpoints,
 #: whether it resumes, whether it shows a bar): not part of a run's config.
 RUNNER_SETS = ("checkpoint_dir", "resume", "progress")
-# TODO(merge): the agents branch declares TrainConfig.NOT_IDENTITY (the trainer's own list,
-# which its checkpoints check on resume); until then the same set, spelled out here.
-NOT_IDENTITY: frozenset[str] = getattr(TrainConfig, "NOT_IDENTITY", frozenset({
-    "checkpoint_dir", "checkpoint_every", "resume", "progress", "tensorboard_dir", "data_dir", "device",
-    "stop_at"}))
+#: The trainer's one list of fields that do not change a run's learning trajectory.
+NOT_IDENTITY: frozenset[str] = TrainConfig.NOT_IDENTITY
 
 
 class SpecError(ConfigError):

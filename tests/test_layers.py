@@ -14,14 +14,9 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 #: The layers, lowest first: a package may import only its own and lower layers.
 LAYERS = ("noisy_expert_gym", "agents", "scoreboards")
-#: Upward imports that the agents-layer branch removes (the learner-side `neg` commands
-#: move out of the env package); listed so that merge turns the xfail below into a pass.
-KNOWN = {"noisy_expert_gym.bridges.cli"}
 _IMPORT_CALLS = {"import_module", "__import__", "find_spec"}
 _MODULE_STRING = re.compile(rf"^(?:{'|'.join(LAYERS)})(?:\.\w+)*(?::\w+)?$")
 
@@ -83,16 +78,9 @@ def _violations() -> dict[str, list[str]]:
 
 
 def test_imports_point_down_the_layers():
-    bad = {m: v for m, v in _violations().items() if m not in KNOWN}
+    bad = _violations()
     assert not bad, "upward imports (DESIGN §5: noisy_expert_gym <- agents <- scoreboards):\n" + "\n".join(
         line for v in bad.values() for line in v)
-
-
-@pytest.mark.xfail(strict=True, reason="fixed by the agents-layer branch (learner-side commands leave "
-                                       "noisy_expert_gym.bridges.cli); remove this mark at merge")
-def test_known_upward_imports_are_gone():
-    still = {m: v for m, v in _violations().items() if m in KNOWN}
-    assert not still, "\n".join(line for v in still.values() for line in v)
 
 
 def test_the_scan_sees_every_kind_of_import():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import torch
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
@@ -158,7 +158,14 @@ def _not_bool(v: Any) -> Any:
     return v
 
 
-UnitInterval = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0, le=1.0)]
+def _unit(v: float) -> float:
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"must be in [0, 1], got {v!r}")
+    return v
+
+
+UnitInterval = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_unit)]
+"""A number in [0, 1] (a probability, a mixing weight)."""
 NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0)]
 Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0)]
 Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]

@@ -42,7 +42,7 @@ def test_train_from_the_command_line(tmp_path, capsys):
                "--eval-prompts", "16", "--device", "cpu", "--no-progress", "--data-dir", str(tmp_path),
                "--out", str(out)])
     assert rc == 0 and json.loads(out.read_text())["trajectories"] == 32
-    assert main(["--lr", "0"]) == 2 and "lr: Input should be greater than 0" in capsys.readouterr().err
+    assert main(["--lr", "0"]) == 2 and "lr: must be greater than 0" in capsys.readouterr().err
 
 
 def test_module_entry_point_needs_no_other_layer():

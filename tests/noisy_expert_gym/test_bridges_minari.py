@@ -103,7 +103,7 @@ def test_clean_export_is_flagged_and_loads_as_chains():
 
 
 def test_cli_export(capsys):
-    from noisy_expert_gym.cli import main
+    from scoreboards.cli import main
 
     assert main(["export-minari", "--env", ENV, "--env-kw", "eta=0.2", "--episodes", "3", "--seed", "1"]) == 0
     out = capsys.readouterr().out
@@ -116,7 +116,7 @@ def test_missing_minari_names_the_extra(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "minari", None)  # import minari -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'noisy-expert-gym\[minari\]'"):
         minari_io.export_minari(ENV, num_episodes=1)
-    from noisy_expert_gym.cli import main
+    from scoreboards.cli import main
 
     assert main(["export-minari", "--env", ENV, "--episodes", "1"]) == 2
     assert "noisy-expert-gym[minari]" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import noisy_expert_gym  # noqa: F401
-from noisy_expert_gym import cli
+from scoreboards import cli
 from noisy_expert_gym.rendering import GREEN, RED, record_episode_gif, render_ansi, write_gif
 from tests.noisy_expert_gym import ref_sums, split_obs
 

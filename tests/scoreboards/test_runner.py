@@ -123,7 +123,7 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
 
 
 def test_in_flight_display_reads_the_trainers_progress_rows(tiny_spec_path, tmp_path):
-    from agents.trainer import write_progress
+    from agents.checkpoint import write_progress
     from scoreboards.runner import _in_flight
 
     run = load_spec(tiny_spec_path).runs()[0]

@@ -72,7 +72,7 @@ def test_one_error_lists_every_problem(tmp_path):
     text = str(e.value)
     expected = ["`colour`", "repeated", "NoisyModAd-v0", "Did you mean `NoisyModAdd-v0`", "trajectories",
                 "[eval] prompts", "`lrr`", "Did you mean `lr`", "`seed` is set by the harness",
-                "batch_size", "nail-ff", "`beta` must be in [0, 1]", "gamma"]
+                "batch_size", "nail-ff", "beta: must be in [0, 1]", "gamma"]
     for s in expected:
         assert s in text, (s, text)
     assert len(e.value.problems) >= len(expected) - 2  # one line per problem (some share a line)
