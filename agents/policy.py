@@ -4,13 +4,22 @@ Tokens are the task's input vocabulary; actions are the first ``num_actions``
 token ids (action ``a`` *is* token ``a``), so a generated action is fed back
 as the next input token unchanged. The head only scores actions.
 
-Layout: ``PolicyConfig`` and presets, then the blocks (attention, MLP, block),
-then ``TransformerPolicy`` with three entry points:
+Layout: ``PolicyConfig`` and presets, rotary helpers, then the blocks
+(attention, MLP, block), then ``TransformerPolicy`` with three entry points:
 
-* ``forward(tokens)``: full causal pass, logits at every position;
+* ``forward(tokens, first=0)``: causal pass, logits at positions ``>= first``;
 * ``chain_logits(prompts, chain)``: one teacher-forced pass giving the logits
   at every prefix of a chain: what the trainers' losses consume;
 * ``generate(prompts, horizon)``: greedy or sampled rollouts, KV-cached.
+
+Speed notes (measured with ``python agents/perf.py`` on a 2-core AVX2 CPU):
+the small students are bound by small kernels (K = 64 matmuls, 16-wide heads,
+the cached step's tiny batched matmuls) and per-op overhead, so the code skips
+work and ops: the last block runs its query projection, output projection and
+MLP only where logits are wanted (``first``: the prompt positions only supply
+keys and values), the head likewise; rotary embeddings rotate q and k together
+with one complex multiply; a cached rollout step is a fixed list of functional
+ops over preallocated caches.
 """
 
 from __future__ import annotations
@@ -25,7 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PolicyConfig", "PRESETS", "make_config", "TransformerPolicy", "LayerKVCache"]
+__all__ = [
+    "PRESETS",
+    "LayerKVCache",
+    "PolicyConfig",
+    "StepFn",
+    "TransformerPolicy",
+    "apply_rope",
+    "make_config",
+    "rope_pair_order",
+    "rope_tables",
+    "rotate_pairs",
+]
 
 
 @dataclass
@@ -75,13 +95,13 @@ class PolicyConfig:
 
 PRESETS: dict[str, dict[str, int | str]] = {
     # The paper's modadd student: one layer, 8 heads, width 512, learned positions.
-    "paper": dict(n_layer=1, n_head=8, n_embd=512),
+    "paper": {"n_layer": 1, "n_head": 8, "n_embd": 512},
     # Small and fast on a 2-core CPU (the DESIGN.md prototype's scale).
-    "cpu": dict(n_layer=2, n_head=4, n_embd=64),
+    "cpu": {"n_layer": 2, "n_head": 4, "n_embd": 64},
     # The CPU size with rotary positions.
-    "cpu-rope": dict(n_layer=2, n_head=4, n_embd=64, pos="rope"),
+    "cpu-rope": {"n_layer": 2, "n_head": 4, "n_embd": 64, "pos": "rope"},
     # Unit tests.
-    "tiny": dict(n_layer=1, n_head=2, n_embd=32),
+    "tiny": {"n_layer": 1, "n_head": 2, "n_embd": 32},
 }
 """Named model sizes; pass the name to :func:`make_config`."""
 
@@ -122,15 +142,60 @@ StepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 """Roll-in hook for :meth:`TransformerPolicy.generate`: ``(t, chain, tokens) -> tokens``."""
 
 
+# --------------------------------------------------------------------------- rotary positions
+def rope_tables(length: int, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (length, head_dim / 2) of rotary position embeddings."""
+    inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hd/2,)
+    ang = torch.arange(length, dtype=torch.float32)[:, None] * inv[None]  # (L, hd/2)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + hd/2) of x (B, nh, T, hd) by position-dependent angles.
+
+    The textbook form, kept as the reference: the model computes the same rotation
+    with :func:`rope_pair_order` and :func:`rotate_pairs`.
+    """
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def rope_pair_order(n_head: int, head_dim: int) -> torch.Tensor:
+    """Row order of ``c_attn`` (3C,) that puts each rotary pair side by side.
+
+    Rotary embeddings rotate the channel pairs (i, i + hd/2) of every query and key
+    head. Reading the q and k rows of ``c_attn`` in the order 0, hd/2, 1, hd/2 + 1, ...
+    within each head makes the pairs adjacent, so one complex multiply rotates q and k
+    together (:func:`rotate_pairs`) instead of chunk, four multiplies and a cat each,
+    forward and backward (measured 2x faster on CPU). A score q.k sums over channels,
+    so permuting q's and k's channels alike changes no score; v keeps its order. The
+    parameters keep the standard layout: checkpoints and :func:`apply_rope` agree.
+    """
+    half = head_dim // 2
+    within = torch.stack([torch.arange(half), torch.arange(half) + half], dim=-1).reshape(-1)  # (hd,)
+    qk = (torch.arange(2 * n_head)[:, None] * head_dim + within).reshape(-1)  # (2C,)
+    C = n_head * head_dim
+    return torch.cat([qk, torch.arange(2 * C, 3 * C)])  # (3C,)
+
+
+def rotate_pairs(x: torch.Tensor, cis: torch.Tensor) -> torch.Tensor:
+    """Rotate the adjacent channel pairs of x (B, T, n, hd) by unit complex numbers cis (T, hd/2)."""
+    xf = x if x.dtype in (torch.float32, torch.float64) else x.float()  # no complex bf16/fp16
+    z = torch.view_as_complex(xf.unflatten(-1, (-1, 2)))  # (B, T, n, hd/2), a view
+    out = torch.view_as_real(z * cis.to(z.dtype)[:, None]).flatten(-2)  # (B, T, n, hd)
+    return out.to(x.dtype)
+
+
+# --------------------------------------------------------------------------- blocks
 class LayerKVCache:
     """Key/value buffers of one attention layer for one rollout.
 
     Preallocated to the rollout's full length ``L`` as ``(B, nh, L, hd)`` and
-    filled in place: unlike ``torch.cat`` per step this copies each key once
-    (not O(L^2) in total) and allocates once. At L = 62 (m = 31) both measured
-    the same on CPU (the cache is tiny next to the matmuls); in-place wins as
-    horizons grow. Buffers are created on first use with the dtype k/v are
-    computed in, i.e. bf16 under the caller's autocast.
+    filled in place: unlike ``torch.cat`` per step this copies each key once and
+    allocates once, and ``k[:, :, :end]`` flattens to ``(B * nh, end, hd)`` without a
+    copy for the cached step's batched matmuls. Buffers are created on first use with
+    the dtype k/v are computed in, i.e. bf16 under the caller's autocast.
     """
 
     def __init__(self, length: int) -> None:
@@ -158,51 +223,64 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: PolicyConfig) -> None:
         super().__init__()
         self.n_head = cfg.n_head
+        self.head_dim = cfg.n_embd // cfg.n_head
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
         self.dropout = cfg.dropout
+        self.qkv_order: torch.Tensor | None
+        if cfg.pos == "rope":
+            self.register_buffer("qkv_order", rope_pair_order(cfg.n_head, self.head_dim), persistent=False)
+        else:
+            self.qkv_order = None
+
+    def qkv_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``c_attn``'s weight (3C, C) and bias, rows in :func:`rope_pair_order` under rope."""
+        w, b = self.c_attn.weight, self.c_attn.bias
+        if self.qkv_order is None:
+            return w, b
+        return w[self.qkv_order], None if b is None else b[self.qkv_order]  # a differentiable gather
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, x: torch.Tensor, first: int = 0, cis: torch.Tensor | None = None,
+        kv: LayerKVCache | None = None,
     ) -> torch.Tensor:
+        """Attention outputs ``(B, T - first, C)`` at positions ``>= first`` of x (B, T, C).
+
+        Every position supplies keys and values; queries are formed only at positions
+        ``>= first``. ``cis`` (T, hd/2): rotary rotations of positions 0..T-1, or None.
+        ``kv``: a cache to fill with this pass's keys and values (the rollout's prefill).
+        """
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        # each (B, nh, T, hd)
-        if rope is not None:  # rotate before caching: cached keys keep their own positions
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if kv is None:
-            causal = True
-        else:
-            # Write this chunk into the cache, attend over everything so far. Only
-            # two cases occur: prefill (start = 0, causal over the prompt) and a
-            # one-token step (the single query sees all keys: no mask needed).
-            # SDPA's is_causal aligns the mask top-left, which would be wrong for
-            # T > 1 at start > 0, hence the invariant.
-            assert start == 0 or T == 1, "cached attention supports prefill or 1-token steps"
-            k, v = kv.update(k, v, start)  # (B, nh, start+T, hd)
-            causal = T > 1
+        nh, hd = self.n_head, self.head_dim
+        w, b = self.qkv_weights()
+        if first == 0:
+            qkv = F.linear(x, w, b).unflatten(-1, (3, nh, hd))  # (B, T, 3, nh, hd)
+            qk, v = qkv[:, :, :2].flatten(2, 3), qkv[:, :, 2]  # (B, T, 2nh, hd), (B, T, nh, hd)
+            if cis is not None:  # q and k in one rotation
+                qk = rotate_pairs(qk, cis)
+            q, k = qk[:, :, :nh], qk[:, :, nh:]
+        else:  # queries where outputs are wanted, keys and values everywhere
+            q = F.linear(x[:, first:], w[:C], None if b is None else b[:C]).unflatten(-1, (nh, hd))
+            kvs = F.linear(x, w[C:], None if b is None else b[C:]).unflatten(-1, (2 * nh, hd))
+            k, v = kvs[:, :, :nh], kvs[:, :, nh:]  # (B, T, nh, hd)
+            if cis is not None:
+                q, k = rotate_pairs(q, cis[first:]), rotate_pairs(k, cis)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, nh, T(q), hd)
+        if kv is not None:
+            kv.update(k, v, 0)
+        # Query i sits at position first + i and sees keys 0..first + i. SDPA's is_causal
+        # aligns the mask top-left, right only for first = 0; a single last query sees
+        # every key; otherwise the mask is passed explicitly.
+        mask = None
+        if 0 < first < T - 1:
+            mask = torch.ones(T - first, T, dtype=torch.bool, device=x.device).tril(first)
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
-        )  # (B, nh, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=first == 0,
+        )  # (B, nh, T - first, hd)
+        y = y.transpose(1, 2).reshape(B, T - first, C)
         return self.resid_dropout(self.c_proj(y))
-
-
-def rope_tables(length: int, head_dim: int, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables (length, head_dim / 2) of rotary position embeddings."""
-    inv = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hd/2,)
-    ang = torch.arange(length, dtype=torch.float32)[:, None] * inv[None]  # (L, hd/2)
-    return ang.cos(), ang.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + hd/2) of x (B, nh, T, hd) by position-dependent angles."""
-    x1, x2 = x.chunk(2, dim=-1)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 class MLP(nn.Module):
@@ -229,13 +307,15 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(
-        self, x: torch.Tensor, kv: LayerKVCache | None = None, start: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, x: torch.Tensor, first: int = 0, cis: torch.Tensor | None = None,
+        kv: LayerKVCache | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv, start, rope)
+        """(B, T, C) -> (B, T - first, C): the residual stream at positions ``>= first``."""
+        x = x[:, first:] + self.attn(self.ln_1(x), first, cis, kv)
         return x + self.mlp(self.ln_2(x))
 
 
+# --------------------------------------------------------------------------- the policy
 class TransformerPolicy(nn.Module):
     """Causal transformer mapping token prefixes to next-action logits.
 
@@ -286,41 +366,57 @@ class TransformerPolicy(nn.Module):
                 f"{self.cfg.block_size}; build the policy with block_size >= {length}"
             )
 
-    def _trunk(
-        self, tokens: torch.Tensor, kvs: list[LayerKVCache] | None = None, start: int = 0
-    ) -> torch.Tensor:
-        # Embeddings + blocks + final LN: hidden states (B, T, C), no head.
-        T = tokens.shape[1]
-        rope = None
+    def _cis(self, start: int, end: int) -> torch.Tensor | None:
+        # Rotary rotations e^{i * angle} of positions start..end-1: (end - start, hd/2) complex.
         if self.cfg.pos == "learned":
-            pos = torch.arange(start, start + T, device=tokens.device)  # (T,)
-            x = self.drop(self.wte(tokens) + self.wpe(pos))  # (B, T, C)
-        else:
-            x = self.drop(self.wte(tokens))
-            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])  # (T, hd/2)
+            return None
+        return torch.complex(self.rope_cos[start:end].float(), self.rope_sin[start:end].float())
+
+    def _trunk(
+        self, tokens: torch.Tensor, first: int = 0, kvs: list[LayerKVCache] | None = None
+    ) -> torch.Tensor:
+        # Embeddings + blocks + final LN: hidden states (B, T - first, C), no head. Only
+        # the last block drops positions < first: earlier blocks' outputs at every
+        # position are the last block's keys and values.
+        T = tokens.shape[1]
+        x = self.wte(tokens)  # (B, T, C)
+        if self.cfg.pos == "learned":
+            x = x + self.wpe(torch.arange(T, device=tokens.device))
+        x = self.drop(x)
+        cis = self._cis(0, T)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, None if kvs is None else kvs[i], start, rope)
+            x = block(x, first if i == last else 0, cis, None if kvs is None else kvs[i])
         return self.ln_f(x)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Full causal pass.
+    def forward(self, tokens: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Causal pass, logits at positions ``first .. T-1`` only.
 
         Args:
             tokens: ``(B, T)`` long token ids, ``T <= block_size``.
+            first: the first position whose logits are wanted, ``0 <= first < T``.
+                Earlier positions only supply keys and values: the head, and the last
+                block's query projection, output projection and MLP skip them. The
+                trainers pass ``first = P - 1`` (see :meth:`chain_logits`).
 
         Returns:
-            ``(B, T, A)`` logits; row ``t`` scores the action following ``tokens[:, :t+1]``.
+            ``(B, T - first, A)`` logits; row ``t`` scores the action following
+            ``tokens[:, :first + t + 1]``.
         """
-        self._check_length(tokens.shape[1], "forward")
-        return self.head(self._trunk(tokens))  # (B, T, A)
+        T = tokens.shape[1]
+        self._check_length(T, "forward")
+        if not 0 <= first < max(T, 1):
+            raise ValueError(f"`first` must be in [0, {T - 1}] for {T} tokens, got {first}")
+        return self.head(self._trunk(tokens, first))  # (B, T - first, A)
 
     def chain_logits(self, prompts: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:
         """Logits at every prefix of ``chain``, in one teacher-forced pass.
 
         The input is ``cat(prompts, chain[:, :-1])`` and the output rows are
-        positions ``P-1 .. P+H-2``: row ``t`` predicts ``chain[:, t]`` from
-        ``prompts`` and ``chain[:, :t]``. Goes through ``self(...)``, so a model
-        compiled with :func:`agents.device.maybe_compile` uses the compiled graph.
+        positions ``P-1 .. P+H-2`` (``self(inp, first=P-1)``): row ``t`` predicts
+        ``chain[:, t]`` from ``prompts`` and ``chain[:, :t]``. Goes through
+        ``self(...)``, so a model compiled with :func:`agents.device.maybe_compile`
+        uses the compiled graph.
 
         Args:
             prompts: ``(B, P)`` long, ``P >= 1``.
@@ -337,7 +433,7 @@ class TransformerPolicy(nn.Module):
             return prompts.new_empty((B, 0, self.cfg.num_actions), dtype=self.head.weight.dtype)
         self._check_length(P + H - 1, "chain_logits")
         inp = torch.cat([prompts, chain[:, :-1].to(prompts.dtype)], dim=1)  # (B, P+H-1)
-        return self(inp)[:, P - 1 :]  # (B, H, A)
+        return self(inp, first=P - 1)  # (B, H, A)
 
     def _next(
         self, logits: torch.Tensor, temperature: float, generator: torch.Generator | None
@@ -362,8 +458,9 @@ class TransformerPolicy(nn.Module):
 
         Runs in eval mode (no dropout) and restores the train/eval mode it found.
         Runs under whatever autocast the caller has active. Both paths draw the
-        same random numbers in the same order, so with equal generator states they
-        produce the same chains (up to floating-point ties).
+        same random numbers in the same order (one ``torch.multinomial`` of ``(B, A)``
+        probabilities per step), so with equal generator states they produce the same
+        chains (up to floating-point ties).
 
         Args:
             prompts: ``(B, P)`` long, ``P >= 1``.
@@ -418,7 +515,7 @@ class TransformerPolicy(nn.Module):
         seq = prompts.new_empty((B, P + chain.shape[1] - 1), dtype=torch.long)  # (B, L)
         seq[:, :P] = prompts
         for t in range(chain.shape[1]):
-            h = self._trunk(seq[:, : P + t])[:, -1]  # (B, C): head on the last row only
+            h = self._trunk(seq[:, : P + t], first=P + t - 1)[:, 0]  # (B, C): the last position only
             tok = self._next(self.head(h), temperature, generator)  # (B,)
             chain[:, t] = tok if step_fn is None else step_fn(t, chain, tok)
             if t + 1 < chain.shape[1]:
@@ -433,11 +530,58 @@ class TransformerPolicy(nn.Module):
         generator: torch.Generator | None,
         step_fn: StepFn | None,
     ) -> None:
-        B, P = prompts.shape
+        P = prompts.shape[1]
         kvs = [LayerKVCache(L) for _ in self.blocks]
-        h = self._trunk(prompts, kvs, 0)[:, -1]  # prefill: (B, C)
+        h = self._trunk(prompts, P - 1, kvs)[:, 0]  # prefill, last position only: (B, C)
+        step = self._cached_step(kvs) if chain.shape[1] > 1 else None
         for t in range(chain.shape[1]):
             if t > 0:  # feed back the previous action: one position through the cache
-                h = self._trunk(chain[:, t - 1 : t], kvs, P + t - 1)[:, -1]  # (B, C)
+                h = step(chain[:, t - 1], P + t - 1)  # (B, C)
             tok = self._next(self.head(h), temperature, generator)  # (B,)
             chain[:, t] = tok if step_fn is None else step_fn(t, chain, tok)
+
+    def _cached_step(self, kvs: list[LayerKVCache]) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """``step(tokens (B,), pos) -> hidden (B, C)``: one position through the KV caches.
+
+        The same computation as a block's forward, as a fixed list of functional ops on
+        weights prepared once per rollout (rotary row order applied, 1/sqrt(hd) folded
+        into the query rows), with the single query's attention as two batched matmuls
+        over the cache (faster than SDPA for one query on CPU). Eval mode, no grad.
+        """
+        cfg = self.cfg
+        C, nh = cfg.n_embd, cfg.n_head
+        hd = C // nh
+        shape = (C,)
+        scale = torch.ones(3 * C, 1, device=self.head.weight.device)
+        scale[:C] = 1.0 / math.sqrt(hd)
+        layers = []
+        for block, kv in zip(self.blocks, kvs):
+            w, b = block.attn.qkv_weights()
+            layers.append((block, kv, w * scale, None if b is None else b * scale[:, 0]))
+        wpe = self.wpe.weight if cfg.pos == "learned" else None
+
+        def step(tokens: torch.Tensor, pos: int) -> torch.Tensor:
+            B = tokens.shape[0]
+            x = F.embedding(tokens, self.wte.weight)  # (B, C)
+            if wpe is not None:
+                x = x + wpe[pos]
+            cis = self._cis(pos, pos + 1)
+            for block, kv, w, b in layers:
+                ln1, ln2, mlp = block.ln_1, block.ln_2, block.mlp
+                qkv = F.linear(F.layer_norm(x, shape, ln1.weight, ln1.bias), w, b)  # (B, 3C)
+                qkv = qkv.view(B, 1, 3 * nh, hd)
+                qk = qkv[:, 0, : 2 * nh] if cis is None else rotate_pairs(qkv[:, :, : 2 * nh], cis)[:, 0]
+                kv.k[:, :, pos] = qk[:, nh:]  # (B, nh, hd)
+                kv.v[:, :, pos] = qkv[:, 0, 2 * nh :]
+                keys = kv.k[:, :, : pos + 1].flatten(0, 1)  # (B*nh, pos+1, hd)
+                vals = kv.v[:, :, : pos + 1].flatten(0, 1)
+                q = qk[:, :nh].reshape(B * nh, 1, hd)
+                att = torch.bmm(q, keys.transpose(1, 2)).softmax(-1)  # (B*nh, 1, pos+1)
+                y = torch.bmm(att, vals).view(B, C)  # heads side by side, as SDPA's transpose-reshape
+                x = x + F.linear(y, block.attn.c_proj.weight, block.attn.c_proj.bias)
+                h = F.layer_norm(x, shape, ln2.weight, ln2.bias)
+                x = x + F.linear(F.gelu(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias)),
+                                 mlp.c_proj.weight, mlp.c_proj.bias)
+            return F.layer_norm(x, shape, self.ln_f.weight, self.ln_f.bias)
+
+        return step
