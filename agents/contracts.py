@@ -29,9 +29,10 @@ class Policy(Protocol):
 
     training: bool
 
-    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Full causal pass: ``(B, T)`` token ids -> ``(B, T, A)`` logits; row t scores the
-        action after ``tokens[:, :t+1]``."""
+    def __call__(self, tokens: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Full causal pass: ``(B, T)`` token ids -> ``(B, T - first, A)`` logits; row t scores
+        the action after ``tokens[:, :first+t+1]``. Positions before ``first`` only give keys and
+        values (the trainer passes ``first = P - 1``: no head, no last-layer MLP on the prompt)."""
         ...
 
     def chain_logits(self, prompts: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:

@@ -339,20 +339,23 @@ class HFPolicy(nn.Module):
         return logits[..., : self.cfg.num_actions], new_cache  # the LM head cut to the actions
 
     # ----- TransformerPolicy's entry points ----------------------------------------
-    def forward(self, tokens: torch.Tensor, logits_to_keep: int = 0) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, logits_to_keep: int = 0, first: int = 0) -> torch.Tensor:
         """Full causal pass.
 
         Args:
             tokens: ``(B, T)`` long task ids (PAD allowed anywhere in the left-padded prompt).
             logits_to_keep: > 0: only the last this many positions (saves the LM head on the prompt).
+            first: logits from this position on only (the trainer's chain positions; as
+                :meth:`agents.policy.TransformerPolicy.forward`); ignored when ``logits_to_keep`` is set.
 
         Returns:
-            ``(B, T, A)`` logits (``(B, logits_to_keep, A)``); row ``t`` scores the action
-            following ``tokens[:, :t+1]``.
+            ``(B, T - first, A)`` logits (``(B, logits_to_keep, A)``); row ``t`` scores the action
+            following ``tokens[:, :first+t+1]``.
         """
         self._check_length(tokens.shape[1], "forward")
         ids, mask, pos = self.model_inputs(tokens)
-        return self._call(ids, mask, pos, keep=logits_to_keep)[0]
+        keep = logits_to_keep or (tokens.shape[1] - first if first else 0)
+        return self._call(ids, mask, pos, keep=keep)[0]
 
     def chain_logits(self, prompts: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:
         """Logits at every prefix of ``chain`` in one teacher-forced pass: ``(B, H, A)``.

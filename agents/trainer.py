@@ -184,7 +184,8 @@ class Run:
         ctx, cfg = self.ctx, self.cfg
         with autocast_context(ctx.device, cfg.precision):
             tokens = torch.cat([batch.prompts, batch.chain[:, :-1]], dim=1)
-            logits = self.fwd(tokens)[:, batch.prompts.shape[1] - 1 :]  # (B, H, A)
+            # Prompt rows only give keys and values: the head runs on the chain positions.
+            logits = self.fwd(tokens, first=batch.prompts.shape[1] - 1)  # (B, H, A)
         per_pos = self.alg.loss(logits.float(), batch, params)  # (B, H)
         valid = ctx.task.valid_along(batch.prompts, batch.chain).float()
         loss = (per_pos * valid).sum() / valid.sum().clamp_min(1.0)

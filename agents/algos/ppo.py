@@ -139,17 +139,19 @@ class SB3TokenPolicy(torch.nn.Module):
         return chain
 
     @torch.no_grad()
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T, A)`` logits after every prefix ``tokens[:, :t+1]`` (zeros inside the prompt)."""
+    def forward(self, tokens: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """``(B, T - first, A)`` logits after every prefix ``tokens[:, :t+1]``, t >= first
+        (zeros inside the prompt, where PPO's policy does not act)."""
         P = self.task.prompt_len
         prompts, chain = tokens[:, :P], tokens[:, P:]
         rows = torch.stack([self._logits(self.task.observe(prompts, chain[:, :t]))
                             for t in range(chain.shape[1] + 1)], dim=1)  # (B, T - P + 1, A)
-        return torch.cat([rows.new_zeros((rows.shape[0], P - 1, rows.shape[2])), rows], dim=1)
+        full = torch.cat([rows.new_zeros((rows.shape[0], P - 1, rows.shape[2])), rows], dim=1)
+        return full[:, first:]
 
     def chain_logits(self, prompts: torch.Tensor, chain: torch.Tensor) -> torch.Tensor:
         """Logits at every prefix ``chain[:, :t]``, t = 0..H-1: ``(B, H, A)``."""
-        return self(torch.cat([prompts, chain[:, :-1]], dim=1))[:, prompts.shape[1] - 1 :]
+        return self(torch.cat([prompts, chain[:, :-1]], dim=1), first=prompts.shape[1] - 1)
 
 
 # --------------------------------------------------------------------------- the run
