@@ -24,25 +24,10 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import cumsum, is_torch
-
-
-def _where(cond: Any, a: Any, b: Any) -> Any:
-    if is_torch(cond):
-        import torch
-
-        return torch.where(cond, a, b)
-    return np.where(cond, a, b)
-
-
-def _gather(x: Any, idx: Any) -> Any:
-    """x[n, idx[n]] for a (N, L) array and (N,) indices."""
-    if is_torch(x):
-        return x.gather(1, idx[:, None].long())[:, 0]
-    return np.take_along_axis(x, idx[:, None].astype(np.int64), axis=1)[:, 0]
-
-
-def _clip(x: Any, lo: int, hi: int) -> Any:
-    return x.clamp(lo, hi) if is_torch(x) else np.clip(x, lo, hi)
+from noisy_expert_gym.tasks.chain import REWARDS, chain_step
+from noisy_expert_gym.tasks.chain import clip as _clip
+from noisy_expert_gym.tasks.chain import gather_rows as _gather
+from noisy_expert_gym.tasks.chain import where as _where
 
 
 @dataclass(frozen=True)
@@ -114,6 +99,15 @@ class ModAddTask:
             return torch.cat([prompts, chain.long(), pad], dim=1)
         pad = np.full((n, self.m - t), self.pad_token, np.int64)
         return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
+
+    @property
+    def start_state(self) -> int:
+        """The running sum before the first operand (the clean expert's first token is x_1)."""
+        return 0
+
+    def transition(self, states: Any, symbols: Any) -> Any:
+        """delta(s, x) = (s + x) mod p, elementwise (the clean expert's step given the chain as written)."""
+        return (states + symbols) % self.p
 
     def true_sums(self, prompts: Any) -> Any:
         """The clean running sums s_1..s_m, (N, m)."""
@@ -216,54 +210,14 @@ class ModAddTask:
         }
 
 
-REWARDS: tuple[str, ...] = ("final", "full", "dense")
-
-
 def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str, *,
                 t: np.ndarray | None = None, sums: np.ndarray | None = None,
                 clean_so_far: np.ndarray | None = None, inplace: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The MDP transition for a batch of states (numpy): write each action into its chain.
-
-    Rewards: ``final`` 1.0 at the last step iff the answer equals s_m; ``full``
-    1.0 at the last step iff the whole chain equals the true sums; ``dense``
-    1/m for every step whose action equals the clean expert's action there.
-
-    The keyword arguments are caches a vector env keeps per episode so a step
-    costs O(N), not O(N m): ``t`` (= ``step_index(obs)``), ``sums``
-    (= ``true_sums(obs)``), ``clean_so_far`` (the chain before this step is
-    error-free); ``inplace`` writes the actions into ``obs`` itself. Omitted,
-    they are computed from ``obs``: the result is the same either way.
-
-    Returns:
-        (next observations, rewards, terminated, info) with info arrays
-        ``step`` (tokens written) and ``clean_so_far`` (chain still error-free).
-    """
-    n = obs.shape[0]
-    m = task.m
-    rows = np.arange(n)
-    if t is None:
-        t = task.step_index(obs)
-    if sums is None:
-        sums = task.true_sums(obs)
-    if clean_so_far is None:
-        chain = obs[:, m + 1 :]
-        clean_so_far = ((chain == sums) | (chain == task.pad_token)).all(1)
-    ok = actions == sums[rows, t]  # this step writes the true running sum
-    clean_now = clean_so_far & ok
-    terminated = t + 1 == m
-    if reward == "final":
-        rew = (terminated & ok).astype(np.float64)  # at the last step, ok means y_m == s_m
-    elif reward == "full":
-        rew = (terminated & clean_now).astype(np.float64)
-    else:
-        # The clean expert's action: x_{t+1} after the separator, else (y_t + x_{t+1}) mod p.
-        x_next = obs[rows, t]
-        clean = np.where(t == 0, x_next, (obs[rows, m + t] + x_next) % task.p)
-        rew = (actions == clean).astype(np.float64) / m
-    new = obs if inplace else obs.copy()
-    new[rows, m + 1 + t] = actions
-    return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_now}
+    """The MDP transition for a batch of states (numpy): :func:`~noisy_expert_gym.tasks.chain.chain_step`
+    with the running sums as the cached true run (``sums``)."""
+    return chain_step(task, obs, actions, reward, t=t, states=sums, clean_so_far=clean_so_far,
+                      inplace=inplace)
 
 
 def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing") -> tuple[Any, Any, Any]:
@@ -282,3 +236,6 @@ def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbi
 
     task = ModAddTask(p=p, m=m)
     return task, Expert(task, law=law, eta=eta), Expert(task, clean=True)
+
+
+__all__ = ["REWARDS", "ModAddTask", "build_problem", "modadd_step"]
