@@ -27,7 +27,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.envs.chain import RENDER_MODES, chain_parts, check_env_options, check_reset_options, num_digits
+from noisy_expert_gym.envs.chain import (
+    RENDER_MODES,
+    chain_parts,
+    check_env_options,
+    check_reset_options,
+    num_digits,
+)
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.chain import chain_step
@@ -35,7 +41,7 @@ from noisy_expert_gym.tasks.chain import chain_step
 METRIC_KEYS = ("full_exact", "final_exact", "num_errors", "correct_prefix_len")
 RESET_OPTIONS = ("reset_mask",)
 #: Most prompts held ahead per sub-env, and the memory the prompt buffers may take in all.
-_MAX_BLOCK, _BUFFER_BYTES = 64, 4 << 20
+_MAX_BLOCK, _BUFFER_BYTES = 256, 16 << 20
 
 
 def autoreset_mode_of(mode: Any) -> AutoresetMode:
@@ -106,10 +112,13 @@ class ChainVectorEnv(VectorEnv):
         self._clean = np.ones(n, bool)  # the chain so far is error-free
         self._needs_reset = np.zeros(n, bool)  # ended: autoreset next step (or reset_mask when DISABLED)
         self._started = False
-        # Prompts drawn ahead from each sub-env's generator (not sub-env 0's: see the module docstring).
-        dtype = next(d for d in (np.uint8, np.uint16, np.int32, np.int64) if np.iinfo(d).max >= task.sep_token)
-        self._block_max = int(np.clip(_BUFFER_BYTES // (n * m * np.dtype(dtype).itemsize), 1, _MAX_BLOCK))
-        self._buf = np.zeros((n, self._block_max, m), dtype)
+        # Prompts drawn ahead from each sub-env's generator (not sub-env 0's: see the module docstring),
+        # with their true runs (one batched clean_chains call per refill, not one per episode).
+        sym_dtype, state_dtype = _uint_for(task.sep_token), _uint_for(task.num_actions - 1)
+        per_prompt = m * (np.dtype(sym_dtype).itemsize + np.dtype(state_dtype).itemsize)
+        self._block_max = int(np.clip(_BUFFER_BYTES // (n * per_prompt), 1, _MAX_BLOCK))
+        self._buf = np.zeros((n, self._block_max, m), sym_dtype)
+        self._buf_states = np.zeros((n, self._block_max, m), state_dtype)
         self._buf_pos = np.zeros(n, np.int64)
         self._buf_len = np.zeros(n, np.int64)
         self._block = np.ones(n, np.int64)  # the next refill's size: doubles up to _block_max
@@ -120,31 +129,53 @@ class ChainVectorEnv(VectorEnv):
         self._buf_pos[i] = self._buf_len[i] = 0
         self._block[i] = 1
 
-    def _draw(self, idx: np.ndarray) -> np.ndarray:
-        """The next prompt (symbols, (len(idx), m) int64) of each sub-env in `idx` (sorted)."""
-        m, sample = self.task.horizon, self.task.sample_prompts
-        for i in idx[self._buf_pos[idx] >= self._buf_len[idx]]:
-            if i == 0:
-                continue
-            size = int(self._block[i])
-            self._buf[i, :size] = sample(self._rngs[i], size)[:, :m]
-            self._buf_pos[i], self._buf_len[i] = 0, size
-            self._block[i] = min(2 * size, self._block_max)
-        out = self._buf[idx, self._buf_pos[idx]].astype(np.int64)
+    def _refill(self, need: np.ndarray) -> None:
+        """Draw the next block of prompts of each sub-env in `need` from its own generator."""
+        m, sizes = self.task.horizon, self._block[need].copy()
+        symbols = np.concatenate([self.task.sample_symbols(self._rngs[i], int(size))
+                                  for i, size in zip(need, sizes)])
+        runs = self.task.clean_chains(symbols)
+        if (sizes == sizes[0]).all():  # the common case: sub-envs that run in lockstep
+            size = int(sizes[0])
+            self._buf[need, :size] = symbols.reshape(len(need), size, m)
+            self._buf_states[need, :size] = runs.reshape(len(need), size, m)
+        else:
+            ends = np.cumsum(sizes)
+            for i, size, end in zip(need, sizes, ends):
+                self._buf[i, :size] = symbols[end - size : end]
+                self._buf_states[i, :size] = runs[end - size : end]
+        self._buf_pos[need], self._buf_len[need] = 0, sizes
+        self._block[need] = np.minimum(2 * sizes, self._block_max)
+
+    def _draw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The next buffered prompt of each sub-env in `idx` (sorted): (symbols, true runs), (len(idx), m).
+
+        Sub-env 0's row is a placeholder (it has no buffer): :meth:`_new_prompts` draws it.
+        The arrays may be views of the buffers, in their small dtypes.
+        """
+        need = idx[(self._buf_pos[idx] >= self._buf_len[idx]) & (idx != 0)]
+        if len(need):
+            self._refill(need)
+        pos = self._buf_pos[idx]
+        if len(idx) == self.num_envs > 1 and (pos[1:] == pos[-1]).all():  # in lockstep: one column
+            symbols, states = self._buf[:, pos[-1]], self._buf_states[:, pos[-1]]
+        else:
+            symbols, states = self._buf[idx, pos], self._buf_states[idx, pos]
         self._buf_pos[idx] += 1
-        if idx[0] == 0:
-            out[0] = sample(self._rngs[0], 1)[0, :m]
-            self._buf_pos[0] = 0
-        return out
+        self._buf_pos[0] = 0
+        return symbols, states
 
     def _new_prompts(self, idx: np.ndarray) -> None:
         task, m = self.task, self.task.horizon
-        symbols = self._draw(idx)
+        symbols, states = self._draw(idx)
         rows = slice(None) if len(idx) == self.num_envs else idx  # the common case: every sub-env restarts
         self._obs[rows, :m] = symbols
         self._obs[rows, m] = task.sep_token
         self._obs[rows, m + 1 :] = task.pad_token
-        self._states[rows] = task.clean_chains(symbols)
+        self._states[rows] = states
+        if idx[0] == 0:  # sub-env 0: one prompt at a time, in call order with the expert's draws
+            x = task.sample_symbols(self._rngs[0], 1)
+            self._obs[0, :m], self._states[0] = x[0], task.clean_chains(x)[0]
         self._t[rows] = 0
         self._clean[rows] = True
         self._needs_reset[rows] = False
@@ -184,9 +215,11 @@ class ChainVectorEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         n, num_actions = self.num_envs, self.task.num_actions
         a = np.asarray(actions)
-        if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer):
+        if a.shape != (n,) or a.dtype.kind not in "iu":
             raise ValueError(f"actions must be an integer array of shape ({n},), got {a.dtype} {a.shape}")
-        if a.min() < 0 or a.max() >= num_actions:
+        # One comparison: a negative int64 viewed as uint64 is huge.
+        if (a.view(np.uint64) >= num_actions).any() if a.dtype == np.int64 else (
+                a.min() < 0 or a.max() >= num_actions):
             raise ValueError(f"actions must lie in Discrete({num_actions}) i.e. 0..{num_actions - 1}")
         resetting = self._needs_reset.copy()
         any_resetting = bool(resetting.any())
@@ -195,8 +228,10 @@ class ChainVectorEnv(VectorEnv):
                                "is DISABLED: reset them first with reset(options={'reset_mask': mask})")
         a = a.astype(np.int64, copy=False)
         if not any_resetting:  # the fast path: O(N) with the per-episode caches, in place
+            t0 = self._t[0]
+            t = int(t0) if (self._t == t0).all() else self._t  # in lockstep: column access
             _, rewards, terminated, info = chain_step(
-                self.task, self._obs, a, self.reward_kind, t=self._t, states=self._states,
+                self.task, self._obs, a, self.reward_kind, t=t, states=self._states,
                 clean_so_far=self._clean, inplace=True)
             active = None
         else:  # NEXT_STEP: the sub-envs that ended last step reset now and ignore their action
@@ -225,11 +260,12 @@ class ChainVectorEnv(VectorEnv):
             infos[key], infos["_" + key] = v, np.ones(n, bool)
         if terminated.any():
             done = np.flatnonzero(terminated)
+            rows = slice(None) if len(done) == n else done
             m = self.task.horizon
-            done_obs = self._obs[done]
-            metrics = self.task.metrics(done_obs[:, : m + 1], done_obs[:, m + 1 :])
+            done_obs = self._obs[rows]
+            metrics = self.task.metrics(done_obs[:, : m + 1], done_obs[:, m + 1 :], states=self._states[rows])
             for key in METRIC_KEYS:
-                infos[key] = _scatter(metrics[key], done, n)
+                infos[key] = metrics[key] if len(done) == n else _scatter(metrics[key], done, n)
                 infos["_" + key] = terminated.copy()
         if any_resetting:
             self._new_prompts(np.flatnonzero(resetting))
@@ -277,6 +313,11 @@ class ChainVectorEnv(VectorEnv):
             out.append(render_ansi(prompt, chain, correct) if self.render_mode == "ansi"
                        else render_rgb(prompt, chain, correct, num_digits=num_digits(self.task)))
         return tuple(out)
+
+
+def _uint_for(top: int) -> type:
+    """The smallest integer dtype that holds 0..top."""
+    return next(d for d in (np.uint8, np.uint16, np.int32, np.int64) if np.iinfo(d).max >= top)
 
 
 def _scatter(v: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:

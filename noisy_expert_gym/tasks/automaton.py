@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import cumsum, did_you_mean, is_torch
-from noisy_expert_gym.tasks.chain import clip, gather_rows, where
+from noisy_expert_gym.tasks.chain import chain_metrics, clip, gather_rows, where
 
 AUTOMATA: tuple[str, ...] = ("random", "modadd", "s5")
 KINDS: tuple[str, ...] = ("permutation", "dfa")
@@ -419,19 +419,23 @@ class AutomatonTask:
 
     # ----- prompts and observations ---------------------------------------------
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator.
-
-        numpy draws are ``rng.integers(0, k, size=(n, m))``: n prompts drawn at once
-        equal n prompts drawn one at a time (the vector env relies on it).
-        """
+        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator."""
         if isinstance(rng, np.random.Generator):
-            x = rng.integers(0, self.k, size=(n, self.m), dtype=np.int64)
+            x = self.sample_symbols(rng, n)
             return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
         import torch
 
         x = torch.randint(0, self.k, (n, self.m), generator=rng, device=device or rng.device)
         sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
         return torch.cat([x, sep], dim=1)
+
+    def sample_symbols(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The input symbols of n prompts, (N, m) int64 (numpy; ``sample_prompts`` adds the separator).
+
+        One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
+        at a time from the same generator (the native vector env relies on it).
+        """
+        return rng.integers(0, self.k, size=(n, self.m), dtype=np.int64)
 
     def observe(self, prompts: Any, chain: Any) -> Any:
         """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
@@ -536,24 +540,15 @@ class AutomatonTask:
         return np.ones(chain.shape, dtype=bool)
 
     # ----- metrics ------------------------------------------------------------------
-    def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
-        """Per-episode clean metrics of complete chains (N, m).
+    def metrics(self, prompts: Any, chain: Any, states: Any = None) -> dict[str, Any]:
+        """Per-episode clean metrics of complete chains (N, m) (:func:`~noisy_expert_gym.tasks.chain.chain_metrics`).
 
-        - ``full_exact``: the whole chain equals the true run;
-        - ``final_exact``: the last token (the answer) equals s_m;
-        - ``correct_prefix_len``: length of the longest correct prefix (0..m);
-        - ``num_errors``: number of slips (tokens that differ from the clean
-          expert's token given the chain as written).
+        ``full_exact``, ``final_exact``, ``correct_prefix_len`` and ``num_errors``
+        (tokens that differ from the clean expert's token given the chain as
+        written); ``states`` is the true run when the caller already has it.
         """
-        ok = chain == self.true_states(prompts)
-        bad = ~ok
-        badi = bad.long() if is_torch(bad) else bad.astype(np.int64)
-        return {
-            "full_exact": ok.all(1),
-            "final_exact": ok[:, -1],
-            "correct_prefix_len": (cumsum(badi, 1) == 0).sum(1),
-            "num_errors": (chain != self.clean_along(prompts, chain)).sum(1),
-        }
+        states = self.true_states(prompts) if states is None else states
+        return chain_metrics(chain, states, self.clean_along(prompts, chain))
 
 
 def build_problem(automaton: str = "random", n: int | None = None, k: int | None = None, m: int = 31,
