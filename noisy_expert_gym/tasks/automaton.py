@@ -401,8 +401,8 @@ class AutomatonTask:
         if dev not in self._torch:
             import torch
 
-            self._torch[dev] = (torch.as_tensor(self._flat, device=dev),
-                                torch.as_tensor(self.automaton.slip, device=dev))
+            self._torch[dev] = (torch.tensor(self._flat, device=dev),  # copies: the tables are read-only
+                                torch.tensor(self.automaton.slip, device=dev))
         return self._torch[dev]
 
     def transition(self, states: Any, symbols: Any) -> Any:
