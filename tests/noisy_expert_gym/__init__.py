@@ -260,13 +260,18 @@ def random_auto_prefix(rnd: random.Random, auto: RefAutomaton, m: int, kind: str
 
 
 def enumerate_auto_rollouts(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int]):
-    """Every chain with its probability under noisy-expert rollouts from prompt xs (brute force)."""
+    """Every chain with its probability under noisy-expert rollouts from prompt xs (brute force).
+
+    Walks the tree of all outcomes depth first, so each prefix's distribution is computed once.
+    """
     m = len(xs)
-    for ys in itertools.product(range(auto.n), repeat=m):
-        prob = 1.0
-        for t in range(m):
-            prob *= ref_auto_probs(law, eta, auto, xs, ys[:t])[ys[t]]
-            if prob == 0.0:
-                break
-        if prob > 0.0:
+
+    def walk(ys: list[int], prob: float):
+        if len(ys) == m:
             yield list(ys), prob
+            return
+        for a, pa in enumerate(ref_auto_probs(law, eta, auto, xs, ys)):
+            if pa > 0.0:
+                yield from walk(ys + [a], prob * pa)
+
+    yield from walk([], 1.0)
