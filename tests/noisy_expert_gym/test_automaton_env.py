@@ -259,8 +259,9 @@ def test_docstring_documents_every_info_key_and_argument():
 # ----------------------------------------------------------------------------- rendering
 def _read_cell(img, row, col, num_digits, scale=3):
     """The digits drawn in one cell of a render_rgb frame (inverse of its layout)."""
-    cell_w, cell_h = (4 * num_digits + 1) * scale, 7 * scale
-    y0, x0 = scale + row * (cell_h + scale) + scale, scale + col * cell_w + scale
+    gutter = int(num_digits > 1)
+    cell_w, cell_h = (4 * num_digits + 1 + 2 * gutter) * scale, 7 * scale
+    y0, x0 = scale + row * (cell_h + scale) + scale, scale + col * cell_w + (1 + gutter) * scale
     text = ""
     for j in range(num_digits):
         block = img[y0 : y0 + 5 * scale : scale, x0 + j * 4 * scale : x0 + j * 4 * scale + 3 * scale : scale]
@@ -288,6 +289,11 @@ def test_rgb_frames_show_multi_digit_state_ids():
     green_px = (img == np.array(GREEN, np.uint8)).all(-1)
     red_px = (img == np.array(RED, np.uint8)).all(-1)
     assert green_px.any() and red_px.any()
+    # Neighbouring ids are apart: every cell has a column of its own colour left and right of its text.
+    row0 = img[3 * 3 + 3 * 3, :, :]  # a pixel row through the top line's glyphs
+    for col in range(4):
+        x0 = 3 + col * (4 * digits + 3) * 3
+        assert (row0[x0 : x0 + 6] != 20).all() and (row0[x0 + (4 * digits + 1) * 3 : x0 + (4 * digits + 2) * 3] != 20).all()
     text = re.sub(r"\x1b\[[0-9;]*m", "", _ansi(written, seed=3))
     assert text.split("\n")[1].split()[:3] == [str(written[0]), f"{written[1]}!", f"{written[2]}!"]
 
