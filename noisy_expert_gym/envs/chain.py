@@ -92,6 +92,9 @@ class ChainEnv(gym.Env):
         check_reset_options(options)
         prompt = self.task.sample_prompts(self.np_random, 1)
         self._obs = self.task.observe(prompt, np.empty((1, 0), np.int64))[0]
+        # Per-episode caches (see chain_step): the true run, tokens written, chain still clean.
+        self._states = self.task.clean_chains(prompt)
+        self._t, self._clean = 0, np.ones(1, bool)
         self._done = False
         return self._obs.copy(), {"step": 0, "clean_so_far": True}
 
@@ -102,8 +105,9 @@ class ChainEnv(gym.Env):
             raise RuntimeError(f"the episode has ended ({self.task.horizon} actions were taken); "
                                "call reset() first")
         a = check_action(action, self.task.num_actions)
-        new, rew, term, info = chain_step(self.task, self._obs[None], np.array([a]), self.reward_kind)
-        self._obs = new[0]
+        new, rew, term, info = chain_step(self.task, self._obs[None], np.array([a]), self.reward_kind,
+                                          t=self._t, states=self._states, clean_so_far=self._clean)
+        self._obs, self._t, self._clean = new[0], self._t + 1, info["clean_so_far"]
         terminated = bool(term[0])
         out: dict[str, Any] = {"step": int(info["step"][0]), "clean_so_far": bool(info["clean_so_far"][0])}
         if terminated:
@@ -116,12 +120,12 @@ class ChainEnv(gym.Env):
         m = self.task.horizon
         prompt = self._obs[None, : m + 1]
         chain = self._obs[None, m + 1 :]
-        return {k: v[0].item() for k, v in self.task.metrics(prompt, chain).items()}
+        return {k: v[0].item() for k, v in self.task.metrics(prompt, chain, states=self._states).items()}
 
     def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._obs is None:
             raise RuntimeError("call reset() before render()")
-        return chain_parts(self.task, self._obs, self.task.clean_chains(self._obs[None])[0])
+        return chain_parts(self.task, self._obs, self._states[0])
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode is None:

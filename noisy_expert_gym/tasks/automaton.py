@@ -147,11 +147,11 @@ class Automaton:
 
     def run(self, symbols: np.ndarray) -> np.ndarray:
         """The true run s_1..s_m of each row of symbols (N, m), numpy: (N, m)."""
-        flat = self.table.reshape(-1)
+        flat, k = self.table.reshape(-1), self.k
         out = np.empty(symbols.shape, np.int64)
         s = np.full(symbols.shape[0], self.start, np.int64)
         for t in range(symbols.shape[1]):
-            s = flat[s * self.k + symbols[:, t]]
+            s = flat[s * k + symbols[:, t]]
             out[:, t] = s
         return out
 
@@ -456,11 +456,12 @@ class AutomatonTask:
         import torch
 
         flat, _ = self._tables(x)
+        k = self.k
         out = torch.empty(x.shape, dtype=torch.long, device=x.device)
         s = torch.full((x.shape[0],), self.start_state, dtype=torch.long, device=x.device)
         xl = x.long()
         for t in range(self.m):
-            s = flat[s * self.k + xl[:, t]]
+            s = flat[s * k + xl[:, t]]
             out[:, t] = s
         return out
 
