@@ -50,7 +50,6 @@ import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -124,7 +123,7 @@ class Automaton:
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         object.__setattr__(self, "start", int(self.start))
-        object.__setattr__(self, "spec", MappingProxyType(dict(self.spec)))
+        object.__setattr__(self, "spec", dict(self.spec))
         if self.group is not None:
             g = self.group
             if not (g.mul[self.start] == np.arange(n)).all() or not (g.mul[:, g.elements] == t).all():
@@ -345,6 +344,9 @@ class AutomatonTask:
 
     def __repr__(self) -> str:
         return f"AutomatonTask({self.automaton!r}, m={self.m})"
+
+    def __getstate__(self) -> dict[str, Any]:  # pickles without the per-device tensor cache
+        return {**self.__dict__, "_torch": {}}
 
     # ----- sizes ---------------------------------------------------------------
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import pickle
 import random
 
 import numpy as np
@@ -190,6 +192,17 @@ def test_relabelling_hides_the_rule():
 def test_bad_options_raise_with_the_fix(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_automaton(**kwargs)
+
+
+def test_tasks_pickle_and_copy():
+    """Harness processes and Ray workers get tasks by pickling them."""
+    task = AutomatonTask(make_automaton("s5", relabel_seed=3), m=5)
+    task.clean_along(torch.zeros((2, 6), dtype=torch.long), torch.zeros((2, 5), dtype=torch.long))
+    for other in (pickle.loads(pickle.dumps(task)), copy.deepcopy(task)):
+        assert (other.automaton.table == task.automaton.table).all() and other.m == 5
+        assert other.automaton.spec == task.automaton.spec and other.automaton.group is not None
+        prompts = task.sample_prompts(np.random.default_rng(0), 4)
+        assert (other.clean_chains(prompts) == task.clean_chains(prompts)).all()
 
 
 def test_bad_task_arguments():
