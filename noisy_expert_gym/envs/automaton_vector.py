@@ -14,7 +14,7 @@ class NoisyAutomatonVectorEnv(AutomatonAttributes, ChainVectorEnv):
     keyword arguments plus ``max_episode_steps`` (as Gymnasium's ``TimeLimit``)
     and ``autoreset_mode``. It equals ``SyncVectorEnv`` over N single envs seeded
     ``seed + i`` step for step (observations, rewards, terminations,
-    truncations, infos); the transitions are one table gather per step.
+    truncations, infos); the clean expert's step is one table gather for the batch.
 
     ## Autoreset modes
     ``NEXT_STEP`` (default), ``SAME_STEP`` (``info["final_obs"]`` /

@@ -8,12 +8,14 @@ Gymnasium defines (``reset_mask``); unknown options are refused.
 
 Speed: a step costs O(N) numpy work with per-episode caches (tokens written, the
 true run, whether the chain is still clean). Each sub-env keeps its own
-generator, as a single env does; prompts are drawn from it ahead of time in
-blocks (``sample_prompts(rng, K)`` equals K draws of one prompt, so the streams
-are the single envs' own), because a numpy ``Generator.integers`` call costs
-tens of microseconds and one call per sub-env per episode would dominate.
-Sub-env 0's generator is shared with the vector env's expert (numpy sampling),
-so its prompts are drawn one at a time, in call order.
+generator, as a single env does; prompts (and their true runs, one batched
+``clean_chains`` call per refill) are drawn from it ahead of time in blocks of
+1, 2, 4, ... up to 256 episodes (``sample_symbols(rng, K)`` equals K draws of one
+prompt, so the streams are the single envs' own), because a numpy
+``Generator.integers`` call costs tens of microseconds and one call per sub-env
+per episode would dominate. The buffers take at most 16 MiB. Sub-env 0's
+generator is shared with the vector env's expert (numpy sampling), so its
+prompts are drawn one at a time, in call order.
 """
 
 from __future__ import annotations
