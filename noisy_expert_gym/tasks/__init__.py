@@ -20,8 +20,10 @@ returning the same kind it was given. The interface (duck-typed, see
 - ``clean_chains(prompts)`` and ``metrics(prompts, chain)``.
 
 The chain-of-thought tasks (modadd, :class:`~noisy_expert_gym.tasks.automaton.AutomatonTask`)
-also offer ``start_state`` and ``transition(states, symbols)``: the clean expert's
-step, which :func:`noisy_expert_gym.tasks.chain.chain_step` (the envs' transition) uses.
+also offer ``start_state`` and ``transition(states, symbols)`` (the clean expert's
+step, which :func:`noisy_expert_gym.tasks.chain.chain_step`, the envs' transition,
+uses), ``sample_symbols(rng, n)`` (a prompt's symbols; n prompts drawn at once
+equal n drawn one at a time) and ``metrics(..., states=)`` (the true run when known).
 """
 
 from noisy_expert_gym.tasks.automaton import Automaton, AutomatonTask, make_automaton
