@@ -17,11 +17,16 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 from noisy_expert_gym.contracts import Oracle, TaskCore
-from noisy_expert_gym.envs import NoisyModAddEnv, NoisyModAddVectorEnv
+from noisy_expert_gym.envs import (
+    NoisyAutomatonEnv,
+    NoisyAutomatonVectorEnv,
+    NoisyModAddEnv,
+    NoisyModAddVectorEnv,
+)
 from noisy_expert_gym.noise import LAWS, NoiseLaw, noisy_probs
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.problems import ENV_IDS, FAMILIES, REGISTRY, Problem, make_problem
-from noisy_expert_gym.tasks import ModAddTask
+from noisy_expert_gym.tasks import AutomatonTask, ModAddTask
 
 __version__ = "0.1.0"
 
@@ -37,5 +42,6 @@ def _register_all() -> None:
 
 _register_all()
 
-__all__ = ["ENV_IDS", "LAWS", "Expert", "ModAddTask", "NoiseLaw", "NoisyModAddEnv", "NoisyModAddVectorEnv",
-           "Oracle", "Problem", "TaskCore", "make_problem", "noisy_probs"]
+__all__ = ["ENV_IDS", "LAWS", "AutomatonTask", "Expert", "ModAddTask", "NoiseLaw", "NoisyAutomatonEnv",
+           "NoisyAutomatonVectorEnv", "NoisyModAddEnv", "NoisyModAddVectorEnv", "Oracle", "Problem", "TaskCore",
+           "make_problem", "noisy_probs"]

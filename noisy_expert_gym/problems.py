@@ -128,6 +128,10 @@ FAMILIES: dict[str, Family] = {
                      "noisy_expert_gym.envs.modadd:NoisyModAddEnv",
                      "noisy_expert_gym.envs.modadd_vector:NoisyModAddVectorEnv",
                      env_options=("reward", "render_mode")),
+    "automaton": Family("automaton", _lazy("automaton", "noisy_expert_gym.tasks.automaton"),
+                        "noisy_expert_gym.envs.automaton:NoisyAutomatonEnv",
+                        "noisy_expert_gym.envs.automaton_vector:NoisyAutomatonVectorEnv",
+                        env_options=("reward", "render_mode")),
     "gsm8k": Family("gsm8k", _lazy("gsm8k", "noisy_expert_gym.tasks.gsm8k.problem"),
                     "noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv"),
 }
@@ -141,6 +145,17 @@ REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyModAddMixture-v0": ("modadd", {"law": "mixture"}),
     # eta > 1/2 breaks the mode condition: the stress case for horizon-free claims.
     "NoisyModAddBiased-v0": ("modadd", {"law": "biased", "eta": 0.6}),
+    # State tracking (DESIGN §3). The family's defaults (m = 31, eta = 0.1, absorbing) are
+    # NoisyModAdd-v0's, so the ids differ from it only in the rule. NoisyAutomaton-v0: a random
+    # permutation automaton with n = k = 7 (automaton_seed 0) -- modadd's vocabulary and sizes,
+    # and under `absorbing` / `mixture` exactly its noise statistics (theory), with a
+    # non-abelian rule nobody can know in advance (its symbols generate a group far larger
+    # than Z_7 acting on the 7 states).
+    "NoisyAutomaton-v0": ("automaton", {}),
+    # A general DFA: symbols may merge states, so a slip can heal (the pair chain of theory).
+    "NoisyDFA-v0": ("automaton", {"kind": "dfa"}),
+    # The word problem of S5 over all 120 elements (n = k = 120): the hard state-tracking task.
+    "NoisyS5-v0": ("automaton", {"automaton": "s5"}),
     "NoisyGSM8K-v0": ("gsm8k", {}),
 }
 #: Every env id this package registers, with the kwargs that define the variant.

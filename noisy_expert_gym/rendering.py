@@ -62,9 +62,15 @@ def _draw_text(img: np.ndarray, text: str, y0: int, x0: int, scale: int) -> None
 
 def render_rgb(prompt: Sequence[int], chain: Sequence[int], correct: Sequence[bool],
                num_digits: int = 1, scale: int = 3) -> np.ndarray:
-    """A uint8 image (H, W, 3): operands on the top row, the chain below, coloured cells."""
+    """A uint8 image (H, W, 3): operands on the top row, the chain below, coloured cells.
+
+    ``num_digits`` is the widest token id (in digits) a cell must hold; ids are
+    right-aligned. Multi-digit cells get one more unit of colour on either side, so
+    neighbouring ids (state ids of S5 run to 119) never read as one number.
+    """
     m = len(prompt)
-    cell_w = (4 * num_digits + 1) * scale
+    gutter = 0 if num_digits == 1 else 1
+    cell_w = (4 * num_digits + 1 + 2 * gutter) * scale
     cell_h = 7 * scale
     cols = m + 1
     img = np.empty((2 * cell_h + 3 * scale, cols * cell_w + 2 * scale, 3), dtype=np.uint8)
@@ -74,7 +80,7 @@ def render_rgb(prompt: Sequence[int], chain: Sequence[int], correct: Sequence[bo
         y0 = scale + row * (cell_h + scale)
         x0 = scale + col * cell_w
         img[y0 : y0 + cell_h, x0 : x0 + cell_w - scale] = colour
-        _draw_text(img, text.rjust(num_digits), y0 + scale, x0 + scale, scale)
+        _draw_text(img, text.rjust(num_digits), y0 + scale, x0 + (1 + gutter) * scale, scale)
 
     for i, x in enumerate(prompt):
         cell(0, i, GREY, str(int(x)))

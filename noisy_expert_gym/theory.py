@@ -1,4 +1,4 @@
-"""Closed forms for noisy-expert rollouts on modular addition.
+"""Closed forms for noisy-expert rollouts on modular addition and on state tracking (automata).
 
 A noisy-expert rollout feeds its own (possibly corrupted) tokens back. Track the
 offset d_t = y_t - s_t (mod p) between the written chain and the true running
@@ -16,8 +16,11 @@ per-step probability of the clean token); the final answer is right iff d_m = 0.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.noise import check_law
 
 
@@ -79,3 +82,169 @@ def prob_final_correct(law: str, eta: float, p: int, m: int) -> float:
     dist[0] = 1.0
     dist = dist @ np.linalg.matrix_power(_transition(law, eta, p), m)
     return float(dist[0] + dist[p])
+
+
+# ----------------------------------------------------------------------------- state tracking
+# For an automaton the offset trick needs a group: when states are the elements of a group G
+# acting on itself (delta(s, x) = s * g_x, start = identity), the offset d = w s^-1 between a
+# written state w and the true state s is carried unchanged by the clean expert (w g (s g)^-1 =
+# w s^-1), a uniform write makes it uniform, and a slip that is a left translation c -> h c
+# turns d into h d: a Markov chain over the n offsets, as for modadd (G = Z_p). In general
+# (a DFA may merge states, so a wrong chain can become right again; the biased slip need not
+# be a translation) the exact chain runs over (error made, true state, written state).
+#
+# Two consequences the tests check: under `absorbing` every write after the first error is
+# uniform, so P(final correct) = q^m + (1 - q^(m-1)) / n for *any* automaton; under `mixture`
+# a permutation automaton keeps w = s and w != s alike, so P(final correct) = (1-eta)^m +
+# (1 - (1-eta)^m) / n -- both equal modadd's prob_final_correct with p = n.
+
+#: Largest n * n * k the (true, written) pair chain enumerates per step.
+PAIR_CHAIN_LIMIT = 50_000_000
+
+
+def _automaton_of(task_or_automaton: Any) -> Any:
+    from noisy_expert_gym.tasks.automaton import Automaton, modadd_automaton
+
+    if isinstance(task_or_automaton, Automaton):
+        return task_or_automaton
+    auto = getattr(task_or_automaton, "automaton", None)
+    if isinstance(auto, Automaton):
+        return auto
+    if hasattr(task_or_automaton, "p"):  # ModAddTask
+        return modadd_automaton(task_or_automaton.p)
+    raise TypeError(f"expected an Automaton or a task with one (AutomatonTask, ModAddTask), got "
+                    f"{type(task_or_automaton).__name__}")
+
+
+def _check_m(m: Any) -> int:
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"`m` (the horizon) must be an integer >= 1, got {m!r}")
+    return int(m)
+
+
+def final_correct_pair_chain(automaton: Any, law: str, eta: float, m: int) -> float:
+    """P(final answer correct) of noisy-expert rollouts on uniform prompts, any automaton.
+
+    A Markov chain over (no error yet, true state) and (error made, true state,
+    written state): exact for every automaton and law; cost O(m n^2 k).
+    """
+    check_law(law, eta)
+    m = _check_m(m)
+    auto = _automaton_of(automaton)
+    table, n, k = auto.table, auto.n, auto.k
+    if n * n * k > PAIR_CHAIN_LIMIT:
+        raise ValueError(f"the pair chain needs n*n*k <= {PAIR_CHAIN_LIMIT:,} (got n={n}, k={k}); for a group "
+                         "automaton use method='offset'")
+    # (s, w) -> (delta(s, x), delta(w, x)) for every symbol x: flat pair indices, (n, n, k).
+    pair_next = (table[:, None, :] * n + table[None, :, :]).reshape(-1)
+    slip = np.zeros((n, n))
+    slip[np.arange(n), auto.slip] = 1.0  # slip @ column c -> column slip[c]
+    q = step_clean_prob(law, eta, n)
+    clean = np.zeros(n)  # P(no error yet, true state s)
+    clean[auto.start] = 1.0
+    err = np.zeros((n, n))  # P(an error was made, true state s, written state w)
+    for _ in range(m):
+        true_next = np.bincount(table.reshape(-1), weights=np.repeat(clean / k, k), minlength=n)
+        carried = np.bincount(pair_next, weights=np.repeat(err.reshape(-1) / k, k), minlength=n * n)
+        carried = carried.reshape(n, n)  # the clean expert's token for the written chain, before noise
+        new_err = np.zeros((n, n))
+        if law == "biased":
+            new_err += eta * true_next[:, None] * slip
+            new_err += (1 - eta) * carried + eta * carried @ slip
+        else:
+            off = np.full((n, n), eta / n)
+            np.fill_diagonal(off, 0.0)
+            new_err += true_next[:, None] * off  # a uniform write that is not the clean token
+            mass = carried.sum(1)[:, None]  # P(error made, true state)
+            if law == "mixture":
+                new_err += (1 - eta) * carried + eta / n * mass
+            else:  # absorbing: uniform once the prefix contains an error
+                new_err += mass / n
+        clean, err = q * true_next, new_err
+    return float(clean.sum() + np.trace(err))
+
+
+def final_correct_offset_chain(automaton: Any, law: str, eta: float, m: int) -> float:
+    """P(final answer correct) for a group automaton: a Markov chain over the offsets d = w s^-1.
+
+    Needs ``automaton.group`` (``modadd``, ``s5``, their relabellings); for ``biased`` the
+    slip must be a left translation c -> h c (modadd's off-by-one is; S5's is not).
+
+    Raises:
+        ValueError: the automaton has no group structure, or the slip is not a translation.
+    """
+    check_law(law, eta)
+    m = _check_m(m)
+    auto = _automaton_of(automaton)
+    g = auto.group
+    if g is None:
+        raise ValueError(f"{auto!r} is not a group acting on itself: use method='pair'")
+    n, ident = auto.n, auto.start
+    h = g.mul[auto.slip, g.inv]  # slip(c) c^-1 for every c
+    if law == "biased" and not (h == h[0]).all():
+        raise ValueError(f"the biased slip of {auto!r} is not a left translation: use method='pair'")
+    # States (e, d), index e * n + d: e = an error was made, d = the offset.
+    t = np.zeros((2 * n, 2 * n))
+    for e in (0, 1):
+        for d in range(n):
+            i = e * n + d
+
+            def to(d2: int, prob: float, i: int = i, e: int = e) -> None:
+                t[i, (1 if (e or d2 != ident) else 0) * n + d2] += prob
+
+            if law == "absorbing" and e == 1:
+                for d2 in range(n):
+                    t[i, n + d2] += 1.0 / n
+            elif law == "biased":
+                to(d, 1 - eta)
+                to(int(g.mul[h[0], d]), eta)
+            else:  # mixture, or absorbing before the first error: carried or uniform
+                to(d, 1 - eta)
+                for d2 in range(n):
+                    to(d2, eta / n)
+    dist = np.zeros(2 * n)
+    dist[ident] = 1.0
+    dist = dist @ np.linalg.matrix_power(t, m)
+    return float(dist[ident] + dist[n + ident])
+
+
+METHODS: tuple[str, ...] = ("auto", "pair", "offset")
+
+
+def automaton_final_correct(automaton: Any, law: str, eta: float, m: int, method: str = "auto") -> float:
+    """Exact P(final answer correct) of noisy-expert rollouts on uniform random prompts.
+
+    Args:
+        automaton: an :class:`~noisy_expert_gym.tasks.automaton.Automaton` or a task holding one.
+        law, eta: the noise law and level.
+        m: the horizon.
+        method: ``offset`` (group automata), ``pair`` (any automaton) or ``auto``
+            (``offset`` where it applies, else ``pair``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown `method` `{method}`; valid values: {', '.join(METHODS)}."
+                         f"{did_you_mean(method, METHODS)}")
+    auto = _automaton_of(automaton)
+    if method == "auto":
+        group_ok = auto.group is not None and (
+            law != "biased" or len(set(auto.group.mul[auto.slip, auto.group.inv].tolist())) == 1)
+        method = "offset" if group_ok else "pair"
+    fn = final_correct_offset_chain if method == "offset" else final_correct_pair_chain
+    return fn(auto, law, eta, m)
+
+
+def closed_forms(task: Any, law: str, eta: float) -> dict[str, float]:
+    """The exact rollout statistics of a chain-of-thought task (modadd or an automaton) under a law.
+
+    Returns:
+        ``fully_clean`` (q^m), ``final_correct`` and ``correct_prefix`` (the
+        expected correct-prefix length), for rollouts of the noisy expert on
+        uniform random prompts of ``task.horizon`` symbols.
+    """
+    m, n = task.horizon, task.num_actions
+    if hasattr(task, "p"):  # modadd: the offset chain over Z_p
+        final = prob_final_correct(law, eta, task.p, m)
+    else:
+        final = automaton_final_correct(task, law, eta, m)
+    return {"fully_clean": prob_fully_clean(law, eta, n, m), "final_correct": final,
+            "correct_prefix": expected_correct_prefix(law, eta, n, m)}

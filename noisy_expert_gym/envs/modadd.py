@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
-
-from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
-from noisy_expert_gym.rendering import render_ansi, render_rgb
-from noisy_expert_gym.tasks.modadd import REWARDS, modadd_step
+from noisy_expert_gym.envs.chain import (
+    RENDER_MODES,
+    ChainEnv,
+    check_action,
+    check_env_options,
+    check_reset_options,
+)
+from noisy_expert_gym.problems import problem_attribute
 
 ENV_ID = "NoisyModAdd-v0"
-RENDER_MODES = ["ansi", "rgb_array"]
 
 
-def check_env_options(reward: str, render_mode: str | None) -> None:
-    """Validate the env-only keyword arguments (the problem's are checked by its builder)."""
-    if reward not in REWARDS:
-        raise ValueError(
-            f"unknown `reward` `{reward}`; valid values: {', '.join(REWARDS)}.{did_you_mean(reward, REWARDS)}"
-        )
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(
-            f"unknown `render_mode` `{render_mode}`; valid values: None, "
-            f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}"
-        )
-
-
-def check_action(action: Any, p: int) -> int:
-    """An action as a plain int, or a ValueError (no silent clipping)."""
-    a = np.asarray(action)
-    if a.size != 1 or not np.issubdtype(a.dtype, np.integer) or not (0 <= a.item() < p):
-        raise ValueError(f"action must be an integer in Discrete({p}) i.e. 0..{p - 1}, got {action!r}")
-    return int(a.item())
-
-
-class NoisyModAddEnv(gym.Env):
+class NoisyModAddEnv(ChainEnv):
     """Modular addition with a chain of thought, imitated from a noisy expert.
 
     ## Description
@@ -100,78 +76,16 @@ class NoisyModAddEnv(gym.Env):
 
     ## Version History
     - v0: initial release.
+    - v0 (same MDP, rewards and oracle): ``reset(options=...)`` refuses option keys
+      it does not define (a ValueError) instead of silently ignoring them; an empty
+      dict or None is accepted as before.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
-
-    def __init__(self, problem: Problem | None = None, *, reward: str = "final",
-                 render_mode: str | None = None, **problem_kwargs: Any) -> None:
-        check_env_options(reward, render_mode)
-        problem = env_problem(ENV_ID, problem, problem_kwargs)
-        # The oracles draw from the env's np_random, re-read on each call so reseeding works.
-        self.problem = problem.with_rng(lambda: self.np_random)
-        self.task = problem.task
-        self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
-        self.reward_kind = reward
-        self.render_mode = render_mode
-        p, m = self.task.p, self.task.m
-        self.observation_space = spaces.Box(0, p + 1, shape=(2 * m + 1,), dtype=np.int64)
-        self.action_space = spaces.Discrete(p)
-        self._obs: np.ndarray | None = None
-        self._done = True
+    ENV_ID = ENV_ID
 
     # The problem's parameters, read from the task core and the noise law (stored once).
     p = problem_attribute("p", lambda self: self.task.p)
     m = problem_attribute("m", lambda self: self.task.m)
-    eta = problem_attribute("eta", lambda self: self.expert.eta)
-    law = problem_attribute("law", lambda self: self.expert.law)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        prompt = self.task.sample_prompts(self.np_random, 1)
-        self._obs = self.task.observe(prompt, np.empty((1, 0), np.int64))[0]
-        self._done = False
-        return self._obs.copy(), {"step": 0, "clean_so_far": True}
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._obs is None:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the episode has ended (m actions were taken); call reset() first")
-        a = check_action(action, self.p)
-        new, rew, term, info = modadd_step(self.task, self._obs[None], np.array([a]), self.reward_kind)
-        self._obs = new[0]
-        terminated = bool(term[0])
-        out: dict[str, Any] = {"step": int(info["step"][0]), "clean_so_far": bool(info["clean_so_far"][0])}
-        if terminated:
-            self._done = True
-            out.update(self.episode_metrics())
-        return self._obs.copy(), float(rew[0]), terminated, False, out
-
-    def episode_metrics(self) -> dict[str, Any]:
-        """Clean metrics of the finished chain (see Information)."""
-        prompt = self._obs[None, : self.m + 1]
-        chain = self._obs[None, self.m + 1 :]
-        return {k: v[0].item() for k, v in self.task.metrics(prompt, chain).items()}
-
-    def _parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._obs is None:
-            raise RuntimeError("call reset() before render()")
-        prompt = self._obs[: self.m]
-        chain = self._obs[self.m + 1 :]
-        chain = chain[chain != self.task.pad_token]
-        correct = chain == self.task.true_sums(self._obs[None])[0, : len(chain)]
-        return prompt, chain, correct
-
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
-            return None
-        prompt, chain, correct = self._parts()
-        if self.render_mode == "ansi":
-            return render_ansi(prompt, chain, correct)
-        return render_rgb(prompt, chain, correct, num_digits=len(str(self.p + 1)))
-
-    def close(self) -> None:
-        pass
+__all__ = ["ENV_ID", "RENDER_MODES", "NoisyModAddEnv", "check_action", "check_env_options", "check_reset_options"]

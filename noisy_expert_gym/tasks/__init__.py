@@ -18,9 +18,16 @@ returning the same kind it was given. The interface (duck-typed, see
 - ``valid_along(prompts, chain)`` -> (N, H) bool: which positions count (trainers
   mask their loss with it; GSM-8K ends at EOS, modadd never early);
 - ``clean_chains(prompts)`` and ``metrics(prompts, chain)``.
+
+The chain-of-thought tasks (modadd, :class:`~noisy_expert_gym.tasks.automaton.AutomatonTask`)
+also offer ``start_state`` and ``transition(states, symbols)`` (the clean expert's
+step, which :func:`noisy_expert_gym.tasks.chain.chain_step`, the envs' transition,
+uses), ``sample_symbols(rng, n)`` (a prompt's symbols; n prompts drawn at once
+equal n drawn one at a time) and ``metrics(..., states=)`` (the true run when known).
 """
 
+from noisy_expert_gym.tasks.automaton import Automaton, AutomatonTask, make_automaton
 from noisy_expert_gym.tasks.gsm8k import GSM8KTask
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
-__all__ = ["GSM8KTask", "ModAddTask"]
+__all__ = ["Automaton", "AutomatonTask", "GSM8KTask", "ModAddTask", "make_automaton"]

@@ -24,25 +24,10 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import cumsum, is_torch
-
-
-def _where(cond: Any, a: Any, b: Any) -> Any:
-    if is_torch(cond):
-        import torch
-
-        return torch.where(cond, a, b)
-    return np.where(cond, a, b)
-
-
-def _gather(x: Any, idx: Any) -> Any:
-    """x[n, idx[n]] for a (N, L) array and (N,) indices."""
-    if is_torch(x):
-        return x.gather(1, idx[:, None].long())[:, 0]
-    return np.take_along_axis(x, idx[:, None].astype(np.int64), axis=1)[:, 0]
-
-
-def _clip(x: Any, lo: int, hi: int) -> Any:
-    return x.clamp(lo, hi) if is_torch(x) else np.clip(x, lo, hi)
+from noisy_expert_gym.tasks.chain import REWARDS, chain_metrics, chain_step
+from noisy_expert_gym.tasks.chain import clip as _clip
+from noisy_expert_gym.tasks.chain import gather_rows as _gather
+from noisy_expert_gym.tasks.chain import where as _where
 
 
 @dataclass(frozen=True)
@@ -96,13 +81,21 @@ class ModAddTask:
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
         """Sample n prompts (N, m+1): operands uniform in 0..p-1, then the separator."""
         if isinstance(rng, np.random.Generator):
-            x = rng.integers(0, self.p, size=(n, self.m), dtype=np.int64)
+            x = self.sample_symbols(rng, n)
             return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
         import torch
 
         x = torch.randint(0, self.p, (n, self.m), generator=rng, device=device or rng.device)
         sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
         return torch.cat([x, sep], dim=1)
+
+    def sample_symbols(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The input symbols of n prompts, (N, m) int64 (numpy; ``sample_prompts`` adds the separator).
+
+        One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
+        at a time from the same generator (the native vector env relies on it).
+        """
+        return rng.integers(0, self.p, size=(n, self.m), dtype=np.int64)
 
     def observe(self, prompts: Any, chain: Any) -> Any:
         """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
@@ -114,6 +107,15 @@ class ModAddTask:
             return torch.cat([prompts, chain.long(), pad], dim=1)
         pad = np.full((n, self.m - t), self.pad_token, np.int64)
         return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
+
+    @property
+    def start_state(self) -> int:
+        """The running sum before the first operand (the clean expert's first token is x_1)."""
+        return 0
+
+    def transition(self, states: Any, symbols: Any) -> Any:
+        """delta(s, x) = (s + x) mod p, elementwise (the clean expert's step given the chain as written)."""
+        return (states + symbols) % self.p
 
     def true_sums(self, prompts: Any) -> Any:
         """The clean running sums s_1..s_m, (N, m)."""
@@ -195,75 +197,25 @@ class ModAddTask:
         return np.ones(chain.shape, dtype=bool)
 
     # ----- metrics ------------------------------------------------------------------
-    def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
-        """Per-episode clean metrics of complete chains (N, m).
+    def metrics(self, prompts: Any, chain: Any, states: Any = None) -> dict[str, Any]:
+        """Per-episode clean metrics of complete chains (N, m) (:func:`~noisy_expert_gym.tasks.chain.chain_metrics`).
 
-        - ``full_exact``: the whole chain equals the true running sums;
-        - ``final_exact``: the last token (the answer) equals s_m;
-        - ``correct_prefix_len``: length of the longest correct prefix (0..m);
-        - ``num_errors``: number of slips (tokens that differ from the clean
-          expert's token given the chain as written).
+        ``full_exact``, ``final_exact``, ``correct_prefix_len`` and ``num_errors``
+        (tokens that differ from the clean expert's token given the chain as
+        written); ``states`` is the true run when the caller already has it.
         """
-        sums = self.true_sums(prompts)
-        ok = chain == sums
-        bad = ~ok
-        badi = bad.long() if is_torch(bad) else bad.astype(np.int64)
-        return {
-            "full_exact": ok.all(1),
-            "final_exact": ok[:, -1],
-            "correct_prefix_len": (cumsum(badi, 1) == 0).sum(1),
-            "num_errors": (chain != self.clean_along(prompts, chain)).sum(1),
-        }
-
-
-REWARDS: tuple[str, ...] = ("final", "full", "dense")
+        states = self.true_sums(prompts) if states is None else states
+        return chain_metrics(chain, states, self.clean_along(prompts, chain))
 
 
 def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str, *,
                 t: np.ndarray | None = None, sums: np.ndarray | None = None,
                 clean_so_far: np.ndarray | None = None, inplace: bool = False
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The MDP transition for a batch of states (numpy): write each action into its chain.
-
-    Rewards: ``final`` 1.0 at the last step iff the answer equals s_m; ``full``
-    1.0 at the last step iff the whole chain equals the true sums; ``dense``
-    1/m for every step whose action equals the clean expert's action there.
-
-    The keyword arguments are caches a vector env keeps per episode so a step
-    costs O(N), not O(N m): ``t`` (= ``step_index(obs)``), ``sums``
-    (= ``true_sums(obs)``), ``clean_so_far`` (the chain before this step is
-    error-free); ``inplace`` writes the actions into ``obs`` itself. Omitted,
-    they are computed from ``obs``: the result is the same either way.
-
-    Returns:
-        (next observations, rewards, terminated, info) with info arrays
-        ``step`` (tokens written) and ``clean_so_far`` (chain still error-free).
-    """
-    n = obs.shape[0]
-    m = task.m
-    rows = np.arange(n)
-    if t is None:
-        t = task.step_index(obs)
-    if sums is None:
-        sums = task.true_sums(obs)
-    if clean_so_far is None:
-        chain = obs[:, m + 1 :]
-        clean_so_far = ((chain == sums) | (chain == task.pad_token)).all(1)
-    ok = actions == sums[rows, t]  # this step writes the true running sum
-    clean_now = clean_so_far & ok
-    terminated = t + 1 == m
-    if reward == "final":
-        rew = (terminated & ok).astype(np.float64)  # at the last step, ok means y_m == s_m
-    elif reward == "full":
-        rew = (terminated & clean_now).astype(np.float64)
-    else:
-        # The clean expert's action: x_{t+1} after the separator, else (y_t + x_{t+1}) mod p.
-        x_next = obs[rows, t]
-        clean = np.where(t == 0, x_next, (obs[rows, m + t] + x_next) % task.p)
-        rew = (actions == clean).astype(np.float64) / m
-    new = obs if inplace else obs.copy()
-    new[rows, m + 1 + t] = actions
-    return new, rew, terminated, {"step": t + 1, "clean_so_far": clean_now}
+    """The MDP transition for a batch of states (numpy): :func:`~noisy_expert_gym.tasks.chain.chain_step`
+    with the running sums as the cached true run (``sums``)."""
+    return chain_step(task, obs, actions, reward, t=t, states=sums, clean_so_far=clean_so_far,
+                      inplace=inplace)
 
 
 def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing") -> tuple[Any, Any, Any]:
@@ -282,3 +234,6 @@ def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbi
 
     task = ModAddTask(p=p, m=m)
     return task, Expert(task, law=law, eta=eta), Expert(task, clean=True)
+
+
+__all__ = ["REWARDS", "ModAddTask", "build_problem", "modadd_step"]

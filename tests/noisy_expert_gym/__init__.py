@@ -139,3 +139,139 @@ def z_bound(values: Sequence[float], expected: float, z: float = 4.5) -> tuple[b
     var = sum((v - mean) ** 2 for v in values) / max(n - 1, 1)
     tol = z * math.sqrt(var / n) + 1e-12
     return abs(mean - expected) <= tol, f"mean {mean:.5f} vs {expected:.5f} (tol {tol:.5f}, n={n})"
+
+
+# ----------------------------------------------------------------------------- state tracking
+# The same definitions for an automaton, one sequence at a time. An automaton is given as
+# plain Python data: ``table[s][x]`` = delta(s, x), the start state and the biased law's slip.
+
+
+class RefAutomaton:
+    """Plain-Python automaton: a list-of-lists table, a start state and a slip list."""
+
+    def __init__(self, table, start, slip):
+        self.table = [[int(v) for v in row] for row in table]
+        self.start = int(start)
+        self.slip = [int(v) for v in slip]
+        self.n = len(self.table)
+        self.k = len(self.table[0])
+
+    @classmethod
+    def of(cls, automaton) -> RefAutomaton:
+        """The reference view of an implementation's Automaton (its data, none of its code)."""
+        return cls(automaton.table.tolist(), automaton.start, automaton.slip.tolist())
+
+
+def ref_modadd_automaton(p: int) -> RefAutomaton:
+    return RefAutomaton([[(s + x) % p for x in range(p)] for s in range(p)], 0, [(c + 1) % p for c in range(p)])
+
+
+def ref_s5_automaton(alphabet: str = "all") -> RefAutomaton:
+    """S5 from permutation tuples: state = arrangement, symbol g maps it to s o g ((s o g)[i] = s[g[i]])."""
+    perms = list(itertools.permutations(range(5)))
+    index = {q: i for i, q in enumerate(perms)}
+    gens = perms if alphabet == "all" else [(1, 0, 2, 3, 4), (1, 2, 3, 4, 0)]
+    table = [[index[tuple(s[g[i]] for i in range(5))] for g in gens] for s in perms]
+    return RefAutomaton(table, index[(0, 1, 2, 3, 4)], [(c + 1) % 120 for c in range(120)])
+
+
+def ref_run(auto: RefAutomaton, xs: Sequence[int]) -> list[int]:
+    """The true run s_1..s_m."""
+    out, s = [], auto.start
+    for x in xs:
+        s = auto.table[s][int(x)]
+        out.append(s)
+    return out
+
+
+def ref_auto_clean_next(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> int:
+    """delta(y_t, x_{t+1}) given the chain as written (delta(start, x_1) on the empty chain)."""
+    prev = auto.start if len(ys) == 0 else int(ys[-1])
+    return auto.table[prev][int(xs[len(ys)])]
+
+
+def ref_auto_has_error(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> bool:
+    """Walks the chain with the clean expert (not with the true run)."""
+    return any(int(ys[i]) != ref_auto_clean_next(auto, xs, ys[:i]) for i in range(len(ys)))
+
+
+def ref_auto_probs(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
+    """pi~(.|s) of DESIGN §2 for an automaton (U uniform on the n states)."""
+    n, c = auto.n, ref_auto_clean_next(auto, xs, ys)
+    if law == "clean":
+        return [1.0 if a == c else 0.0 for a in range(n)]
+    if law == "mixture" or (law == "absorbing" and not ref_auto_has_error(auto, xs, ys)):
+        return [(1 - eta) * (a == c) + eta / n for a in range(n)]
+    if law == "absorbing":
+        return [1.0 / n] * n
+    if law == "biased":
+        return [(1 - eta) * (a == c) + eta * (a == auto.slip[c]) for a in range(n)]
+    raise ValueError(law)
+
+
+def ref_auto_metrics(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> dict:
+    s = ref_run(auto, xs)
+    k = 0
+    while k < len(ys) and int(ys[k]) == s[k]:
+        k += 1
+    return {
+        "full_exact": [int(y) for y in ys] == s,
+        "final_exact": int(ys[-1]) == s[-1],
+        "correct_prefix_len": k,
+        "num_errors": sum(int(ys[i]) != ref_auto_clean_next(auto, xs, ys[:i]) for i in range(len(ys))),
+    }
+
+
+def ref_auto_obs(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int], m: int) -> list[int]:
+    sep = max(auto.n, auto.k)
+    return [int(v) for v in xs] + [sep] + [int(v) for v in ys] + [sep + 1] * (m - len(ys))
+
+
+def ref_auto_split(auto: RefAutomaton, obs: Sequence[int], m: int) -> tuple[list[int], list[int]]:
+    obs = [int(v) for v in obs]
+    sep = max(auto.n, auto.k)
+    assert len(obs) == 2 * m + 1 and obs[m] == sep
+    return obs[:m], [v for v in obs[m + 1 :] if v != sep + 1]
+
+
+def random_auto_prefix(rnd: random.Random, auto: RefAutomaton, m: int, kind: str | None = None,
+                       length: int | None = None) -> tuple[list[int], list[int]]:
+    """A prompt and a prefix (length 0..m-1 unless given) of kind clean / slip / corrupt / random."""
+    n = auto.n
+    xs = [rnd.randrange(auto.k) for _ in range(m)]
+    t = rnd.randrange(m) if length is None else length
+    kind = kind or rnd.choice(["clean", "slip", "corrupt", "random"])
+    s = ref_run(auto, xs)[:t]
+    if kind == "clean" or t == 0:
+        return xs, s
+    if kind == "random":
+        return xs, [rnd.randrange(n) for _ in range(t)]
+    if kind == "corrupt":
+        ys = list(s)
+        for _ in range(rnd.randint(1, t)):
+            i = rnd.randrange(t)
+            ys[i] = (ys[i] + rnd.randrange(1, n)) % n
+        return xs, ys
+    i = rnd.randrange(t)  # slip: one wrong token, carried forward by the clean expert
+    ys = list(s[:i]) + [(s[i] + rnd.randrange(1, n)) % n]
+    while len(ys) < t:
+        ys.append(ref_auto_clean_next(auto, xs, ys))
+    return xs, ys
+
+
+def enumerate_auto_rollouts(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int]):
+    """Every chain with its probability under noisy-expert rollouts from prompt xs (brute force).
+
+    Walks the tree of all outcomes depth first, so each prefix's distribution is computed once.
+    """
+    m = len(xs)
+
+    def walk(ys: list[int], prob: float):
+        if len(ys) == m:
+            yield list(ys), prob
+            return
+        for a, pa in enumerate(ref_auto_probs(law, eta, auto, xs, ys)):
+            if pa > 0.0:
+                yield from walk(ys + [a], prob * pa)
+
+    yield from walk([], 1.0)

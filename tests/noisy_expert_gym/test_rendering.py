@@ -88,3 +88,14 @@ def test_neg_demo_runs(capsys):
         assert key in out
     queries = int(re.search(r"expert queries\s+(\d+)", out).group(1))
     assert queries == 500 * 5
+
+
+def test_neg_demo_runs_on_a_state_tracking_task(capsys):
+    argv = ["demo", "--env", "NoisyS5-v0", "--env-kw", "alphabet=generators", "--env-kw", "relabel_seed=3",
+            "--episodes", "400", "--m", "4", "--law", "mixture"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "NoisyS5-v0" in out and "relabelled" in out
+    assert int(re.search(r"expert queries\s+(\d+)", out).group(1)) == 400 * 4
+    assert cli.main(["demo", "--env", "NoisyS5-v0", "--env-kw", "alphabet=gens", "--episodes", "10"]) == 2
+    assert "Did you mean `generators`" in capsys.readouterr().err

@@ -1,0 +1,34 @@
+"""The native batched VectorEnv for NoisyAutomaton (random automata, S5, modadd)."""
+
+from __future__ import annotations
+
+from noisy_expert_gym.envs.automaton import ENV_ID, AutomatonAttributes
+from noisy_expert_gym.envs.chain_vector import ChainVectorEnv
+
+
+class NoisyAutomatonVectorEnv(AutomatonAttributes, ChainVectorEnv):
+    """``num_envs`` NoisyAutomaton envs stepped as one batch (see :class:`NoisyAutomatonEnv`).
+
+    ``gym.make_vec("NoisyS5-v0", num_envs=N, ...)`` builds it (the registered
+    ``vector_entry_point`` of every NoisyAutomaton id); it takes the single env's
+    keyword arguments plus ``max_episode_steps`` (as Gymnasium's ``TimeLimit``)
+    and ``autoreset_mode``. It equals ``SyncVectorEnv`` over N single envs seeded
+    ``seed + i`` step for step (observations, rewards, terminations,
+    truncations, infos); the clean expert's step is one table gather for the batch.
+
+    ## Autoreset modes
+    ``NEXT_STEP`` (default), ``SAME_STEP`` (``info["final_obs"]`` /
+    ``info["final_info"]``) and ``DISABLED`` (reset ended sub-envs with
+    ``reset(options={"reset_mask": mask})``).
+
+    ## Reset options
+    ``reset_mask``: reset only the masked sub-envs; any other key raises.
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    ENV_ID = ENV_ID
+
+
+__all__ = ["NoisyAutomatonVectorEnv"]
