@@ -161,9 +161,13 @@ def _check_ties(ties: str) -> None:
 def majority_vote_prob(probs: Sequence[float], k: int, clean: int, ties: str = "random") -> float:
     """Exact probability that the majority vote of k i.i.d. draws from `probs` returns token `clean`.
 
-    A multinomial sum, computed by conditioning on the clean token's count n and
-    running over the other tokens with conditional binomials (tracking how many tie
-    with n): O(k^3 A^2) arithmetic, no enumeration of the A^k outcomes.
+    The multinomial sum over all count vectors, without enumerating the A^k outcomes:
+    condition on the clean token's count n (binomial); the other tokens share the
+    r = k - n remaining draws multinomially, r! prod_j (pi'_j^{n_j} / n_j!) with
+    pi' = pi / (1 - pi_clean), so running over them is a truncated convolution of
+    exponential generating functions (each n_j capped at n, tracking how many tie
+    with n). Terms are scaled by r^{n_j} to stay in floating-point range (k up to
+    ~700). O(k^2 A^2) convolutions of length <= k.
 
     Args:
         probs: a distribution over A tokens (non-negative, summing to 1).
@@ -182,50 +186,52 @@ def majority_vote_prob(probs: Sequence[float], k: int, clean: int, ties: str = "
     a = len(pr)
     if a < 1 or min(pr) < 0 or abs(sum(pr) - 1.0) > 1e-9:
         raise ValueError(f"`probs` must be a distribution (non-negative, summing to 1), got {probs!r}")
-    if not (0 <= int(clean) < a):
+    if isinstance(clean, bool) or not (0 <= int(clean) < a):
         raise ValueError(f"`clean` must be a token in [0, {a - 1}], got {clean!r}")
     clean = int(clean)
     others = [j for j in range(a) if j != clean]
-    comb = _pascal(k)
     p_c = pr[clean]
+    rest_mass = sum(pr[j] for j in others)
     total = 0.0
     for n in range(1, k + 1):
-        p_n = comb[k, n] * p_c**n * (1 - p_c) ** (k - n)  # P(N_clean = n)
-        if p_n == 0.0:
-            continue
         r = k - n  # draws left to the other tokens
-        # dp[s, T]: P(the others seen so far took s of the r draws, within their caps, T of them tied with n)
+        log_pn = _log_binom_pmf(k, n, p_c, rest_mass)  # P(N_clean = n)
+        if log_pn == -math.inf:
+            continue
+        scale = float(max(r, 1))
+        # dp[s, T]: sum over the others seen so far of prod (pi'_j scale)^{n_j} / n_j!, s = sum n_j,
+        # every n_j within its cap, T of them equal to n (a tie).
         dp = np.zeros((r + 1, len(others) + 1))
         dp[0, 0] = 1.0
-        mass_left = 1.0 - p_c
         for j in others:
-            cond = 0.0 if mass_left <= 0 else min(pr[j] / mass_left, 1.0)
-            mass_left -= pr[j]
-            cap = n - 1 if (ties == "lowest" and j < clean) else n  # a lower id must stay strictly below
+            q = pr[j] / rest_mass if rest_mass > 0 else 0.0
+            cap = min(n - 1 if (ties == "lowest" and j < clean) else n, r)  # a lower id must stay below n
+            x = np.ones(cap + 1)
+            for c in range(1, cap + 1):
+                x[c] = x[c - 1] * q * scale / c
+            tie = 0.0
+            if ties == "random" and cap == n:
+                tie, x[n] = x[n], 0.0
             new = np.zeros_like(dp)
-            s = np.arange(r + 1)
-            left = r - s  # draws not yet placed, per state s
-            for c in range(min(cap, r) + 1):
-                ok = left >= c
-                pmf = np.where(ok, comb[np.maximum(left, 0), c] * cond**c
-                               * (1 - cond) ** np.maximum(left - c, 0), 0.0)
-                tie = 1 if (ties == "random" and c == n) else 0
-                new[c:, tie:] += (dp[: r + 1 - c, : dp.shape[1] - tie] * pmf[: r + 1 - c, None])
+            for t in range(dp.shape[1]):
+                if dp[:, t].any():
+                    new[:, t] += np.convolve(dp[:, t], x)[: r + 1]
+                    if tie and t + 1 < dp.shape[1]:
+                        new[n:, t + 1] += tie * dp[: r + 1 - n, t]
             dp = new
-        if ties == "random":
-            total += p_n * float((dp[r] / (1.0 + np.arange(dp.shape[1]))).sum())
-        else:
-            total += p_n * float(dp[r].sum())
+        weights = 1.0 / (1.0 + np.arange(dp.shape[1])) if ties == "random" else np.ones(dp.shape[1])
+        inner = float(dp[r] @ weights)  # times r! / scale^r: P(the others' counts are allowed | N_clean = n)
+        if inner > 0:
+            total += math.exp(log_pn + math.lgamma(r + 1) - r * math.log(scale) + math.log(inner))
     return min(max(total, 0.0), 1.0)
 
 
-def _pascal(k: int) -> np.ndarray:
-    """Binomial coefficients C(i, j), i, j <= k, as float64 (k up to ~1000)."""
-    out = np.zeros((k + 1, k + 1))
-    for i in range(k + 1):
-        for j in range(i + 1):
-            out[i, j] = float(math.comb(i, j))
-    return out
+def _log_binom_pmf(k: int, n: int, p: float, rest: float) -> float:
+    """log P(Binomial(k, p) = n), with 1 - p given as `rest` (exact zeros stay -inf)."""
+    if (p == 0.0 and n > 0) or (rest <= 0.0 and n < k):
+        return -math.inf
+    out = math.lgamma(k + 1) - math.lgamma(n + 1) - math.lgamma(k - n + 1)
+    return out + (n * math.log(p) if n else 0.0) + ((k - n) * math.log(rest) if k - n else 0.0)
 
 
 def prob_majority_clean(law: str, eta: float, kappa: float, num_answers: int, k: int, *, ties: str = "random",
