@@ -95,14 +95,20 @@ class TaskCore(Protocol):
 class Oracle(Protocol):
     """A queryable expert: the noisy pi~, or the clean pi* (evaluation only).
 
-    Every prefix answered counts one query in ``num_queries``.
+    Every prefix answered counts one query in ``num_queries`` (k for k samples).
+    ``access`` says how it may be queried: ``"full"`` (every method) or ``"sample"``
+    (sampled tokens only: ``sample``, ``sample_along``, ``rollout``; ``probs``,
+    ``log_prob``, ``probs_along`` raise
+    :class:`~noisy_expert_gym.oracle.ExpertAccessError`). A learner that needs
+    probabilities checks ``access`` before it starts.
     """
 
     task: Any
     num_queries: int
+    access: str
 
     def probs(self, obs: Any) -> Any:
-        """Next-action distribution at each prefix (N, L) -> (N, A); (L,) -> (A,)."""
+        """Next-action distribution at each prefix (N, L) -> (N, A); (L,) -> (A,). Full access only."""
         ...
 
     def sample(self, obs: Any, generator: Any = None) -> Any:
@@ -110,11 +116,15 @@ class Oracle(Protocol):
         ...
 
     def log_prob(self, obs: Any, actions: Any) -> Any:
-        """log pi(a|s) per prefix, (N,)."""
+        """log pi(a|s) per prefix, (N,). Full access only."""
         ...
 
     def probs_along(self, prompts: Any, chain: Any) -> Any:
-        """The distribution at every prefix of complete chains (N, H): (N, H, A)."""
+        """The distribution at every prefix of complete chains (N, H): (N, H, A). Full access only."""
+        ...
+
+    def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
+        """k samples at every prefix of complete chains (N, H): (N, H, k) int64, k queries per prefix."""
         ...
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:

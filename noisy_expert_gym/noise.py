@@ -1,16 +1,38 @@
 """Noise laws: how the noisy expert pi~ is made from the clean expert pi* (DESIGN §2).
 
 Each law is a pure function of the clean action, whether the prefix already
-contains an error, the law's structured slip, and the support of the uniform
-part. Shapes broadcast: inputs (...,) give probabilities (..., A). Works on
-numpy arrays and torch tensors alike.
+contains an error, the law's structured slip, the support of the uniform part
+and (corruption laws) a secret key of the prefix. Shapes broadcast: inputs
+(...,) give probabilities (..., A). Works on numpy arrays and torch tensors alike.
 
-| law         | pi~(.|s)                                                         |
-|-------------|------------------------------------------------------------------|
-| mixture     | (1-eta) pi*(.|s) + eta U                                         |
-| absorbing   | mixture while the prefix is clean; U once it contains an error   |
-| biased      | (1-eta) pi*(.|s) + eta delta(slip(s))                            |
-| temperature | softmax(logits / t) of a teacher with logits (LM teachers only)  |
+| law                 | pi~(.|s)                                                     |
+|---------------------|--------------------------------------------------------------|
+| mixture             | (1-eta) pi*(.|s) + eta U                                     |
+| absorbing           | mixture while the prefix is clean; U once it has an error    |
+| biased              | (1-eta) pi*(.|s) + eta delta(slip(s))                        |
+| corrupted           | (1-eta) pi*(.|s) + eta c(.|s)                                |
+| corrupted-absorbing | corrupted while the prefix is clean; c(.|s) once it has one  |
+| temperature         | softmax(logits / t) of a teacher with logits (LM teachers)   |
+
+**Unknown corruption** (DESIGN §2; our reconstruction of the paper's extension).
+The corruption c(.|s) = (1 - kappa) U + kappa delta(w(s)) is hidden and
+state-dependent: the "wrong" token w(s) is drawn uniformly among the answer
+tokens other than the clean one, by a hash of the prefix s and a secret
+``corruption_seed``. The concentration kappa in [0, 1] goes from near-uniform
+corruption (kappa = 0: `corrupted` is then exactly `mixture`) to one wrong token
+per state (kappa = 1, the worst case for majority voting). At a clean state the
+clean action has probability 1 - eta + eta (1 - kappa) / A and w(s) has
+eta (1 - kappa) / A + eta kappa, so the clean action is the strict mode (the
+**mode condition**) iff eta < 1 / (1 + kappa), whatever w(s) is. Closed forms:
+:mod:`noisy_expert_gym.theory_corruption`.
+
+The prefix key is a position-weighted sum of the prefix's tokens (weights drawn
+from the seed), finished by an integer hash; every step is exact integer
+arithmetic below 2**63 (no overflow on any backend), and the key of every
+prefix of a complete chain comes from one cumulative sum, so
+:func:`prefix_keys` (single prefixes) and :func:`prefix_keys_along` (every
+prefix of complete chains) give equal keys to equal prefixes, on numpy and on
+torch (any device).
 """
 
 from __future__ import annotations
@@ -20,11 +42,18 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch, one_hot
+from noisy_expert_gym._util import cumsum, did_you_mean, is_torch, one_hot
 
-LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased", "temperature")
-#: Laws defined on top of a deterministic clean expert (all but `temperature`).
+LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased", "corrupted", "corrupted-absorbing", "temperature")
+#: The known-mixture laws over a deterministic clean expert (:mod:`noisy_expert_gym.theory`'s closed forms).
 DETERMINISTIC_LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased")
+#: The unknown-corruption laws: a hidden state-dependent corruption c(.|s) drawn from a secret seed.
+CORRUPTION_LAWS: tuple[str, ...] = ("corrupted", "corrupted-absorbing")
+#: Every law an :class:`~noisy_expert_gym.oracle.Expert` over a deterministic clean expert accepts.
+EXPERT_LAWS: tuple[str, ...] = DETERMINISTIC_LAWS + CORRUPTION_LAWS
+#: Defaults of the corruption laws' parameters (other laws must leave them so).
+DEFAULT_KAPPA: float = 1.0
+DEFAULT_CORRUPTION_SEED: int = 0
 
 
 def check_law(law: str, eta: float, allowed: tuple[str, ...] = DETERMINISTIC_LAWS) -> None:
@@ -34,9 +63,33 @@ def check_law(law: str, eta: float, allowed: tuple[str, ...] = DETERMINISTIC_LAW
         hint = ""
         if law == "temperature":
             hint = " (`temperature` needs a teacher with logits, e.g. an LM teacher)"
+        elif law in CORRUPTION_LAWS:
+            hint = (" here (the corruption laws' closed forms are in noisy_expert_gym.theory_corruption; "
+                    "an Expert accepts them)")
         raise ValueError(f"unknown noise `law` `{law}`{hint}; valid values: {valid}.{did_you_mean(law, allowed)}")
     if not isinstance(eta, (int, float, np.floating)) or not (0.0 <= float(eta) <= 1.0):
         raise ValueError(f"`eta` must be in [0, 1], got {eta!r}")
+
+
+def check_corruption(law: str, kappa: float, corruption_seed: int) -> None:
+    """Validate the corruption laws' parameters, raising ValueError with the valid values.
+
+    ``kappa`` must be a number in [0, 1] and ``corruption_seed`` an integer in [0, 2**64);
+    laws other than `corrupted` / `corrupted-absorbing` must leave both at their defaults.
+    """
+    if isinstance(kappa, bool) or not isinstance(kappa, (int, float, np.integer, np.floating)) \
+            or not (0.0 <= float(kappa) <= 1.0):
+        raise ValueError(f"the corruption's concentration `kappa` must be a number in [0, 1] (0: near-uniform "
+                         f"corruption, 1: one wrong token per state), got {kappa!r}")
+    if isinstance(corruption_seed, bool) or not isinstance(corruption_seed, (int, np.integer)) \
+            or not (0 <= int(corruption_seed) < 2**64):
+        raise ValueError(f"`corruption_seed` must be an integer in [0, 2**64), got {corruption_seed!r}")
+    if law not in CORRUPTION_LAWS and (float(kappa) != DEFAULT_KAPPA
+                                       or int(corruption_seed) != DEFAULT_CORRUPTION_SEED):
+        raise ValueError(f"`kappa` and `corruption_seed` apply to the corruption laws "
+                         f"({', '.join(f'`{x}`' for x in CORRUPTION_LAWS)}) only; with law `{law}` leave them at "
+                         f"their defaults (kappa={DEFAULT_KAPPA}, corruption_seed={DEFAULT_CORRUPTION_SEED}), "
+                         f"got kappa={kappa!r}, corruption_seed={corruption_seed!r}")
 
 
 def uniform(answer_mask: np.ndarray, like: Any = None) -> Any:
@@ -49,6 +102,125 @@ def uniform(answer_mask: np.ndarray, like: Any = None) -> Any:
     return u
 
 
+# ----- the secret prefix key of the corruption laws -----------------------------------
+# Everything below is integer arithmetic on non-negative int64 values that stay below
+# 2**63: no step relies on wrap-around, so numpy, torch CPU and torch CUDA agree bit for bit.
+
+_M32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B1  # odd, ~2**32 / phi: spreads consecutive positions
+
+
+def _hash32(x: Any) -> Any:
+    """An integer hash of 32-bit values held in int64 (Mueller's hash32): (...,) -> (...,) in [0, 2**32)."""
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32  # products < 2**59
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    return (x >> 16) ^ x
+
+
+def _seed_words(seed: int) -> tuple[int, int]:
+    """Two 32-bit words drawn from a 64-bit seed: one for the position weights, one for the finish."""
+    lo, hi = np.array([seed & _M32], np.int64), np.array([(seed >> 32) & _M32], np.int64)
+    w1 = _hash32(_hash32(lo) ^ hi)
+    w2 = _hash32(w1 ^ 0x27D4EB2F)
+    return int(w1[0]), int(w2[0])
+
+
+def _weights(seed: int, length: int, like: Any) -> Any:
+    """Secret odd 32-bit weights W_0..W_{length-1} of the token positions, on like's backend/device."""
+    w1, _ = _seed_words(seed)
+    w = _hash32((np.arange(length, dtype=np.int64) * _GOLDEN + w1) & _M32) | 1
+    if is_torch(like):
+        import torch
+
+        return torch.as_tensor(w, device=like.device)
+    return w
+
+
+def _int64(x: Any) -> Any:
+    return x.long() if is_torch(x) else np.asarray(x, dtype=np.int64)
+
+
+def _finish(total: Any, t: Any, seed: int) -> Any:
+    """The key from the prefix's weighted token sum and its length t: [0, 2**32)."""
+    _, w2 = _seed_words(seed)
+    return _hash32((_hash32((total & _M32) ^ w2) + t) & _M32)
+
+
+def _terms(tokens: Any, weights: Any) -> Any:
+    """((token + 1) * W) mod 2**32 per position: < 2**63 for token ids below 2**31."""
+    return ((tokens + 1) * weights) & _M32
+
+
+def prefix_keys(task: Any, obs: Any, seed: int) -> Any:
+    """The secret key of each prefix (the observed prompt and the chain written so far): (N,) int64.
+
+    Args:
+        task: any task core (:class:`~noisy_expert_gym.contracts.TaskCore`): its
+            ``prompt_len`` and ``step_index`` say which tokens form the prefix.
+        obs: observations (N, L), numpy or torch on any device.
+        seed: the secret ``corruption_seed``.
+
+    Returns:
+        Keys in [0, 2**32), equal for equal prefixes and to :func:`prefix_keys_along`'s.
+    """
+    obs = _int64(obs)
+    t = _int64(task.step_index(obs))
+    length = obs.shape[1]
+    terms = _terms(obs, _weights(seed, length, obs))
+    pos = _arange(length, obs) if is_torch(obs) else np.arange(length)
+    inside = pos[None, :] < (task.prompt_len + t)[:, None]  # the prompt and the t tokens written
+    total = (terms * inside).sum(1)
+    return _finish(total, t, seed)
+
+
+def _arange(n: int, like: Any) -> Any:
+    import torch
+
+    return torch.arange(n, device=like.device)
+
+
+def prefix_keys_along(task: Any, prompts: Any, chain: Any, seed: int) -> Any:
+    """:func:`prefix_keys` at every prefix chain[:, :t], t = 0..H-1, of complete chains: (N, H) int64.
+
+    One cumulative sum over the chain gives all H keys.
+    """
+    prompts, chain = _int64(prompts), _int64(chain)
+    p, h = prompts.shape[1], chain.shape[1]
+    w = _weights(seed, p + h, chain)
+    total_prompt = _terms(prompts, w[:p]).sum(1)  # (N,)
+    terms = _terms(chain, w[p:])  # (N, H)
+    before = cumsum(terms, 1) - terms  # the weighted sum of chain[:, :t], exclusive
+    t = _arange(h, chain) if is_torch(chain) else np.arange(h, dtype=np.int64)
+    return _finish(total_prompt[:, None] + before, t[None, :], seed)
+
+
+def wrong_tokens(clean: Any, key: Any, answer_mask: np.ndarray) -> Any:
+    """The corruption's wrong token w(s): uniform (by the key) among the answer tokens other than the clean one.
+
+    Args:
+        clean: the clean expert's actions, integer (...,).
+        key: the prefixes' keys (:func:`prefix_keys`), (...,).
+        answer_mask: bool (A,): the answer tokens. A clean action outside them leaves all of them to choose from.
+
+    Returns:
+        Token ids (...,), of clean's kind.
+    """
+    ids = np.flatnonzero(answer_mask).astype(np.int64)
+    n = len(ids)
+    if n < 2:
+        raise ValueError(f"a corruption law needs at least 2 answer tokens to draw wrong ones from, got {n}")
+    below = (np.cumsum(answer_mask) - answer_mask).astype(np.int64)  # answer tokens with a smaller id
+    mask = answer_mask.astype(np.int64)
+    if is_torch(clean):
+        import torch
+
+        ids, below, mask = (torch.as_tensor(x, device=clean.device) for x in (ids, below, mask))
+        clean = clean.long()
+    is_answer = mask[clean]
+    r = key % (n - is_answer)  # a uniform index among the other answer tokens
+    return ids[r + is_answer * (r >= below[clean])]  # skip the clean token's own slot
+
+
 def noisy_probs(
     law: str,
     eta: float,
@@ -56,16 +228,20 @@ def noisy_probs(
     has_error: Any,
     slip: Any,
     answer_mask: np.ndarray,
+    kappa: float = DEFAULT_KAPPA,
+    key: Any = None,
 ) -> Any:
     """pi~(.|s) for a batch of states, given the clean expert's (deterministic) action.
 
     Args:
-        law: one of `absorbing`, `mixture`, `biased`.
+        law: one of `absorbing`, `mixture`, `biased`, `corrupted`, `corrupted-absorbing`.
         eta: noise level in [0, 1].
         clean: clean expert actions, integer (...,).
         has_error: whether each prefix already contains an error, bool (...,).
         slip: the `biased` law's structured wrong action, integer (...,).
         answer_mask: bool (A,), the support of the uniform part U.
+        kappa: the corruption laws' concentration in [0, 1].
+        key: the corruption laws' secret prefix keys (:func:`prefix_keys`), (...,).
 
     Returns:
         Probabilities of shape (..., A), float64 for numpy and float32 for torch.
@@ -84,29 +260,56 @@ def noisy_probs(
         return np.where(err, u, mix)
     if law == "biased":
         return (1.0 - eta) * pi_star + eta * one_hot(slip, a, dtype)
-    check_law(law, eta)  # raises with the valid names
+    if law in CORRUPTION_LAWS:
+        corruption = (1.0 - kappa) * u + kappa * one_hot(wrong_tokens(clean, key, answer_mask), a, dtype)
+        mix = (1.0 - eta) * pi_star + eta * corruption
+        if law == "corrupted":
+            return mix
+        err = has_error[..., None]
+        return mix.where(~err, corruption) if is_torch(mix) else np.where(err, corruption, mix)
+    check_law(law, eta, allowed=EXPERT_LAWS)  # raises with the valid names
     raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
 class NoiseLaw:
-    """A noise law and its level, validated once: what turns pi* into pi~ (see the table above).
+    """A noise law and its parameters, validated once: what turns pi* into pi~ (see the table above).
 
-    ``NoiseLaw("absorbing", 0.2)``; ``NoiseLaw.clean()`` is the identity (the clean
-    expert pi*, for evaluation and reference ceilings only). An oracle holds one
-    and asks it for the distribution at each prefix.
+    ``NoiseLaw("absorbing", 0.2)``; ``NoiseLaw("corrupted", 0.3, kappa=0.5,
+    corruption_seed=7)``; ``NoiseLaw.clean()`` is the identity (the clean expert pi*,
+    for evaluation and reference ceilings only). An oracle holds one and asks it for
+    the distribution at each prefix.
+
+    Attributes:
+        law: the law's name (``clean`` for the identity).
+        eta: noise level in [0, 1].
+        kappa: the corruption's concentration in [0, 1] (corruption laws only; default 1:
+            one wrong token per state).
+        corruption_seed: the secret seed of the corruption's wrong tokens (corruption laws
+            only; default 0). A leaderboard harness draws it and never shows it.
 
     Raises:
-        ValueError: unknown ``law`` (with the valid names) or ``eta`` outside [0, 1].
+        ValueError: unknown ``law`` (with the valid names), ``eta`` or ``kappa`` outside
+            [0, 1], a ``corruption_seed`` that is not an integer in [0, 2**64), or ``kappa`` /
+            ``corruption_seed`` changed from their defaults with a law that has no corruption.
     """
 
     law: str = "absorbing"
     eta: float = 0.0
+    kappa: float = DEFAULT_KAPPA
+    corruption_seed: int = DEFAULT_CORRUPTION_SEED
 
     def __post_init__(self) -> None:
         if self.law != "clean":
-            check_law(self.law, self.eta)
+            check_law(self.law, self.eta, allowed=EXPERT_LAWS)
+        check_corruption(self.law, self.kappa, self.corruption_seed)
         object.__setattr__(self, "eta", float(self.eta))
+        object.__setattr__(self, "kappa", float(self.kappa))
+        object.__setattr__(self, "corruption_seed", int(self.corruption_seed))
+
+    def __repr__(self) -> str:
+        extra = f", kappa={self.kappa}, corruption_seed=<hidden>" if self.is_corruption else ""
+        return f"NoiseLaw({self.law!r}, eta={self.eta}{extra})"
 
     @classmethod
     def clean(cls) -> NoiseLaw:
@@ -117,8 +320,22 @@ class NoiseLaw:
     def is_clean(self) -> bool:
         return self.law == "clean"
 
-    def probs(self, clean: Any, has_error: Any, slip: Any, answer_mask: np.ndarray) -> Any:
-        """pi~(.|s), shape (..., A), from the clean actions (...,) and the task's error / slip arrays."""
+    @property
+    def is_corruption(self) -> bool:
+        """A hidden-corruption law: its distribution needs the prefixes' secret keys."""
+        return self.law in CORRUPTION_LAWS
+
+    def keys(self, task: Any, obs: Any) -> Any:
+        """The secret keys of single prefixes (N, L) -> (N,) (corruption laws; None otherwise)."""
+        return prefix_keys(task, obs, self.corruption_seed) if self.is_corruption else None
+
+    def keys_along(self, task: Any, prompts: Any, chain: Any) -> Any:
+        """The secret keys at every prefix of complete chains (N, H) (corruption laws; None otherwise)."""
+        return prefix_keys_along(task, prompts, chain, self.corruption_seed) if self.is_corruption else None
+
+    def probs(self, clean: Any, has_error: Any, slip: Any, answer_mask: np.ndarray, key: Any = None) -> Any:
+        """pi~(.|s), shape (..., A), from the clean actions (...,), the task's error / slip arrays and
+        (corruption laws) the prefixes' keys (:meth:`keys`)."""
         if self.is_clean:
             return noisy_probs("mixture", 0.0, clean, None, None, answer_mask)
-        return noisy_probs(self.law, self.eta, clean, has_error, slip, answer_mask)
+        return noisy_probs(self.law, self.eta, clean, has_error, slip, answer_mask, self.kappa, key)

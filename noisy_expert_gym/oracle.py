@@ -2,9 +2,18 @@
 
 An :class:`Expert` answers for any prefix (not only an env's current state):
 one observation ``(L,)`` or a batch ``(N, L)``, as numpy arrays or torch tensors
-on any device. Every prefix answered counts one query. The trainers' fast path
-:meth:`Expert.probs_along` answers all H prefixes of complete chains in one call
-(N * H queries).
+on any device. Every prefix answered counts one query (k for k samples). The
+trainers' fast paths :meth:`Expert.probs_along` and :meth:`Expert.sample_along`
+answer all H prefixes of complete chains in one call (N * H queries; k N H for k
+samples per prefix).
+
+**Access modes** (``access=``): ``"full"`` (default) answers with probabilities
+and samples; ``"sample"`` answers with sampled tokens only (:meth:`~Expert.sample`,
+:meth:`~Expert.sample_along`, :meth:`~Expert.rollout`), as a teacher behind an
+API does, and :meth:`~Expert.probs`, :meth:`~Expert.probs_along`,
+:meth:`~Expert.log_prob` raise :class:`ExpertAccessError`. Learners that need
+probabilities check ``expert.access`` up front. :func:`majority_vote` is the
+label rule of mode-seeking learners over k samples per prefix.
 """
 
 from __future__ import annotations
@@ -15,10 +24,35 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch, sample_categorical
-from noisy_expert_gym.noise import NoiseLaw
+from noisy_expert_gym._util import did_you_mean, is_torch, sample_categorical
+from noisy_expert_gym.noise import DEFAULT_CORRUPTION_SEED, DEFAULT_KAPPA, NoiseLaw
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
+
+#: How an expert may be queried: ``full`` (probabilities and samples) or ``sample`` (sampled tokens only).
+ACCESS_MODES: tuple[str, ...] = ("full", "sample")
+#: Tie-breaking rules of :func:`majority_vote`: uniformly at random among the tied tokens, or the lowest id.
+TIES: tuple[str, ...] = ("random", "lowest")
+
+
+class ExpertAccessError(RuntimeError):
+    """A probability query (``probs``, ``probs_along``, ``log_prob``) to a sample-only expert."""
+
+
+def check_access(access: str) -> str:
+    """Validate an access mode, raising ValueError with the valid values."""
+    if access not in ACCESS_MODES:
+        raise ValueError(f"unknown `access` {access!r}; valid values: {', '.join(f'`{a}`' for a in ACCESS_MODES)} "
+                         f"(`sample`: the expert answers with sampled tokens only)."
+                         f"{did_you_mean(str(access), ACCESS_MODES)}")
+    return access
+
+
+def check_num_samples(k: Any) -> int:
+    """Validate a number of samples per prefix, raising ValueError unless it is an integer >= 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` (samples per prefix) must be an integer >= 1, got {k!r}")
+    return int(k)
 
 
 class OracleBase:
@@ -36,6 +70,31 @@ class OracleBase:
 
     #: Validate every token of numpy observations (torch inputs are checked for shape only).
     full_numpy_check = True
+    #: ``full``: probabilities and samples; ``sample``: sampled tokens only (see the module docs).
+    access: str = "full"
+
+    def _require_full(self, op: str) -> None:
+        """Raise :class:`ExpertAccessError` for a probability query `op` unless access is ``full``."""
+        if self.access != "full":
+            raise ExpertAccessError(
+                f"`{op}` is not available: this expert has access={self.access!r} and answers with sampled "
+                "tokens only (as a teacher behind an API does). Use `sample(obs)`, `sample_along(prompts, "
+                "chain, k)` or `rollout(prompts)`, or build the expert with access='full' (e.g. "
+                "gym.make(..., access='full')) to read probabilities")
+
+    def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
+        """k samples at every prefix chain[:, :t], t = 0..H-1, of complete chains: (N, H, k) int64.
+
+        This generic form samples the rows of :meth:`probs_along` (N H queries) and counts
+        k - 1 more per prefix; :class:`Expert` answers in either access mode.
+        """
+        k = check_num_samples(k)
+        probs = self.probs_along(prompts, chain)
+        self.num_queries += (k - 1) * chain.shape[0] * chain.shape[1]
+        return sample_k(probs, k, generator or self._gen_for(probs))
+
+    def _gen_for(self, x: Any) -> Any:
+        return self.torch_generator(x.device) if is_torch(x) else self.rng
 
     def reset_queries(self) -> None:
         """Reset the query counter to zero."""
@@ -121,12 +180,26 @@ class Expert(OracleBase):
         clean: answer with the clean expert pi* instead. The clean expert is
             for evaluation and reference ceilings (`bc-clean`) only; leaderboard
             submissions never see it.
+        kappa: the corruption's concentration in [0, 1] (laws `corrupted`,
+            `corrupted-absorbing`; 0 near-uniform, 1 one wrong token per state).
+        corruption_seed: the secret seed of the corruption's wrong tokens
+            (corruption laws only).
+        access: ``"full"`` (default) or ``"sample"`` (sampled tokens only:
+            ``probs``, ``probs_along``, ``log_prob`` raise :class:`ExpertAccessError`).
+
+    Raises:
+        ValueError: an invalid law parameter or access mode (with the valid values).
     """
 
     def __init__(self, task: Any, law: str = "absorbing", eta: float = 0.0, rng: RngLike = None,
-                 clean: bool = False) -> None:
+                 clean: bool = False, *, kappa: float = DEFAULT_KAPPA,
+                 corruption_seed: int = DEFAULT_CORRUPTION_SEED, access: str = "full") -> None:
         self.task = task
-        self.noise = NoiseLaw.clean() if clean else NoiseLaw(law, eta)  # validated here, once
+        # validated here, once
+        self.noise = NoiseLaw.clean() if clean else NoiseLaw(law, eta, kappa, corruption_seed)
+        self.access = check_access(access)
+        if self.noise.is_corruption and int(np.asarray(task.answer_mask).sum()) < 2:
+            raise ValueError(f"law `{law}` draws wrong answer tokens: the task needs at least 2 answer tokens")
         super().__init__(rng)
 
     @property
@@ -143,8 +216,15 @@ class Expert(OracleBase):
     def is_clean(self) -> bool:
         return self.noise.is_clean
 
+    @property
+    def kappa(self) -> float:
+        """The corruption's concentration (corruption laws; the default otherwise)."""
+        return self.noise.kappa
+
     def __repr__(self) -> str:
-        return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta})"
+        extra = "" if not self.noise.is_corruption else f", kappa={self.kappa}"
+        extra += "" if self.access == "full" else f", access={self.access!r}"
+        return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta}{extra})"
 
     # ----- single prefixes -----------------------------------------------------
     def _probs(self, obs: Any) -> Any:
@@ -152,17 +232,27 @@ class Expert(OracleBase):
         if self.is_clean:
             return self.noise.probs(task.clean_actions(obs), None, None, task.answer_mask)
         return self.noise.probs(task.clean_actions(obs), task.has_error(obs), task.slip_actions(obs),
-                                task.answer_mask)
+                                task.answer_mask, self.noise.keys(task, obs))
 
     def probs(self, obs: Any) -> Any:
-        """Next-action distribution at each prefix: (N, A) (or (A,) for one observation)."""
+        """Next-action distribution at each prefix: (N, A) (or (A,) for one observation).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``.
+        """
+        self._require_full("probs")
         obs, single = self._batch(obs)
         self.num_queries += obs.shape[0]
         out = self._probs(obs)
         return out[0] if single else out
 
     def log_prob(self, obs: Any, actions: Any) -> Any:
-        """log pi(a|s) for a batch of prefixes and actions, (N,)."""
+        """log pi(a|s) for a batch of prefixes and actions, (N,).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``.
+        """
+        self._require_full("log_prob")
         obs, single = self._batch(obs)
         self.num_queries += obs.shape[0]
         probs = self._probs(obs)
@@ -191,20 +281,47 @@ class Expert(OracleBase):
         out = sample_from(self._probs(obs), generator or self._gen_for(obs))
         return out[0] if single else out
 
-    def _gen_for(self, x: Any) -> Any:
-        return self.torch_generator(x.device) if is_torch(x) else self.rng
-
     # ----- every prefix of complete chains (trainers) --------------------------
-    def probs_along(self, prompts: Any, chain: Any) -> Any:
-        """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A)."""
+    def _probs_along(self, prompts: Any, chain: Any) -> Any:
         task = self.task
-        self._check_prompts(prompts, chain)
-        self.num_queries += chain.shape[0] * chain.shape[1]
         clean = task.clean_along(prompts, chain)
         if self.is_clean:
             return self.noise.probs(clean, None, None, task.answer_mask)
         return self.noise.probs(clean, task.error_along(prompts, chain), task.slip_along(prompts, chain),
-                                task.answer_mask)
+                                task.answer_mask, self.noise.keys_along(task, prompts, chain))
+
+    def probs_along(self, prompts: Any, chain: Any) -> Any:
+        """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"`` (use :meth:`sample_along`).
+        """
+        self._require_full("probs_along")
+        self._check_prompts(prompts, chain)
+        self.num_queries += chain.shape[0] * chain.shape[1]
+        return self._probs_along(prompts, chain)
+
+    def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
+        """k independent samples of the expert at every prefix chain[:, :t], t = 0..H-1: (N, H, k) int64.
+
+        The shape is (N, H, k) for every k (``[..., 0]`` for one label per prefix). Counts
+        k queries per prefix (k N H). Allowed in both access modes: the draws are those of
+        sampling the rows of :meth:`probs_along` (with k = 1 and the same generator state,
+        draw for draw the same as ``sample_categorical(probs_along(prompts, chain), gen)``).
+
+        Args:
+            prompts: (N, P) prompts.
+            chain: (N, H) complete chains (the student's, the expert's, any).
+            k: samples per prefix, >= 1.
+            generator: numpy Generator for numpy inputs, torch.Generator on the chain's
+                device for torch inputs; None: the expert's seeded RNG (the env's
+                ``np_random``) or a torch generator seeded from it.
+        """
+        k = check_num_samples(k)
+        self._check_prompts(prompts, chain)
+        self.num_queries += k * chain.shape[0] * chain.shape[1]
+        probs = self._probs_along(prompts, chain)
+        return sample_k(probs, k, generator or self._gen_for(probs))
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts from `prompts` (its tokens fed back): chains (N, H).
@@ -233,3 +350,77 @@ class Expert(OracleBase):
 def sample_from(probs: Any, generator: Any) -> Any:
     """One categorical draw per row of `probs` (N, A), numpy or torch (inverse CDF)."""
     return sample_categorical(probs, generator)
+
+
+def sample_k(probs: Any, k: int, generator: Any) -> Any:
+    """k categorical draws per row of `probs` (..., A): (..., k) int64, numpy or torch.
+
+    The same draws as :func:`~noisy_expert_gym._util.sample_categorical` on the rows
+    repeated k times (one uniform per draw, in the same order), without materialising
+    the (..., k, A) repeat.
+    """
+    a = probs.shape[-1]
+    if is_torch(probs):
+        import torch
+
+        u = torch.rand(probs.shape[:-1] + (k,), generator=generator, device=probs.device, dtype=probs.dtype)
+        cdf = probs.cumsum(-1)
+        out = torch.empty(u.shape, dtype=torch.long, device=probs.device)
+        for j in range(k):
+            out[..., j] = (u[..., j, None] > cdf).sum(-1).clamp_(max=a - 1)
+        return out
+    u = generator.random(probs.shape[:-1] + (k,))
+    cdf = np.cumsum(probs, axis=-1)
+    out = np.empty(u.shape, dtype=np.int64)
+    for j in range(k):
+        out[..., j] = np.minimum((u[..., j, None] > cdf).sum(-1), a - 1)
+    return out
+
+
+def majority_vote(samples: Any, num_actions: int, ties: str = "random", generator: Any = None) -> Any:
+    """The most frequent token among k samples per prefix: (..., k) -> (...,) int64.
+
+    The label of mode-seeking learners (``sample_along(prompts, chain, k)`` then this).
+    Under the mode condition it is the clean action with a probability that goes to 1
+    with k (:func:`noisy_expert_gym.theory_corruption.prob_majority_clean`).
+
+    Args:
+        samples: integer token ids (..., k) in [0, num_actions), numpy or torch.
+        num_actions: A.
+        ties: ``"random"``: uniformly at random among the tied tokens (from
+            ``generator``: a numpy Generator, or a torch.Generator on the samples'
+            device; None: a fresh unseeded one); ``"lowest"``: the lowest token id
+            (deterministic).
+
+    Raises:
+        ValueError: an unknown tie rule or an empty sample axis.
+    """
+    if ties not in TIES:
+        raise ValueError(f"unknown `ties` {ties!r}; valid values: {', '.join(f'`{t}`' for t in TIES)}."
+                         f"{did_you_mean(str(ties), TIES)}")
+    if samples.shape[-1] < 1:
+        raise ValueError("majority_vote needs k >= 1 samples per prefix (the last axis)")
+    lead = tuple(samples.shape[:-1])
+    if is_torch(samples):
+        import torch
+
+        flat = samples.reshape(-1, samples.shape[-1]).long()
+        counts = torch.zeros((flat.shape[0], num_actions), dtype=torch.long, device=samples.device)
+        counts.scatter_add_(1, flat, torch.ones_like(flat))
+        if ties == "random":
+            gen = generator if generator is not None else torch.Generator(device=samples.device)
+            if generator is None:
+                gen.seed()
+            noise = torch.rand(counts.shape, generator=gen, device=samples.device)
+            tied = counts == counts.max(1, keepdim=True).values
+            return (noise * tied).argmax(1).reshape(lead)
+        return counts.argmax(1).reshape(lead)  # the first maximum: the lowest id
+    flat = np.asarray(samples, dtype=np.int64).reshape(-1, samples.shape[-1])
+    rows = flat.shape[0]
+    counts = np.bincount((flat + num_actions * np.arange(rows)[:, None]).ravel(),
+                         minlength=rows * num_actions).reshape(rows, num_actions)
+    if ties == "random":
+        gen = generator if generator is not None else np.random.default_rng()
+        tied = counts == counts.max(1, keepdims=True)
+        return (gen.random(counts.shape) * tied).argmax(1).reshape(lead)
+    return counts.argmax(1).reshape(lead)

@@ -35,6 +35,19 @@ class NoisyModAddEnv(ChainEnv):
     - ``mixture``: (1-eta) pi* + eta U everywhere.
     - ``biased``: (1-eta) pi* + eta delta((clean + 1) mod p); for eta > 1/2 the
       clean action is no longer the mode.
+    - ``corrupted`` (unknown corruption, our reconstruction of the paper's
+      extension): (1-eta) pi* + eta c(.|s) with a hidden, state-dependent
+      corruption c(.|s) = (1-kappa) U + kappa delta(w(s)); the wrong token w(s) is
+      drawn per prefix, uniformly among the other residues, from a hash of the
+      prefix and a secret ``corruption_seed``. The clean action stays the strict
+      mode (the mode condition) iff eta < 1/(1+kappa)
+      (:mod:`noisy_expert_gym.theory_corruption`).
+    - ``corrupted-absorbing``: as ``corrupted`` while the prefix is error-free;
+      c(.|s) at every step once it contains an error.
+
+    With ``access="sample"`` the noisy expert answers with sampled tokens only
+    (``sample``, ``sample_along``, ``rollout``), as a teacher behind an API does;
+    ``probs``, ``probs_along`` and ``log_prob`` raise ``ExpertAccessError``.
 
     ## Action Space
     ``Discrete(p)``: the next running sum.
@@ -66,11 +79,20 @@ class NoisyModAddEnv(ChainEnv):
     ## Arguments
     - ``problem`` (Problem, default None): serve this problem
       (:func:`noisy_expert_gym.make_problem`: its task core and experts, built once)
-      instead of building one from ``p``, ``m``, ``eta``, ``law``.
+      instead of building one from ``p``, ``m``, ``eta``, ``law``, ``kappa``,
+      ``corruption_seed``, ``access``.
     - ``p`` (int, default 7): modulus, >= 2.
     - ``m`` (int, default 31): number of operands = chain length = horizon, >= 1.
     - ``eta`` (float, default 0.1): noise level in [0, 1].
-    - ``law`` (str, default ``"absorbing"``): ``absorbing``, ``mixture``, ``biased``.
+    - ``law`` (str, default ``"absorbing"``): ``absorbing``, ``mixture``, ``biased``,
+      ``corrupted``, ``corrupted-absorbing``.
+    - ``kappa`` (float, default 1.0): concentration of the hidden corruption in
+      [0, 1] (0 near-uniform, where ``corrupted`` equals ``mixture``; 1 one wrong
+      token per state). Corruption laws only: other laws must leave the default.
+    - ``corruption_seed`` (int, default 0): secret seed of the corruption's wrong
+      tokens, in [0, 2**64). Corruption laws only: other laws must leave the default.
+    - ``access`` (str, default ``"full"``): ``full`` or ``sample`` (the noisy expert
+      answers with sampled tokens only). The clean expert is always ``full``.
     - ``reward`` (str, default ``"final"``): ``final``, ``full``, ``dense``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -79,6 +101,10 @@ class NoisyModAddEnv(ChainEnv):
     - v0 (same MDP, rewards and oracle): ``reset(options=...)`` refuses option keys
       it does not define (a ValueError) instead of silently ignoring them; an empty
       dict or None is accepted as before.
+    - v0 (no change for existing kwargs; their outputs are bit-identical): laws
+      ``corrupted`` and ``corrupted-absorbing`` with kwargs ``kappa`` and
+      ``corruption_seed``; kwarg ``access`` (``full`` / ``sample``); the expert's
+      ``sample_along``.
     """
 
     ENV_ID = ENV_ID

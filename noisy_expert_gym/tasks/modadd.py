@@ -218,14 +218,22 @@ def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: 
                       inplace=inplace)
 
 
-def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing") -> tuple[Any, Any, Any]:
+def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing", kappa: float = 1.0,
+                  corruption_seed: int = 0, access: str = "full") -> tuple[Any, Any, Any]:
     """NoisyModAdd's problem: ``(task core, noisy expert, clean expert)``.
 
     Args:
         p: modulus, >= 2.
         m: number of operands = chain length = horizon, >= 1.
         eta: noise level in [0, 1].
-        law: ``absorbing`` (default), ``mixture`` or ``biased`` (:mod:`noisy_expert_gym.noise`).
+        law: ``absorbing`` (default), ``mixture``, ``biased``, ``corrupted`` or
+            ``corrupted-absorbing`` (:mod:`noisy_expert_gym.noise`).
+        kappa: concentration of the hidden corruption in [0, 1] (corruption laws
+            only): 0 near-uniform, 1 (default) one wrong token per state.
+        corruption_seed: secret seed of the corruption's wrong tokens, an integer in
+            [0, 2**64) (corruption laws only; default 0).
+        access: ``full`` (default) or ``sample``: the noisy expert answers with
+            sampled tokens only. The clean expert (evaluation only) is always ``full``.
 
     Raises:
         ValueError: a value out of range, with the valid values.
@@ -233,7 +241,8 @@ def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbi
     from noisy_expert_gym.oracle import Expert
 
     task = ModAddTask(p=p, m=m)
-    return task, Expert(task, law=law, eta=eta), Expert(task, clean=True)
+    expert = Expert(task, law=law, eta=eta, kappa=kappa, corruption_seed=corruption_seed, access=access)
+    return task, expert, Expert(task, clean=True)
 
 
 __all__ = ["REWARDS", "ModAddTask", "build_problem", "modadd_step"]

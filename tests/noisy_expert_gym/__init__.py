@@ -17,6 +17,7 @@ import random
 from collections.abc import Sequence
 
 LAW_NAMES = ("absorbing", "mixture", "biased")
+CORRUPTION_LAW_NAMES = ("corrupted", "corrupted-absorbing")
 
 
 def ref_sums(xs: Sequence[int], p: int) -> list[int]:
@@ -48,9 +49,56 @@ def ref_has_error(xs: Sequence[int], ys: Sequence[int], p: int) -> bool:
     return any(int(ys[i]) != ref_clean_next(xs, ys[:i], p) for i in range(len(ys)))
 
 
-def ref_probs(law: str, eta: float, p: int, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
-    """pi~(.|s) of DESIGN §2 for modadd (U uniform on the p residues, slip = clean + 1)."""
+# ----- the corruption laws' secret prefix key, re-derived with Python ints ----------------
+# The spec (noisy_expert_gym/noise.py): 32-bit hash h = Mueller's hash32; seed words
+# w1 = h(h(seed_lo) ^ seed_hi), w2 = h(w1 ^ 0x27D4EB2F); position weights
+# W_i = h((i * 0x9E3779B1 + w1) mod 2^32) | 1; for a prefix whose tokens are
+# prompt + chain[:t], total = sum_i ((token_i + 1) W_i mod 2^32) and
+# key = h((h((total mod 2^32) ^ w2) + t) mod 2^32).
+
+_M32 = 2**32 - 1
+
+
+def ref_hash32(x: int) -> int:
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    return (x >> 16) ^ x
+
+
+def ref_prefix_key(prompt: Sequence[int], ys: Sequence[int], seed: int) -> int:
+    """The secret key of the prefix prompt + ys (one prefix, plain ints)."""
+    w1 = ref_hash32(ref_hash32(seed & _M32) ^ ((seed >> 32) & _M32))
+    w2 = ref_hash32(w1 ^ 0x27D4EB2F)
+    tokens = [int(v) for v in prompt] + [int(v) for v in ys]
+    total = sum(((tok + 1) * (ref_hash32((i * 0x9E3779B1 + w1) & _M32) | 1)) & _M32
+                for i, tok in enumerate(tokens))
+    return ref_hash32((ref_hash32((total & _M32) ^ w2) + len(ys)) & _M32)
+
+
+def ref_wrong(clean: int, key: int, answers: Sequence[int]) -> int:
+    """w(s): the (key mod n)-th answer token in increasing id order, skipping the clean one."""
+    others = sorted(int(a) for a in answers if int(a) != clean)
+    return others[key % len(others)]
+
+
+def ref_corruption(p: int, xs: Sequence[int], ys: Sequence[int], kappa: float, seed: int) -> list[float]:
+    """c(.|s) = (1 - kappa) U + kappa delta(w(s)) for modadd (answers: the p residues)."""
+    w = ref_wrong(ref_clean_next(xs, ys, p), ref_prefix_key(list(xs) + [p], ys, seed), range(p))
+    return [(1 - kappa) / p + kappa * (a == w) for a in range(p)]
+
+
+def ref_probs(law: str, eta: float, p: int, xs: Sequence[int], ys: Sequence[int], kappa: float = 1.0,
+              seed: int = 0) -> list[float]:
+    """pi~(.|s) of DESIGN §2 for modadd (U uniform on the p residues, slip = clean + 1).
+
+    ``kappa`` and ``seed`` are the corruption laws' concentration and secret seed.
+    """
     c = ref_clean_next(xs, ys, p)
+    if law in ("corrupted", "corrupted-absorbing"):
+        corr = ref_corruption(p, xs, ys, kappa, seed)
+        if law == "corrupted-absorbing" and ref_has_error(xs, ys, p):
+            return corr
+        return [(1 - eta) * (a == c) + eta * corr[a] for a in range(p)]
     if law == "clean":
         return [1.0 if a == c else 0.0 for a in range(p)]
     if law == "mixture" or (law == "absorbing" and not ref_has_error(xs, ys, p)):
@@ -119,13 +167,16 @@ def random_prefix(rnd: random.Random, p: int, m: int, kind: str | None = None,
     return xs, ys
 
 
-def enumerate_rollouts(law: str, eta: float, p: int, xs: Sequence[int]):
-    """Every chain y_1..y_m with its probability under noisy-expert rollouts (brute force)."""
+def enumerate_rollouts(law: str, eta: float, p: int, xs: Sequence[int], **law_kw):
+    """Every chain y_1..y_m with its probability under noisy-expert rollouts (brute force).
+
+    ``law_kw``: ``kappa`` / ``seed`` of the corruption laws (:func:`ref_probs`).
+    """
     m = len(xs)
     for ys in itertools.product(range(p), repeat=m):
         prob = 1.0
         for t in range(m):
-            prob *= ref_probs(law, eta, p, xs, ys[:t])[ys[t]]
+            prob *= ref_probs(law, eta, p, xs, ys[:t], **law_kw)[ys[t]]
             if prob == 0.0:
                 break
         if prob > 0.0:
@@ -275,3 +326,30 @@ def enumerate_auto_rollouts(law: str, eta: float, auto: RefAutomaton, xs: Sequen
                 yield from walk(ys + [a], prob * pa)
 
     yield from walk([], 1.0)
+
+
+def ref_majority_prob(probs: Sequence[float], k: int, clean: int, ties: str) -> float:
+    """P(the majority of k i.i.d. draws from `probs` is `clean`), by enumerating all A^k outcomes.
+
+    ties ``random``: a tie among T tokens goes to each with probability 1/T; ``lowest``: to the lowest id.
+    """
+    a = len(probs)
+    total = 0.0
+    for seq in itertools.product(range(a), repeat=k):
+        prob = math.prod(probs[s] for s in seq)
+        if prob == 0.0:
+            continue
+        counts = [seq.count(t) for t in range(a)]
+        tied = [t for t in range(a) if counts[t] == max(counts)]
+        total += prob * ((clean in tied) / len(tied) if ties == "random" else float(min(tied) == clean))
+    return total
+
+
+def ref_majority(samples: Sequence[int], ties: str, rnd: random.Random | None = None) -> int:
+    """The majority vote of one prefix's samples (``random`` ties drawn with `rnd`)."""
+    counts: dict[int, int] = {}
+    for s in samples:
+        counts[int(s)] = counts.get(int(s), 0) + 1
+    best = max(counts.values())
+    tied = sorted(t for t, c in counts.items() if c == best)
+    return tied[0] if ties == "lowest" else (rnd or random.Random()).choice(tied)
