@@ -12,8 +12,13 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import noisy_expert_gym  # noqa: F401  (registers the envs)
-from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, write_example_data, write_jsonl
-from noisy_expert_gym.tasks.gsm8k import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
+from noisy_expert_gym.tasks.gsm8k import (
+    DEFAULT_MAX_NEW_TOKENS,
+    EXAMPLE_PROBLEMS,
+    GSM8KTask,
+    write_example_data,
+    write_jsonl,
+)
 
 ENV_ID = "NoisyGSM8K-v0"
 H = 120

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, WordProblem
-from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.tasks import GSM8KTask
+from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, WordProblem
+from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 
 TINY = [
     WordProblem("What is 2 + 3?", "2 + 3 = <<2+3=5>>5.\n#### 5", 0),
