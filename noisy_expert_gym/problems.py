@@ -133,7 +133,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 #: Every registered env id: its family and the kwargs that define the variant.
-#: NoisyGSM8K-v0 needs the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
+#: NoisyGSM8K-v* need the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
 REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyModAdd-v0": ("modadd", {}),
     # The paper's horizon ablation (m = 31 is the default id above).
@@ -141,7 +141,10 @@ REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyModAddMixture-v0": ("modadd", {"law": "mixture"}),
     # eta > 1/2 breaks the mode condition: the stress case for horizon-free claims.
     "NoisyModAddBiased-v0": ("modadd", {"law": "biased", "eta": 0.6}),
-    "NoisyGSM8K-v0": ("gsm8k", {}),
+    # v1: an HF tokenizer stops at every end-of-turn token of its chat template; v0 kept with its
+    # EOS-only stop (identical with the built-in tokenizers).
+    "NoisyGSM8K-v1": ("gsm8k", {}),
+    "NoisyGSM8K-v0": ("gsm8k", {"stop_on": "eos"}),
 }
 #: Every env id this package registers, with the kwargs that define the variant.
 ENV_IDS: dict[str, dict[str, Any]] = {k: dict(kw) for k, (_, kw) in REGISTRY.items()}

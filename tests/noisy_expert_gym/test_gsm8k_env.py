@@ -1,4 +1,4 @@
-"""NoisyGSM8K-v0: env checker, determinism, episodes, rewards, info, rendering, bad inputs,
+"""NoisyGSM8K-v1: env checker, determinism, episodes, rewards, info, rendering, bad inputs,
 and (when present) the shared GSM-8K data."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from noisy_expert_gym.tasks.gsm8k import (
     write_jsonl,
 )
 
-ENV_ID = "NoisyGSM8K-v0"
+ENV_ID = "NoisyGSM8K-v1"
 H = 120
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "gsm8k"
 

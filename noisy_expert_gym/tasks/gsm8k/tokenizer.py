@@ -29,7 +29,8 @@ and chains are padded with. Built-in tokenizers: their one EOS. An HF tokenizer
    the special tokens the template writes right after an assistant message
    (read by rendering a two-turn conversation: Gemma's ``<end_of_turn>``,
    Llama 3's ``<|eot_id|>``, ChatML's ``<|im_end|>``, ...);
-2. the tokenizer's ``eos_token_id``;
+2. the tokenizer's ``eos_token_id`` (with ``stop_on="eos"``, NoisyGSM8K-v0's
+   behaviour, only this one and 3.);
 3. ``stop_tokens`` given by the caller (the LM teacher adds its model's
    ``generation_config.eos_token_id``, which is how Gemma 3 declares ``[1, 106]``);
 4. the usual end markers (:data:`KNOWN_STOP_TOKENS`) that the tokenizer has as
@@ -78,6 +79,8 @@ SYSTEM_PROMPTS: dict[str, str] = {"####": DEFAULT_SYSTEM_PROMPT, "boxed": BOXED_
 #: tokens (beside what its chat template and EOS say; see :func:`detect_stop_tokens`).
 KNOWN_STOP_TOKENS: tuple[str, ...] = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|eom_id|>",
                                       "<|endoftext|>", "</s>", "<eos>")
+#: Which stop tokens an HF tokenizer uses: ``turn`` (end of turn and more; NoisyGSM8K-v1) or ``eos`` (v0).
+STOP_ON: tuple[str, ...] = ("turn", "eos")
 _SENTINEL = "\u2063NEG-SENTINEL\u2063"  # an assistant message / question no template rewrites
 
 _OUTSIDE_ALPHABET = re.compile(r"[^\n -~]")
@@ -203,6 +206,9 @@ class HFTokenizer:
         chat_template: use the tokenizer's chat template (None: when it has one).
         stop_tokens: more ids (or token strings) that end a generation, beside the
             detected ones (see :func:`detect_stop_tokens`).
+        stop_on: ``"turn"`` (default): the chat template's end-of-turn tokens, EOS,
+            `stop_tokens` and the usual end markers; ``"eos"``: the tokenizer's EOS and
+            `stop_tokens` only (``NoisyGSM8K-v0``'s behaviour).
     """
 
     name = "hf"
@@ -210,7 +216,7 @@ class HFTokenizer:
     sep_token = None
 
     def __init__(self, tokenizer: Any, system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-                 chat_template: bool | None = None, stop_tokens: Any = ()) -> None:
+                 chat_template: bool | None = None, stop_tokens: Any = (), stop_on: str = "turn") -> None:
         if tokenizer.eos_token_id is None:
             raise ValueError("the Hugging Face tokenizer has no EOS token; set `tokenizer.eos_token` first")
         self.hf = tokenizer
@@ -220,7 +226,11 @@ class HFTokenizer:
             raise ValueError("`chat_template=True` but the tokenizer has no chat template")
         self.use_chat_template = has_template if chat_template is None else bool(chat_template)
         self.num_actions = len(tokenizer)
-        self.eos_tokens: tuple[int, ...] = detect_stop_tokens(tokenizer, self.use_chat_template, stop_tokens)
+        if stop_on not in STOP_ON:
+            raise ValueError(f"unknown `stop_on` {stop_on!r}; valid values: 'turn', 'eos'.{did_you_mean(str(stop_on), STOP_ON)}")
+        self.stop_on = stop_on
+        self.eos_tokens: tuple[int, ...] = detect_stop_tokens(tokenizer, self.use_chat_template, stop_tokens,
+                                                              stop_on)
         self.eos_token = self.eos_tokens[0]
         self.pad_token = self.num_actions
         self.vocab_size = self.num_actions + 1
@@ -386,7 +396,8 @@ def template_stop_tokens(hf: Any) -> list[int]:
     return [int(i) for i in hf.encode(tail, add_special_tokens=False) if int(i) in special]
 
 
-def detect_stop_tokens(hf: Any, use_chat_template: bool = True, extra: Any = ()) -> tuple[int, ...]:
+def detect_stop_tokens(hf: Any, use_chat_template: bool = True, extra: Any = (),
+                       stop_on: str = "turn") -> tuple[int, ...]:
     """Every id that ends a generation, the one a teacher writes first (see the module docstring).
 
     Args:
@@ -394,9 +405,11 @@ def detect_stop_tokens(hf: Any, use_chat_template: bool = True, extra: Any = ())
         use_chat_template: the prompt uses the chat template (its end-of-turn tokens come first).
         extra: more ids or token strings (e.g. a model's ``generation_config.eos_token_id``);
             an id outside the vocabulary or an unknown token string raises ValueError.
+        stop_on: ``"turn"`` (all of the above and the usual end markers) or ``"eos"`` (the
+            tokenizer's EOS and `extra` only).
     """
     out: list[int] = []
-    if use_chat_template:
+    if use_chat_template and stop_on == "turn":
         out += template_stop_tokens(hf)
     out.append(int(hf.eos_token_id))
     if isinstance(extra, (int, str, np.integer)):
@@ -406,11 +419,12 @@ def detect_stop_tokens(hf: Any, use_chat_template: bool = True, extra: Any = ())
         if i is None:
             raise ValueError(f"stop token {token!r} is not a token of the tokenizer ({len(hf)} ids)")
         out.append(i)
-    special = _special_ids(hf)
-    for name in KNOWN_STOP_TOKENS:
-        i = _stop_id(hf, name)
-        if i is not None and i in special:
-            out.append(i)
+    if stop_on == "turn":
+        special = _special_ids(hf)
+        for name in KNOWN_STOP_TOKENS:
+            i = _stop_id(hf, name)
+            if i is not None and i in special:
+                out.append(i)
     return tuple(dict.fromkeys(out))  # first occurrence order, no repeats
 
 
