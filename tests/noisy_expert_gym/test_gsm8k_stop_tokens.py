@@ -183,3 +183,12 @@ def test_generation_config_stop_ids_are_added(tmp_path: Path) -> None:
     u = gym.make("NoisyGSM8K-v1", problems=PROBLEMS, expert=f"hf:{d}", max_new_tokens=H).unwrapped
     assert 3 in u.task.eos_tokens and u.task.eos_tokens[0] == u.task.tokenizer.hf.convert_tokens_to_ids(
         "<end_of_turn>")
+
+
+def test_vocabulary_check_ignores_the_stop_policy() -> None:
+    """A student's raw tokenizer matches a v0 (EOS-only) task's wrapper of the same files."""
+    from noisy_expert_gym.tasks.gsm8k import check_same_vocab
+
+    tok = gemma_tokenizer()
+    check_same_vocab(tok, HFTokenizer(tok, stop_on="eos"))
+    check_same_vocab(HFTokenizer(tok), HFTokenizer(tok, stop_on="eos"))

@@ -544,5 +544,7 @@ def check_same_vocab(student: Any, teacher: Any) -> None:
             f"student and teacher tokenizers differ ({len(va)} vs {len(vb)} tokens; e.g. student has "
             f"{only_a}, teacher has {only_b}). Logit distillation needs one shared vocabulary: use the "
             "teacher's tokenizer for the student (same model family)")
-    if a.eos_token != b.eos_token:
-        raise ValueError(f"student and teacher tokenizers use different EOS ids: {a.eos_token} vs {b.eos_token}")
+    # The tokenizers' own EOS (the stop tokens are the task's: a wrapper's `eos_token` depends on `stop_on`).
+    if a.hf.eos_token_id != b.hf.eos_token_id:
+        raise ValueError(f"student and teacher tokenizers use different EOS ids: {a.hf.eos_token_id} vs "
+                         f"{b.hf.eos_token_id}")
