@@ -42,7 +42,7 @@ def _rate(fn: Callable[[], Any], work: int, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     import gymnasium as gym
 
-    import noisy_expert_gym  # noqa: F401  (registers NoisyGSM8K-v0)
+    import noisy_expert_gym  # noqa: F401  (registers NoisyGSM8K-v1)
     from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
