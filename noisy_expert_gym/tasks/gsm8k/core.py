@@ -637,8 +637,7 @@ class GSM8KTask:
         u_bad = np.take_along_axis(c, pos, 1) - np.take_along_axis(c, start, 1)
         recover = np.where(u_bad > 0, nl_tok[:, None], np.take_along_axis(first, np.minimum(k, fmax), 1))
 
-        out = np.full((n, t_need), eos, np.int64)
-        out[:, :] = recover
+        out = recover
         for r, t in zip(*np.nonzero(on_text)):  # rare: other ids, same text
             i, p = int(idx[r]), int(pos[r, t])
             key = (i, p)

@@ -41,7 +41,8 @@ a byte string (:meth:`HFTokenizer.token_bytes`, read from the tokenizer's
 vocabulary and decoder: byte-level BPE, SentencePiece ``\u2581`` spaces and
 ``<0xNN>`` byte fallback; special tokens write their content), and a prefix's
 text is the concatenation (:meth:`decode_bytes`) -- what ``decode`` gives, up
-to a decoder's one-time ``Strip`` of a leading space (Llama 2 style).
+to a decoder's removal of one leading space at the start of the whole text
+(Llama 2's ``Strip``, ``Metaspace``), which is kept here.
 """
 
 from __future__ import annotations
