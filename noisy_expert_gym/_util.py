@@ -48,7 +48,10 @@ def one_hot(idx: Any, n: int, dtype: Any = None) -> Any:
         import torch
 
         return torch.nn.functional.one_hot(idx.long(), n).to(dtype or torch.float32)
-    return np.eye(n, dtype=dtype or np.float64)[idx]
+    idx = np.asarray(idx)
+    out = np.zeros(idx.shape + (n,), dtype=dtype or np.float64)  # not np.eye(n): O(n^2) for a 262k vocabulary
+    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    return out
 
 
 def sample_categorical(probs: Any, generator: Any) -> Any:

@@ -137,7 +137,7 @@ FAMILIES: dict[str, Family] = {
 }
 
 #: Every registered env id: its family and the kwargs that define the variant.
-#: NoisyGSM8K-v0 needs the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
+#: NoisyGSM8K-v* need the GSM-8K data (``data_dir=``, ``$NEG_GSM8K_DIR`` or `datasets`).
 REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyModAdd-v0": ("modadd", {}),
     # The paper's horizon ablation (m = 31 is the default id above).
@@ -156,7 +156,10 @@ REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyDFA-v0": ("automaton", {"kind": "dfa"}),
     # The word problem of S5 over all 120 elements (n = k = 120): the hard state-tracking task.
     "NoisyS5-v0": ("automaton", {"automaton": "s5"}),
-    "NoisyGSM8K-v0": ("gsm8k", {}),
+    # v1: an HF tokenizer stops at every end-of-turn token of its chat template; v0 kept with its
+    # EOS-only stop (identical with the built-in tokenizers).
+    "NoisyGSM8K-v1": ("gsm8k", {}),
+    "NoisyGSM8K-v0": ("gsm8k", {"stop_on": "eos"}),
 }
 #: Every env id this package registers, with the kwargs that define the variant.
 ENV_IDS: dict[str, dict[str, Any]] = {k: dict(kw) for k, (_, kw) in REGISTRY.items()}

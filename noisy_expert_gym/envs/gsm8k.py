@@ -1,4 +1,5 @@
-"""NoisyGSM8K: GSM-8K token generation with a queryable noisy expert (reference or LM teacher)."""
+"""NoisyGSM8K: GSM-8K (or TinyGSM) token generation with a queryable noisy expert (reference or LM
+teacher)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from gymnasium import spaces
 from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.envs.modadd import check_action
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
-from noisy_expert_gym.tasks.gsm8k.answers import extract_answer
 from noisy_expert_gym.tasks.gsm8k.core import GSM8KTask
 
-ENV_ID = "NoisyGSM8K-v0"
+ENV_ID = "NoisyGSM8K-v1"
 RENDER_MODES = ["ansi"]
 _METRIC_KEYS = ("full_exact", "final_exact", "correct_prefix_len", "num_errors", "length")
 _GREEN, _RED, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
@@ -25,7 +25,8 @@ class NoisyGSM8KEnv(gym.Env):
 
     ## Description
     The agent reads a GSM-8K question and writes a worked solution one token at a
-    time, ending with a final-answer line ``#### <number>`` and end-of-sequence
+    time, ending with a final-answer line ``#### <number>`` (or ``\\boxed{<number>}``
+    with ``answer_format="boxed"``, the paper authors' format) and a stop token
     (EOS). It is rewarded for the final answer. The env carries a queryable
     *noisy expert* ``env.unwrapped.expert`` (pi~ of "Behavior Cloning is Not All
     You Need", arXiv 2606.30923) and, for evaluation only, the clean expert
@@ -33,11 +34,15 @@ class NoisyGSM8KEnv(gym.Env):
 
     - ``expert="reference"`` (default, no download): a deterministic dynamic
       oracle built from the reference solution (DESIGN §6; defined precisely in
-      :mod:`noisy_expert_gym.tasks.gsm8k`): on the reference path it writes the
-      next reference token; off it, the shortest continuation ending with the
-      line ``#### <gold>`` and EOS. Noise ``law``: ``absorbing`` (default),
-      ``mixture`` or ``biased`` with level ``eta``; U is uniform over newline,
-      printable ASCII and EOS; the biased slip turns a digit d into (d+1) mod 10.
+      :mod:`noisy_expert_gym.tasks.gsm8k.core`, for any tokenizer): on the reference
+      path it writes the next reference token; off it, the shortest continuation
+      ending with the final-answer line and EOS. Noise ``law``: ``absorbing``
+      (default), ``mixture`` or ``biased`` with level ``eta``; U is uniform over
+      newline, printable ASCII and EOS (every token with an HF tokenizer); the
+      biased slip turns a digit d into (d+1) mod 10. With ``tokenizer="hf:<name>"``
+      (or a transformers tokenizer) the same teacher speaks that vocabulary and
+      prompts through its chat template: a pretrained student is distilled from
+      it without any teacher download.
     - ``expert="hf:<model name or local path>"``: a Hugging Face causal LM
       prompted with a system prompt (through its chat template when it has one);
       noise ``law="temperature"``: pi~ = softmax(logits / t), t = 1 "low" and
@@ -46,8 +51,12 @@ class NoisyGSM8KEnv(gym.Env):
     ## Action Space
     ``Discrete(A)``: the next token. Built-in tokenizers: ``char`` (default) A = 97
     (newline, 95 printable ASCII characters, EOS = 96), ``byte`` A = 257 (bytes,
-    EOS = 256). With an LM teacher, A = ``len(tokenizer)``. An action id is also
-    the token's input id.
+    EOS = 256). With an HF tokenizer, A = ``len(tokenizer)``. An action id is also
+    the token's input id. The *stop tokens* (``task.eos_tokens``) end an episode:
+    the built-in tokenizers' EOS; with an HF tokenizer every end-of-turn token of
+    its chat template (Gemma's ``<end_of_turn>``, Llama 3's ``<|eot_id|>``, ...), its
+    EOS, the LM teacher's ``generation_config.eos_token_id`` and ``stop_tokens``
+    (``task.eos_token``, the first, is the one the teachers write).
 
     ## Observation Space
     ``Box(0, vocab_size - 1, (P + H,), int64)``: the prompt section of P tokens
@@ -59,17 +68,23 @@ class NoisyGSM8KEnv(gym.Env):
 
     ## Starting State
     A problem drawn uniformly with the env's seeded RNG (or
-    ``reset(options={"problem": i})``); nothing generated yet.
+    ``reset(options={"problem": i})``); nothing generated yet. To evaluate on a
+    whole split, every problem once: ``reset(options={"problem": i})`` for ``i``
+    in ``range(task.num_problems)``, or batched, ``task.prompt_batches(n)``
+    (``task.all_prompts()``) -- not draws, which repeat problems.
 
     ## Rewards
-    1.0 when the episode ends (by EOS or truncation) and the final answer
-    extracted from the generated text (``#### n``, else ``\\boxed{n}``, else the
-    last number unless ``strict_answer``) equals the gold answer numerically; 0.0
-    otherwise and at every other step.
+    1.0 when the episode ends (by a stop token or truncation) and the final answer
+    extracted from the generated text up to its first stop token equals the gold
+    answer; 0.0 otherwise and at every other step. ``answer_format="####"``: the
+    number on the last ``#### n`` line, else the last ``\\boxed{n}``, else the last
+    number unless ``strict_answer``; compared exactly. ``"boxed"``: the last
+    ``\\boxed{...}`` (nested braces), else the last number unless
+    ``strict_answer``; compared within 1e-5 (the authors' evaluation).
 
     ## Episode End
-    Terminated when EOS is written. Truncated after ``max_new_tokens`` tokens
-    without EOS. Stepping after the end raises; call ``reset()``.
+    Terminated when a stop token is written. Truncated after ``max_new_tokens``
+    tokens without one. Stepping after the end raises; call ``reset()``.
 
     ## Information
     - ``step`` (int): tokens generated so far.
@@ -89,7 +104,12 @@ class NoisyGSM8KEnv(gym.Env):
       instead of building one from the keyword arguments below.
     - ``data_dir`` (str, default None): GSM-8K JSONL directory (``train.jsonl``,
       ``test.jsonl``) or one ``.jsonl`` file; None: ``$NEG_GSM8K_DIR``, else the
-      Hugging Face hub ``openai/gsm8k`` (needs ``datasets``).
+      Hugging Face hub ``openai/gsm8k`` (needs ``datasets``). For TinyGSM: its
+      parquet / JSONL files; None: ``$NEG_TINYGSM_DIR``, else the hub ``TinyGSM/TinyGSM``.
+    - ``dataset`` (str, default ``"gsm8k"``): ``gsm8k`` or ``tinygsm`` (the paper's
+      training prompts; ``train`` only; gold answers and reference solutions as
+      :mod:`noisy_expert_gym.tasks.gsm8k.data` describes).
+    - ``limit`` (int, default None): read only the first ``limit`` problems of the split.
     - ``split`` (str, default ``"train"``): ``train`` or ``test``.
     - ``problems`` (list, default None): explicit problems (``WordProblem`` or dicts
       with ``question``/``answer``) instead of a split.
@@ -109,16 +129,33 @@ class NoisyGSM8KEnv(gym.Env):
       reference solution + EOS exceeds H are dropped (``drop``) or raise (``error``).
     - ``tokenizer`` (default None: ``char``, or the LM teacher's): ``char``, ``byte``,
       ``hf:<name>`` or a transformers tokenizer (the student's: with an LM teacher it
-      must share the teacher's vocabulary, else ValueError).
+      must share the teacher's vocabulary, else ValueError; with the reference
+      teacher it is the teacher's vocabulary too).
+    - ``answer_format`` (str, default ``"####"``): ``####`` or ``boxed`` (the paper
+      authors': step-by-step reasoning, final answer in ``\\boxed{}``): the
+      reference solution's last line, the default system prompt, answer
+      extraction and comparison.
     - ``strip_annotations`` (bool, default True): drop ``<<48/2=24>>`` from the teacher text.
     - ``uniform_over`` (str, default ``"text"``): noise support, ``text``, ``digits``, ``all``.
     - ``strict_answer`` (bool, default False): only ``#### n`` / ``\\boxed{n}`` count.
-    - ``system_prompt`` (str), ``chat_template`` (bool or None), ``device``,
-      ``torch_dtype``, ``max_batch``: LM teacher options.
+    - ``system_prompt`` (str, default None: the answer format's), ``chat_template``
+      (bool or None): the prompt of an HF tokenizer.
+    - ``stop_on`` (str, default ``"turn"``): an HF tokenizer's stop tokens, all of
+      the above (``turn``) or its EOS only (``eos``, v0's); ``stop_tokens`` (ids or
+      token strings, default ()): more stop tokens.
+    - ``device``, ``torch_dtype``, ``max_batch``: LM teacher options.
     - ``render_mode``: None or ``"ansi"``.
 
     ## Version History
-    - v0: initial release.
+    - v1: an HF tokenizer stops at every end-of-turn token of its chat template
+      (and its model's generation-config EOS ids, and the usual end markers), not
+      only at its EOS; rollouts, loss masks, metrics and answer extraction stop at
+      the first; ``eos_token`` is the end-of-turn token. HF text is decoded without
+      clean-up of spaces. New options (defaults keep v0's behaviour otherwise):
+      ``answer_format``, ``dataset``/``limit`` (TinyGSM), ``stop_tokens``; the
+      reference teacher accepts HF tokenizers. Identical to v0 with the built-in
+      tokenizers.
+    - v0: initial release. Still registered: v1 with ``stop_on="eos"``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
@@ -148,6 +185,8 @@ class NoisyGSM8KEnv(gym.Env):
     law = problem_attribute("law", lambda self: self.expert.law)
     eta = problem_attribute("eta", lambda self: self.expert.eta)
     split = problem_attribute("split", lambda self: self.problem.kwargs["split"])
+    stop_on = problem_attribute("stop_on", lambda self: self.problem.kwargs["stop_on"])
+    answer_format = problem_attribute("answer_format", lambda self: self.problem.kwargs["answer_format"])
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -192,8 +231,7 @@ class NoisyGSM8KEnv(gym.Env):
         prompt, gen = self._obs[None, : task.prompt_len], self._obs[None, task.prompt_len:]
         out: dict[str, Any] = {k: v[0].item() for k, v in task.metrics(prompt, gen).items() if k in _METRIC_KEYS}
         text = task.texts(gen)[0]
-        out.update(text=text, answer=extract_answer(text, strict=task.strict_answer),
-                   gold=task.golds[self._problem])
+        out.update(text=text, answer=task.answers(gen)[0], gold=task.golds[self._problem])
         return out
 
     def render(self) -> str | None:

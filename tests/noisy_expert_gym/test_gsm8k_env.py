@@ -1,4 +1,4 @@
-"""NoisyGSM8K-v0: env checker, determinism, episodes, rewards, info, rendering, bad inputs,
+"""NoisyGSM8K-v1: env checker, determinism, episodes, rewards, info, rendering, bad inputs,
 and (when present) the shared GSM-8K data."""
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import noisy_expert_gym  # noqa: F401  (registers the envs)
-from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, write_example_data, write_jsonl
-from noisy_expert_gym.tasks.gsm8k import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
+from noisy_expert_gym.tasks.gsm8k import (
+    DEFAULT_MAX_NEW_TOKENS,
+    EXAMPLE_PROBLEMS,
+    GSM8KTask,
+    write_example_data,
+    write_jsonl,
+)
 
-ENV_ID = "NoisyGSM8K-v0"
+ENV_ID = "NoisyGSM8K-v1"
 H = 120
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "gsm8k"
 
@@ -41,11 +46,23 @@ def run_episode(env: gym.Env, policy, seed: int | None = None, options: dict | N
 
 
 def test_registered() -> None:
-    assert ENV_ID in gym.registry
+    assert ENV_ID in gym.registry and "NoisyGSM8K-v0" in gym.registry
+
+
+@pytest.mark.filterwarnings("ignore:.*out of date")
+def test_v0_equals_v1_with_the_builtin_tokenizers(data_dir: Path) -> None:
+    runs = []
+    for env_id in ("NoisyGSM8K-v0", ENV_ID):
+        env = gym.make(env_id, data_dir=str(data_dir), max_new_tokens=H, eta=0.3, law="mixture")
+        expert = env.unwrapped.expert
+        runs.append(run_episode(env, lambda o, e=expert: int(e.sample(o)), seed=7))
+    assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    assert gym.make("NoisyGSM8K-v0", data_dir=str(data_dir), max_new_tokens=H).unwrapped.stop_on == "eos"
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"tokenizer": "byte", "law": "biased", "eta": 0.6},
-                                    {"law": "mixture", "strip_annotations": False}])
+                                    {"law": "mixture", "strip_annotations": False},
+                                    {"answer_format": "boxed"}])
 def test_env_checker(data_dir: Path, kwargs: dict) -> None:
     env = make(data_dir, **kwargs)
     check_env(env.unwrapped, skip_render_check=True)
@@ -166,6 +183,9 @@ def test_malformed_jsonl_names_the_line(tmp_path: Path) -> None:
     ({"tokenizer": "bytes"}, ValueError, "unknown `tokenizer`"),
     ({"max_new_tokens": 10, "overflow": "error"}, ValueError, "does not fit"),
     ({"uniform_over": "txt"}, ValueError, "uniform_over"),
+    ({"answer_format": "box"}, ValueError, "Did you mean `boxed`"),
+    ({"dataset": "gsm"}, ValueError, "unknown `dataset`"),
+    ({"stop_on": "turns"}, ValueError, "stop_on"),
 ])
 @pytest.mark.filterwarnings("ignore:.*render_mode")  # gymnasium warns before the env raises
 def test_bad_kwargs(data_dir: Path, kwargs: dict, error: type, match: str) -> None:
@@ -200,3 +220,6 @@ def test_shared_data_default_horizon_fits_every_solution() -> None:
     env = gym.make(ENV_ID, data_dir=str(SHARED), split="test", subset=3)
     _, reward, terminated, _, info = run_episode(env, lambda o: int(env.unwrapped.clean_expert.sample(o)), seed=0)
     assert reward == 1.0 and terminated and info["full_exact"]
+    boxed = GSM8KTask.from_split("test", SHARED, overflow="error", answer_format="boxed")
+    m = boxed.metrics(prompts, boxed.clean_chains(prompts))  # every \boxed{gold} is read back
+    assert boxed.num_problems == 1319 and m["final_exact"].all()

@@ -19,7 +19,7 @@ from gymnasium.utils.env_checker import check_env
 
 from noisy_expert_gym.tasks.gsm8k.hf_teacher import HFTeacher
 
-ENV_ID = "NoisyGSM8K-v0"
+ENV_ID = "NoisyGSM8K-v1"
 H = 80  # fits every test example's reference solution + EOS
 CHAT = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
@@ -188,8 +188,8 @@ def test_hf_bad_inputs(teacher_dir: Path, tmp_path: Path) -> None:
         gym.make(ENV_ID, **kw | {"t": 0.0})
     with pytest.raises(ValueError, match="law"):
         gym.make(ENV_ID, **kw | {"law": "mixture"})
-    with pytest.raises(ValueError, match="built-in tokenizers"):
-        gym.make(ENV_ID, problems=EXAMPLE_PROBLEMS["test"], tokenizer=char_tokenizer(ASCII))
+    with pytest.raises(ValueError, match="stop_on"):
+        gym.make(ENV_ID, **kw | {"stop_on": "turns"})
     small = save_teacher(tmp_path / "short", n_positions=64)
     with pytest.raises(ValueError, match="positions"):
         gym.make(ENV_ID, **kw | {"expert": f"hf:{small}"})

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, WordProblem
-from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.tasks import GSM8KTask
+from noisy_expert_gym.tasks.gsm8k import EXAMPLE_PROBLEMS, ByteTokenizer, CharTokenizer, WordProblem
+from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 
 TINY = [
     WordProblem("What is 2 + 3?", "2 + 3 = <<2+3=5>>5.\n#### 5", 0),
@@ -357,3 +357,28 @@ def test_validate_obs_rejects_malformed(task: GSM8KTask) -> None:
     bad[0, task.prompt_len - 1] = 0
     with pytest.raises(ValueError, match="separator"):
         task.validate_obs(bad)
+
+
+# ----- evaluation on a whole split ---------------------------------------------------------
+
+def test_prompt_batches_cover_every_problem_once_in_order(task: GSM8KTask) -> None:
+    torch = pytest.importorskip("torch")
+    batches = list(task.prompt_batches(2))
+    assert [len(b) for b in batches] == [2, 1]
+    assert np.array_equal(np.concatenate(batches), task.all_prompts())
+    assert list(task.problem_index(np.concatenate(batches))) == list(range(task.num_problems))
+    tb = list(task.prompt_batches(8, device="cpu"))
+    assert len(tb) == 1 and isinstance(tb[0], torch.Tensor) and np.array_equal(tb[0].numpy(), task.all_prompts())
+    with pytest.raises(ValueError, match="batch_size"):
+        next(task.prompt_batches(0))
+
+
+def test_torch_prompt_draws_gather_on_the_cpu_for_large_tasks(task: GSM8KTask,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    kept = task.sample_prompts(torch.Generator().manual_seed(3), 16)
+    from noisy_expert_gym.tasks.gsm8k import core
+
+    monkeypatch.setattr(core, "_DEVICE_PROMPTS_MAX", 0)  # as for a TinyGSM-sized task
+    gathered = task.sample_prompts(torch.Generator().manual_seed(3), 16)
+    assert torch.equal(kept, gathered)

@@ -1,18 +1,23 @@
 """GSM-8K token generation (NoisyGSM8K): everything that defines the task, in one place.
 
 - :mod:`~noisy_expert_gym.tasks.gsm8k.core`: :class:`GSM8KTask`, the pure batched task
-  core and the reference teacher's dynamic oracle (DESIGN §6);
+  core and the reference teacher's dynamic oracle (DESIGN §6), for any tokenizer;
 - :mod:`~noisy_expert_gym.tasks.gsm8k.reference`: :class:`ReferenceExpert`, that oracle as a
   queryable (noisy) expert;
 - :mod:`~noisy_expert_gym.tasks.gsm8k.hf_teacher`: :class:`HFTeacher`, a Hugging Face causal
   LM as the expert (temperature noise);
 - :mod:`~noisy_expert_gym.tasks.gsm8k.data`, :mod:`~noisy_expert_gym.tasks.gsm8k.answers`,
-  :mod:`~noisy_expert_gym.tasks.gsm8k.tokenizer`: word problems, answers, tokenizers;
+  :mod:`~noisy_expert_gym.tasks.gsm8k.tokenizer`: word problems (GSM-8K, TinyGSM), answers
+  and answer formats (``####``, ``boxed``), tokenizers and their stop tokens;
 - :mod:`~noisy_expert_gym.tasks.gsm8k.problem`: the problem builder (task core + experts
-  from the env's keyword arguments) behind ``make_problem("NoisyGSM8K-v0", ...)``.
+  from the env's keyword arguments) behind ``make_problem("NoisyGSM8K-v1", ...)``.
 """
 
 from noisy_expert_gym.tasks.gsm8k.answers import (
+    ANSWER_FORMATS,
+    BOXED_TOLERANCE,
+    answer_line,
+    answer_tolerance,
     answers_match,
     extract_answer,
     normalize_number,
@@ -22,29 +27,41 @@ from noisy_expert_gym.tasks.gsm8k.answers import (
 )
 from noisy_expert_gym.tasks.gsm8k.core import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
 from noisy_expert_gym.tasks.gsm8k.data import (
+    DATASETS,
     ENV_VAR,
     EXAMPLE_PROBLEMS,
     SPLITS,
+    TINYGSM_ENV_VAR,
+    TINYGSM_EXAMPLES,
     WordProblem,
+    code_answer,
     load_problems,
+    load_tinygsm,
     read_jsonl,
+    tinygsm_problem,
     write_example_data,
     write_jsonl,
+    write_tinygsm_example,
 )
 from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
 from noisy_expert_gym.tasks.gsm8k.tokenizer import (
+    BOXED_SYSTEM_PROMPT,
     DEFAULT_SYSTEM_PROMPT,
+    SYSTEM_PROMPTS,
     ByteTokenizer,
     CharTokenizer,
     HFTokenizer,
     check_same_vocab,
+    detect_stop_tokens,
     make_tokenizer,
 )
 
 __all__ = [
-    "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_SYSTEM_PROMPT", "ENV_VAR", "EXAMPLE_PROBLEMS", "SPLITS",
-    "ByteTokenizer", "CharTokenizer", "GSM8KTask", "HFTokenizer", "ReferenceExpert", "WordProblem",
-    "answers_match", "check_same_vocab", "extract_answer", "load_problems", "make_tokenizer",
+    "ANSWER_FORMATS", "BOXED_SYSTEM_PROMPT", "BOXED_TOLERANCE", "DATASETS", "DEFAULT_MAX_NEW_TOKENS",
+    "DEFAULT_SYSTEM_PROMPT", "ENV_VAR", "EXAMPLE_PROBLEMS", "SPLITS", "SYSTEM_PROMPTS", "TINYGSM_ENV_VAR",
+    "TINYGSM_EXAMPLES", "ByteTokenizer", "CharTokenizer", "GSM8KTask", "HFTokenizer", "ReferenceExpert",
+    "WordProblem", "answer_line", "answer_tolerance", "answers_match", "check_same_vocab", "code_answer",
+    "detect_stop_tokens", "extract_answer", "load_problems", "load_tinygsm", "make_tokenizer",
     "normalize_number", "parse_gold", "read_jsonl", "reference_solution", "strip_annotations",
-    "write_example_data", "write_jsonl",
+    "tinygsm_problem", "write_example_data", "write_jsonl", "write_tinygsm_example",
 ]

@@ -5,6 +5,23 @@ and whose arithmetic carries calculator annotations such as ``<<48/2=24>>``. A
 model's output is scored by extracting its final answer (:func:`extract_answer`)
 and comparing it numerically with the gold answer (:func:`answers_match`).
 
+Two *answer formats* (:data:`ANSWER_FORMATS`) say how a solution states its
+final answer, what a teacher is asked for and how the answer is read back:
+
+- ``"####"`` (this package's default, GSM-8K's own): the last line is
+  ``#### <number>``. Extraction: the number on the last ``####`` line, else the
+  last ``\\boxed{}``, else the last number; compared exactly (as fractions).
+- ``"boxed"`` (the paper authors' GSM-8K recipe): the model reasons step by step
+  and puts the final answer in ``\\boxed{}``; the reference solution's final
+  line is ``\\boxed{<number>}``. Extraction: the content of the *last*
+  ``\\boxed{...}`` (nested braces balanced) -- its number, or None when it holds
+  none -- else (no box at all) the last number of the text; compared
+  numerically within :data:`BOXED_TOLERANCE` (``|pred - gold| < 1e-5``), as the
+  authors' evaluation does. Commas, ``$``/``\\$``, ``%``, trailing periods and
+  ``\\text{...}`` units are ignored. Deviation, on purpose: a box holding a
+  fraction (``\\frac{6}{3}``, ``6/3``) is read as its value (2); the authors'
+  ``float()`` reads none, so such a box never matches there.
+
 Numbers are normalised to a canonical string (:func:`normalize_number`): commas
 (thousands separators), a leading ``+``, ``$`` and trailing zeros of decimals go,
 so ``"1,080"``, ``"1080.00"`` and ``"$1080"`` all become ``"1080"``;
@@ -16,6 +33,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from fractions import Fraction
+
+from noisy_expert_gym._util import did_you_mean
 
 #: A calculator annotation ``<<expression=result>>``.
 ANNOTATION_RE = re.compile(r"<<[^<>]*>>")
@@ -31,7 +50,12 @@ NUMBER_RE = re.compile(
     r"(?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)"
 )
 _BOXED = "\\boxed"
+#: Answer formats: GSM-8K's ``#### n`` line (default) or the paper authors' ``\\boxed{n}``.
+ANSWER_FORMATS: tuple[str, ...] = ("####", "boxed")
+#: Numeric tolerance of the ``"boxed"`` format's comparison (the authors' evaluation).
+BOXED_TOLERANCE = 1e-5
 _FRAC_RE = re.compile(r"\\d?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}")
+_FRACTION_RE = re.compile(r"-?\s?\d+\s*/\s*\d+")
 
 
 def strip_annotations(text: str) -> str:
@@ -77,10 +101,30 @@ def parse_gold(answer: str) -> tuple[str, str]:
         raise ValueError(f"the `####` line of a GSM-8K answer must hold a number; got {gold_text!r}") from None
 
 
-def reference_solution(answer: str, strip: bool = True) -> str:
-    """The teacher text of a reference answer: annotations stripped (if `strip`), whitespace trimmed."""
-    text = strip_annotations(answer) if strip else answer
-    return text.strip()
+def check_answer_format(answer_format: str) -> str:
+    """`answer_format` if it is one of :data:`ANSWER_FORMATS`, else a ValueError that lists them."""
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"unknown `answer_format` {answer_format!r}; valid values: "
+                         f"{', '.join(repr(f) for f in ANSWER_FORMATS)}.{did_you_mean(str(answer_format), ANSWER_FORMATS)}")
+    return answer_format
+
+
+def answer_line(gold_text: str, answer_format: str = "####") -> str:
+    """The final-answer line of a reference solution: ``#### 1,080`` or ``\\boxed{1,080}``."""
+    if check_answer_format(answer_format) == "boxed":
+        return f"{_BOXED}{{{gold_text}}}"
+    return f"{ANSWER_MARK} {gold_text}"
+
+
+def reference_solution(answer: str, strip: bool = True, answer_format: str = "####") -> str:
+    """The teacher text of a reference answer: annotations stripped (if `strip`), whitespace trimmed,
+    and (``answer_format="boxed"``) its ``#### n`` line rewritten as ``\\boxed{n}``."""
+    text = (strip_annotations(answer) if strip else answer).strip()
+    if check_answer_format(answer_format) == "boxed":
+        pos = text.rfind(ANSWER_MARK)
+        if pos >= 0:
+            text = text[:pos] + answer_line(text[pos + len(ANSWER_MARK):].strip(), "boxed")
+    return text
 
 
 def _first_number(text: str) -> str | None:
@@ -112,10 +156,28 @@ def _boxed_content(text: str) -> str | None:
     return None
 
 
-def extract_answer(text: str, strict: bool = False) -> str | None:
+def _box_number(box: str) -> str | None:
+    """The number a ``\\boxed{...}`` content holds (``\\frac{a}{b}`` as ``a/b``), or None."""
+    frac = _FRAC_RE.search(box)
+    if frac:
+        try:
+            return normalize_number(f"{frac.group(1)}/{frac.group(2)}")
+        except ValueError:
+            pass
+    box = box.replace("\\$", "$").replace("\\!", "").replace("{,}", ",").replace("\\%", "%")
+    m = _FRACTION_RE.fullmatch(box.strip().rstrip("."))  # a box that is a plain "a/b"
+    if m:
+        try:
+            return normalize_number(m.group(0))
+        except ValueError:
+            pass
+    return _first_number(box)
+
+
+def extract_answer(text: str, strict: bool = False, answer_format: str = "####") -> str | None:
     """Extract the final numeric answer from a model's output, normalised; None if there is none.
 
-    Rules, first that applies:
+    ``answer_format="####"`` (default), first rule that applies:
 
     1. ``#### n``: the first number on the line after the *last* ``####``
        (``"#### $1,080."`` -> ``"1080"``, ``"#### -7 degrees"`` -> ``"-7"``);
@@ -123,7 +185,20 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
        ``\\frac{a}{b}`` are handled);
     3. unless ``strict``: the last number anywhere in the text (trailing units
        and periods ignored: ``"She earns $10."`` -> ``"10"``).
+
+    ``answer_format="boxed"`` (the paper authors'): the number in the *last*
+    ``\\boxed{...}`` (nested braces balanced; None when that box holds no
+    number); without any box, unless ``strict``, the last number of the text
+    (``####`` lines are not special).
     """
+    if check_answer_format(answer_format) == "boxed":
+        box = _boxed_content(text)
+        if box is not None:
+            return _box_number(box)
+        if strict:
+            return None
+        matches = list(NUMBER_RE.finditer(text))
+        return _number_of(matches[-1]) if matches else None
     pos = text.rfind(ANSWER_MARK)
     if pos >= 0:
         line = text[pos + len(ANSWER_MARK):].split("\n", 1)[0]
@@ -147,11 +222,21 @@ def extract_answer(text: str, strict: bool = False) -> str | None:
     return _number_of(matches[-1]) if matches else None
 
 
-def answers_match(pred: str | None, gold: str) -> bool:
-    """Whether an extracted answer equals the gold numerically (``"72.0"`` matches ``"72"``)."""
+def answers_match(pred: str | None, gold: str, tol: float = 0.0) -> bool:
+    """Whether an extracted answer equals the gold numerically (``"72.0"`` matches ``"72"``).
+
+    ``tol == 0``: exact (as fractions); ``tol > 0``: ``|pred - gold| < tol`` (the
+    ``"boxed"`` format uses :data:`BOXED_TOLERANCE`).
+    """
     if pred is None:
         return False
     try:
-        return Fraction(pred.replace(",", "")) == Fraction(gold.replace(",", ""))
+        p, g = Fraction(pred.replace(",", "")), Fraction(gold.replace(",", ""))
     except (ValueError, ZeroDivisionError):
         return False
+    return abs(float(p) - float(g)) < tol if tol > 0 else p == g
+
+
+def answer_tolerance(answer_format: str) -> float:
+    """The comparison tolerance of an answer format: 0 (exact) for ``####``, 1e-5 for ``boxed``."""
+    return BOXED_TOLERANCE if check_answer_format(answer_format) == "boxed" else 0.0

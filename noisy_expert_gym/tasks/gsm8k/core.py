@@ -7,52 +7,79 @@ Layout (``P`` = ``prompt_len``, ``H`` = ``horizon`` = ``max_new_tokens``)::
 
 The prompt is left-padded so the question always ends right before the
 separator (built-in tokenizers; an HF tokenizer's chat template ends the prompt
-instead). Actions are the first ``num_actions`` token ids, EOS included; SEP
-and PAD come after them (see :mod:`noisy_expert_gym.tasks.gsm8k.tokenizer`). A
-*chain* is the (N, H) matrix of generated tokens y_1..y_H; everything after
-its first EOS is ignored by every function here (:meth:`GSM8KTask.valid_along`).
+instead). Actions are the first ``num_actions`` token ids, the stop tokens
+included; SEP and PAD come after them (see
+:mod:`noisy_expert_gym.tasks.gsm8k.tokenizer`). A *chain* is the (N, H) matrix
+of generated tokens y_1..y_H; everything after its first stop token (any of
+``eos_tokens``; "EOS" below) is ignored by every function here
+(:meth:`GSM8KTask.valid_along`).
 
-The reference teacher (DESIGN §6) is a deterministic dynamic oracle defined on
-every prefix y = y_1..y_t. Let R be the reference solution's tokens followed by
-EOS, and F = ``"#### <gold>"`` its final-answer line (the gold as the reference
-writes it, e.g. ``#### 1,080``):
+**The reference teacher** (DESIGN §6) is a deterministic dynamic oracle defined
+on every prefix y = y_1..y_t, for any tokenizer. Text is taken as bytes: b(y) is
+the concatenation of the tokens' bytes (:meth:`decode_bytes`). Let R be the
+reference solution's tokens (its text encoded by the tokenizer) followed by EOS
+(``eos_token``), S = b(R without EOS) the reference text as the tokenizer writes
+it, and F = b(encode(line)) the final-answer line, ``"#### <gold>"`` (or
+``"\\boxed{<gold>}"`` with ``answer_format="boxed"``), the gold as the reference
+writes it (e.g. ``#### 1,080``). The clean next token after y is:
 
-1. *On the reference path* (y == R[:t]): the next reference token R[t].
-2. *Off the path*: the first token of the shortest continuation after which the
-   text's last line is F, followed by EOS. With u the current last line of y
-   (the text after its last newline; all of y when it has none):
-   - u is a prefix of F (u may be empty, e.g. right after a newline): the next
-     character of F, or EOS once u == F;
-   - otherwise: a newline (the continuation is ``"\\n" + F`` then EOS).
-   So ``"...so 7"`` with F = ``"#### 72"`` continues ``"\\n#### 72<eos>"``, a prefix
-   ending ``"\\n#### 7"`` continues ``"2<eos>"``, and ``"\\n#### 722"`` continues
-   ``"\\n#### 72<eos>"``.
+1. *On the reference path* -- the ids are R's first t ids, y == R[:t]: the next
+   reference token R[t]. (Ids, not text: with a BPE tokenizer the same text has
+   several tokenizations, and only R's is "the path".)
+2. Otherwise the token that starts a continuation ``c`` (bytes), with
+   - *the text still on the path* -- b(y) is a prefix of S (other ids, same
+     text: ``"1" "2"`` where R has ``"12"``): c = the rest of S;
+   - *else the recovery*: the shortest continuation after which the text's last
+     line is F, then EOS. With u the current last line of b(y) (the bytes after
+     its last newline; all of b(y) when it has none): u is a prefix of F (u may
+     be empty, e.g. right after a newline): c = the rest of F; otherwise c =
+     ``"\\n" + F``. So ``"...so 7"`` with F = ``"#### 72"`` continues
+     ``"\\n#### 72<eos>"``, ``"\\n#### 7"`` continues ``"2<eos>"`` and
+     ``"\\n#### 722"`` continues ``"\\n#### 72<eos>"``.
+
+   c empty: EOS. Else the *first token of c re-tokenized*: the first id of
+   ``tokenizer.encode(c)`` when its bytes are a non-empty prefix of c, else the
+   longest token whose bytes are (:meth:`HFTokenizer.continuation_token`). With
+   the built-in tokenizers (one token per character / byte) the text is on the
+   path exactly when the ids are, and the token is c's first character.
 3. After an EOS: the episode is over; placeholders: clean = slip = EOS, and
    "has an error" = whether the finished chain (EOS included) left the path.
 
-An *error* is a token that differs from the clean expert's token given the
-prefix as written. The oracle follows R until the first deviation, so "the
-prefix contains an error" is exactly "the prefix has left the reference path"
-(how the ``absorbing`` law detects it), and errors after that are tokens that
-leave the recovery continuation.
+It is a deterministic function of the prefix (its ids). An *error* is a token
+that differs from the clean expert's token given the prefix as written. The
+oracle follows R until the first deviation, so "the prefix contains an error"
+is exactly "the prefix's ids have left R" (how the ``absorbing`` law detects it),
+and errors after that are tokens that leave the continuation. A chain that ends
+with another stop token than ``eos_token`` (e.g. the tokenizer's ``<eos>`` where
+R ends with ``<end_of_turn>``) has left the path at its last token.
 
 Noise (applied by :class:`noisy_expert_gym.oracle.Expert`): the uniform part U
 is spread over ``answer_mask`` -- by default newline, the 95 printable ASCII
-characters and EOS (``uniform_over="text"``); ``"digits"`` or ``"all"``
-actions otherwise. The ``biased`` law's slip is an off-by-one digit
-((d + 1) mod 10) where the clean token is a digit; elsewhere the slip is the
-clean token itself (no slip), so ``biased`` corrupts numbers only.
+characters and EOS (``uniform_over="text"``; every action with an HF
+tokenizer); ``"digits"`` or ``"all"`` actions otherwise. The ``biased`` law's
+slip is an off-by-one digit ((d + 1) mod 10) where the clean token is a
+single-digit token; elsewhere the slip is the clean token itself (no slip), so
+``biased`` corrupts numbers only.
 
 Each function accepts numpy arrays or torch tensors (any device) and returns the
 same kind; the computation runs in numpy on the CPU (the oracle is over
-strings), vectorised over the batch for the built-in tokenizers. Prompts are
-mapped to their problem through a dict keyed on the prompt's token bytes.
+strings), vectorised over the batch: over tokens for the built-in tokenizers,
+over the bytes of the text for an HF tokenizer (the re-tokenized continuations
+are cached per problem). :meth:`GSM8KTask.next_token` is the definition above
+one prefix at a time; the vectorised paths are tested against it. Prompts are
+mapped to their problem through a dict keyed on the prompt's tokens; prompts and
+reference chains are stored ragged, so a task over hundreds of thousands of
+problems (TinyGSM) costs their tokens, not problems x H.
+
+**Evaluation on a whole split.** :meth:`GSM8KTask.all_prompts` (every problem
+once, in order) and :meth:`GSM8KTask.prompt_batches` (the same in consecutive
+batches) -- not :meth:`sample_prompts`, which draws with replacement.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,20 +87,26 @@ import numpy as np
 
 from noisy_expert_gym._util import did_you_mean, is_torch
 from noisy_expert_gym.tasks.gsm8k.answers import (
-    ANSWER_MARK,
+    answer_line,
+    answer_tolerance,
     answers_match,
+    check_answer_format,
     extract_answer,
     parse_gold,
     reference_solution,
 )
 from noisy_expert_gym.tasks.gsm8k.data import WordProblem, load_problems
-from noisy_expert_gym.tasks.gsm8k.tokenizer import make_tokenizer
+from noisy_expert_gym.tasks.gsm8k.tokenizer import SYSTEM_PROMPTS, make_tokenizer
 
 #: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
 #: both built-in tokenizers: the longest is 1,228 tokens + EOS.
 DEFAULT_MAX_NEW_TOKENS = 1280
 OVERFLOW: tuple[str, ...] = ("drop", "error")
 UNIFORM_OVER: tuple[str, ...] = ("text", "digits", "all")
+#: Above this many prompt tokens (problems x P) torch prompts are gathered on the CPU per draw
+#: instead of kept whole on the device.
+_DEVICE_PROMPTS_MAX = 1 << 24
+_NL = 10  # b"\n"
 
 
 def _np(x: Any) -> np.ndarray:
@@ -89,10 +122,38 @@ def _like(x: np.ndarray, ref: Any) -> Any:
     return x
 
 
-def recovery_text(text: str, line: str) -> str:
-    """The shortest continuation of `text` whose last line is `line` (EOS not included)."""
-    last = text.rsplit("\n", 1)[-1]
-    return line[len(last):] if line.startswith(last) else "\n" + line
+def recovery_text(text: Any, line: Any) -> Any:
+    """The shortest continuation of `text` whose last line is `line` (EOS not included).
+
+    Both ``str`` or both ``bytes``.
+    """
+    nl = "\n" if isinstance(text, str) else b"\n"
+    last = text.rsplit(nl, 1)[-1]
+    return line[len(last):] if line.startswith(last) else nl + line
+
+
+def _ragged(rows: Sequence[np.ndarray], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, offsets of length len(rows) + 1)."""
+    off = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum([len(r) for r in rows], out=off[1:])
+    flat = np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype)
+    return flat, off
+
+
+def _gather(flat: np.ndarray, off: np.ndarray, idx: np.ndarray, width: int, fill: int,
+            right: bool = False) -> np.ndarray:
+    """Rows idx of a ragged array as an (N, width) int64 matrix padded with `fill`: left-aligned
+    and cut at `width`, or right-aligned (``right``: rows no longer than `width`)."""
+    start, length = off[idx], off[idx + 1] - off[idx]
+    ar = np.arange(width)[None, :]
+    if right:
+        pos = start[:, None] + ar - (width - length)[:, None]
+        keep = ar >= (width - length)[:, None]
+    else:
+        pos = start[:, None] + ar
+        keep = ar < length[:, None]
+    vals = flat[np.clip(pos, 0, max(len(flat) - 1, 0))] if len(flat) else np.zeros(pos.shape, flat.dtype)
+    return np.where(keep, vals, fill).astype(np.int64)
 
 
 @dataclass
@@ -125,11 +186,15 @@ class GSM8KTask:
             ``num_dropped`` counts them) or raises (``"error"``).
         uniform_over: support of the noise's uniform part: ``"text"`` (newline,
             printable ASCII, EOS), ``"digits"`` or ``"all"`` actions.
-        strict_answer: extract answers only from ``#### n`` / ``\\boxed{n}``
-            (default False: else the last number of the text).
+        strict_answer: extract answers only from a marked answer (``#### n`` /
+            ``\\boxed{n}``; default False: else the last number of the text).
         subset: keep this many problems, drawn without replacement with `seed`
             after the overflow filter (original order kept). None: all.
         seed: seed of the subset draw.
+        answer_format: ``"####"`` (default) or ``"boxed"`` (the paper authors'):
+            the reference solution's final line, the HF teacher's default system
+            prompt, answer extraction and comparison (see
+            :mod:`~noisy_expert_gym.tasks.gsm8k.answers`).
 
     Problems whose prompts tokenize identically are kept once (the first): the
     oracle knows a problem by its prompt. ``problems``, ``golds`` (normalised),
@@ -140,7 +205,8 @@ class GSM8KTask:
     def __init__(self, problems: Sequence[WordProblem], tokenizer: Any = "char",
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, max_prompt_tokens: int | None = None,
                  strip_annotations: bool = True, overflow: str = "drop", uniform_over: str = "text",
-                 strict_answer: bool = False, subset: int | None = None, seed: int = 0) -> None:
+                 strict_answer: bool = False, subset: int | None = None, seed: int = 0,
+                 answer_format: str = "####") -> None:
         if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) \
                 or max_new_tokens < 1:
             raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}")
@@ -151,47 +217,51 @@ class GSM8KTask:
             if value not in valid:
                 raise ValueError(f"unknown `{name}` `{value}`; valid values: {', '.join(valid)}."
                                  f"{did_you_mean(str(value), valid)}")
+        check_answer_format(answer_format)
         if subset is not None and (not isinstance(subset, (int, np.integer)) or subset < 1):
             raise ValueError(f"`subset` must be an integer >= 1 or None, got {subset!r}")
         if len(problems) == 0:
             raise ValueError("GSM8KTask needs at least one problem")
-        self.tokenizer = tok = make_tokenizer(tokenizer)
+        self.tokenizer = tok = make_tokenizer(tokenizer, system_prompt=SYSTEM_PROMPTS[answer_format])
         self.H = int(max_new_tokens)
         self.strip_annotations = bool(strip_annotations)
         self.uniform_over = uniform_over
         self.strict_answer = bool(strict_answer)
+        self.answer_format = answer_format
+        self.answer_tol = answer_tolerance(answer_format)
 
-        kept: list[tuple[WordProblem, str, str, str, np.ndarray, np.ndarray, np.ndarray]] = []
+        golds = [parse_gold(p.answer) for p in problems]
+        solutions = [reference_solution(p.answer, strip=self.strip_annotations, answer_format=answer_format)
+                     for p in problems]
+        prompts = tok.encode_prompts([p.question for p in problems])  # batched: TinyGSM has 10^5+ problems
+        bodies = tok.encode_batch(solutions)
+        kept: list[int] = []
         seen: set[bytes] = set()
         self.num_dropped = 0
-        for p in problems:
-            gold, gold_text = parse_gold(p.answer)
-            solution = reference_solution(p.answer, strip=self.strip_annotations)
-            prompt = tok.encode_prompt(p.question)
-            ref = np.concatenate([tok.encode(solution), [tok.eos_token]])
-            line = tok.encode(f"{ANSWER_MARK} {gold_text}")
+        for j, p in enumerate(problems):
             too_long = []
-            if max_prompt_tokens is not None and len(prompt) > max_prompt_tokens:
-                too_long.append(f"its prompt has {len(prompt)} tokens > max_prompt_tokens={max_prompt_tokens}")
-            if len(ref) > self.H:
-                too_long.append(f"its reference solution + EOS has {len(ref)} tokens > max_new_tokens={self.H}")
+            if max_prompt_tokens is not None and len(prompts[j]) > max_prompt_tokens:
+                too_long.append(f"its prompt has {len(prompts[j])} tokens > max_prompt_tokens={max_prompt_tokens}")
+            if len(bodies[j]) + 1 > self.H:
+                too_long.append(f"its reference solution + EOS has {len(bodies[j]) + 1} tokens > "
+                                f"max_new_tokens={self.H}")
             if too_long:
                 if overflow == "error":
                     raise ValueError(f"problem {p.index} does not fit: {'; '.join(too_long)}. Raise the limit, "
                                      "or pass overflow='drop' to skip such problems")
                 self.num_dropped += 1
                 continue
-            key = prompt.astype(np.int64).tobytes()
+            key = prompts[j].astype(np.int32).tobytes()
             if key in seen:  # the oracle must know the problem from the prompt alone
                 continue
             seen.add(key)
-            kept.append((p, gold, gold_text, solution, prompt, ref, line))
+            kept.append(j)
         if not kept:
             raise ValueError(f"no problem fits max_new_tokens={self.H}"
                              + (f" and max_prompt_tokens={max_prompt_tokens}" if max_prompt_tokens else "")
                              + f" ({self.num_dropped} dropped); raise the limits")
         # P before the subset draw: a subset's observations have the same shape as the whole split's.
-        self.P = int(max_prompt_tokens) if max_prompt_tokens is not None else max(len(k[4]) for k in kept)
+        self.P = int(max_prompt_tokens) if max_prompt_tokens is not None else max(len(prompts[j]) for j in kept)
         if subset is not None:
             if subset > len(kept):
                 raise ValueError(f"`subset`={subset} but only {len(kept)} problems are available "
@@ -199,31 +269,33 @@ class GSM8KTask:
             pick = np.sort(np.random.default_rng(seed).choice(len(kept), size=int(subset), replace=False))
             kept = [kept[i] for i in pick]
 
-        self.problems: list[WordProblem] = [k[0] for k in kept]
-        self.golds: list[str] = [k[1] for k in kept]
-        self.gold_texts: list[str] = [k[2] for k in kept]
-        self.solutions: list[str] = [k[3] for k in kept]
-        m = len(kept)
-        # Small integer storage: train at the default H is (7473, 1281) tokens.
+        self.problems: list[WordProblem] = [problems[j] for j in kept]
+        self.golds: list[str] = [golds[j][0] for j in kept]
+        self.gold_texts: list[str] = [golds[j][1] for j in kept]
+        self.solutions: list[str] = [solutions[j] for j in kept]
+        #: Each problem's final-answer line F (text), e.g. ``#### 1,080``.
+        self.answer_lines: list[str] = [answer_line(g, answer_format) for g in self.gold_texts]
+        # Ragged storage, small integers: TinyGSM-sized tasks would not fit as (problems, H) matrices.
         small = np.int16 if tok.vocab_size < 2**15 else np.int32
-        self._prompts = np.full((m, self.P), tok.pad_token, small)
-        self._ref = np.full((m, self.H + 1), -1, small)  # R then -1: never equals a token
-        self._ref_len = np.zeros(m, np.int64)
-        lmax = max(len(k[6]) for k in kept)
-        self._line = np.full((m, lmax), -1, np.int64)
-        self._line_len = np.zeros(m, np.int64)
-        self._lines: list[str] = []
-        for i, (_, _, gold_text, _, prompt, ref, line) in enumerate(kept):
-            self._prompts[i, self.P - len(prompt):] = prompt
-            self._ref[i, : len(ref)] = ref
-            self._ref_len[i] = len(ref)
-            self._line[i, : len(line)] = line
-            self._line_len[i] = len(line)
-            self._lines.append(f"{ANSWER_MARK} {gold_text}")
-        self._key_dtype = small
-        self._index = {row.tobytes(): i for i, row in enumerate(self._prompts)}
+        self._key_dtype = np.int32
+        self._prompt_flat, self._prompt_off = _ragged([prompts[j] for j in kept], small)
+        eos_arr = np.array([tok.eos_token])
+        self._ref_flat, self._ref_off = _ragged([np.concatenate([bodies[j], eos_arr]) for j in kept], small)
+        self._index = {prompts[j].astype(np.int32).tobytes(): i for i, j in enumerate(kept)}
+        self._eos_arr = np.array(tok.eos_tokens, np.int64)
         self._torch_prompts: dict[str, Any] = {}
         self._cache: tuple[np.ndarray, np.ndarray, _Analysis] | None = None
+        # The text oracle's per-problem caches (HF tokenizers): F's bytes and continuation tokens,
+        # the reference text's bytes, and re-tokenized continuations of the reference text.
+        self._line_cache: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._ref_bytes: dict[int, bytes] = {}
+        self._cont_cache: dict[tuple[int, int], int] = {}
+        if tok.fast_oracle:  # F as tokens, for the vectorised one-token-per-character oracle
+            lines = [tok.encode(x) for x in self.answer_lines]
+            self._line = np.full((len(lines), max(len(x) for x in lines)), -1, np.int64)
+            self._line_len = np.array([len(x) for x in lines], np.int64)
+            for i, x in enumerate(lines):
+                self._line[i, : len(x)] = x
 
         a = tok.num_actions
         self._slip_table = np.arange(a)
@@ -243,13 +315,14 @@ class GSM8KTask:
 
     @classmethod
     def from_split(cls, split: str = "train", data_dir: str | os.PathLike | None = None,
-                   **kwargs: Any) -> GSM8KTask:
-        """The task over a GSM-8K split (see :func:`~noisy_expert_gym.tasks.gsm8k.load_problems`)."""
-        return cls(load_problems(split, data_dir), **kwargs)
+                   dataset: str = "gsm8k", **kwargs: Any) -> GSM8KTask:
+        """The task over a split (see :func:`~noisy_expert_gym.tasks.gsm8k.load_problems`)."""
+        return cls(load_problems(split, data_dir, dataset=dataset), **kwargs)
 
     def __repr__(self) -> str:
+        fmt = f", answer_format={self.answer_format!r}" if self.answer_format != "####" else ""
         return (f"GSM8KTask({self.num_problems} problems, tokenizer={self.tokenizer.name}, "
-                f"P={self.P}, H={self.H})")
+                f"P={self.P}, H={self.H}{fmt})")
 
     # ----- sizes ---------------------------------------------------------------
     @property
@@ -262,7 +335,13 @@ class GSM8KTask:
 
     @property
     def eos_token(self) -> int:
+        """The stop token a teacher writes (``eos_tokens[0]``)."""
         return self.tokenizer.eos_token
+
+    @property
+    def eos_tokens(self) -> tuple[int, ...]:
+        """Every stop token: a chain ends at the first of any of them."""
+        return self.tokenizer.eos_tokens
 
     @property
     def sep_token(self) -> int | None:
@@ -300,12 +379,15 @@ class GSM8KTask:
         Raises:
             ValueError: for a prompt that is not one of this task's problems.
         """
-        p = np.ascontiguousarray(_np(prompts), dtype=self._key_dtype)
+        p = np.ascontiguousarray(_np(prompts))
         if p.ndim != 2 or p.shape[1] != self.P:
             raise ValueError(f"prompts must have shape (N, {self.P}), got {tuple(p.shape)}")
+        written = p != self.pad_token
+        start = np.where(written.any(1), written.argmax(1), self.P)
+        p = p.astype(self._key_dtype, copy=False)
         out = np.empty(p.shape[0], np.int64)
         for n in range(p.shape[0]):
-            i = self._index.get(p[n].tobytes())
+            i = self._index.get(p[n, start[n]:].tobytes())
             if i is None:
                 raise ValueError(f"prompt {n} of the batch is not one of this task's {self.num_problems} problems: "
                                  "the reference teacher only answers the problems it was built with (same "
@@ -315,24 +397,42 @@ class GSM8KTask:
 
     def prompts_for(self, indices: Any, like: Any = None) -> Any:
         """Prompts (N, P) of problems by index; torch on like's device when `like` is a tensor."""
-        return _like(self._prompts[_np(indices).astype(np.int64)].astype(np.int64), like)
+        idx = _np(indices).astype(np.int64).reshape(-1)
+        return _like(_gather(self._prompt_flat, self._prompt_off, idx, self.P, self.pad_token, right=True), like)
 
     def all_prompts(self) -> np.ndarray:
-        """Every problem's prompt in order, (num_problems, P): e.g. to evaluate on a whole split."""
-        return self._prompts.astype(np.int64)
+        """Every problem's prompt once, in order, (num_problems, P): evaluation on a whole split."""
+        return self.prompts_for(np.arange(self.num_problems))
+
+    def prompt_batches(self, batch_size: int, device: Any = None) -> Iterator[Any]:
+        """Every problem's prompt once, in order, as consecutive batches of at most `batch_size`
+        (the last may be smaller): numpy, or torch on `device` when given. Greedy evaluation on all
+        1,319 GSM-8K test problems is one pass over ``prompt_batches`` of a ``split="test"`` task."""
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
+        for s in range(0, self.num_problems, int(batch_size)):
+            batch = self.prompts_for(np.arange(s, min(s + int(batch_size), self.num_problems)))
+            if device is not None:
+                import torch
+
+                batch = torch.as_tensor(batch, device=device)
+            yield batch
 
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """n prompts (N, P) of problems drawn uniformly with replacement."""
+        """n prompts (N, P) of problems drawn uniformly with replacement (training, not evaluation:
+        see :meth:`all_prompts`)."""
         m = self.num_problems
         if isinstance(rng, np.random.Generator):
-            return self._prompts[rng.integers(0, m, size=n)].astype(np.int64)
+            return self.prompts_for(rng.integers(0, m, size=n))
         import torch
 
         dev = torch.device(device) if device is not None else rng.device
         idx = torch.randint(0, m, (n,), generator=rng, device=rng.device).to(dev)
+        if m * self.P > _DEVICE_PROMPTS_MAX:  # too many to keep on the device: gather on the CPU
+            return torch.as_tensor(self.prompts_for(idx.cpu().numpy()), device=dev)
         key = str(dev)
         if key not in self._torch_prompts:
-            self._torch_prompts[key] = torch.as_tensor(self._prompts.astype(np.int64), device=dev)
+            self._torch_prompts[key] = torch.as_tensor(self.all_prompts(), device=dev)
         return self._torch_prompts[key][idx]
 
     def observe(self, prompts: Any, chain: Any) -> Any:
@@ -348,9 +448,13 @@ class GSM8KTask:
         pad = np.full((n, self.H - t), self.pad_token, np.int64)
         return np.concatenate([np.asarray(prompts, np.int64), np.asarray(chain, np.int64), pad], axis=1)
 
+    def _ref_rows(self, idx: np.ndarray, width: int) -> np.ndarray:
+        """Reference chains R of problems idx, (N, width) int64, -1 after R (never equals a token)."""
+        return _gather(self._ref_flat, self._ref_off, idx, width, -1)
+
     def clean_chains(self, prompts: Any) -> Any:
         """Reference chains (N, H): the solution's tokens, EOS, then EOS padding (actions only)."""
-        ref = self._ref[self.problem_index(prompts), : self.H].astype(np.int64)
+        ref = self._ref_rows(self.problem_index(prompts), self.H)
         return _like(np.where(ref < 0, self.eos_token, ref), prompts)
 
     def validate_obs(self, obs: Any) -> None:
@@ -375,11 +479,33 @@ class GSM8KTask:
     # ----- the reference oracle ---------------------------------------------------
     def reference_tokens(self, i: int) -> list[int]:
         """Problem i's reference chain R: solution tokens then EOS."""
-        return self._ref[i, : self._ref_len[i]].tolist()
+        return self._ref_flat[self._ref_off[i] : self._ref_off[i + 1]].astype(np.int64).tolist()
+
+    def reference_bytes(self, i: int) -> bytes:
+        """S: problem i's reference text as the tokenizer writes it (R without EOS, as bytes)."""
+        if i not in self._ref_bytes:
+            self._ref_bytes[i] = self.tokenizer.decode_bytes(self.reference_tokens(i)[:-1])
+        return self._ref_bytes[i]
+
+    def line_bytes(self, i: int) -> bytes:
+        """F: problem i's final-answer line as the tokenizer writes it (bytes)."""
+        return self._line_entry(i)[0].astype(np.uint8).tobytes()
+
+    def _line_entry(self, i: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(F's bytes, the continuation token of F[k:] for k < len(F), that of newline + F); cached."""
+        hit = self._line_cache.get(i)
+        if hit is None:
+            tok = self.tokenizer
+            f = tok.decode_bytes(tok.encode(self.answer_lines[i]))
+            firsts = np.array([tok.continuation_token(f[k:]) for k in range(len(f))], np.int64)
+            hit = (np.frombuffer(f, np.uint8).astype(np.int16), firsts, tok.continuation_token(b"\n" + f))
+            self._line_cache[i] = hit
+        return hit
 
     def next_token(self, i: int, prefix: Sequence[int]) -> int:
-        """The clean expert's next token after `prefix` on problem i: the definition, one prefix at a
-        time, at the text level (any tokenizer; slow: the vectorised path is checked against it)."""
+        """The clean expert's next token after `prefix` on problem i: the definition (module
+        docstring), one prefix at a time, for any tokenizer (slow: the vectorised paths are tested
+        against it)."""
         tok, eos = self.tokenizer, self.eos_token
         prefix = [int(x) for x in prefix]
         if any(x in tok.eos_tokens for x in prefix):
@@ -387,9 +513,9 @@ class GSM8KTask:
         ref, t = self.reference_tokens(i), len(prefix)
         if t < len(ref) and prefix == ref[:t]:
             return ref[t]
-        text = tok.decode(prefix, errors="surrogateescape")
-        cont = recovery_text(text, self._lines[i])
-        return int(tok.encode(cont)[0]) if cont else eos
+        text, s = tok.decode_bytes(prefix), self.reference_bytes(i)
+        cont = s[len(text):] if s.startswith(text) else recovery_text(text, self.line_bytes(i))
+        return tok.continuation_token(cont) if cont else eos
 
     def _analyse(self, prompts: Any, chain: Any) -> _Analysis:
         """The oracle at every prefix of `chain`, with a one-entry cache (probs_along asks three times)."""
@@ -399,7 +525,7 @@ class GSM8KTask:
                 and np.array_equal(hit[1], c) and np.array_equal(hit[0], p):
             return hit[2]
         idx = self.problem_index(p)
-        out = self._analyse_fast(idx, c) if self.tokenizer.fast_oracle else self._analyse_slow(idx, c)
+        out = self._analyse_fast(idx, c) if self.tokenizer.fast_oracle else self._analyse_text(idx, c)
         self._cache = (p.copy(), c.copy(), out)
         return out
 
@@ -408,7 +534,7 @@ class GSM8KTask:
         n, t_len = chain.shape
         eos, nl = self.eos_token, self.tokenizer.newline_token
         ar = np.arange(t_len)
-        ref = self._ref[idx, :t_len].astype(np.int64)  # (N, T)
+        ref = self._ref_rows(idx, t_len)  # (N, T)
         match = chain == ref
         d = np.where(match.all(1), t_len, match.argmin(1))  # common prefix with R
         on = ar[None, :] <= d[:, None]  # prefix chain[:t] still on the path
@@ -435,24 +561,95 @@ class GSM8KTask:
         return _Analysis(clean=clean, error=error, slip=self._slip_table[clean], valid=valid,
                          on_path_len=d, first_eos=first_eos)
 
-    def _analyse_slow(self, idx: np.ndarray, chain: np.ndarray) -> _Analysis:
-        n, t_len = chain.shape
-        eos_set = np.array(self.tokenizer.eos_tokens)
-        is_eos = np.isin(chain, eos_set)
+    def _analyse_text(self, idx: np.ndarray, chain: np.ndarray) -> _Analysis:
+        """Vectorised oracle for any tokenizer: ids on the path, then the text as bytes (same result
+        as next_token)."""
+        t_len = chain.shape[1]
+        eos = self.eos_token
+        ar = np.arange(t_len)
+        is_eos = np.isin(chain, self._eos_arr)
         first_eos = np.where(is_eos.any(1), is_eos.argmax(1), t_len)
-        clean = np.full((n, t_len), self.eos_token, np.int64)
-        d = np.zeros(n, np.int64)
+        valid = ar[None, :] <= first_eos[:, None]
+        ref = self._ref_rows(idx, t_len)
+        match = chain == ref
+        d = np.where(match.all(1), t_len, match.argmin(1))
+        on = ar[None, :] <= d[:, None]
+        clean = np.where(ref < 0, eos, ref)
+        need = valid & ~on  # prefixes off the ids path: the text decides
+        rows = np.flatnonzero(need.any(1))
+        if len(rows):
+            clean[rows] = np.where(need[rows], self._text_clean(idx[rows], chain[rows], need[rows]), clean[rows])
+        clean = np.where(valid, clean, eos)
+        error = np.where(valid, ~on, (first_eos + 1 > d)[:, None])
+        return _Analysis(clean=clean, error=error, slip=self._slip_table[clean], valid=valid,
+                         on_path_len=d, first_eos=first_eos)
+
+    def _text_clean(self, idx: np.ndarray, chain: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """The clean token at the prefixes `need` (N, T) of rows off the ids path (cases 2 of the
+        definition), over the bytes of each row's text; (N, T) int64, meaningful where `need`."""
+        tok, eos = self.tokenizer, self.eos_token
+        data, off = tok.token_bytes()
+        n = chain.shape[0]
+        t_need = int(np.flatnonzero(need.any(0)).max()) + 1  # prefixes t < t_need; tokens before them
+        toks = chain[:, : t_need - 1]
+        lens = (off[1:] - off[:-1])[toks]  # (N, t_need - 1) bytes per token
+        pos = np.zeros((n, t_need), np.int64)  # pos[:, t] = bytes written by chain[:, :t]
+        np.cumsum(lens, axis=1, out=pos[:, 1:])
+        width = int(pos[:, -1].max()) + 1
+        # The text X (N, width) as bytes, -1 after each row's end.
+        reps = lens.ravel()
+        total = int(reps.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+        x = np.full((n, width), -1, np.int16)
+        x[np.repeat(np.arange(n), toks.shape[1])[np.repeat(np.arange(reps.size), reps)],
+          np.repeat(pos[:, :-1].ravel(), reps) + within] = data[np.repeat(off[toks.ravel()], reps) + within]
+
+        # Case "text still on the path": X[:pos] is a prefix of S <=> pos <= first mismatch with S.
+        s_mat = np.full((n, width), -2, np.int16)
         for r in range(n):
-            ref = self._ref[idx[r], :t_len].astype(np.int64)
-            match = chain[r] == ref
-            d[r] = t_len if match.all() else match.argmin()
-            for t in range(min(first_eos[r] + 1, t_len)):
-                clean[r, t] = self.next_token(idx[r], chain[r, :t])
-        ar = np.arange(t_len)[None, :]
-        valid = ar <= first_eos[:, None]
-        error = np.where(valid, ar > d[:, None], (first_eos + 1 > d)[:, None])
-        return _Analysis(clean=clean, error=error, slip=self._slip_table[clean],
-                         valid=valid, on_path_len=d, first_eos=first_eos)
+            s = np.frombuffer(self.reference_bytes(int(idx[r])), np.uint8)[:width]
+            s_mat[r, : len(s)] = s
+        diff = x != s_mat
+        mismatch = np.where(diff.any(1), diff.argmax(1), width)
+        on_text = need[:, :t_need] & (pos <= mismatch[:, None])
+
+        # Recovery: u = the bytes since the last newline before pos; is u a prefix of F?
+        entries = [self._line_entry(int(i)) for i in idx]
+        fmax = max(len(e[0]) for e in entries)
+        f_mat = np.full((n, fmax + 1), -3, np.int16)
+        first = np.full((n, fmax + 1), eos, np.int64)  # column len(F): u == F, write EOS
+        f_len = np.zeros(n, np.int64)
+        nl_tok = np.zeros(n, np.int64)
+        for r, (f, firsts, nl_first) in enumerate(entries):
+            f_mat[r, : len(f)], first[r, : len(f)], f_len[r], nl_tok[r] = f, firsts, len(f), nl_first
+        q = np.arange(width)[None, :]
+        is_nl = x == _NL
+        last_nl = np.maximum.accumulate(np.where(is_nl, q, -1), axis=1)  # last newline at or before q
+        line_start = np.zeros((n, width), np.int64)  # of the line holding byte q
+        line_start[:, 1:] = last_nl[:, :-1] + 1
+        k_q = q - line_start
+        f_q = np.take_along_axis(f_mat, np.minimum(k_q, fmax), 1)
+        bad = ~is_nl & ~((k_q < f_len[:, None]) & (x == f_q))
+        c = np.zeros((n, width + 1), np.int64)
+        np.cumsum(bad, axis=1, out=c[:, 1:])
+        start = np.where(pos > 0, np.take_along_axis(last_nl, np.maximum(pos - 1, 0), 1) + 1, 0)
+        k = pos - start  # len(u)
+        u_bad = np.take_along_axis(c, pos, 1) - np.take_along_axis(c, start, 1)
+        recover = np.where(u_bad > 0, nl_tok[:, None], np.take_along_axis(first, np.minimum(k, fmax), 1))
+
+        out = recover
+        for r, t in zip(*np.nonzero(on_text)):  # rare: other ids, same text
+            i, p = int(idx[r]), int(pos[r, t])
+            key = (i, p)
+            if key not in self._cont_cache:
+                if len(self._cont_cache) > 1 << 20:
+                    self._cont_cache.clear()
+                rest = self.reference_bytes(i)[p:]
+                self._cont_cache[key] = tok.continuation_token(rest) if rest else eos
+            out[r, t] = self._cont_cache[key]
+        full = np.full(chain.shape, eos, np.int64)
+        full[:, :t_need] = out
+        return full
 
     def _analyse_obs(self, obs: Any) -> tuple[_Analysis, np.ndarray]:
         o = _np(obs)
@@ -498,26 +695,33 @@ class GSM8KTask:
         Trainers mask losses with it: tokens after a chain's first EOS are junk.
         """
         c = _np(chain)
-        is_eos = np.isin(c, np.array(self.tokenizer.eos_tokens))
+        is_eos = np.isin(c, self._eos_arr)
         first = np.where(is_eos.any(1), is_eos.argmax(1), c.shape[1])
         return _like(np.arange(c.shape[1])[None, :] <= first[:, None], chain)
 
     # ----- answers and metrics -------------------------------------------------------
     def texts(self, chain: Any) -> list[str]:
-        """The generated text of each chain, up to (not including) its first EOS."""
+        """The generated text of each chain, up to (not including) its first stop token."""
         c = _np(chain)
-        is_eos = np.isin(c, np.array(self.tokenizer.eos_tokens))
+        is_eos = np.isin(c, self._eos_arr)
         first = np.where(is_eos.any(1), is_eos.argmax(1), c.shape[1])
         return [self.tokenizer.decode(c[r, : first[r]]) for r in range(c.shape[0])]
 
     def answers(self, chain: Any) -> list[str | None]:
         """The extracted final answer of each chain (normalised), None when there is none."""
-        return [extract_answer(x, strict=self.strict_answer) for x in self.texts(chain)]
+        return [extract_answer(x, strict=self.strict_answer, answer_format=self.answer_format)
+                for x in self.texts(chain)]
+
+    def answer_correct(self, answers: Sequence[str | None], indices: Any) -> np.ndarray:
+        """Whether each extracted answer matches its problem's gold (the answer format's comparison)."""
+        idx = _np(indices).astype(np.int64).reshape(-1)
+        return np.array([answers_match(a, self.golds[i], self.answer_tol) for a, i in zip(answers, idx)], bool)
 
     def metrics(self, prompts: Any, chain: Any) -> dict[str, Any]:
         """Per-episode clean metrics of complete chains (N, H), ignoring tokens after the first EOS.
 
-        - ``final_exact``: the extracted final answer equals the gold (the env's reward);
+        - ``final_exact``: the extracted final answer equals the gold (the env's reward;
+          extraction and comparison follow ``answer_format``);
         - ``full_exact``: the chain is exactly the reference solution then EOS;
         - ``correct_prefix_len``: length of the longest prefix on the reference
           path (EOS included; 0..len(R));
@@ -528,10 +732,9 @@ class GSM8KTask:
         a = self._analyse(prompts, chain)
         c = _np(chain)
         idx = self.problem_index(prompts)
-        preds = self.answers(c)
-        final = np.array([answers_match(pr, self.golds[i]) for pr, i in zip(preds, idx)], bool)
+        final = self.answer_correct(self.answers(c), idx)
         out = {
-            "full_exact": a.on_path_len >= self._ref_len[idx],
+            "full_exact": a.on_path_len >= self._ref_off[idx + 1] - self._ref_off[idx],
             "final_exact": final,
             "correct_prefix_len": a.on_path_len.astype(np.int64),
             "num_errors": ((c != a.clean) & a.valid).sum(1).astype(np.int64),

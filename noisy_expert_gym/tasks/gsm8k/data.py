@@ -1,6 +1,6 @@
-"""Loading GSM-8K problems: a JSONL directory, an environment variable, or the Hugging Face hub.
+"""Loading word problems: GSM-8K (JSONL directory, environment variable, Hugging Face hub) and TinyGSM.
 
-GSM-8K (Cobbe et al. 2021, MIT licence) is never shipped with this package. It
+**GSM-8K** (Cobbe et al. 2021, MIT licence) is never shipped with this package. It
 is read from, in order:
 
 1. ``data_dir=``: a directory holding ``train.jsonl`` and ``test.jsonl`` (one
@@ -9,25 +9,63 @@ is read from, in order:
 3. the Hugging Face hub (``openai/gsm8k``, config ``main``) when the
    ``datasets`` package is installed.
 
+**TinyGSM** (Liu et al. 2023; ~12.3M synthetic GSM-style problems, the paper's
+training prompts: the authors used ~400k of them) has one split, ``train``, and
+per row a ``question`` and ``code``: a Python function that computes the answer
+(its docstring repeats the question). ``load_problems(dataset="tinygsm")`` reads,
+in order, ``data_dir=`` (one file or a directory: ``train.jsonl[.gz]``, else its
+``*.parquet`` files as the hub ships them, else its ``*.jsonl[.gz]`` files, in
+name order), ``$NEG_TINYGSM_DIR``, or the hub (``TinyGSM/TinyGSM``, needs
+``datasets``; streamed when ``limit`` is given). Each row becomes a
+:class:`WordProblem` (:func:`tinygsm_problem`):
+
+- gold answer: the row's ``answer`` when it has one (a number, a numeric
+  string, or a GSM-8K answer ending ``#### n`` -- how the authors' 400k file
+  stores golds computed offline); else the value the ``code`` returns, read by
+  :func:`code_answer`, a *static* evaluator of straight-line arithmetic
+  (assignments, + - * / // % **, round/int/float/abs/min/max, math.ceil/floor/
+  sqrt) over the parsed syntax tree. The code is never executed: no ``exec``,
+  ``eval``, import or attribute access beyond those names. Rows whose program
+  leaves that subset (loops, branches, lists, ...) or returns no number are
+  skipped, with a warning that counts them. To train on every row, compute the
+  golds offline once -- in a sandbox, by whatever means you trust -- and store
+  them as each row's ``answer``: that field always wins.
+- reference solution (the reference teacher's text): the code without its
+  docstring, then the final-answer line ``#### <gold>`` (``\\boxed{<gold>}``
+  under ``answer_format="boxed"``). A row without code (question and answer
+  only) has the final-answer line as its whole solution.
+
 :data:`EXAMPLE_PROBLEMS` are a few GSM-style problems written for this package
-(tests, demos); :func:`write_example_data` lays them out as a data directory.
+(tests, demos); :func:`write_example_data` lays them out as a data directory, and
+:func:`write_tinygsm_example` writes TinyGSM-style rows (JSONL, or parquet).
 """
 
 from __future__ import annotations
 
+import ast
+import gzip
 import json
+import math
+import operator
 import os
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.tasks.gsm8k.answers import parse_gold
+from noisy_expert_gym.tasks.gsm8k.answers import ANSWER_MARK, normalize_number, parse_gold
 
 SPLITS: tuple[str, ...] = ("train", "test")
+#: Datasets :func:`load_problems` reads.
+DATASETS: tuple[str, ...] = ("gsm8k", "tinygsm")
 #: Environment variable naming a GSM-8K JSONL directory.
 ENV_VAR = "NEG_GSM8K_DIR"
 HF_DATASET = "openai/gsm8k"
+#: Environment variable naming a TinyGSM directory (or file).
+TINYGSM_ENV_VAR = "NEG_TINYGSM_DIR"
+TINYGSM_HF_DATASET = "TinyGSM/TinyGSM"
 
 
 @dataclass(frozen=True)
@@ -79,31 +117,283 @@ def write_jsonl(path: str | os.PathLike, problems: list[WordProblem] | list[dict
     return path
 
 
-def load_problems(split: str = "train", data_dir: str | os.PathLike | None = None) -> list[WordProblem]:
-    """The problems of a GSM-8K split, from `data_dir`, ``$NEG_GSM8K_DIR`` or the HF hub.
+def load_problems(split: str = "train", data_dir: str | os.PathLike | None = None, dataset: str = "gsm8k",
+                  limit: int | None = None) -> list[WordProblem]:
+    """The problems of a split of GSM-8K or TinyGSM (see the module docstring for the sources).
+
+    Args:
+        split: ``train`` or ``test`` (TinyGSM: ``train`` only).
+        data_dir: a directory or file; None: the dataset's environment variable, else the hub.
+        dataset: ``gsm8k`` (default) or ``tinygsm``.
+        limit: keep only the first `limit` problems (file order); None: all.
 
     Raises:
-        ValueError: unknown split.
+        ValueError: unknown split or dataset.
         FileNotFoundError: no data found; the message says how to provide it.
     """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown `dataset` `{dataset}`; valid values: `gsm8k`, `tinygsm`."
+                         f"{did_you_mean(str(dataset), DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown `split` `{split}`; valid values: `train`, `test`.{did_you_mean(split, SPLITS)}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"`limit` must be an integer >= 1 or None, got {limit!r}")
+    if dataset == "tinygsm":
+        return load_tinygsm(split, data_dir, limit)
     source = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
     if source is not None:
         path = Path(source).expanduser()
         if path.is_file():
-            return read_jsonl(path)
+            return read_jsonl(path)[:limit]
         file = path / f"{split}.jsonl"
         if not file.is_file():
             origin = "`data_dir`" if data_dir is not None else f"${ENV_VAR}"
             raise FileNotFoundError(missing_data_message(split, f": {origin} = {str(source)!r} has no {split}.jsonl"))
-        return read_jsonl(file)
+        return read_jsonl(file)[:limit]
     try:
         import datasets
     except ImportError:
         raise FileNotFoundError(missing_data_message(split)) from None
     ds = datasets.load_dataset(HF_DATASET, "main", split=split)  # pragma: no cover - needs the network
-    return [WordProblem(r["question"], r["answer"], i) for i, r in enumerate(ds)]  # pragma: no cover
+    return [WordProblem(r["question"], r["answer"], i) for i, r in enumerate(ds)][:limit]  # pragma: no cover
+
+
+# ----- TinyGSM -------------------------------------------------------------------------
+
+def missing_tinygsm_message(detail: str = "") -> str:
+    return (
+        f"TinyGSM data not found{detail}. Provide it in one of three ways: pass "
+        "`data_dir='/path/to/tinygsm'` (its parquet files as the hub ships them, or JSONL / JSONL.gz with "
+        f"`question` and `code` and/or `answer` per line); or set the environment variable "
+        f"{TINYGSM_ENV_VAR}=/path/to/tinygsm; or `pip install datasets` to read `{TINYGSM_HF_DATASET}` from "
+        "the Hugging Face hub."
+    )
+
+
+class _Unsupported(Exception):
+    """A program outside :func:`code_answer`'s arithmetic subset."""
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_CALLS = {"round": round, "int": int, "float": float, "abs": abs, "min": min, "max": max}
+_MATH = {"ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt}
+_MAX_MAGNITUDE = 1e18
+
+
+def _value(node: ast.AST, env: dict[str, float]) -> Any:
+    """The number an expression of the subset denotes (never runs code)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in env:
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _value(node.operand, env)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        a, b = _value(node.left, env), _value(node.right, env)
+        if isinstance(node.op, ast.Pow) and (abs(b) > 64 or abs(a) > 1e6):
+            raise _Unsupported("power too large")
+        try:
+            v = _BINOPS[type(node.op)](a, b)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            raise _Unsupported("arithmetic error") from None
+        if isinstance(v, complex) or abs(v) > _MAX_MAGNITUDE:
+            raise _Unsupported("out of range")
+        return v
+    if isinstance(node, ast.Call) and not node.keywords:
+        f = None
+        if isinstance(node.func, ast.Name) and node.func.id in _CALLS and node.func.id not in env:
+            f = _CALLS[node.func.id]
+        elif isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
+                and node.func.value.id == "math" and node.func.attr in _MATH:
+            f = _MATH[node.func.attr]
+        if f is not None and 1 <= len(node.args) <= 2:
+            try:
+                return f(*(_value(a, env) for a in node.args))
+            except (TypeError, ValueError, OverflowError):
+                raise _Unsupported("bad call") from None
+    raise _Unsupported(type(node).__name__)
+
+
+def code_answer(code: str) -> int | float | None:
+    """The number a TinyGSM program returns, by static evaluation of straight-line arithmetic.
+
+    The body of the first function (else the module) may hold only its docstring,
+    ``import math``, assignments and augmented assignments to names, and a final
+    ``return``, over numbers, names, + - * / // % **, ``round``/``int``/``float``/
+    ``abs``/``min``/``max`` and ``math.ceil``/``floor``/``sqrt``. Anything else, or no
+    numeric return value: None. The program is parsed, never executed.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+    body = next((n.body for n in tree.body if isinstance(n, ast.FunctionDef)), tree.body)
+    env: dict[str, Any] = {}
+    try:
+        for stmt in body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # the docstring
+            if isinstance(stmt, ast.Import) and all(a.name == "math" and a.asname is None for a in stmt.names):
+                continue
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                env[stmt.targets[0].id] = _value(stmt.value, env)
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+                env[stmt.target.id] = _value(stmt.value, env)
+            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) \
+                    and type(stmt.op) in _BINOPS and stmt.target.id in env:
+                node = ast.BinOp(left=ast.Name(id=stmt.target.id), op=stmt.op, right=stmt.value)
+                env[stmt.target.id] = _value(node, env)
+            elif isinstance(stmt, ast.Return) and stmt.value is not None:
+                v = _value(stmt.value, env)
+                return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+            else:
+                raise _Unsupported(type(stmt).__name__)
+    except _Unsupported:
+        return None
+    return None
+
+
+def _number_text(v: Any) -> str | None:
+    """A gold answer as text: ints as written, floats rounded to 6 decimals (12.0 -> ``12``)."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        return str(int(v)) if v == int(v) else f"{v:.6f}".rstrip("0").rstrip(".")
+    if isinstance(v, str):
+        try:
+            normalize_number(v)
+        except ValueError:
+            return None
+        return v.strip()
+    return None
+
+
+def strip_docstring(code: str) -> str:
+    """`code` without its first function's (or the module's) docstring, trailing spaces trimmed."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code.strip()
+    owner = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), tree)
+    first = owner.body[0] if owner.body else None
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
+        return code.strip()
+    lines = code.splitlines()
+    kept = lines[: first.lineno - 1] + lines[first.end_lineno:]
+    return "\n".join(line.rstrip() for line in kept).strip()
+
+
+def tinygsm_problem(row: dict[str, Any], index: int = 0) -> WordProblem | None:
+    """A TinyGSM row as a :class:`WordProblem` (see the module docstring), or None when it has no
+    usable question or gold answer. ``answer`` in the row wins over evaluating ``code``."""
+    question, code, answer = row.get("question"), row.get("code"), row.get("answer")
+    if not isinstance(question, str) or not question.strip():
+        return None
+    gold = None
+    if isinstance(answer, str) and ANSWER_MARK in answer:
+        try:
+            gold = parse_gold(answer)[1]
+        except ValueError:
+            gold = None
+    elif answer is not None:
+        gold = _number_text(answer)
+    if gold is None and isinstance(code, str):
+        gold = _number_text(code_answer(code))
+    if gold is None:
+        return None
+    body = strip_docstring(code) if isinstance(code, str) and code.strip() else ""
+    if not body and isinstance(answer, str) and ANSWER_MARK in answer:
+        return WordProblem(question, answer, index)  # a GSM-8K-style worked answer
+    return WordProblem(question, f"{body}\n{ANSWER_MARK} {gold}" if body else f"{ANSWER_MARK} {gold}", index)
+
+
+def _tinygsm_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    for name in ("train.jsonl", "train.jsonl.gz"):
+        if (path / name).is_file():
+            return [path / name]
+    parquet = sorted(path.rglob("*.parquet"))
+    if parquet:
+        return parquet
+    return sorted([*path.rglob("*.jsonl"), *path.rglob("*.jsonl.gz")])
+
+
+def _rows(file: Path) -> Iterator[dict[str, Any]]:
+    name = file.name.lower()
+    if name.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(f"reading {file} needs `pyarrow`: pip install pyarrow (or convert it to "
+                              "JSONL)") from None
+        pf = pq.ParquetFile(file)
+        cols = [c for c in ("question", "code", "answer") if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(columns=cols):
+            yield from batch.to_pylist()
+        return
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    raise ValueError(f"{file}:{i + 1}: not JSON ({e})") from None
+                yield row if isinstance(row, dict) else {}
+
+
+def _problems_of(rows: Iterable[dict[str, Any]], limit: int | None, origin: str) -> list[WordProblem]:
+    out: list[WordProblem] = []
+    skipped = 0
+    for row in rows:
+        p = tinygsm_problem(row, len(out))
+        if p is None:
+            skipped += 1
+            continue
+        out.append(p)
+        if limit is not None and len(out) >= limit:
+            break
+    if skipped:
+        warnings.warn(f"TinyGSM ({origin}): skipped {skipped} of {skipped + len(out)} rows read without a "
+                      "question or a gold answer (no `answer`, and a `code` outside the static evaluator's "
+                      "arithmetic subset); store offline-computed golds as `answer` to keep them", stacklevel=3)
+    return out
+
+
+def load_tinygsm(split: str = "train", data_dir: str | os.PathLike | None = None,
+                 limit: int | None = None) -> list[WordProblem]:
+    """TinyGSM problems from `data_dir`, ``$NEG_TINYGSM_DIR`` or the hub (see the module docstring).
+
+    Raises:
+        ValueError: a split other than ``train``.
+        FileNotFoundError: no data found; the message says how to provide it.
+    """
+    if split != "train":
+        raise ValueError(f"TinyGSM has only a `train` split, got `{split}`: evaluate on GSM-8K's test split "
+                         "(dataset='gsm8k', split='test') -- the paper's evaluation")
+    source = data_dir if data_dir is not None else os.environ.get(TINYGSM_ENV_VAR) or None
+    if source is not None:
+        path = Path(source).expanduser()
+        files = _tinygsm_files(path) if path.exists() else []
+        if not files:
+            origin = "`data_dir`" if data_dir is not None else f"${TINYGSM_ENV_VAR}"
+            raise FileNotFoundError(missing_tinygsm_message(f": {origin} = {str(source)!r} holds no "
+                                                            ".parquet, .jsonl or .jsonl.gz file"))
+        return _problems_of((row for f in files for row in _rows(f)), limit, str(path))
+    try:
+        import datasets
+    except ImportError:
+        raise FileNotFoundError(missing_tinygsm_message()) from None
+    ds = datasets.load_dataset(TINYGSM_HF_DATASET, split="train", streaming=limit is not None)
+    return _problems_of(iter(ds), limit, TINYGSM_HF_DATASET)
 
 
 #: GSM-style problems written for this package (not from GSM-8K): fixtures and demos.
@@ -142,4 +432,55 @@ def write_example_data(directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     for split, rows in EXAMPLE_PROBLEMS.items():
         write_jsonl(directory / f"{split}.jsonl", rows)
+    return directory
+
+
+#: TinyGSM-style rows written for this package (not from TinyGSM): questions with Python solutions,
+#: one with a precomputed `answer`, one outside the static evaluator's subset (a loop: no gold).
+TINYGSM_EXAMPLES: list[dict[str, Any]] = [
+    {"question": "Lily has 4 bags with 6 marbles each. She loses 5 marbles. How many marbles are left?",
+     "code": 'def simple_math_problem() -> int:\n    """\n    Lily has 4 bags with 6 marbles each. She loses 5 '
+             'marbles.\n    How many marbles are left?\n    """\n    bags = 4\n    marbles_per_bag = 6\n'
+             '    total = bags * marbles_per_bag\n    left = total - 5\n    result = left\n    return result\n'},
+    {"question": "A pizza costs $12.50 and a drink costs $2.25. What do 2 pizzas and 3 drinks cost?",
+     "code": 'def simple_math_problem() -> float:\n    """\n    A pizza costs $12.50 and a drink costs $2.25.\n'
+             '    """\n    pizzas = 2 * 12.50\n    drinks = 3 * 2.25\n    result = pizzas + drinks\n'
+             '    return result\n'},
+    {"question": "It is -3 degrees in the morning and 8 degrees colder at night. What is the night "
+                 "temperature?",
+     "code": 'def simple_math_problem() -> int:\n    """It is -3 degrees; 8 degrees colder at night."""\n'
+             '    morning = -3\n    night = morning - 8\n    return night\n'},
+    {"question": "Sam splits 1,000 stickers among 8 friends equally. How many does each friend get?",
+     "code": 'def simple_math_problem() -> int:\n    """Sam splits 1,000 stickers among 8 friends."""\n'
+             '    each = 1000 // 8\n    return each\n',
+     "answer": 125},
+    {"question": "A counter starts at 0 and adds 3 five times. What does it show?",
+     "code": 'def simple_math_problem() -> int:\n    """A counter adds 3 five times."""\n    counter = 0\n'
+             '    for _ in range(5):\n        counter += 3\n    return counter\n'},
+]
+
+
+def write_tinygsm_example(directory: str | os.PathLike, fmt: str = "jsonl") -> Path:
+    """Write :data:`TINYGSM_EXAMPLES` under `directory` as ``train.jsonl`` (``fmt="jsonl"``),
+    ``train.jsonl.gz`` (``"jsonl.gz"``) or ``data/train-00000-of-00001.parquet`` (``"parquet"``,
+    the hub's layout; needs pyarrow). Returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        (directory / "data").mkdir(exist_ok=True)
+        # The hub's schema: question and code (string); no answer column.
+        table = pa.table({k: [r[k] for r in TINYGSM_EXAMPLES] for k in ("question", "code")})
+        pq.write_table(table, directory / "data" / "train-00000-of-00001.parquet")
+        return directory
+    lines = "".join(json.dumps(r) + "\n" for r in TINYGSM_EXAMPLES)
+    if fmt == "jsonl.gz":
+        with gzip.open(directory / "train.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.write(lines)
+    elif fmt == "jsonl":
+        (directory / "train.jsonl").write_text(lines, encoding="utf-8")
+    else:
+        raise ValueError(f"unknown `fmt` {fmt!r}; valid values: 'jsonl', 'jsonl.gz', 'parquet'")
     return directory

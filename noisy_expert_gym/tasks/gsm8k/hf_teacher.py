@@ -17,11 +17,14 @@ Observations follow :mod:`noisy_expert_gym.tasks.gsm8k` with an
 template with a system prompt when the tokenizer has one), then the generated
 tokens. PAD (= ``len(tokenizer)``) is replaced by a real id and masked out, and
 position ids skip the padding, so a left-padded prompt gives the same logits as
-the unpadded one.
+the unpadded one. Generation stops at the first of the task's stop tokens
+(``task.eos_tokens``: the chat template's end of turn, the tokenizer's EOS and the
+model's ``generation_config.eos_token_id``; see
+:mod:`~noisy_expert_gym.tasks.gsm8k.tokenizer`).
 
 Real use (GPU)::
 
-    env = gym.make("NoisyGSM8K-v0", split="test", expert="hf:meta-llama/Llama-3.2-1B-Instruct",
+    env = gym.make("NoisyGSM8K-v1", split="test", expert="hf:meta-llama/Llama-3.2-1B-Instruct",
                    t=1.0, max_new_tokens=512, device="cuda", torch_dtype="bfloat16")
 """
 

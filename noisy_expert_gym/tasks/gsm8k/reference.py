@@ -1,5 +1,6 @@
 """The reference teacher as a queryable expert: :class:`~noisy_expert_gym.oracle.Expert`
-over a :class:`~noisy_expert_gym.tasks.gsm8k.GSM8KTask`, with rollouts that stop at EOS."""
+over a :class:`~noisy_expert_gym.tasks.gsm8k.GSM8KTask`, with rollouts that stop at the first
+stop token (any of the task's ``eos_tokens``)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from noisy_expert_gym.oracle import Expert, sample_from
 
 
 class ReferenceExpert(Expert):
-    """:class:`Expert` for GSM-8K: identical answers; :meth:`rollout` stops once every row wrote EOS.
+    """:class:`Expert` for GSM-8K: identical answers; :meth:`rollout` stops once every row wrote a
+    stop token.
 
     ``Expert.rollout`` always takes H steps; GSM-8K horizons (default 1,280) are
     several times the typical solution (median ~220 characters), and tokens after
-    EOS are ignored anyway, so the chains here are EOS-padded after their first
-    EOS and only the prefixes before it are queried (and counted).
+    the first stop token are ignored anyway, so the chains here are padded with
+    ``eos_token`` after it and only the prefixes before it are queried (and counted).
+    Works with any tokenizer of the task, a Hugging Face one included.
     """
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
@@ -30,15 +33,18 @@ class ReferenceExpert(Expert):
 
             chain = torch.full((n, h), eos, dtype=torch.long, device=prompts.device)
             done = torch.zeros(n, dtype=torch.bool, device=prompts.device)
+            stops = torch.tensor(task.tokenizer.eos_tokens, device=prompts.device)
         else:
             chain = np.full((n, h), eos, np.int64)
             done = np.zeros(n, bool)
+            stops = np.array(task.tokenizer.eos_tokens)
         for t in range(h):
             obs = task.observe(prompts, chain[:, :t])
             self.num_queries += int((~done).sum())
             a = sample_from(self._probs(obs), gen)
             chain[:, t] = a.masked_fill(done, eos) if is_torch(a) else np.where(done, eos, a)
-            done = done | (chain[:, t] == eos)
+            hit = torch.isin(chain[:, t], stops) if is_torch(prompts) else np.isin(chain[:, t], stops)
+            done = done | hit
             if bool(done.all()):
                 break
         return chain
