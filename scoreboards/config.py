@@ -22,7 +22,6 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Self, TypeVar
 
-import annotated_types
 from pydantic import (
     AfterValidator,
     BaseModel,

@@ -205,7 +205,7 @@ def test_env_with_an_hf_tokenizer_and_the_reference_teacher(hf) -> None:
     assert u.answer_format == "boxed" and isinstance(u.task.tokenizer, HFTokenizer)
     prompt = u.task.all_prompts()[0]
     text = u.task.tokenizer.decode(prompt[prompt != u.task.pad_token])
-    assert "put your final answer within \\boxed{}" in text and text.endswith("<start_of_turn>model\n")
+    assert "give the final answer inside \\boxed{}" in text and text.endswith("<start_of_turn>model\n")
     obs, _ = env.reset(seed=0, options={"problem": 2})
     done = False
     while not done:

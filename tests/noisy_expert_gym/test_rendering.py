@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import noisy_expert_gym  # noqa: F401
-from scoreboards import cli
 from noisy_expert_gym.rendering import GREEN, RED, record_episode_gif, render_ansi, write_gif
+from scoreboards import cli
 from tests.noisy_expert_gym import ref_sums, split_obs
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")

@@ -69,10 +69,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step, then write the final "
     "answer on its own last line as '#### <number>'."
 )
-#: The system prompt of answer format ``boxed``: the standard step-by-step / ``\\boxed{}`` math
-#: instruction, the one the paper authors' GSM-8K code gives Gemma 3 (kept word for word: the
-#: teacher's behaviour depends on it).
-BOXED_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+#: The system prompt of answer format ``boxed``: a step-by-step instruction with the final answer
+#: in ``\\boxed{}``, the kind of prompt the paper's GSM-8K runs give the teacher (our wording;
+#: pass ``system_prompt=`` to use another one verbatim).
+BOXED_SYSTEM_PROMPT = "Work through the problem step by step, then give the final answer inside \\boxed{}."
 #: The system prompt of each answer format (see :mod:`~noisy_expert_gym.tasks.gsm8k.answers`).
 SYSTEM_PROMPTS: dict[str, str] = {"####": DEFAULT_SYSTEM_PROMPT, "boxed": BOXED_SYSTEM_PROMPT}
 
