@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum, did_you_mean, is_torch
-from noisy_expert_gym.tasks.chain import chain_metrics, clip, gather_rows, where
+from noisy_expert_gym._util import did_you_mean, is_torch
+from noisy_expert_gym.tasks.chain import ChainTask
 
 AUTOMATA: tuple[str, ...] = ("random", "modadd", "s5")
 KINDS: tuple[str, ...] = ("permutation", "dfa")
@@ -324,7 +324,7 @@ def make_automaton(automaton: str = "random", n: int | None = None, k: int | Non
 
 
 # ----------------------------------------------------------------------------- the task core
-class AutomatonTask:
+class AutomatonTask(ChainTask):
     """The state-tracking chain-of-thought task of an automaton with horizon ``m``.
 
     Args:
@@ -348,7 +348,6 @@ class AutomatonTask:
     def __getstate__(self) -> dict[str, Any]:  # pickles without the per-device tensor cache
         return {**self.__dict__, "_torch": {}}
 
-    # ----- sizes ---------------------------------------------------------------
     @property
     def n(self) -> int:
         return self.automaton.n
@@ -356,39 +355,6 @@ class AutomatonTask:
     @property
     def k(self) -> int:
         return self.automaton.k
-
-    @property
-    def num_actions(self) -> int:
-        return self.n
-
-    @property
-    def sep_token(self) -> int:
-        return max(self.n, self.k)
-
-    @property
-    def pad_token(self) -> int:
-        return self.sep_token + 1
-
-    @property
-    def vocab_size(self) -> int:
-        return self.sep_token + 2
-
-    @property
-    def prompt_len(self) -> int:
-        return self.m + 1
-
-    @property
-    def horizon(self) -> int:
-        return self.m
-
-    @property
-    def obs_len(self) -> int:
-        return 2 * self.m + 1
-
-    @property
-    def answer_mask(self) -> np.ndarray:
-        """Actions the uniform part of the noise is spread over: all n states."""
-        return np.ones(self.n, dtype=bool)
 
     @property
     def start_state(self) -> int:
@@ -419,37 +385,6 @@ class AutomatonTask:
         _, slip = self._tables(clean)
         return slip[clean.long()] if is_torch(clean) else slip[clean]
 
-    # ----- prompts and observations ---------------------------------------------
-    def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator."""
-        if isinstance(rng, np.random.Generator):
-            x = self.sample_symbols(rng, n)
-            return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
-        import torch
-
-        x = torch.randint(0, self.k, (n, self.m), generator=rng, device=device or rng.device)
-        sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
-        return torch.cat([x, sep], dim=1)
-
-    def sample_symbols(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """The input symbols of n prompts, (N, m) int64 (numpy; ``sample_prompts`` adds the separator).
-
-        One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
-        at a time from the same generator (the native vector env relies on it).
-        """
-        return rng.integers(0, self.k, size=(n, self.m), dtype=np.int64)
-
-    def observe(self, prompts: Any, chain: Any) -> Any:
-        """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
-        n, t = chain.shape
-        if is_torch(prompts):
-            import torch
-
-            pad = torch.full((n, self.m - t), self.pad_token, dtype=torch.long, device=prompts.device)
-            return torch.cat([prompts, chain.long(), pad], dim=1)
-        pad = np.full((n, self.m - t), self.pad_token, np.int64)
-        return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
-
     def true_states(self, prompts: Any) -> Any:
         """The true run s_1..s_m of each prompt (or observation), (N, m): m batched gathers."""
         x = prompts[:, : self.m]
@@ -468,90 +403,6 @@ class AutomatonTask:
         return out
 
     clean_chains = true_states
-
-    def validate_obs(self, obs: Any) -> None:
-        """Raise a ValueError unless `obs` is a well-formed batch (N, 2m+1) of prefixes."""
-        if obs.ndim != 2 or obs.shape[1] != self.obs_len:
-            raise ValueError(
-                f"observations must have shape (N, {self.obs_len}) (or ({self.obs_len},) for one) "
-                f"for m={self.m}; got {tuple(obs.shape)}"
-            )
-        lo, hi = int(obs.min()), int(obs.max())
-        if lo < 0 or hi > self.pad_token:
-            raise ValueError(f"observation tokens must lie in [0, {self.pad_token}], got [{lo}, {hi}]")
-        if bool((obs[:, : self.m] >= self.k).any()) or bool((obs[:, self.m] != self.sep_token).any()):
-            raise ValueError(
-                f"observations must start with m={self.m} input symbols in 0..{self.k - 1} "
-                f"followed by the separator token {self.sep_token}"
-            )
-        chain = obs[:, self.m + 1 :]
-        written = chain != self.pad_token
-        if bool((written[:, 1:] & ~written[:, :-1]).any()) or bool((chain[written] >= self.n).any()):
-            raise ValueError(f"the chain part of an observation must be states in 0..{self.n - 1} "
-                             "followed by padding")
-
-    # ----- single prefixes --------------------------------------------------------
-    def step_index(self, obs: Any) -> Any:
-        """Number of chain tokens written so far, (N,)."""
-        return (obs[:, self.m + 1 :] != self.pad_token).sum(1)
-
-    def clean_actions(self, obs: Any) -> Any:
-        """The clean expert's next token delta(y_t, x_{t+1}) at each prefix, (N,). Needs step_index < m."""
-        t = self.step_index(obs)
-        x_next = gather_rows(obs[:, : self.m], clip(t, 0, self.m - 1))
-        y_last = gather_rows(obs[:, self.m + 1 :], clip(t - 1, 0, self.m - 1))
-        prev = where(t == 0, self.start_state, y_last)  # the pad is never looked up
-        return self.transition(prev, x_next)
-
-    def has_error(self, obs: Any) -> Any:
-        """Whether the chain written so far contains an error, (N,) bool."""
-        chain = obs[:, self.m + 1 :]
-        return ((chain != self.true_states(obs)) & (chain != self.pad_token)).any(1)
-
-    def slip_actions(self, obs: Any) -> Any:
-        """The ``biased`` law's structured slip (the off-by-one state id, see the module docstring)."""
-        return self.slip_of(self.clean_actions(obs))
-
-    # ----- every prefix of complete chains (the trainers' fast path) ---------------
-    def clean_along(self, prompts: Any, chain: Any) -> Any:
-        """Clean expert's token at every prefix chain[:, :t], t = 0..m-1; (N, m)."""
-        x = prompts[:, : self.m]
-        if is_torch(chain):
-            import torch
-
-            start = torch.full_like(chain[:, :1], self.start_state)
-            prev = torch.cat([start, chain[:, :-1]], dim=1)
-        else:
-            prev = np.concatenate([np.full_like(chain[:, :1], self.start_state), chain[:, :-1]], axis=1)
-        return self.transition(prev, x)
-
-    def error_along(self, prompts: Any, chain: Any) -> Any:
-        """Whether chain[:, :t] already contains an error, t = 0..m-1; (N, m) bool."""
-        bad = chain != self.true_states(prompts)
-        mism = bad.long() if is_torch(bad) else bad.astype(np.int64)
-        return (cumsum(mism, 1) - mism) > 0
-
-    def slip_along(self, prompts: Any, chain: Any) -> Any:
-        return self.slip_of(self.clean_along(prompts, chain))
-
-    def valid_along(self, prompts: Any, chain: Any) -> Any:
-        """Which positions of complete chains count (all of them: no early end)."""
-        if is_torch(chain):
-            import torch
-
-            return torch.ones(chain.shape, dtype=torch.bool, device=chain.device)
-        return np.ones(chain.shape, dtype=bool)
-
-    # ----- metrics ------------------------------------------------------------------
-    def metrics(self, prompts: Any, chain: Any, states: Any = None) -> dict[str, Any]:
-        """Per-episode clean metrics of complete chains (N, m) (:func:`~noisy_expert_gym.tasks.chain.chain_metrics`).
-
-        ``full_exact``, ``final_exact``, ``correct_prefix_len`` and ``num_errors``
-        (tokens that differ from the clean expert's token given the chain as
-        written); ``states`` is the true run when the caller already has it.
-        """
-        states = self.true_states(prompts) if states is None else states
-        return chain_metrics(chain, states, self.clean_along(prompts, chain))
 
 
 def build_problem(automaton: str = "random", n: int | None = None, k: int | None = None, m: int = 31,

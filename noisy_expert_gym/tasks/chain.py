@@ -58,6 +58,191 @@ def chain_metrics(chain: Any, states: Any, clean_along: Any) -> dict[str, Any]:
             "num_errors": (chain != clean_along).sum(1)}
 
 
+class ChainTask:
+    """What every chain-of-thought task core shares (modadd, the automata): a base class.
+
+    A subclass provides ``n`` (states = actions), ``k`` (input symbols), ``m`` (the
+    horizon), ``start_state``, ``transition(states, symbols)`` (delta, elementwise),
+    ``clean_chains(prompts)`` (the true run s_1..s_m, (N, m)) and ``slip_of(clean)``
+    (the ``biased`` law's structured slip). Everything else of the
+    :class:`~noisy_expert_gym.contracts.TaskCore` interface is written once here, on
+    numpy arrays or torch tensors alike: the layout ``x_1..x_m, sep, y_1..y_t, pad...``
+    with ``sep = max(n, k)`` and ``pad = sep + 1``, and the clean expert
+    ``delta(y_t, x_{t+1})`` given the chain as written.
+    """
+
+    #: How error messages name the input symbols and the chain's tokens.
+    symbol_name = "input symbols"
+    state_name = "states"
+
+    n: int
+    k: int
+    m: int
+
+    @property
+    def start_state(self) -> int:
+        raise NotImplementedError
+
+    def transition(self, states: Any, symbols: Any) -> Any:
+        raise NotImplementedError
+
+    def clean_chains(self, prompts: Any) -> Any:
+        raise NotImplementedError
+
+    def slip_of(self, clean: Any) -> Any:
+        raise NotImplementedError
+
+    # ----- sizes ---------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        return self.n
+
+    @property
+    def sep_token(self) -> int:
+        return max(self.n, self.k)
+
+    @property
+    def pad_token(self) -> int:
+        return self.sep_token + 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sep_token + 2
+
+    @property
+    def prompt_len(self) -> int:
+        return self.m + 1
+
+    @property
+    def horizon(self) -> int:
+        return self.m
+
+    @property
+    def obs_len(self) -> int:
+        return 2 * self.m + 1
+
+    @property
+    def answer_mask(self) -> np.ndarray:
+        """Actions the uniform part of the noise is spread over: all n states."""
+        return np.ones(self.n, dtype=bool)
+
+    # ----- prompts and observations ---------------------------------------------
+    def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
+        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator."""
+        if isinstance(rng, np.random.Generator):
+            x = self.sample_symbols(rng, n)
+            return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
+        import torch
+
+        x = torch.randint(0, self.k, (n, self.m), generator=rng, device=device or rng.device)
+        sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
+        return torch.cat([x, sep], dim=1)
+
+    def sample_symbols(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """The input symbols of n prompts, (N, m) int64 (numpy; ``sample_prompts`` adds the separator).
+
+        One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
+        at a time from the same generator (the native vector env relies on it).
+        """
+        return rng.integers(0, self.k, size=(n, self.m), dtype=np.int64)
+
+    def observe(self, prompts: Any, chain: Any) -> Any:
+        """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
+        n, t = chain.shape
+        if is_torch(prompts):
+            import torch
+
+            pad = torch.full((n, self.m - t), self.pad_token, dtype=torch.long, device=prompts.device)
+            return torch.cat([prompts, chain.long(), pad], dim=1)
+        pad = np.full((n, self.m - t), self.pad_token, np.int64)
+        return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
+
+    def validate_obs(self, obs: Any) -> None:
+        """Raise a ValueError unless `obs` is a well-formed batch (N, 2m+1) of prefixes."""
+        if obs.ndim != 2 or obs.shape[1] != self.obs_len:
+            raise ValueError(
+                f"observations must have shape (N, {self.obs_len}) (or ({self.obs_len},) for one) "
+                f"for {self!r}; got {tuple(obs.shape)}"
+            )
+        lo, hi = int(obs.min()), int(obs.max())
+        if lo < 0 or hi > self.pad_token:
+            raise ValueError(f"observation tokens must lie in [0, {self.pad_token}], got [{lo}, {hi}]")
+        if bool((obs[:, : self.m] >= self.k).any()) or bool((obs[:, self.m] != self.sep_token).any()):
+            raise ValueError(
+                f"observations must start with m={self.m} {self.symbol_name} in 0..{self.k - 1} "
+                f"followed by the separator token {self.sep_token}"
+            )
+        chain = obs[:, self.m + 1 :]
+        written = chain != self.pad_token
+        # A chain is written left to right: no token may follow a pad.
+        if bool((written[:, 1:] & ~written[:, :-1]).any()) or bool((chain[written] >= self.n).any()):
+            raise ValueError(f"the chain part of an observation must be {self.state_name} in 0..{self.n - 1} "
+                             "followed by padding")
+
+    # ----- single prefixes --------------------------------------------------------
+    def step_index(self, obs: Any) -> Any:
+        """Number of chain tokens written so far, (N,)."""
+        return (obs[:, self.m + 1 :] != self.pad_token).sum(1)
+
+    def clean_actions(self, obs: Any) -> Any:
+        """The clean expert's next token delta(y_t, x_{t+1}) at each prefix, (N,). Needs step_index < m."""
+        t = self.step_index(obs)
+        x_next = gather_rows(obs[:, : self.m], clip(t, 0, self.m - 1))
+        y_last = gather_rows(obs[:, self.m + 1 :], clip(t - 1, 0, self.m - 1))
+        prev = where(t == 0, self.start_state, y_last)  # the pad is never looked up
+        return self.transition(prev, x_next)
+
+    def has_error(self, obs: Any) -> Any:
+        """Whether the chain written so far contains an error, (N,) bool."""
+        chain = obs[:, self.m + 1 :]
+        return ((chain != self.clean_chains(obs)) & (chain != self.pad_token)).any(1)
+
+    def slip_actions(self, obs: Any) -> Any:
+        """The ``biased`` law's structured slip at each prefix, (N,)."""
+        return self.slip_of(self.clean_actions(obs))
+
+    # ----- every prefix of complete chains (the trainers' fast path) ---------------
+    def clean_along(self, prompts: Any, chain: Any) -> Any:
+        """Clean expert's token at every prefix chain[:, :t], t = 0..m-1; (N, m)."""
+        x = prompts[:, : self.m]
+        if is_torch(chain):
+            import torch
+
+            prev = torch.cat([torch.full_like(chain[:, :1], self.start_state), chain[:, :-1]], dim=1)
+        else:
+            prev = np.concatenate([np.full_like(chain[:, :1], self.start_state), chain[:, :-1]], axis=1)
+        return self.transition(prev, x)
+
+    def error_along(self, prompts: Any, chain: Any) -> Any:
+        """Whether chain[:, :t] already contains an error, t = 0..m-1; (N, m) bool."""
+        bad = chain != self.clean_chains(prompts)
+        mism = bad.long() if is_torch(bad) else bad.astype(np.int64)
+        return (cumsum(mism, 1) - mism) > 0
+
+    def slip_along(self, prompts: Any, chain: Any) -> Any:
+        """``slip_actions`` at every prefix of complete chains, (N, m)."""
+        return self.slip_of(self.clean_along(prompts, chain))
+
+    def valid_along(self, prompts: Any, chain: Any) -> Any:
+        """Which positions of complete chains count (all of them: no early end)."""
+        if is_torch(chain):
+            import torch
+
+            return torch.ones(chain.shape, dtype=torch.bool, device=chain.device)
+        return np.ones(chain.shape, dtype=bool)
+
+    # ----- metrics ------------------------------------------------------------------
+    def metrics(self, prompts: Any, chain: Any, states: Any = None) -> dict[str, Any]:
+        """Per-episode clean metrics of complete chains (N, m) (:func:`chain_metrics`).
+
+        ``full_exact``, ``final_exact``, ``correct_prefix_len`` and ``num_errors``
+        (tokens that differ from the clean expert's token given the chain as
+        written); ``states`` is the true run when the caller already has it.
+        """
+        states = self.clean_chains(prompts) if states is None else states
+        return chain_metrics(chain, states, self.clean_along(prompts, chain))
+
+
 def chain_step(task: Any, obs: np.ndarray, actions: np.ndarray, reward: str, *,
                t: np.ndarray | None = None, states: np.ndarray | None = None,
                clean_so_far: np.ndarray | None = None, inplace: bool = False

@@ -23,19 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum, is_torch
-from noisy_expert_gym.tasks.chain import REWARDS, chain_metrics, chain_step
-from noisy_expert_gym.tasks.chain import clip as _clip
-from noisy_expert_gym.tasks.chain import gather_rows as _gather
-from noisy_expert_gym.tasks.chain import where as _where
+from noisy_expert_gym._util import cumsum
+from noisy_expert_gym.tasks.chain import REWARDS, ChainTask, chain_step
 
 
 @dataclass(frozen=True)
-class ModAddTask:
-    """The modular-addition chain-of-thought task with modulus ``p`` and ``m`` operands."""
+class ModAddTask(ChainTask):
+    """The modular-addition chain-of-thought task with modulus ``p`` and ``m`` operands:
+    the chain task (:class:`~noisy_expert_gym.tasks.chain.ChainTask`) of Z_p, with
+    n = k = p, delta(s, x) = (s + x) mod p and start 0."""
 
     p: int = 7
     m: int = 31
+
+    symbol_name = "operands"
+    state_name = "residues"
 
     def __post_init__(self) -> None:
         if not isinstance(self.p, (int, np.integer)) or self.p < 2:
@@ -43,70 +45,13 @@ class ModAddTask:
         if not isinstance(self.m, (int, np.integer)) or self.m < 1:
             raise ValueError(f"`m` (number of operands) must be an integer >= 1, got {self.m!r}")
 
-    # ----- sizes ---------------------------------------------------------------
     @property
-    def num_actions(self) -> int:
+    def n(self) -> int:
         return self.p
 
     @property
-    def sep_token(self) -> int:
+    def k(self) -> int:
         return self.p
-
-    @property
-    def pad_token(self) -> int:
-        return self.p + 1
-
-    @property
-    def vocab_size(self) -> int:
-        return self.p + 2
-
-    @property
-    def prompt_len(self) -> int:
-        return self.m + 1
-
-    @property
-    def horizon(self) -> int:
-        return self.m
-
-    @property
-    def obs_len(self) -> int:
-        return 2 * self.m + 1
-
-    @property
-    def answer_mask(self) -> np.ndarray:
-        """Actions the uniform part of the noise is spread over: all p residues."""
-        return np.ones(self.p, dtype=bool)
-
-    # ----- prompts and observations ---------------------------------------------
-    def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """Sample n prompts (N, m+1): operands uniform in 0..p-1, then the separator."""
-        if isinstance(rng, np.random.Generator):
-            x = self.sample_symbols(rng, n)
-            return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
-        import torch
-
-        x = torch.randint(0, self.p, (n, self.m), generator=rng, device=device or rng.device)
-        sep = torch.full((n, 1), self.sep_token, dtype=torch.long, device=x.device)
-        return torch.cat([x, sep], dim=1)
-
-    def sample_symbols(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """The input symbols of n prompts, (N, m) int64 (numpy; ``sample_prompts`` adds the separator).
-
-        One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
-        at a time from the same generator (the native vector env relies on it).
-        """
-        return rng.integers(0, self.p, size=(n, self.m), dtype=np.int64)
-
-    def observe(self, prompts: Any, chain: Any) -> Any:
-        """Observation from prompts (N, m+1) and a (possibly partial) chain (N, t)."""
-        n, t = chain.shape
-        if is_torch(prompts):
-            import torch
-
-            pad = torch.full((n, self.m - t), self.pad_token, dtype=torch.long, device=prompts.device)
-            return torch.cat([prompts, chain.long(), pad], dim=1)
-        pad = np.full((n, self.m - t), self.pad_token, np.int64)
-        return np.concatenate([prompts, chain.astype(np.int64), pad], axis=1)
 
     @property
     def start_state(self) -> int:
@@ -123,89 +68,9 @@ class ModAddTask:
 
     clean_chains = true_sums
 
-    def validate_obs(self, obs: Any) -> None:
-        """Raise a ValueError unless `obs` is a well-formed batch (N, 2m+1) of prefixes."""
-        if obs.ndim != 2 or obs.shape[1] != self.obs_len:
-            raise ValueError(
-                f"observations must have shape (N, {self.obs_len}) (or ({self.obs_len},) for one) "
-                f"for p={self.p}, m={self.m}; got {tuple(obs.shape)}"
-            )
-        lo, hi = int(obs.min()), int(obs.max())
-        if lo < 0 or hi > self.pad_token:
-            raise ValueError(f"observation tokens must lie in [0, {self.pad_token}], got [{lo}, {hi}]")
-        if bool((obs[:, : self.m] >= self.p).any()) or bool((obs[:, self.m] != self.sep_token).any()):
-            raise ValueError(
-                f"observations must start with m={self.m} operands in 0..{self.p - 1} "
-                f"followed by the separator token {self.sep_token}"
-            )
-        chain = obs[:, self.m + 1 :]
-        written = chain != self.pad_token
-        # A chain is written left to right: no token may follow a pad.
-        if bool((written[:, 1:] & ~written[:, :-1]).any()) or bool((chain[written] == self.sep_token).any()):
-            raise ValueError("the chain part of an observation must be residues followed by padding")
-
-    # ----- single prefixes --------------------------------------------------------
-    def step_index(self, obs: Any) -> Any:
-        """Number of chain tokens written so far, (N,)."""
-        return (obs[:, self.m + 1 :] != self.pad_token).sum(1)
-
-    def clean_actions(self, obs: Any) -> Any:
-        """The clean expert's next token at each prefix, (N,). Needs step_index < m."""
-        t = self.step_index(obs)
-        x_next = _gather(obs[:, : self.m], _clip(t, 0, self.m - 1))
-        y_last = _gather(obs[:, self.m + 1 :], _clip(t - 1, 0, self.m - 1))
-        return _where(t == 0, x_next, (y_last + x_next) % self.p)
-
-    def has_error(self, obs: Any) -> Any:
-        """Whether the chain written so far contains an error, (N,) bool."""
-        chain = obs[:, self.m + 1 :]
-        return ((chain != self.true_sums(obs)) & (chain != self.pad_token)).any(1)
-
-    def slip_actions(self, obs: Any) -> Any:
+    def slip_of(self, clean: Any) -> Any:
         """The `biased` law's structured slip: the off-by-one answer (clean + 1) mod p."""
-        return (self.clean_actions(obs) + 1) % self.p
-
-    # ----- every prefix of complete chains (the trainers' fast path) ---------------
-    def clean_along(self, prompts: Any, chain: Any) -> Any:
-        """Clean expert's token at every prefix chain[:, :t], t = 0..m-1; (N, m)."""
-        x = prompts[:, : self.m]
-        prev = chain[:, :-1]
-        first = x[:, :1]
-        rest = (prev + x[:, 1:]) % self.p
-        if is_torch(chain):
-            import torch
-
-            return torch.cat([first, rest], dim=1)
-        return np.concatenate([first, rest], axis=1)
-
-    def error_along(self, prompts: Any, chain: Any) -> Any:
-        """Whether chain[:, :t] already contains an error, t = 0..m-1; (N, m) bool."""
-        mism = (chain != self.true_sums(prompts)).astype(np.int64) if not is_torch(chain) else (
-            chain != self.true_sums(prompts)
-        ).long()
-        return (cumsum(mism, 1) - mism) > 0
-
-    def slip_along(self, prompts: Any, chain: Any) -> Any:
-        return (self.clean_along(prompts, chain) + 1) % self.p
-
-    def valid_along(self, prompts: Any, chain: Any) -> Any:
-        """Which positions of complete chains count (all of them: modadd has no early end)."""
-        if is_torch(chain):
-            import torch
-
-            return torch.ones(chain.shape, dtype=torch.bool, device=chain.device)
-        return np.ones(chain.shape, dtype=bool)
-
-    # ----- metrics ------------------------------------------------------------------
-    def metrics(self, prompts: Any, chain: Any, states: Any = None) -> dict[str, Any]:
-        """Per-episode clean metrics of complete chains (N, m) (:func:`~noisy_expert_gym.tasks.chain.chain_metrics`).
-
-        ``full_exact``, ``final_exact``, ``correct_prefix_len`` and ``num_errors``
-        (tokens that differ from the clean expert's token given the chain as
-        written); ``states`` is the true run when the caller already has it.
-        """
-        states = self.true_sums(prompts) if states is None else states
-        return chain_metrics(chain, states, self.clean_along(prompts, chain))
+        return (clean + 1) % self.p
 
 
 def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: str, *,
