@@ -408,7 +408,8 @@ class AutomatonTask(ChainTask):
 def build_problem(automaton: str = "random", n: int | None = None, k: int | None = None, m: int = 31,
                   eta: float = 0.1, law: str = "absorbing", kind: str | None = None,
                   alphabet: str | None = None, automaton_seed: int | None = None,
-                  relabel_seed: int | None = None) -> tuple[Any, Any, Any]:
+                  relabel_seed: int | None = None, kappa: float = 1.0, corruption_seed: int = 0,
+                  access: str = "full") -> tuple[Any, Any, Any]:
     """The state-tracking problem: ``(task core, noisy expert, clean expert)``.
 
     Args:
@@ -418,11 +419,15 @@ def build_problem(automaton: str = "random", n: int | None = None, k: int | None
             ``s5`` has 120 (``alphabet="all"``) or 2 (``"generators"``).
         m: number of input symbols per prompt = chain length = horizon, >= 1.
         eta: noise level in [0, 1].
-        law: ``absorbing`` (default), ``mixture`` or ``biased`` (:mod:`noisy_expert_gym.noise`).
+        law: ``absorbing`` (default), ``mixture``, ``biased``, ``corrupted`` or
+            ``corrupted-absorbing`` (:mod:`noisy_expert_gym.noise`).
         kind: ``random`` only: ``permutation`` (default) or ``dfa``.
         alphabet: ``s5`` only: ``all`` (default) or ``generators``.
         automaton_seed: ``random`` only: the seed of the transition table (default 0).
         relabel_seed: a secret relabelling of symbol and state ids (None: none).
+        kappa: concentration of the hidden corruption in [0, 1] (corruption laws only).
+        corruption_seed: secret seed of the corruption's wrong tokens (corruption laws only).
+        access: ``full`` or ``sample`` (the noisy expert answers with sampled tokens only).
 
     Raises:
         ValueError: a value out of range or an option that does not apply, with the valid values.
@@ -430,7 +435,8 @@ def build_problem(automaton: str = "random", n: int | None = None, k: int | None
     from noisy_expert_gym.oracle import Expert
 
     task = AutomatonTask(make_automaton(automaton, n, k, kind, alphabet, automaton_seed, relabel_seed), m)
-    return task, Expert(task, law=law, eta=eta), Expert(task, clean=True)
+    expert = Expert(task, law=law, eta=eta, kappa=kappa, corruption_seed=corruption_seed, access=access)
+    return task, expert, Expert(task, clean=True)
 
 
 __all__ = ["ALPHABETS", "AUTOMATA", "KINDS", "MAX_SIZE", "S5_GENERATORS", "Automaton", "AutomatonTask", "Group",

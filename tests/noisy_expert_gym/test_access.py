@@ -280,3 +280,26 @@ def test_sample_k_matches_a_reference_draw():
                 cdf = np.cumsum(probs[i, j])
                 assert got[i, j, s] == min(int((u[i, j, s] > cdf).sum()), 5)
 
+
+
+@pytest.mark.parametrize("env_id", ["NoisyAutomaton-v0", "NoisyDFA-v0", "NoisyS5-v0"])
+@pytest.mark.parametrize("law", ["corrupted", "corrupted-absorbing"])
+def test_the_state_tracking_family_takes_the_corruption_laws_and_sample_access(env_id, law):
+    """The laws and the access mode are task-generic: the automaton family builds them too, and a
+    sample-only expert refuses every probability call there as well."""
+    problem = make_problem(env_id, m=4, law=law, eta=0.3, kappa=0.5, corruption_seed=9, access="sample")
+    full = make_problem(env_id, m=4, law=law, eta=0.3, kappa=0.5, corruption_seed=9)
+    prompts = problem.task.sample_prompts(np.random.default_rng(0), 8)
+    chain = problem.clean_expert.rollout(prompts)
+    assert problem.expert.access == "sample" and problem.clean_expert.access == "full"
+    for call in (lambda: problem.expert.probs_along(prompts, chain),
+                 lambda: problem.expert.probs(problem.task.observe(prompts, chain[:, :1]))):
+        with pytest.raises(ExpertAccessError, match="access='sample'"):
+            call()
+    # The same hidden law in full access: the clean token keeps 1 - eta + eta (1 - kappa) / A.
+    rows = full.expert.probs_along(prompts, chain)  # the clean chain: no error yet at any prefix
+    clean = full.task.clean_along(prompts, chain)
+    a = full.task.num_actions
+    expect = 1 - 0.3 + 0.3 * 0.5 / a
+    assert np.allclose(np.take_along_axis(rows, clean[..., None], -1)[..., 0], expect)
+    assert problem.expert.sample_along(prompts, chain, 3).shape == (8, 4, 3)
