@@ -102,7 +102,12 @@ class NoisyAutomatonEnv(AutomatonAttributes, ChainEnv):
       [1, 1024]; ``modadd``: n; ``s5``: 120 (``alphabet="all"``) or 2.
     - ``m`` (int, default 31): input symbols per prompt = chain length = horizon, >= 1.
     - ``eta`` (float, default 0.1): noise level in [0, 1].
-    - ``law`` (str, default ``"absorbing"``): ``absorbing``, ``mixture``, ``biased``.
+    - ``law`` (str, default ``"absorbing"``): ``absorbing``, ``mixture``, ``biased``,
+      ``corrupted``, ``corrupted-absorbing`` (hidden per-state corruption; see NoisyModAdd).
+    - ``kappa`` (float, default 1.0), ``corruption_seed`` (int, default 0): the hidden
+      corruption's concentration and secret seed (corruption laws only).
+    - ``access`` (str, default ``"full"``): ``full`` or ``sample`` (the noisy expert
+      answers with sampled tokens only).
     - ``kind`` (str, default None = ``"permutation"``): ``random`` only:
       ``permutation`` or ``dfa``.
     - ``alphabet`` (str, default None = ``"all"``): ``s5`` only: ``all`` (every
