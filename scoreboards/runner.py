@@ -183,7 +183,9 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
         raise ValueError("the Ray backend needs Ray: pip install 'noisy-expert-gym[ray]'") from None
     started = False
     if not ray.is_initialized():
-        kw = {"address": address, "log_to_driver": False, "include_dashboard": False,
+        # No address: always a fresh local instance ("local"), never whatever cluster
+        # RAY_ADDRESS or a stale /tmp/ray/ray_current_cluster points at (ray.init's None).
+        kw = {"address": address or "local", "log_to_driver": False, "include_dashboard": False,
               **(ray_init or {})}
         if address is None and "runtime_env" not in kw:
             # A local instance: workers import this checkout like the driver does.

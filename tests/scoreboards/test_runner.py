@@ -84,8 +84,11 @@ def test_killed_sweep_loses_only_the_run_in_flight(tiny_spec_path, db_path):
     assert (db_path.parent / "checkpoints" / runs[1].key / "resumed").read_text() == "True"
 
 
-def test_ray_backend(tiny_spec_path, db_path):
+def test_ray_backend(tiny_spec_path, db_path, monkeypatch):
     ray = pytest.importorskip("ray")
+    # Ambient cluster pointers (an env var, or a stale /tmp/ray/ray_current_cluster left by
+    # an earlier run) must not make the default "start a local instance" connect elsewhere.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     spec = load_spec(tiny_spec_path, overrides=["seeds=[0]", "env.grid.eta=[0.2]"])
     s = run_sweep(spec, db_path, backend="ray", train_fn=fake_train, progress=False, log=lambda m: None,
                   ray_init={"num_cpus": 2})
