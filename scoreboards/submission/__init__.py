@@ -42,18 +42,26 @@ is computed by the harness. Crashes, timeouts, wrong interfaces, over-budget
 runs, malformed answers and protocol violations (a query on a prompt the harness
 did not issue, an unknown request) reject the submission with a reason.
 
-The worker cannot import ``noisy_expert_gym`` (the env package holding the clean
-expert): a guard against accidental peeking, not a security sandbox -- run
-untrusted code in a container.
+The worker runs in an OS sandbox (:mod:`scoreboards.sandbox`: bubblewrap, no network,
+its own PID namespace, a read-only minimal view of the files, resource limits), and
+its only channel out is one socket to the harness, spoken in
+:mod:`~scoreboards.submission.wire` (length-prefixed JSON headers and raw numeric
+arrays; the harness never unpickles). Where no sandbox can be set up,
+:func:`run_submission` refuses (:class:`~scoreboards.sandbox.SandboxUnavailable`)
+unless called with ``sandbox="none"`` or inside :func:`unsandboxed` (``neg submit
+--no-sandbox``, for one's own code); each run records which (``RunOutcome.sandbox``).
+Untrusted workers also cannot import ``noisy_expert_gym`` (the env package holding the
+clean expert).
 
 The package, one job per module
 ===============================
 
 - :mod:`~scoreboards.submission.client`: :class:`ExpertClient`, the worker-side view;
-- :mod:`~scoreboards.submission.worker`: the worker process (import guard, loading
-  the target, the interface check, train then act);
-- :mod:`~scoreboards.submission.server`: the harness end of the pipe
+- :mod:`~scoreboards.submission.worker`: the worker process (its own limits, the
+  import guard, loading the target, the interface check, train then act);
+- :mod:`~scoreboards.submission.server`: the harness end of the socket
   (:class:`Session`) and :class:`ExpertServer` (issues prompts, answers, budgets);
+- :mod:`~scoreboards.submission.wire`: the message format on the socket;
 - :mod:`~scoreboards.submission.scoring`: the harness's evaluation of ``act``;
 - here: :func:`run_submission`, one run from start to score. The harness builds the
   board's problem once (``noisy_expert_gym.make_problem``) and serves its experts.
@@ -61,9 +69,11 @@ The package, one job per module
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +89,21 @@ from scoreboards.submission.server import (
     Session,
     SubmissionRejected,
 )
-from scoreboards.submission.worker import (
-    BLOCKED_PACKAGES,
-    check_interface,
-    load_target,
-    worker_main,
-)
+from scoreboards.submission.worker import BLOCKED_PACKAGES, check_interface, load_target
+
+#: The sandbox mode of runs that do not name one (see :func:`unsandboxed`).
+_SANDBOX: ContextVar[str] = ContextVar("neg_submission_sandbox", default="bwrap")
+
+
+@contextmanager
+def unsandboxed() -> Iterator[None]:
+    """Run the submissions started in this block without a sandbox (``neg submit
+    --no-sandbox``: one's own code only); their runs record ``sandbox = "none"``."""
+    token = _SANDBOX.set("none")
+    try:
+        yield
+    finally:
+        _SANDBOX.reset(token)
 
 
 @dataclass
@@ -97,6 +116,8 @@ class RunOutcome:
     queries: int
     wall_time: float
     train_time: float
+    sandbox: str
+    """How the worker was isolated: ``"bwrap"``, or ``"none"`` (unverified)."""
 
 
 def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -117,32 +138,41 @@ def _serve(session: Session, server: ExpertServer) -> None:
         if op == "done":
             return
         try:
-            answer = server.handle(op, args if isinstance(args, tuple) else (args,))
+            answer = server.handle(op, args)
         except SubmissionRejected as e:
-            session.conn.send(("over_budget" if e.reason.startswith("over budget") else "rejected", e.reason))
+            session.send({"op": "over_budget" if e.reason.startswith("over budget") else "rejected",
+                          "reason": e.reason})
             raise
-        session.conn.send(("ok", (answer, server.trajectories, server.queries)))
+        session.send({"op": "ok", "answer": answer, "trajectories": server.trajectories,
+                      "queries": server.queries})
 
 
 def run_submission(board: Any, target: str, seed: int, trusted: bool = False, clean: bool = False,
-                   extra_spec: dict[str, Any] | None = None, timeout: float | None = None) -> RunOutcome:
+                   extra_spec: dict[str, Any] | None = None, timeout: float | None = None,
+                   sandbox: str | None = None) -> RunOutcome:
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
-        board: a :class:`~scoreboards.boards.Board`.
+        board: a :class:`~scoreboards.boards.Board` (its ``timeout_s`` and optional
+            sandbox limits, :meth:`~scoreboards.sandbox.Limits.for_board`).
         target: ``module:Class`` or ``path/to/file.py:Class``.
         seed: the training seed (the harness's prompt and expert RNGs derive from it).
         trusted: the project's own adapter (may import the env package).
         clean: serve the clean expert (the ``bc-clean`` reference ceiling only).
         extra_spec: extra public spec entries (the built-in adapter's algorithm).
         timeout: wall-clock limit in seconds (default: the board's).
+        sandbox: ``"bwrap"`` or ``"none"`` (default: ``"bwrap"``, or ``"none"`` inside
+            :func:`unsandboxed`).
 
     Raises:
         SubmissionRejected: with the reason.
+        SandboxUnavailable: no sandbox can be set up here (the message says how to enable one).
     """
     from noisy_expert_gym import make_problem
+    from scoreboards.sandbox import Limits, launch
 
-    timeout = float(timeout or board.timeout_s)
+    limits = Limits.for_board(board, timeout)
+    mode = sandbox or _SANDBOX.get()
     # The noisy expert's draws derive from the training seed and the board.
     expert_seed = int(np.random.SeedSequence([seed, board.seed_salt, 1]).generate_state(1)[0])
     problem = make_problem(board.env_id, **board.env_kwargs).with_rng(np.random.default_rng(expert_seed))
@@ -150,32 +180,36 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
                           np.random.default_rng([seed, board.seed_salt, 2]),
                           board.budget_trajectories, board.budget_queries)
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=worker_main, daemon=True, name=f"neg-submission-{seed}",
-                       args=(child, target, public_spec(board, task, seed, extra_spec), trusted, os.getcwd()))
-    t0 = time.monotonic()
-    proc.start()
-    child.close()
-    session = Session(parent, proc, t0 + timeout, timeout)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        theirs.set_inheritable(True)
+        worker = launch(target, trusted, limits, theirs.fileno(), mode)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    t0 = time.monotonic()
+    session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text)
+    try:
+        session.send({**worker.start, "spec": public_spec(board, task, seed, extra_spec)})
         _serve(session, server)
         train_time = time.monotonic() - t0
         metrics = evaluate_greedy(session, task, held_out_prompts(task, board.eval_seeds, board.eval_prompts))
-        return RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories,
-                          queries=server.queries, wall_time=time.monotonic() - t0, train_time=train_time)
+        return RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
+                          wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode)
     finally:
         try:
-            parent.send(("exit", None))
-        except OSError:
+            session.deadline = time.monotonic() + 1
+            session.send({"op": "exit"})
+            worker.proc.wait(2)
+        except Exception:  # noqa: BLE001, S110 - it is killed next either way
             pass
-        proc.join(2)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(2)
-        parent.close()
+        worker.kill()
+        ours.close()
 
 
 __all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "QUERY_OPS", "BudgetExceeded",
            "ExpertClient", "ExpertServer", "ProtocolError", "RunOutcome", "Session", "SubmissionRejected",
-           "check_interface", "evaluate_greedy", "load_target", "public_spec", "run_submission"]
+           "check_interface", "evaluate_greedy", "held_out_prompts", "load_target", "public_spec",
+           "run_submission", "unsandboxed"]

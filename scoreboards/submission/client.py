@@ -1,7 +1,9 @@
 """The worker side of the expert: :class:`ExpertClient`, a submission's only view of it.
 
-Every request goes over the pipe to the harness (:mod:`scoreboards.submission.server`),
-which answers, counts and budgets it; the client keeps the harness's counts. Arrays
+Every request goes over the socket to the harness (:mod:`scoreboards.submission.server`)
+in the :mod:`~scoreboards.submission.wire` format, and the harness answers, counts and
+budgets it; the client only mirrors the harness's counts (changing them changes nothing
+the harness uses). Arrays
 may be numpy arrays or torch tensors: answers come back as the same kind, on the same
 device. This module imports numpy only (torch when given tensors), never the env package.
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from scoreboards.submission import wire
 
 
 class BudgetExceeded(RuntimeError):
@@ -41,10 +45,10 @@ def like(x: np.ndarray, device: Any) -> Any:
 
 
 class ExpertClient:
-    """The submission's only view of the expert: requests over a pipe, counted by the harness."""
+    """The submission's only view of the expert: requests over a socket, counted by the harness."""
 
-    def __init__(self, conn: Any, spec: dict[str, Any]) -> None:
-        self._conn = conn
+    def __init__(self, sock: Any, spec: dict[str, Any]) -> None:
+        self._sock = sock
         self.spec = dict(spec)
         self.budget_trajectories: int = spec["budget_trajectories"]
         self.budget_queries: int | None = spec.get("budget_queries")
@@ -67,14 +71,14 @@ class ExpertClient:
         return float("inf") if self.budget_queries is None else self.budget_queries - self.queries
 
     def _call(self, op: str, *args: Any) -> Any:
-        self._conn.send((op, args))
-        kind, payload = self._conn.recv()
-        if kind == "ok":
-            answer, self.trajectories, self.queries = payload
-            return answer
-        if kind == "over_budget":
-            raise BudgetExceeded(payload)
-        raise ProtocolError(payload)
+        wire.send(self._sock, {"op": op, "args": list(args)})
+        reply = wire.recv(self._sock, max_payload=None)
+        if reply["op"] == "ok":
+            self.trajectories, self.queries = reply["trajectories"], reply["queries"]
+            return reply["answer"]
+        if reply["op"] == "over_budget":
+            raise BudgetExceeded(reply["reason"])
+        raise ProtocolError(reply["reason"])
 
     # ----- prompts and observations -----------------------------------------------
     def prompts(self, n: int, device: Any = None) -> Any:

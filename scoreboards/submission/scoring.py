@@ -24,14 +24,15 @@ def held_out_prompts(task: Any, seeds: list[int], per_seed: int) -> np.ndarray:
 
 def _act(session: Session, rows: np.ndarray, num_actions: int) -> np.ndarray:
     """The submission's greedy actions for `rows`, checked."""
-    session.conn.send(("act", rows))
-    kind, a = session.recv()
-    if kind != "actions":
-        raise SubmissionRejected(f"protocol violation: expected actions, got `{kind}`")
-    a = np.asarray(a)
-    if a.shape != (rows.shape[0],) or not np.issubdtype(a.dtype, np.integer):
+    session.send({"op": "act", "observations": rows})
+    kind, args = session.recv()
+    if kind != "actions" or len(args) != 1:
+        raise SubmissionRejected(f"protocol violation: expected actions, got `{kind[:40]}`")
+    a = args[0]
+    if not isinstance(a, np.ndarray) or a.shape != (rows.shape[0],) or not np.issubdtype(a.dtype, np.integer):
         raise SubmissionRejected(f"wrong interface: act() must return ({rows.shape[0]},) integer "
-                                 f"actions for {rows.shape[0]} observations, got {a.dtype} {a.shape}")
+                                 f"actions for {rows.shape[0]} observations, got "
+                                 f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
     if a.size and (a.min() < 0 or a.max() >= num_actions):
         raise SubmissionRejected(f"wrong interface: act() returned actions outside [0, {num_actions - 1}]")
     return a.astype(np.int64)

@@ -1,7 +1,8 @@
-"""The harness end of the pipe: the session with one worker, and the expert server.
+"""The harness end of the socket: the session with one worker, and the expert server.
 
-:class:`Session` receives the worker's messages under the run's deadline and turns
-worker errors and deaths into a :class:`SubmissionRejected` with the reason.
+:class:`Session` receives the worker's messages (:mod:`~scoreboards.submission.wire`)
+under the run's deadline and turns malformed messages, worker errors and deaths into a
+:class:`SubmissionRejected` with the reason.
 :class:`ExpertServer` answers the client's requests: it issues training prompts,
 answers the expert on prefixes of issued prompts only, counts every prefix answered
 as a query and every complete chain queried as an expert trajectory, and refuses
@@ -10,11 +11,16 @@ anything over budget or outside the protocol.
 
 from __future__ import annotations
 
+import signal
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from scoreboards.submission import wire
 
 #: Requests a worker may send while training; anything else is a protocol violation.
 QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "rollout")
@@ -30,41 +36,96 @@ class SubmissionRejected(Exception):
         super().__init__(reason)
 
 
-# ----- the pipe ------------------------------------------------------------------------------
+# ----- the socket ------------------------------------------------------------------------------
+#: Signals that end a worker, as the reason says them.
+_SIGNALS = {signal.SIGXCPU: "exceeded its CPU time limit (SIGXCPU)", signal.SIGKILL: "was killed (SIGKILL)",
+            signal.SIGSEGV: "crashed (SIGSEGV)", signal.SIGABRT: "aborted (SIGABRT)"}
+
+
 class Session:
-    """The pipe to one worker, with the run's deadline applied to every wait."""
+    """The socket to one worker, with the run's deadline applied to every wait.
 
-    def __init__(self, conn: Any, proc: Any, deadline: float, timeout: float) -> None:
-        self.conn, self.proc, self.deadline, self.timeout = conn, proc, deadline, timeout
+    Everything the worker sends is decoded by :mod:`~scoreboards.submission.wire` (bounded
+    JSON headers and numeric arrays, no pickle); a message that breaks the format, a worker
+    that dies or stalls, and a deadline that passes all end the run as
+    :class:`SubmissionRejected`. ``proc`` is the worker's process (``poll()``,
+    ``returncode``; bwrap reports a signal as 128 + its number), ``output`` returns the
+    tail of its stdout and stderr.
+    """
 
-    def recv(self) -> tuple[str, Any]:
+    def __init__(self, sock: socket.socket, proc: Any, deadline: float, timeout: float,
+                 output: Callable[[], str] = lambda: "", max_payload: int = wire.MAX_PAYLOAD) -> None:
+        self.sock, self.proc, self.deadline, self.timeout = sock, proc, deadline, timeout
+        self.output, self.max_payload = output, max_payload
+
+    def _timeout(self) -> SubmissionRejected:
+        return SubmissionRejected(f"timeout: the run exceeded the board's limit of {self.timeout:g} s")
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """Send one message to the worker (it must read it before the deadline)."""
+        try:
+            wire.send(self.sock, msg, self.deadline)
+        except TimeoutError:
+            raise self._timeout() from None
+        except OSError:
+            raise SubmissionRejected(self._died()) from None
+
+    def recv(self) -> tuple[str, tuple]:
+        """The worker's next message as ``(op, args)``; its error reports become rejections."""
         while True:
             left = self.deadline - time.monotonic()
             if left <= 0:
-                raise SubmissionRejected(f"timeout: the run exceeded the board's limit of {self.timeout:g} s")
-            if self.conn.poll(min(left, 0.5)):
+                raise self._timeout()
+            if wire.wait_readable(self.sock, min(left, 0.5)):
                 try:
-                    msg = self.conn.recv()
-                except (EOFError, OSError):
+                    msg = wire.recv(self.sock, self.deadline, self.max_payload)
+                except wire.PeerClosed as e:
+                    if e.partial:
+                        raise SubmissionRejected(f"protocol violation: {e}") from None
                     raise SubmissionRejected(self._died()) from None
-                if not (isinstance(msg, tuple) and len(msg) == 2 and isinstance(msg[0], str)):
-                    raise SubmissionRejected(f"protocol violation: malformed message {type(msg).__name__}")
-                if msg[0] == "error":
-                    info = msg[1] if isinstance(msg[1], dict) else {"stage": "?", "message": str(msg[1])}
+                except wire.WireError as e:
+                    raise SubmissionRejected(f"protocol violation: malformed message: {e}") from None
+                except TimeoutError:
+                    raise self._timeout() from None
+                except OSError:
+                    raise SubmissionRejected(self._died()) from None
+                if not (isinstance(msg, dict) and isinstance(msg.get("op"), str)
+                        and isinstance(msg.get("args", []), list)):
+                    raise SubmissionRejected("protocol violation: malformed message: expected "
+                                             "{\"op\": str, \"args\": [...]}")
+                op, args = msg["op"], tuple(msg.get("args", []))
+                if op == "error":
+                    info = args[0] if args and isinstance(args[0], dict) else {"stage": "?", "message": str(args)}
                     raise SubmissionRejected(error_reason(info))
-                return msg
-            if not self.proc.is_alive() and not self.conn.poll(0):
+                return op, args
+            if self.proc.poll() is not None and not wire.wait_readable(self.sock, 0):
                 raise SubmissionRejected(self._died())
 
     def _died(self) -> str:
-        self.proc.join(1)
-        return f"crashed: the worker process died (exit code {self.proc.exitcode})"
+        try:
+            rc = self.proc.wait(2)
+        except Exception:  # noqa: BLE001 - still running: it closed its end of the socket
+            rc = None
+        sig = -rc if rc is not None and rc < 0 else rc - 128 if rc is not None and rc > 128 else None
+        if sig in _SIGNALS:
+            what = f"the worker {_SIGNALS[sig]}"
+        elif sig is not None:
+            what = f"the worker process died (signal {sig})"
+        else:
+            what = f"the worker process died (exit code {rc})"
+        tail = _printable(self.output())[-600:]
+        return f"crashed: {what}" + (f"; its last output: {tail}" if tail else "")
+
+
+def _printable(s: str) -> str:
+    """`s` without control characters (reasons reach a terminal)."""
+    return "".join(c for c in str(s) if c.isprintable() or c in "\n\t")
 
 
 def error_reason(info: dict[str, Any]) -> str:
     """The rejection reason for a worker's ``("error", {"stage", "message"})``."""
-    stage, msg = info.get("stage"), str(info.get("message", "")).strip()
-    last = msg.splitlines()[-1] if msg else ""
+    stage, msg = _printable(info.get("stage"))[:20], _printable(info.get("message", ""))[-4000:].strip()
+    last = msg.splitlines()[-1][:500] if msg else ""
     if stage == "load":
         return f"malformed submission: could not load it: {last}"
     if stage == "interface":

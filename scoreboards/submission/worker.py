@@ -1,12 +1,18 @@
-"""The worker process of a submission run: load the class, train it on the client, then act.
+"""The worker process of a submission run: limit itself, load the class, train it on the client, then act.
 
-:func:`worker_main` runs in a spawned process. Untrusted submissions first lose
-access to the env package (:data:`BLOCKED_PACKAGES`, which holds the clean expert): a
-guard against accidental peeking, not a security sandbox. Then the target class is
-loaded (:func:`load_target`), its interface checked (:func:`check_interface`), and it
+:func:`main` runs inside the sandbox (:mod:`scoreboards.sandbox`), started as
+``python -c ... FD`` with FD one end of a socket pair to the harness. It reads the
+harness's start message (target, public spec, limits, the uid to switch to), and,
+before any submission code runs, sets its resource limits (:func:`apply_limits`),
+gives up root when the sandbox started it as root (:func:`drop_privileges`), and,
+for untrusted submissions, loses access to the env package
+(:data:`BLOCKED_PACKAGES`, which holds the clean expert; a guard against peeking,
+the sandbox being the security boundary). Then the target class is loaded
+(:func:`load_target`), its interface checked (:func:`check_interface`), and it
 trains on an :class:`~scoreboards.submission.client.ExpertClient`; afterwards the
 worker answers the harness's ``act`` requests until told to stop. Errors go back to
-the harness as ``("error", {"stage", "message"})``.
+the harness as ``{"op": "error", "args": [{"stage", "message"}]}``. Every message
+uses :mod:`~scoreboards.submission.wire` (no pickle).
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import importlib
 import importlib.abc
 import importlib.util
 import os
+import resource
+import socket
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
+from scoreboards.submission import wire
 from scoreboards.submission.client import BudgetExceeded, ExpertClient, ProtocolError, to_numpy
 
 BLOCKED_PACKAGES = ("noisy_expert_gym",)
@@ -72,36 +81,86 @@ def check_interface(cls: Any) -> str | None:
     return None
 
 
-def worker_main(conn: Any, target: str, spec: dict[str, Any], trusted: bool, cwd: str) -> None:
-    """The worker process: load, check, train on the client, then answer ``act`` requests."""
+#: Characters of a traceback sent to the harness.
+MAX_ERROR_CHARS = 4000
+
+
+def apply_limits(limits: dict[str, Any]) -> None:
+    """Set this process's resource limits (inherited by everything it starts; they can only be
+    lowered): CPU seconds, memory (``RLIMIT_DATA``), processes and threads, no core dumps."""
+    cpu = int(limits["cpu_s"]) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))  # SIGXCPU, then SIGKILL
+    mem = int(limits["memory_mb"]) << 20
+    resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("max_procs") is not None:
+        n = int(limits["max_procs"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become `uid`/`gid` with no supplementary groups and no capabilities, for good."""
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise RuntimeError("could not give up root in the sandbox")  # never run a submission as root
+
+
+def main(fd: int) -> int:
+    """The worker process: read the start message, limit itself, then :func:`serve`."""
+    sock = socket.socket(fileno=fd)
+    start = wire.recv(sock, max_payload=None)
+    try:
+        apply_limits(start["limits"])
+        if start.get("user"):
+            drop_privileges(*start["user"])
+        for p in reversed(start.get("path", [])):
+            if p not in sys.path:
+                sys.path.insert(0, p)
+    except BaseException:  # noqa: BLE001 - reported, and no submission code runs
+        _send_error(sock, "setup")
+        return 1
+    serve(sock, start["target"], start["spec"], start["trusted"])
+    return 0
+
+
+def _send_error(sock: socket.socket, stage: str, message: str | None = None) -> None:
+    msg = (message if message is not None else traceback.format_exc())[-MAX_ERROR_CHARS:]
+    try:
+        wire.send(sock, {"op": "error", "args": [{"stage": stage, "message": msg}]})
+    except (OSError, TypeError):
+        pass
+
+
+def serve(sock: socket.socket, target: str, spec: dict[str, Any], trusted: bool) -> None:
+    """Load, check, train on the client, then answer ``act`` requests until told to stop."""
     stage = "load"
     try:
         if not trusted:
             block_env_imports()
-        if cwd not in sys.path:
-            sys.path.insert(0, cwd)
         cls = load_target(target)
         stage = "interface"
         if (why := check_interface(cls)) is not None:
-            conn.send(("error", {"stage": stage, "message": why}))
+            _send_error(sock, stage, why)
             return
         stage = "init"
         algo = cls(dict(spec))
-        client = ExpertClient(conn, spec)
+        client = ExpertClient(sock, spec)
         stage = "train"
         algo.train(client)
-        conn.send(("done", None))
+        wire.send(sock, {"op": "done", "args": []})
         stage = "act"
         while True:
-            op, payload = conn.recv()
-            if op != "act":
+            msg = wire.recv(sock, max_payload=None)
+            if msg.get("op") != "act":
                 return
-            a, _ = to_numpy(algo.act(payload))
-            conn.send(("actions", a))
-    except (BudgetExceeded, ProtocolError, EOFError, BrokenPipeError):
+            a, _ = to_numpy(algo.act(msg["observations"]))
+            wire.send(sock, {"op": "actions", "args": [a]})
+    except (BudgetExceeded, ProtocolError, wire.PeerClosed, BrokenPipeError, ConnectionResetError):
         return  # the harness ended the run and knows why
     except BaseException:  # noqa: BLE001 - everything else is reported as a crash
-        try:
-            conn.send(("error", {"stage": stage, "message": traceback.format_exc()}))
-        except (OSError, ValueError):
-            pass
+        _send_error(sock, stage)
