@@ -145,7 +145,7 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         "score": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high, "std": s.std,
         "seeds": list(board.train_seeds),
         "per_seed": [{"seed": o.seed, **o.metrics, "trajectories": o.trajectories, "queries": o.queries,
-                      "wall_time": o.wall_time} for o in outcomes],
+                      "wall_time": o.wall_time, "sandbox": o.sandbox} for o in outcomes],
         "trajectories": sum(o.trajectories for o in outcomes) / len(outcomes),
         "queries": sum(o.queries for o in outcomes) / len(outcomes),
         "wall_time": sum(o.wall_time for o in outcomes),

@@ -7,6 +7,7 @@ imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -123,12 +124,16 @@ def _board_list(args: argparse.Namespace) -> int:
 def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, train: dict,
            timeout: float | None) -> bool:
     from scoreboards.boards import submit
+    from scoreboards.sandbox import SandboxUnavailable
     from scoreboards.submission import SubmissionRejected
 
     try:
         e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
     except SubmissionRejected as err:
         print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
+        return False
+    except SandboxUnavailable as err:
+        print(f"NOT RUN {name or target.rpartition(':')[2]}: {err}", file=sys.stderr)
         return False
     ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
     print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
@@ -155,8 +160,10 @@ def _board_baselines(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from scoreboards.boards import load_board, render_board, write_board
 
+    from scoreboards.submission import unsandboxed
+
     board = load_board(args.board)
-    with _store(args) as store:
+    with _store(args) as store, unsandboxed() if args.no_sandbox else contextlib.nullcontext():
         ok = _enter(board, args.target, store, args.name, _kv(args.param), _kv(args.train), args.timeout)
         if ok:
             write_board(board, store)
@@ -233,7 +240,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("submit", help="run a submission under a board's protocol and enter it",
                        description="Run `module:Class`, `path/to/file.py:Class` or `builtin:ALGO` under "
-                                   "the board's protocol (a worker process, a budgeted expert client, "
+                                   "the board's protocol (a sandboxed worker process, a budgeted expert client, "
                                    "held-out evaluation by the harness). See scoreboards/README.md.")
     p.add_argument("target", help="module:Class, path/to/file.py:Class or builtin:ALGO")
     p.add_argument("--board", required=True)
@@ -241,5 +248,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter")
     p.add_argument("--train", action="append", metavar="K=V", help="builtin: training field (preset, lr, ...)")
     p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the worker without the bubblewrap sandbox (your own code only, where no "
+                        "sandbox can be set up); the entry is recorded as unsandboxed")
     _db_arg(p)
     p.set_defaults(func=_submit)

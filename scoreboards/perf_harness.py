@@ -100,7 +100,9 @@ def pipe_cost(batch: int, reps: int, m: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         os.environ.update(NEG_PERF_BATCH=str(batch), NEG_PERF_REPS=str(reps),
                           NEG_PERF_OUT=str(Path(d) / "pipe.json"))
-        run_submission(board, "scoreboards.perf_harness:PipeProbe", seed=0)
+        # No sandbox: the probe reads its settings from the environment and writes its timings
+        # to a file, which a sandboxed worker cannot; the socket and its wire format are the same.
+        run_submission(board, "scoreboards.perf_harness:PipeProbe", seed=0, sandbox="none")
         through = json.loads((Path(d) / "pipe.json").read_text())
     problem = make_problem("NoisyModAdd-v0", p=7, m=m, eta=0.2).with_rng(np.random.default_rng(0))
     task, expert = problem.task, problem.expert
