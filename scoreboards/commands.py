@@ -159,7 +159,6 @@ def _board_baselines(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from scoreboards.boards import load_board, render_board, write_board
-
     from scoreboards.submission import unsandboxed
 
     board = load_board(args.board)

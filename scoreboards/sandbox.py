@@ -91,7 +91,7 @@ class Limits:
     wall_s: float
     """Wall-clock limit of the run (training and evaluation), enforced by the harness's timer."""
     cpu_s: float
-    """CPU seconds per process (``RLIMIT_CPU``; SIGXCPU, then SIGKILL 2 s later). Default:
+    """CPU seconds per process (``RLIMIT_CPU``; SIGXCPU, then SIGKILL 1 s later). Default:
     the wall limit x the machine's CPU count."""
     memory_mb: int = 8192
     """Memory per process (``RLIMIT_DATA``: heap and private mappings), MiB."""

@@ -70,6 +70,7 @@ The package, one job per module
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,15 +197,16 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         _serve(session, server)
         train_time = time.monotonic() - t0
         metrics = evaluate_greedy(session, task, held_out_prompts(task, board.eval_seeds, board.eval_prompts))
-        return RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
-                          wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode)
-    finally:
-        try:
-            session.deadline = time.monotonic() + 1
+        out = RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
+                         wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode)
+        try:  # let an accepted worker exit by itself (a rejected one is simply killed)
+            session.deadline = time.monotonic() + 2
             session.send({"op": "exit"})
             worker.proc.wait(2)
-        except Exception:  # noqa: BLE001, S110 - it is killed next either way
+        except (SubmissionRejected, OSError, subprocess.TimeoutExpired):
             pass
+        return out
+    finally:
         worker.kill()
         ours.close()
 

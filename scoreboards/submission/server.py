@@ -38,7 +38,8 @@ class SubmissionRejected(Exception):
 
 # ----- the socket ------------------------------------------------------------------------------
 #: Signals that end a worker, as the reason says them.
-_SIGNALS = {signal.SIGXCPU: "exceeded its CPU time limit (SIGXCPU)", signal.SIGKILL: "was killed (SIGKILL)",
+_SIGNALS = {signal.SIGXCPU: "exceeded its CPU time limit (SIGXCPU)",
+            signal.SIGKILL: "was killed (SIGKILL: past its CPU time limit, or out of memory)",
             signal.SIGSEGV: "crashed (SIGSEGV)", signal.SIGABRT: "aborted (SIGABRT)"}
 
 

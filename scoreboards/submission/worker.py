@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import math
 import os
 import resource
 import socket
@@ -88,8 +89,8 @@ MAX_ERROR_CHARS = 4000
 def apply_limits(limits: dict[str, Any]) -> None:
     """Set this process's resource limits (inherited by everything it starts; they can only be
     lowered): CPU seconds, memory (``RLIMIT_DATA``), processes and threads, no core dumps."""
-    cpu = int(limits["cpu_s"]) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))  # SIGXCPU, then SIGKILL
+    cpu = math.ceil(limits["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
     mem = int(limits["memory_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
