@@ -204,7 +204,7 @@ class View:
         # The interpreter and its environment, at the paths the venv's links point to.
         for p in dict.fromkeys([sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]):
             for q in dict.fromkeys([p, os.path.realpath(p)]):
-                if not q.startswith("/usr/") and os.path.isdir(q):
+                if q != "/usr" and not q.startswith("/usr/") and os.path.isdir(q):  # /usr is bound already
                     v.binds.append((q, q))
         site_dirs = {sysconfig.get_paths(vars={"base": b, "platbase": b})[k]
                      for b in (sys.prefix, sys.base_prefix) for k in ("purelib", "platlib")}

@@ -90,8 +90,8 @@ class Session:
                     raise self._timeout() from None
                 except OSError:
                     raise SubmissionRejected(self._died()) from None
-                if not (isinstance(msg, dict) and isinstance(msg.get("op"), str)
-                        and isinstance(msg.get("args", []), list)):
+                if not (isinstance(msg, dict) and isinstance(msg.get("op"), str) and len(msg["op"]) <= 40
+                        and msg["op"].isidentifier() and isinstance(msg.get("args", []), list)):
                     raise SubmissionRejected("protocol violation: malformed message: expected "
                                              "{\"op\": str, \"args\": [...]}")
                 op, args = msg["op"], tuple(msg.get("args", []))

@@ -216,6 +216,7 @@ def test_the_pickle_payload_is_live(tmp_path):
     ("bad_ref", "bad array reference"),
     ("deep_json", "message header is not JSON"),
     ("not_a_request", "expected {\"op\": str, \"args\": [...]}"),
+    ("terminal_escape", "expected {\"op\": str, \"args\": [...]}"),
     ("truncated", "the connection closed in the middle of a message"),
 ])
 def test_malformed_messages_are_rejected_and_never_unpickled(board, tmp_path, mode, why):

@@ -66,6 +66,7 @@ def test_honest_submission_is_scored_by_the_harness(board, db_path):
         assert e["kind"] == "submission" and e["score"] > 0.9  # m = 3: the table covers the prompts
         (seed_run,) = e["per_seed"]
         assert seed_run["trajectories"] <= 1024 and seed_run["queries"] <= 6144
+        assert seed_run["sandbox"] == "bwrap"
         md = render_board(board, st)
     assert "| 1 | TableLearner |" in md and "held-out prompts" in md
 
@@ -143,7 +144,7 @@ def test_builtin_enters_through_the_same_path(tmp_path, db_path):
         e = submit(board, "builtin:nail-f", st, train=train, log=lambda m: None)
         assert e["kind"] == "builtin" and e["name"] == "nail-f"
         (run,) = e["per_seed"]
-        assert run["trajectories"] == 512 and run["queries"] == 512 * 3
+        assert run["trajectories"] == 512 and run["queries"] == 512 * 3 and run["sandbox"] == "bwrap"
         assert 0.0 <= e["score"] <= 1.0
         ref = submit(board, "builtin:bc-clean", st, train=train, log=lambda m: None)
         assert ref["kind"] == "reference" and ref["per_seed"][0]["trajectories"] == 512

@@ -33,6 +33,7 @@ MODES = {
     "bad_ref": lambda spec: frame(b'{"msg":{"op":"probs","args":[{"$array":7}]},"arrays":[]}'),
     "deep_json": lambda spec: frame(b"[" * 60000),
     "not_a_request": lambda spec: frame(b'{"msg":[1,2,3],"arrays":[]}'),
+    "terminal_escape": lambda spec: frame(b'{"msg":{"op":"\\u001b]0;pwned\\u0007","args":[]},"arrays":[]}'),
     "truncated": lambda spec: struct.pack("<I", 1000) + b'{"msg":',
 }
 
