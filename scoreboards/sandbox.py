@@ -107,7 +107,8 @@ class Limits:
         """The limits a board declares: ``timeout_s`` and the optional ``cpu_s``, ``memory_mb``,
         ``max_procs``, ``scratch_mb`` and ``device`` (``"cuda..."`` passes GPUs through)."""
         wall = float(timeout or board.timeout_s)
-        cpu = getattr(board, "cpu_s", None) or wall * (os.cpu_count() or 1)
+        cpu = getattr(board, "cpu_s", None)
+        cpu = wall * (os.cpu_count() or 1) if cpu is None else cpu
         kw = {k: int(v) for k in ("memory_mb", "max_procs", "scratch_mb")
               if (v := getattr(board, k, None)) is not None}
         return cls(wall_s=wall, cpu_s=float(cpu), gpu=str(getattr(board, "device", "cpu")).startswith("cuda"), **kw)
