@@ -25,8 +25,11 @@ from scoreboards.config import (
     check_algorithm,
     report_with,
 )
+from scoreboards.hidden import HIDEABLE
 
 BOARD_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len")
+#: How a board's expert may be queried (``[env] access``).
+ACCESS_MODES = ("full", "sample")
 
 
 @dataclass
@@ -47,14 +50,59 @@ class Board:
     timeout_s: float
     baselines: list[dict[str, Any]] = field(default_factory=list)
     hash: str = ""
+    hidden: list[str] = field(default_factory=list)
+    """Keyword arguments the harness draws from its secret for each run (hidden-rule boards)."""
+    access: str = "full"
+    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only."""
+    curve_points: int = 4
+    """Evaluations per run (the last is the score): the harness's learning curve of each entry."""
 
     @property
     def seed_salt(self) -> int:
         """Mixed into the harness's training RNGs so boards do not share prompt streams."""
         return int(self.hash[:8], 16) if self.hash else 0
 
+    @property
+    def rule(self) -> str:
+        """``hidden`` (the task is a secret instance of its family) or ``open`` (a practice board)."""
+        return "hidden" if self.hidden else "open"
+
 
 # ----- the file, declared ------------------------------------------------------------------------
+class BoardEnv(EnvTable):
+    """``[env]``: the env, its public kwargs, what the harness hides, and the expert's access mode."""
+
+    hidden: list[Literal[HIDEABLE]] = Field(default_factory=list)  # type: ignore[valid-type]
+    """Keyword arguments the harness draws from its secret for each training seed (never shown to
+    submissions): a hidden-rule board. Empty: an open practice board."""
+    access: Literal[ACCESS_MODES] = "full"  # type: ignore[valid-type]
+    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only
+    (``probs``, ``probs_along``, ``log_prob`` are refused)."""
+
+    @model_validator(mode="after")
+    def _hideable(self, info: ValidationInfo) -> BoardEnv:
+        problems = []
+        if len(set(self.hidden)) != len(self.hidden):
+            problems.append(f"`hidden` has repeated names {self.hidden}")
+        if "access" in self.kwargs:
+            problems.append("declare the access mode as `[env] access`, not as an env kwarg (the harness "
+                            "enforces it on every request)")
+        shown = sorted(set(self.hidden) & set(self.kwargs))
+        if shown:
+            problems.append(f"{shown} are both hidden and given in kwargs; a hidden value is drawn by the "
+                            "harness, remove it from kwargs")
+        if self.hidden and not shown and (info.context or {}).get("check_envs", True):
+            from noisy_expert_gym import make_problem
+
+            try:  # the family must accept each hidden kwarg, with these kwargs
+                make_problem(self.id, **self.kwargs, **dict.fromkeys(self.hidden, 1))
+            except Exception as e:  # noqa: BLE001 - any builder error is a problem of the file
+                problems.append(f"hidden {self.hidden}: {type(e).__name__}: {e}".replace("\n", " "))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
 class BoardEval(TomlModel):
     """``[eval]``: the harness's held-out evaluation."""
 
@@ -64,6 +112,9 @@ class BoardEval(TomlModel):
     """The harness's held-out evaluation seeds (never shown to submissions)."""
     metric: Literal[BOARD_METRICS] = "greedy_full_exact"  # type: ignore[valid-type]
     """The score."""
+    curve_points: int = Field(4, ge=1, le=20)
+    """Evaluations per run at equal fractions of the trajectory budget (the last is the score):
+    each entry's learning curve, measured by the harness."""
 
 
 class Protocol(TomlModel):
@@ -109,7 +160,7 @@ class BoardFile(TomlModel):
     description: str = ""
     cost: str = ""
     """Expected cost per entry, for people."""
-    env: EnvTable
+    env: BoardEnv
     budget: BudgetTable
     eval: BoardEval
     protocol: Protocol
@@ -135,13 +186,26 @@ class BoardFile(TomlModel):
             self.budget.queries = self.budget.trajectories * horizon
         return self
 
+    @model_validator(mode="after")
+    def _baselines_fit_access(self) -> BoardFile:
+        if self.env.access == "sample":
+            from scoreboards.builtin import needs_probs
+
+            bad = [b.algo for b in self.baselines if needs_probs(b.algo, b.params)]
+            if bad:
+                raise ValueError(f"[[baselines]] {', '.join(bad)} need the expert's probabilities, and this "
+                                 "board's expert is sample-only ([env] access = \"sample\"); list algorithms "
+                                 "that learn from sampled tokens")
+        return self
+
     def to_board(self, hash: str) -> Board:
         return Board(name=self.name, description=self.description, cost=self.cost, env_id=self.env.id,
                      env_kwargs=dict(self.env.kwargs), budget_trajectories=self.budget.trajectories,
                      budget_queries=self.budget.queries, eval_prompts=self.eval.prompts,
                      eval_seeds=list(self.eval.seeds), metric=self.eval.metric,
                      train_seeds=list(self.protocol.train_seeds), timeout_s=self.protocol.timeout_s,
-                     baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash)
+                     baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash,
+                     hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points)
 
 
 class BoardError(ConfigError):

@@ -8,7 +8,14 @@ counted and budgeted by the harness, which also scores the trained policy throug
 :meth:`BuiltinSubmission.act`. The adapter is trusted project code, so it builds the
 problem's task core in the worker for the observation layout and the trainer's own
 monitoring evaluation (which uses clean chains of held-out prompts; the board's
-score never does).
+score never does). On a hidden-rule board the worker knows only the public kwargs, so
+that task core is the family's default instance: it has the board's layout (sizes,
+tokens, horizon), and the trainer's monitoring numbers on it are discarded.
+
+While training, the harness measures the board's learning curve by calling
+:meth:`BuiltinSubmission.act`, which then answers with the trainer's live policy.
+
+:func:`needs_probs` says whether an algorithm can enter a sample-only board.
 """
 
 from __future__ import annotations
@@ -21,6 +28,23 @@ import numpy as np
 
 #: Evaluation prompts of the trainer's own (monitoring) evaluation under a board.
 MONITOR_PROMPTS = 256
+
+
+def needs_probs(algo: str, params: dict[str, Any] | None = None) -> bool:
+    """Whether the built-in `algo` (with `params`) reads the expert's probabilities
+    (``probs``, ``probs_along``, ``log_prob``), which a sample-only board refuses.
+
+    Read from the algorithm's record: ``Algorithm.needs_probs``, a bool or a function of
+    its validated parameters (e.g. True only for an ``exact`` estimator). An algorithm
+    that does not declare it is taken to need them.
+    """
+    from agents.algos import get_algorithm
+
+    alg = get_algorithm(algo)
+    flag = getattr(alg, "needs_probs", True)
+    if callable(flag):
+        return bool(flag(alg.params.model_validate(dict(params or {}))))
+    return bool(flag)
 
 
 class _ClientTask:
@@ -59,7 +83,6 @@ class BuiltinSubmission:
         self.problem = make_problem(spec["env_id"], **spec["env_kwargs"])
         self.task = self.problem.task
         self.policy: Any = None
-        self.device: Any = None
         self.result: Any = None
 
     def train(self, expert: Any) -> None:
@@ -75,6 +98,15 @@ class BuiltinSubmission:
         if q is not None:  # the trainer checks before an update; keep one update's worth of room
             q = max(1, q - 2 * batch * self.task.horizon)
         budget = s["budget_trajectories"]
+        from agents import trainer
+
+        build_policy = trainer.build_policy
+
+        def live_policy(*args: Any, **kwargs: Any) -> Any:  # keep the policy for act() during training
+            self.policy = build_policy(*args, **kwargs)
+            return self.policy
+
+        trainer.build_policy = live_policy
         with tempfile.TemporaryDirectory(prefix="neg-builtin-") as data_dir:
             cfg = TrainConfig(**{**train, "algo": s["algo"], "algo_params": dict(s.get("algo_params", {})),
                                  "env_id": s["env_id"], "env_kwargs": dict(s["env_kwargs"]),
@@ -89,21 +121,31 @@ class BuiltinSubmission:
                 problem = problem.with_experts(_NoExpert(), expert)
             else:
                 problem = problem.with_experts(expert, _NoExpert())
-            self.result = run_training(cfg, problem=problem)
+            try:
+                self.result = run_training(cfg, problem=problem)
+            finally:
+                trainer.build_policy = build_policy
         self.policy = self.result.policy
         self.policy.eval()
-        self.device = next(self.policy.parameters()).device
 
     def act(self, observations: np.ndarray) -> np.ndarray:
         import torch
 
-        obs = torch.as_tensor(np.asarray(observations), dtype=torch.long, device=self.device)
+        if self.policy is None:
+            raise RuntimeError("no policy yet: training has not built it")
+        device = next(self.policy.parameters()).device
+        obs = torch.as_tensor(np.asarray(observations), dtype=torch.long, device=device)
         p = self.task.prompt_len
         written = (obs[:, p:] != self.task.pad_token).sum(1)
-        out = torch.empty(obs.shape[0], dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            for t in torch.unique(written).tolist():
-                rows = (written == t).nonzero()[:, 0]
-                logits = self.policy(obs[rows, : p + t])[:, -1]  # (n, A): the next action
-                out[rows] = logits.argmax(-1)
+        out = torch.empty(obs.shape[0], dtype=torch.long, device=device)
+        was_training = self.policy.training  # mid-training calls (the harness's curve) keep the mode
+        self.policy.eval()
+        try:
+            with torch.no_grad():
+                for t in torch.unique(written).tolist():
+                    rows = (written == t).nonzero()[:, 0]
+                    logits = self.policy(obs[rows, : p + t])[:, -1]  # (n, A): the next action
+                    out[rows] = logits.argmax(-1)
+        finally:
+            self.policy.train(was_training)
         return out.cpu().numpy()

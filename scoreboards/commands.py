@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -117,7 +118,53 @@ def _board_list(args: argparse.Namespace) -> int:
 
     for name in shipped_boards():
         b = load_board(name)
-        print(f"{name:22s} {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; {b.cost}")
+        rule = f"hidden {'+'.join(b.hidden)}" if b.hidden else "OPEN (practice)"
+        access = "" if b.access == "full" else ", sample-only"
+        print(f"{name:32s} [{rule}{access}] {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; "
+              f"{b.cost}")
+    return 0
+
+
+def _board_verify(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board
+    from scoreboards.verify import verify_entry
+
+    board = load_board(args.board)
+    with _store(args) as store:
+        try:
+            v = verify_entry(board, args.entry, store, timeout=args.timeout)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    print(f"entry {args.entry}: {v.outcome}: {v.detail}")
+    return 0 if v.ok else 1
+
+
+def _board_publish(args: argparse.Namespace) -> int:
+    from scoreboards.boards import load_board, shipped_boards
+    from scoreboards.site import publish
+
+    boards = [load_board(b) for b in (args.boards or shipped_boards())]
+    with _store(args) as store:
+        index = publish(boards, store, args.out)
+    print(f"site written: open {index}")
+    return 0
+
+
+def _board_secret(args: argparse.Namespace) -> int:
+    import os
+
+    from scoreboards.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.store import default_db
+
+    results = Path(args.db).parent if args.db else default_db().parent
+    where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
+    try:
+        secret = load_secret(results, create=args.create)
+    except FileNotFoundError as e:
+        print(f"{e}; `neg board secret --create` makes one", file=sys.stderr)
+        return 1
+    print(f"board secret: {where} (id {secret_id(secret)}; the secret itself is never printed)")
     return 0
 
 
@@ -235,6 +282,21 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
     _db_arg(p)
     p.set_defaults(func=_board_baselines)
+    p = osub.add_parser("verify", help="re-run an entry from its stored code; is its score reproduced?")
+    p.add_argument("board")
+    p.add_argument("entry", type=int, help="the entry's id (the `entry` column of `neg board show` and of the web site)")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    _db_arg(p)
+    p.set_defaults(func=_board_verify)
+    p = osub.add_parser("publish", help="write the leaderboards as a static web site (open OUT/index.html)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--boards", nargs="*", help="only these boards (default: every shipped board)")
+    _db_arg(p)
+    p.set_defaults(func=_board_publish)
+    p = osub.add_parser("secret", help="where the harness's secret for hidden-rule boards lives, and its id")
+    p.add_argument("--create", action="store_true", help="create it if missing")
+    _db_arg(p)
+    p.set_defaults(func=_board_secret)
     board.set_defaults(func=lambda a: board.print_help() or 2)
 
     p = sub.add_parser("submit", help="run a submission under a board's protocol and enter it",

@@ -31,11 +31,11 @@ METRIC_NAMES = {
 }
 
 
-def save_atomic(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Save a figure through a temporary file and an atomic rename; closes the figure."""
+def save_atomic(fig: Any, path: str | Path, dpi: int = 100, fmt: str = "png") -> Path:
+    """Save a figure (``png`` or ``svg``) through a temporary file and an atomic rename; closes it."""
     try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
+        with atomic_path(path, suffix=f".{fmt}") as tmp:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
     finally:
         plt.close(fig)
     return Path(path)
@@ -47,12 +47,13 @@ def _color_map(labels: Sequence[str]) -> dict[str, Any]:
 
 
 def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Path, title: str = "",
-                    metrics: Sequence[str] = ("val_loss", "greedy_full_exact"), x: str = "trajectories"
-                    ) -> Path | None:
+                    metrics: Sequence[str] = ("val_loss", "greedy_full_exact"), x: str = "trajectories",
+                    fmt: str = "png") -> Path | None:
     """One panel per metric; a line per algorithm label (mean over seeds, +-1 std band).
 
     Args:
         curves_by_label: label -> one curve (list of evaluation dicts) per seed.
+        fmt: ``png`` or ``svg``.
     """
     if not any(any(c) for cs in curves_by_label.values() for c in cs):
         return None
@@ -82,7 +83,7 @@ def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Pa
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_atomic(fig, path)
+    return save_atomic(fig, path, fmt=fmt)
 
 
 def final_vs_x(points: dict[str, dict[str, list[tuple[float, float, float]]]], path: str | Path, xlabel: str,

@@ -11,7 +11,11 @@ Tables:
 - ``final_metrics``: (run key, metric, value).
 - ``samples``: a few greedy evaluation episodes per run (prompt, chain), for the
   report's animations.
-- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`).
+- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`), with
+  what makes them verifiable: the code's digest and how to re-run it, the library
+  versions, the protocol hash, the hidden instances' commitment, and the harness's
+  learning curve of each run;
+- ``board_verifications``: re-runs of entries (``neg board verify``) and their outcome.
 
 A finished run is written in one ``BEGIN IMMEDIATE`` transaction (run row,
 curve and final metrics together), so a crash never leaves a half-written run
@@ -114,7 +118,33 @@ CREATE TABLE IF NOT EXISTS board_entries (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS board_entries_board ON board_entries (board);
+CREATE TABLE IF NOT EXISTS board_verifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id INTEGER NOT NULL REFERENCES board_entries (id) ON DELETE CASCADE,
+    outcome TEXT NOT NULL CHECK (outcome IN ('reproduced', 'within_ci', 'not_reproduced', 'cannot_rerun')),
+    score REAL,
+    per_seed TEXT,
+    detail TEXT,
+    code_version TEXT,
+    sandbox TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS board_verifications_entry ON board_verifications (entry_id);
 """
+#: Columns added to ``board_entries`` after its first version (added to older databases on open).
+BOARD_ENTRY_COLUMNS = {
+    "code_ref": "TEXT",  # sha256 of the stored code (entry_code), NULL for built-ins
+    "rerun": "TEXT",  # JSON: how to run the entry again (target, params, train)
+    "versions": "TEXT",  # JSON: Python and library versions, the harness's code version
+    "rule": "TEXT",  # 'open' or 'hidden'
+    "access": "TEXT",  # 'full' or 'sample'
+    "secret_id": "TEXT",  # hidden boards: which harness secret drew the instances
+    "seed_commitment": "TEXT",  # hidden boards: commitment to the hidden values used
+    "curves": "TEXT",  # JSON: the harness's learning curve of each run
+    "sandbox": "TEXT",  # how the worker was isolated ('bwrap', 'none'); NULL: before sandboxes
+}
+#: JSON-encoded columns of ``board_entries``.
+BOARD_JSON_COLUMNS = ("seeds", "per_seed", "rerun", "versions", "curves")
 #: Curve row fields that are coordinates, not metrics.
 CURVE_AXES = ("update", "trajectories", "queries", "wall_time")
 
@@ -159,6 +189,10 @@ class ResultStore:
                 if stmt.strip():
                     con.execute(stmt)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            have = {r["name"] for r in con.execute("PRAGMA table_info(board_entries)")}
+            for col, kind in BOARD_ENTRY_COLUMNS.items():
+                if col not in have:
+                    con.execute(f"ALTER TABLE board_entries ADD COLUMN {col} {kind}")
 
     def close(self) -> None:
         self._con.close()
@@ -326,21 +360,56 @@ class ResultStore:
     # ----- boards ------------------------------------------------------------------
     def add_board_entry(self, entry: dict[str, Any]) -> int:
         """Insert an accepted board entry (one transaction); returns its id."""
-        entry = {**entry, "created_at": entry.get("created_at") or now()}
-        for c in ("seeds", "per_seed"):
-            entry[c] = canonical_json(entry[c])
+        entry = {k: v for k, v in entry.items() if k != "id"}
+        entry["created_at"] = entry.get("created_at") or now()
+        for c in BOARD_JSON_COLUMNS:
+            if c in entry and entry[c] is not None:
+                entry[c] = canonical_json(entry[c])
         with self.transaction() as con:
             cur = con.execute(f"INSERT INTO board_entries ({', '.join(entry)}) "
                               f"VALUES ({', '.join('?' * len(entry))})", tuple(entry.values()))
             return int(cur.lastrowid)
 
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> dict[str, Any]:
+        r = dict(row)
+        for c in BOARD_JSON_COLUMNS:
+            r[c] = json.loads(r[c]) if r.get(c) else ([] if c in ("seeds", "per_seed", "curves") else None)
+        return r
+
     def board_entries(self, board: str) -> list[dict[str, Any]]:
-        rows = [dict(r) for r in self._con.execute(
+        """A board's entries (every protocol version), oldest first, JSON columns decoded."""
+        return [self._entry(r) for r in self._con.execute(
             "SELECT * FROM board_entries WHERE board = ? ORDER BY id", (board,))]
-        for r in rows:
-            r["seeds"] = json.loads(r["seeds"])
-            r["per_seed"] = json.loads(r["per_seed"])
-        return rows
+
+    def board_entry(self, entry_id: int) -> dict[str, Any] | None:
+        """One entry by id, or None."""
+        row = self._con.execute("SELECT * FROM board_entries WHERE id = ?", (int(entry_id),)).fetchone()
+        return self._entry(row) if row is not None else None
+
+    def add_verification(self, entry_id: int, outcome: str, score: float | None = None,
+                         per_seed: Any = None, detail: str = "", sandbox: str | None = None) -> int:
+        """Record a re-run of an entry (``neg board verify``); returns its id."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO board_verifications (entry_id, outcome, score, per_seed, detail, code_version, "
+                "sandbox, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (int(entry_id), outcome, _num(score), canonical_json(per_seed) if per_seed is not None else None,
+                 detail, code_version(), sandbox, now()))
+            return int(cur.lastrowid)
+
+    def verifications(self, entry_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """The re-runs of each entry, oldest first."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        ids = [int(i) for i in entry_ids]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for r in self._con.execute(f"SELECT * FROM board_verifications WHERE entry_id IN "
+                                       f"({', '.join('?' * len(chunk))}) ORDER BY id", chunk):
+                row = dict(r)
+                row["per_seed"] = json.loads(row["per_seed"]) if row["per_seed"] else None
+                out.setdefault(row["entry_id"], []).append(row)
+        return out
 
     # ----- export ------------------------------------------------------------------
     def export(self, out_dir: str | Path, fmt: str = "csv", keys: Iterable[str] | None = None,

@@ -23,22 +23,32 @@ During ``train`` the submission sees only what :class:`ExpertClient` offers:
 - the noisy expert on prefixes of those prompts (and only those):
   ``probs(obs)``, ``sample(obs)``, ``log_prob(obs, actions)`` for single prefixes
   (N, obs_len), ``probs_along(prompts, chain)`` at every prefix of complete chains
-  (N, H), ``rollout(prompts)`` for the expert's own rollouts;
+  (N, H), ``sample_along(prompts, chain, k)`` (k samples at every prefix: (N, H, k)),
+  ``rollout(prompts)`` for the expert's own rollouts; ``expert.access`` is ``full``,
+  or ``sample`` on a sample-only board, where ``probs``, ``probs_along`` and
+  ``log_prob`` raise :class:`ExpertAccessError` in the client (and end the run if
+  sent past it);
 - ``expert.observe(prompts, chain)``: the observation layout (prompt, chain, pad);
 - the budget: ``trajectories``, ``queries`` (spent), ``trajectories_left``,
   ``queries_left``, ``num_queries``.
 
 Arrays may be numpy arrays or torch tensors (answers come back as the same kind, on
 the same device). Costs, counted by the harness: every prefix answered is one
-query; every complete chain queried (a row of ``probs_along`` or ``rollout``) is
-one expert trajectory; a ``probs_along`` on the chains of the last ``rollout``
-is free (the rollout already computed those distributions). A request that
+query (``sample_along`` with k samples: k queries per prefix); every complete chain
+queried (a row of ``probs_along``, ``sample_along`` or ``rollout``) is one expert
+trajectory; a ``probs_along`` on the chains of the last ``rollout`` is free (the
+rollout already computed those distributions; not on sample-only boards). A request that
 would exceed either budget ends the run as invalid -- check ``*_left`` first.
 
 After ``train`` returns, the harness evaluates: it samples held-out prompts from
 evaluation seeds that the submission never sees, and builds greedy chains by
 calling ``act`` step by step. The score (greedy full-chain exact match by default)
-is computed by the harness. Crashes, timeouts, wrong interfaces, over-budget
+is computed by the harness. The harness also calls ``act`` while the submission
+trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for
+the entry's learning curve; an ``act`` that fails then only loses that point.
+
+On a hidden-rule board (:mod:`scoreboards.hidden`) the task is a secret instance of
+its family drawn for each training seed; the spec carries only the public kwargs. Crashes, timeouts, wrong interfaces, over-budget
 runs, malformed answers and protocol violations (a query on a prompt the harness
 did not issue, an unknown request) reject the submission with a reason.
 
@@ -75,16 +85,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from scoreboards.submission.client import BudgetExceeded, ExpertClient, ProtocolError
-from scoreboards.submission.scoring import ACT_CHUNK, evaluate_greedy, held_out_prompts
+from scoreboards.submission.client import (
+    BudgetExceeded,
+    ExpertAccessError,
+    ExpertClient,
+    ProtocolError,
+)
+from scoreboards.submission.scoring import (
+    ACT_CHUNK,
+    LearningCurve,
+    evaluate_greedy,
+    held_out_prompts,
+)
 from scoreboards.submission.server import (
     ISSUE_FACTOR,
     ISSUE_MARGIN,
+    PROB_OPS,
     QUERY_OPS,
     ExpertServer,
     Session,
@@ -119,12 +140,16 @@ class RunOutcome:
     train_time: float
     sandbox: str
     """How the worker was isolated: ``"bwrap"``, or ``"none"`` (unverified)."""
+    curve: list[dict[str, float]] = field(default_factory=list)
+    """The harness's evaluations during training, then the score's: trajectories, queries, metrics."""
 
 
 def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a submission is told: the board's public facts (never its evaluation seeds)."""
+    """What a submission is told: the board's public facts (never its evaluation seeds, nor
+    the hidden kwargs of a hidden-rule board)."""
     return {
         "board": board.name, "env_id": board.env_id, "env_kwargs": dict(board.env_kwargs), "seed": seed,
+        "rule": board.rule, "hidden": list(board.hidden), "access": board.access,
         "vocab_size": task.vocab_size, "num_actions": task.num_actions, "horizon": task.horizon,
         "prompt_len": task.prompt_len, "obs_len": task.obs_len, "pad_token": task.pad_token,
         "budget_trajectories": board.budget_trajectories, "budget_queries": board.budget_queries,
@@ -132,12 +157,14 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
     }
 
 
-def _serve(session: Session, server: ExpertServer) -> None:
+def _serve(session: Session, server: ExpertServer, curve: LearningCurve | None = None) -> None:
     """Answer the worker's requests until it reports that training is done."""
     while True:
         op, args = session.recv()
         if op == "done":
             return
+        if curve is not None:  # the worker waits for this answer: evaluate its act first when due
+            curve.maybe_measure(session, server)
         try:
             answer = server.handle(op, args)
         except SubmissionRejected as e:
@@ -150,7 +177,7 @@ def _serve(session: Session, server: ExpertServer) -> None:
 
 def run_submission(board: Any, target: str, seed: int, trusted: bool = False, clean: bool = False,
                    extra_spec: dict[str, Any] | None = None, timeout: float | None = None,
-                   sandbox: str | None = None) -> RunOutcome:
+                   sandbox: str | None = None, secret: bytes | None = None) -> RunOutcome:
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
@@ -164,23 +191,29 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         timeout: wall-clock limit in seconds (default: the board's).
         sandbox: ``"bwrap"`` or ``"none"`` (default: ``"bwrap"``, or ``"none"`` inside
             :func:`unsandboxed`).
+        secret: the harness's secret (hidden-rule boards: :mod:`scoreboards.hidden`).
 
     Raises:
         SubmissionRejected: with the reason.
         SandboxUnavailable: no sandbox can be set up here (the message says how to enable one).
     """
     from noisy_expert_gym import make_problem
+    from scoreboards.hidden import instance, scrub_environment
     from scoreboards.sandbox import Limits, launch
 
     limits = Limits.for_board(board, timeout)
     mode = sandbox or _SANDBOX.get()
-    # The noisy expert's draws derive from the training seed and the board.
-    expert_seed = int(np.random.SeedSequence([seed, board.seed_salt, 1]).generate_state(1)[0])
-    problem = make_problem(board.env_id, **board.env_kwargs).with_rng(np.random.default_rng(expert_seed))
+    # The task instance (hidden kwargs drawn from the secret) and the harness's random streams:
+    # the noisy expert's draws, the training prompts, the held-out evaluation prompts.
+    run = instance(board, seed, secret)
+    problem = make_problem(board.env_id, **run.env_kwargs).with_rng(np.random.default_rng(run.expert_seed))
     task = problem.task
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
-                          np.random.default_rng([seed, board.seed_salt, 2]),
-                          board.budget_trajectories, board.budget_queries)
+                          np.random.default_rng(run.prompt_seed), board.budget_trajectories,
+                          board.budget_queries, access=board.access)
+    eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
+    curve = LearningCurve(task, eval_prompts, board.budget_trajectories, board.curve_points)
+    scrub_environment()  # an unsandboxed worker inherits this environment: never the secret
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         theirs.set_inheritable(True)
@@ -194,11 +227,12 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
     session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text)
     try:
         session.send({**worker.start, "spec": public_spec(board, task, seed, extra_spec)})
-        _serve(session, server)
+        _serve(session, server, curve)
         train_time = time.monotonic() - t0
-        metrics = evaluate_greedy(session, task, held_out_prompts(task, board.eval_seeds, board.eval_prompts))
+        metrics = evaluate_greedy(session, task, eval_prompts)
+        points = [*curve.values, {"trajectories": server.trajectories, "queries": server.queries, **metrics}]
         out = RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
-                         wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode)
+                         wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode, curve=points)
         try:  # let an accepted worker exit by itself (a rejected one is simply killed)
             session.deadline = time.monotonic() + 2
             session.send({"op": "exit"})
@@ -211,7 +245,7 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         ours.close()
 
 
-__all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "QUERY_OPS", "BudgetExceeded",
-           "ExpertClient", "ExpertServer", "ProtocolError", "RunOutcome", "Session", "SubmissionRejected",
-           "check_interface", "evaluate_greedy", "held_out_prompts", "load_target", "public_spec",
-           "run_submission", "unsandboxed"]
+__all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
+           "BudgetExceeded", "ExpertAccessError", "ExpertClient", "ExpertServer", "LearningCurve",
+           "ProtocolError", "RunOutcome", "Session", "SubmissionRejected", "check_interface", "evaluate_greedy",
+           "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]

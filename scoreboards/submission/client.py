@@ -25,6 +25,14 @@ class ProtocolError(RuntimeError):
     """Raised in the worker when the harness refused a request (and ended the run)."""
 
 
+class ExpertAccessError(RuntimeError):
+    """A probability request (``probs``, ``probs_along``, ``log_prob``) to a sample-only expert.
+
+    Raised by the client before anything is sent, so the run goes on; the same request
+    sent past the client ends the run.
+    """
+
+
 def to_numpy(x: Any) -> tuple[Any, Any]:
     """(numpy array, torch device or None) for a numpy array or torch tensor."""
     if type(x).__module__.startswith("torch"):
@@ -52,8 +60,11 @@ class ExpertClient:
         self.spec = dict(spec)
         self.budget_trajectories: int = spec["budget_trajectories"]
         self.budget_queries: int | None = spec.get("budget_queries")
+        self.access: str = spec.get("access", "full")
+        """``full`` (probabilities and samples) or ``sample`` (sampled tokens only)."""
         self.trajectories = 0
         self.queries = 0
+        self.act_hook: Any = None  # the submission's act, for the harness's learning-curve evaluations
         self._torch_gen: Any = None
         self._last_rollout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -73,12 +84,32 @@ class ExpertClient:
     def _call(self, op: str, *args: Any) -> Any:
         wire.send(self._sock, {"op": op, "args": list(args)})
         reply = wire.recv(self._sock, max_payload=None)
+        while reply["op"] == "act":  # the harness measures the learning curve before it answers
+            self._answer_act(reply["observations"])
+            reply = wire.recv(self._sock, max_payload=None)
         if reply["op"] == "ok":
             self.trajectories, self.queries = reply["trajectories"], reply["queries"]
             return reply["answer"]
         if reply["op"] == "over_budget":
             raise BudgetExceeded(reply["reason"])
         raise ProtocolError(reply["reason"])
+
+    def _answer_act(self, observations: Any) -> None:
+        """Greedy actions for the harness's mid-training evaluation; a failure skips that point."""
+        try:
+            if self.act_hook is None:
+                raise RuntimeError("act is not available yet")
+            a, _ = to_numpy(self.act_hook(observations))
+        except Exception as e:  # noqa: BLE001 - reported to the harness, which records no point
+            wire.send(self._sock, {"op": "act_failed", "args": [f"{type(e).__name__}: {e}"[:2000]]})
+            return
+        wire.send(self._sock, {"op": "actions", "args": [a]})
+
+    def _require_full(self, op: str) -> None:
+        if self.access != "full":
+            raise ExpertAccessError(f"`{op}` is not available: this board's expert is sample-only (access = "
+                                    "'sample'); use sample(obs), sample_along(prompts, chain, k) or "
+                                    "rollout(prompts)")
 
     # ----- prompts and observations -----------------------------------------------
     def prompts(self, n: int, device: Any = None) -> Any:
@@ -95,6 +126,7 @@ class ExpertClient:
 
     # ----- the expert (the methods of noisy_expert_gym's Oracle) ----------------------
     def probs(self, obs: Any) -> Any:
+        self._require_full("probs")
         o, dev = to_numpy(obs)
         return like(self._call("probs", o), dev)
 
@@ -104,11 +136,13 @@ class ExpertClient:
         return like(self._call("sample", o), dev)
 
     def log_prob(self, obs: Any, actions: Any) -> Any:
+        self._require_full("log_prob")
         o, dev = to_numpy(obs)
         a, _ = to_numpy(actions)
         return like(self._call("log_prob", o, a), dev)
 
     def probs_along(self, prompts: Any, chain: Any) -> Any:
+        self._require_full("probs_along")
         p, dev = to_numpy(prompts)
         c, _ = to_numpy(chain)
         last = self._last_rollout
@@ -117,11 +151,18 @@ class ExpertClient:
             return like(last[2], dev)  # the rollout already paid for these
         return like(self._call("probs_along", p, c), dev)
 
+    def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
+        """k expert samples at every prefix of complete chains: (N, H, k) int64, drawn by the
+        harness's seeded RNG (`generator` unused). Costs N trajectories and k N H queries."""
+        p, dev = to_numpy(prompts)
+        c, _ = to_numpy(chain)
+        return like(self._call("sample_along", p, c, int(k)), dev)
+
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts (N, H), drawn by the harness's seeded RNG."""
         p, dev = to_numpy(prompts)
         chain, probs = self._call("rollout", p)
-        self._last_rollout = (p, chain, probs)
+        self._last_rollout = (p, chain, probs) if probs is not None else None
         return like(chain, dev)
 
     def torch_generator(self, device: Any) -> Any:

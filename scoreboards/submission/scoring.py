@@ -7,6 +7,7 @@ metrics are computed by the harness from the task core.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,13 @@ from scoreboards.submission.server import Session, SubmissionRejected
 ACT_CHUNK = 4096
 
 
-def held_out_prompts(task: Any, seeds: list[int], per_seed: int) -> np.ndarray:
-    """The evaluation prompts: `per_seed` from each of the harness's evaluation seeds."""
+class ActUnavailable(SubmissionRejected):
+    """The submission could not act during training (that learning-curve point is skipped)."""
+
+
+def held_out_prompts(task: Any, seeds: list[Any], per_seed: int) -> np.ndarray:
+    """The evaluation prompts: `per_seed` from each of the harness's evaluation seeds
+    (an int, or a list of ints: numpy's seed sequence)."""
     return np.concatenate([task.sample_prompts(np.random.default_rng(s), per_seed) for s in seeds])
 
 
@@ -26,6 +32,8 @@ def _act(session: Session, rows: np.ndarray, num_actions: int) -> np.ndarray:
     """The submission's greedy actions for `rows`, checked."""
     session.send({"op": "act", "observations": rows})
     kind, args = session.recv()
+    if kind == "act_failed":
+        raise ActUnavailable(f"act() failed during training: {str(args[0] if args else '')[:500]}")
     if kind != "actions" or len(args) != 1:
         raise SubmissionRejected(f"protocol violation: expected actions, got `{kind[:40]}`")
     a = args[0]
@@ -50,3 +58,35 @@ def evaluate_greedy(session: Session, task: Any, prompts: np.ndarray) -> dict[st
     return {"greedy_full_exact": float(np.mean(m["full_exact"])),
             "greedy_final_exact": float(np.mean(m["final_exact"])),
             "greedy_correct_prefix_len": float(np.mean(m["correct_prefix_len"]))}
+
+
+@dataclass
+class LearningCurve:
+    """The harness's learning curve of one run: the board's evaluation at equal fractions of
+    the trajectory budget, measured while the submission trains (before the harness answers
+    the first request made after a fraction was spent; the last point is the score itself).
+
+    A submission whose ``act`` fails during training gets no point there; it is not rejected.
+    """
+
+    task: Any
+    prompts: np.ndarray
+    budget: int
+    points: int
+    values: list[dict[str, float]] = field(default_factory=list)
+    _next: int = 1
+
+    def _due(self, trajectories: int) -> bool:
+        return self._next < self.points and trajectories * self.points >= self._next * self.budget
+
+    def maybe_measure(self, session: Session, server: Any) -> None:
+        """Evaluate now if a fraction of the budget was spent since the last point."""
+        if not self._due(server.trajectories):
+            return
+        while self._due(server.trajectories):
+            self._next += 1
+        try:
+            m = evaluate_greedy(session, self.task, self.prompts)
+        except ActUnavailable:
+            return
+        self.values.append({"trajectories": server.trajectories, "queries": server.queries, **m})

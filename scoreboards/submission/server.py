@@ -5,8 +5,11 @@ under the run's deadline and turns malformed messages, worker errors and deaths 
 :class:`SubmissionRejected` with the reason.
 :class:`ExpertServer` answers the client's requests: it issues training prompts,
 answers the expert on prefixes of issued prompts only, counts every prefix answered
-as a query and every complete chain queried as an expert trajectory, and refuses
-anything over budget or outside the protocol.
+as a query (k queries for k samples: ``sample_along(prompts, chain, k)``) and every
+complete chain queried as an expert trajectory (a row of ``probs_along``,
+``sample_along`` or ``rollout``, whatever k), refuses the probability requests
+(:data:`PROB_OPS`) when the board's expert is sample-only, and refuses anything over
+budget or outside the protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import numpy as np
 from scoreboards.submission import wire
 
 #: Requests a worker may send while training; anything else is a protocol violation.
-QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "rollout")
+QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout")
+#: Requests that read the expert's probabilities: refused when a board's access is ``sample``.
+PROB_OPS = ("probs", "log_prob", "probs_along")
+#: Most samples per prefix one ``sample_along`` request may ask for.
+MAX_SAMPLES_PER_PREFIX = 1024
 #: Prompts a submission may draw, as a multiple of its trajectory budget (plus a margin).
 ISSUE_FACTOR, ISSUE_MARGIN = 4, 20_000
 
@@ -152,6 +159,7 @@ class ExpertServer:
     rng: np.random.Generator
     budget_trajectories: int
     budget_queries: int | None
+    access: str = "full"
     trajectories: int = 0
     queries: int = 0
     issued_count: int = 0
@@ -203,6 +211,10 @@ class ExpertServer:
         if op not in QUERY_OPS:
             raise SubmissionRejected(f"protocol violation: unknown request `{op}` (the client offers "
                                      f"prompts, {', '.join(QUERY_OPS)})")
+        if op in PROB_OPS and self.access != "full":
+            raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert is sample-only "
+                                     "(access = \"sample\"); use sample, sample_along or rollout (check "
+                                     "expert.access first)")
         task, h = self.task, self.task.horizon
         try:
             if op in ("probs", "sample", "log_prob"):
@@ -225,8 +237,21 @@ class ExpertServer:
                                              f"({n}, {h}), got {chain.shape}")
                 self._charge(n, n * h)
                 return self.expert.probs_along(prompts, chain).astype(np.float32)
+            if op == "sample_along":
+                chain = self._arr(args[1], "chain", 2)
+                k = args[2] if len(args) > 2 else None
+                if chain.shape != (n, h):
+                    raise SubmissionRejected(f"protocol violation: sample_along needs complete chains "
+                                             f"({n}, {h}), got {chain.shape}")
+                if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_SAMPLES_PER_PREFIX:
+                    raise SubmissionRejected(f"protocol violation: sample_along needs an integer k in "
+                                             f"[1, {MAX_SAMPLES_PER_PREFIX}] samples per prefix, got {k!r}")
+                self._charge(n, k * n * h)  # one trajectory per chain, k queries per prefix
+                return self.expert.sample_along(prompts, chain, k)
             self._charge(n, n * h)
             chain = self.expert.rollout(prompts, generator=self.rng)
+            if self.access != "full":  # the chain only: its distributions are not for this board
+                return chain, None
             return chain, self.expert.probs_along(prompts, chain).astype(np.float32)
         except (ValueError, IndexError) as e:
             raise SubmissionRejected(f"protocol violation: malformed `{op}` request: {e}") from None

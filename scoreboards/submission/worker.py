@@ -50,11 +50,23 @@ def block_env_imports() -> None:
     sys.meta_path.insert(0, _ImportBlocker())
 
 
+#: The file holding the class of a directory submission (``DIR:Class``).
+ENTRY_FILE = "submission.py"
+
+
 def load_target(target: str) -> type:
-    """The class named by ``module:Class`` or ``path/to/file.py:Class``."""
+    """The class named by ``module:Class``, ``path/to/file.py:Class`` or ``path/to/dir/:Class`` (a
+    directory, named with a ``/``, whose ``submission.py`` holds the class and whose other files
+    it may import)."""
     if ":" not in target:
-        raise ValueError(f"a submission must be `module:Class` or `path/to/file.py:Class`, got {target!r}")
+        raise ValueError(f"a submission must be `module:Class`, `path/to/file.py:Class` or `dir/:Class`, "
+                         f"got {target!r}")
     mod_name, _, cls_name = target.rpartition(":")
+    if ("/" in mod_name or os.sep in mod_name) and Path(mod_name).is_dir():
+        if not (Path(mod_name) / ENTRY_FILE).is_file():
+            raise FileNotFoundError(f"submission directory {mod_name} has no {ENTRY_FILE}")
+        sys.path.insert(0, str(Path(mod_name).resolve()))
+        mod_name = str(Path(mod_name) / ENTRY_FILE)
     if mod_name.endswith(".py") or os.sep in mod_name:
         path = Path(mod_name)
         if not path.is_file():
@@ -151,6 +163,7 @@ def serve(sock: socket.socket, target: str, spec: dict[str, Any], trusted: bool)
         stage = "init"
         algo = cls(dict(spec))
         client = ExpertClient(sock, spec)
+        client.act_hook = algo.act  # the harness may evaluate act mid-training (its learning curve)
         stage = "train"
         algo.train(client)
         wire.send(sock, {"op": "done", "args": []})

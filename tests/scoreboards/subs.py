@@ -112,3 +112,86 @@ class Catches(TableLearner):
 
 
 NOT_A_CLASS = 42
+
+
+class AddingCheat:
+    """Reads the operands off the observation and adds them mod n; never asks the expert.
+    Perfect on an open modular-addition board, chance on a hidden instance."""
+
+    def __init__(self, spec):
+        self.m, self.n = spec["horizon"], spec["num_actions"]
+
+    def train(self, expert):
+        pass
+
+    def act(self, observations):
+        obs = np.asarray(observations)
+        written = (obs[:, self.m + 1:] < self.n).sum(1)  # chain tokens so far (pad > n)
+        upto = np.arange(self.m)[None, :] <= written[:, None]
+        return (obs[:, : self.m] * upto).sum(1) % self.n
+
+
+class SampleLearner(TableLearner):
+    """TableLearner from sampled tokens only (for sample-only boards): the majority of K expert
+    samples at each prefix of the chain it builds, then one `sample_along` per chain."""
+
+    K = 5
+
+    def train(self, expert):
+        assert expert.access == "sample"
+        h, n, b = self.spec["horizon"], self.spec["num_actions"], 64
+        while expert.trajectories_left >= b and expert.queries_left >= b * h * (self.K + 1):
+            prompts = expert.prompts(b)
+            chain = np.empty((b, 0), dtype=np.int64)
+            for _ in range(h):
+                obs = expert.observe(prompts, chain)
+                votes = np.stack([expert.sample(obs) for _ in range(self.K)], axis=1)  # (b, K)
+                a = np.array([np.bincount(v, minlength=n).argmax() for v in votes])
+                for o, x in zip(obs, a):
+                    self.table[o.tobytes()] = int(x)
+                chain = np.concatenate([chain, a[:, None]], axis=1)
+            assert expert.sample_along(prompts, chain, 1).shape == (b, h, 1)
+
+
+class AsksProbsOnSampleBoard(TableLearner):
+    """Tries probs, catches the client's refusal, then sends the request past the client."""
+
+    def train(self, expert):
+        p = expert.prompts(4)
+        obs = expert.observe(p, p[:, :0])
+        try:
+            expert.probs(obs)
+        except RuntimeError as e:
+            assert "sample-only" in str(e)
+        expert.sample(obs)  # the run goes on
+        expert._call("probs", obs)  # past the client: ends the run
+
+
+class Spy(TableLearner):
+    """Records everything the worker can see -- its spec, its environment, every message the harness
+    sends -- into the pickle file named by $NEG_TEST_SPY_OUT, for the tests to search."""
+
+    def train(self, expert):
+        import pickle
+
+        seen = []
+        recv = expert._conn.recv
+
+        def spying_recv():
+            msg = recv()
+            seen.append(msg)
+            return msg
+
+        expert._conn.recv = spying_recv
+        p = expert.prompts(64)
+        chain, _ = np.zeros((64, self.spec["horizon"]), np.int64), None
+        expert.probs_along(p, chain)
+        expert.sample(expert.observe(p, chain[:, :1]))
+        expert.probs(expert.observe(p, chain[:, :2]))
+        expert.log_prob(expert.observe(p, chain[:, :0]), np.zeros(64, np.int64))
+        expert.sample_along(p, chain, 3)
+        expert.rollout(expert.prompts(64))
+        super().train(expert)  # spends the budget: the harness's mid-training act requests come too
+        with open(os.environ["NEG_TEST_SPY_OUT"], "wb") as f:
+            pickle.dump({"spec": self.spec, "environ": dict(os.environ), "messages": seen,
+                         "sys_path": list(__import__("sys").path)}, f)
