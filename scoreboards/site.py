@@ -53,6 +53,13 @@ def _curves(entry: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 def _figures(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
     """One SVG per entry and one with every entry; returns the board figure's path (relative)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "path"}):  # text as outlines: no markup in the SVG
+        return _draw(board, entries, out)
+
+
+def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
     from scoreboards.plots import learning_curves
 
     fig_dir = out / "curves"

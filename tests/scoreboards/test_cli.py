@@ -50,8 +50,32 @@ def test_submit_and_show(tmp_path, db_path, capsys):
     assert "REJECTED Crashes: seed 0: crashed in train(): ZeroDivisionError" in capsys.readouterr().err
     assert main(["board", "show", str(board), "--db", db, "--out", str(tmp_path / "b.md")]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | TableLearner |" in out and "Crashes" not in out
+    assert "| 1 | TableLearner |" in out and "Crashes" not in out and "Open practice board" in out
     assert (tmp_path / "b.md").read_text().startswith("# Board")
+    assert main(["board", "verify", str(board), "1", "--db", db]) == 0
+    assert "entry 1: reproduced" in capsys.readouterr().out
+    assert main(["board", "verify", str(board), "7", "--db", db]) == 2
+    assert "has no entry 7" in capsys.readouterr().err
+    assert main(["board", "publish", "--out", str(tmp_path / "site"), "--boards", str(board), "--db", db]) == 0
+    assert "TableLearner" in (tmp_path / "site" / "boards" / "b.html").read_text()
+
+
+def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
+    from scoreboards import hidden
+
+    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
+    monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
+    hidden._cached.clear()
+    db = str(tmp_path / "r" / "neg.sqlite")
+    assert main(["board", "secret", "--db", db]) == 1
+    assert "--create" in capsys.readouterr().err
+    assert main(["board", "secret", "--db", db, "--create"]) == 0
+    out = capsys.readouterr().out
+    secret = (tmp_path / "r" / "board-secret").read_text().strip()
+    assert "board-secret (id " in out and secret not in out
+    assert main(["board", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "modadd-m5-eta0.2-hidden" in out and "[hidden relabel_seed]" in out and "[OPEN (practice)]" in out
 
 
 def test_neg_demo_imports_only_what_it_needs():

@@ -134,9 +134,15 @@ def test_board_file_checks_what_it_hides(tmp_path):
     both = HIDDEN.replace("law = \"absorbing\" }", "law = \"absorbing\", relabel_seed = 3 }")
     with pytest.raises(ValueError, match="both hidden and given in kwargs"):
         _board(tmp_path, both, "bad")
+    modadd = (HIDDEN.replace('id = "NoisyAutomaton-v0"', 'id = "NoisyModAdd-v0"')
+              .replace('automaton = "modadd", n = 7', "p = 7").replace('hidden = ["relabel_seed"]', ""))
     with pytest.raises(ValueError, match="declare the access mode as `\\[env\\] access`"):
-        _board(tmp_path, HIDDEN.replace("law = \"absorbing\" }", "law = \"absorbing\", access = \"sample\" }"),
-               "bad")
+        _board(tmp_path, modadd.replace('law = "absorbing" }', 'law = "absorbing", access = "sample" }'), "bad")
+    with pytest.raises(ValueError, match="`corruption_seed` apply to the corruption laws"):
+        _board(tmp_path, modadd.replace("[budget]", 'hidden = ["corruption_seed"]\n\n[budget]'), "bad")
+    corrupted = modadd.replace('law = "absorbing" }', 'law = "corrupted" }')
+    assert _board(tmp_path, corrupted.replace("[budget]", 'hidden = ["corruption_seed"]\n\n[budget]'),
+                  "ok").hidden == ["corruption_seed"]
 
 
 # ----- what a submission can and cannot do there --------------------------------------------------
