@@ -207,9 +207,16 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         "trajectories": sum(o.trajectories for o in outcomes) / len(outcomes),
         "queries": sum(o.queries for o in outcomes) / len(outcomes),
         "wall_time": sum(o.wall_time for o in outcomes),
+        "sandbox": _isolation(outcomes),
     }
     entry["id"] = store.add_board_entry(entry)
     return entry
+
+
+def _isolation(outcomes: list[Any]) -> str:
+    """How an entry's workers were isolated: their one mode (``bwrap``, ``none``), else ``mixed``."""
+    modes = {o.sandbox for o in outcomes}
+    return modes.pop() if len(modes) == 1 else "mixed"
 
 
 # ----- rendering ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Every submission worker (user code and the built-in baselines alike) is started 
   ``/neg/code`` (``scoreboards`` always, with its ``boards/`` and ``specs/``
   masked by empty directories; ``noisy_expert_gym`` and ``agents`` only for the
   trusted built-in adapter), the submission's own files read-only (a file
-  submission is copied in as ``/neg/submission/NAME.py``; a ``module:Class``
+  submission is copied in as ``/neg/submission/NAME.py`` (a directory submission is bound
+  read-only as ``/neg/submission/DIR/``); a ``module:Class``
   submission gets its top-level package directory under ``/neg/src``), a fresh
   ``/proc`` and ``/dev``, and two private tmpfs mounts of bounded size (``/tmp``,
   the working directory and ``$HOME``, and ``/dev/shm``). Nothing else of the
@@ -230,7 +231,11 @@ class View:
             return  # the worker reports the malformed target
         if mod.endswith(".py") or os.sep in mod:
             path = Path(mod)
-            if path.is_file():
+            if path.is_dir():  # a directory submission: its files, read-only, under its own name
+                inside = f"{SUBMISSION_DIR}/{path.resolve().name or 'submission'}"
+                self.binds.append((str(path.resolve()), inside))
+                self.worker_target = f"{inside}/:{cls}"
+            elif path.is_file():
                 if path.stat().st_size > MAX_SUBMISSION_BYTES:
                     raise ValueError(f"submission file {path} is larger than {MAX_SUBMISSION_BYTES >> 20} MiB")
                 inside = f"{SUBMISSION_DIR}/{path.name}"

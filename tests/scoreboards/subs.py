@@ -174,15 +174,17 @@ class Spy(TableLearner):
     def train(self, expert):
         import pickle
 
-        seen = []
-        recv = expert._conn.recv
+        from scoreboards.submission import client as client_module
 
-        def spying_recv():
-            msg = recv()
+        seen = []
+        recv = client_module.wire.recv
+
+        def spying_recv(*args, **kwargs):
+            msg = recv(*args, **kwargs)
             seen.append(msg)
             return msg
 
-        expert._conn.recv = spying_recv
+        client_module.wire.recv = spying_recv
         p = expert.prompts(64)
         chain, _ = np.zeros((64, self.spec["horizon"]), np.int64), None
         expert.probs_along(p, chain)

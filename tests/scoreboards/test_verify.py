@@ -110,11 +110,12 @@ def test_entry_is_recorded_with_its_code_and_reproduced_by_a_rerun(tmp_path, boa
         v = verify_entry(board, e["id"], st, log=lambda m: None)
         assert v.outcome == "reproduced" and v.score == e["score"], v
         (row,) = st.verifications([e["id"]])[e["id"]]
-        assert row["outcome"] == "reproduced" and row["sandbox"] == "none"
-        # Reproduced, but neither run was sandboxed: not verified.
+        assert row["outcome"] == "reproduced" and row["sandbox"] == "bwrap"
         (shown,) = st.board_entries(board.name)
-        assert status(shown, [row]) == (False, "re-run reproduced, not sandboxed")
-        assert status({**shown, "sandbox": "bwrap"}, [{**row, "sandbox": "bwrap"}]) == (True, "verified")
+        assert shown["sandbox"] == "bwrap" and status(shown, [row]) == (True, "verified")
+        # Reproduced, but a run was not sandboxed: not verified.
+        assert status({**shown, "sandbox": "none"}, [row]) == (False, "re-run reproduced, not sandboxed")
+        assert status(shown, [{**row, "sandbox": "none"}]) == (False, "re-run reproduced, not sandboxed")
 
         # Tampered code is not re-run; nor is missing code.
         (stored / "helper.py").write_text("def best(p):\n    return p.argmax(1) * 0\n")
