@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from agents.algos import Algorithm, Batch, Context, get_algorithm
+from agents.algos.base import check_expert_access
 from agents.budget import Budget
 from agents.checkpoint import (
     CHECKPOINT_NAME,
@@ -83,6 +84,8 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
     elif problem.env_id != cfg.env_id:  # the result is filed under cfg.env_id
         raise ValueError(f"`problem` is a {problem.env_id} problem but the config says env_id={cfg.env_id!r}; "
                          "pass the matching env_id (and env_kwargs)")
+    # A sample-only expert and an algorithm that reads probabilities: refuse before any query.
+    check_expert_access(alg, params, problem.clean_expert if alg.uses_clean_expert else problem.expert)
     if alg.run is not None:  # an algorithm outside the student-prefix loop (ppo)
         return alg.run(cfg, params, problem)
     run = Run.start(cfg, alg, params, problem)

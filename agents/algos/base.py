@@ -28,6 +28,7 @@ from agents.device import autocast_context
 from noisy_expert_gym._util import did_you_mean, lookup, sample_categorical
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declared import Declared, error_lines
+from noisy_expert_gym.oracle import ExpertAccessError
 
 if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
     from agents.budget import Budget
@@ -91,10 +92,39 @@ class Context:
         """One draw per row of ``probs`` (..., A) from the run's generator (e.g. an expert's label)."""
         return sample_categorical(probs, self.gen)
 
+    @property
+    def sample_only(self) -> bool:
+        """The noisy expert answers with sampled tokens only (``access="sample"``)."""
+        return expert_access(self.expert) == "sample"
+
+    def label_along(self, prompts: torch.Tensor, chain: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The noisy expert's answer at every prefix of ``chain`` (B, H): (probs (B, H, A) or None, labels (B, H)).
+
+        One sampled expert token per prefix (B H queries), drawn from the run's generator.
+        With full access also the rows it was drawn from (``probs_along`` then one draw
+        per row, as before sample-only access existed, so seeded runs are unchanged);
+        with ``access="sample"`` the token alone (``sample_along(prompts, chain, 1)``),
+        and ``probs`` is None. Both draw the same tokens from the same generator state.
+        """
+        if self.sample_only:
+            return None, self.expert.sample_along(prompts, chain, 1, generator=self.gen)[..., 0]
+        probs = self.expert.probs_along(prompts, chain)
+        return probs, self.sample(probs)
+
 
 # --------------------------------------------------------------------------- the algorithm record
 Collect = Callable[[Context, Any], Batch]
 Loss = Callable[[torch.Tensor, Batch, Any], torch.Tensor]
+
+
+def always(params: Any) -> bool:
+    """``needs_probs`` of an algorithm that always reads the expert's probabilities (the default)."""
+    return True
+
+
+def never(params: Any) -> bool:
+    """``needs_probs`` of an algorithm that learns from sampled expert tokens only."""
+    return False
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,17 @@ class Algorithm:
         run: optional ``run(cfg, params, problem) -> RunResult`` for an algorithm that
             does not fit the student-prefix loop (``ppo``); ``agents.train`` hands
             the whole run to it.
+        needs_probs: ``needs_probs(params) -> bool`` of the *validated* parameters (an
+            instance of ``params``): True when the algorithm reads the expert's
+            probabilities (``probs_along``, ``log_prob``: exact estimators, reverse KL's
+            log pi~, GKD), False when sampled tokens suffice (``sample``,
+            ``sample_along``, ``rollout``). Under a sample-only expert
+            (``access="sample"``) :func:`check_expert_access` refuses an algorithm whose
+            ``needs_probs(params)`` is True before any query; sample-only boards use it
+            to refuse such entries. Default :func:`always` (an algorithm that does not
+            say it learns from samples is assumed to need probabilities).
+        sample_only_hint: what to use instead under a sample-only expert (the refusal
+            message's advice), e.g. "use estimator='mc'".
     """
 
     name: str
@@ -129,6 +170,8 @@ class Algorithm:
     uses_clean_expert: bool = False
     queries_expert: bool = True
     run: Callable[[TrainConfig, Any, Problem], RunResult] | None = None
+    needs_probs: Callable[[Any], bool] = always
+    sample_only_hint: str = ""
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -149,6 +192,51 @@ def register(alg: Algorithm) -> Algorithm:
 def get_algorithm(name: str) -> Algorithm:
     """The algorithm called `name`; unknown names raise ValueError with a suggestion."""
     return lookup(ALGORITHMS, name, "algorithm")
+
+
+# --------------------------------------------------------------------------- expert access
+class AccessModeError(ExpertAccessError, ValueError):
+    """An algorithm (with these parameters) that needs the expert's probabilities, given a sample-only
+    expert. Raised before any query; an :class:`~noisy_expert_gym.oracle.ExpertAccessError` and a
+    ValueError (a configuration that cannot run)."""
+
+
+def expert_access(oracle: Any) -> str:
+    """An oracle's access mode: its ``access`` attribute, ``"full"`` for an oracle without one."""
+    try:
+        return str(getattr(oracle, "access", "full"))
+    except RuntimeError:  # a stand-in that refuses every attribute (the boards' `_NoExpert`)
+        return "full"
+
+
+def check_expert_access(alg: Algorithm, params: Any, oracle: Any) -> None:
+    """Refuse, before any query, an algorithm that needs probabilities from a sample-only `oracle`.
+
+    Args:
+        alg: the algorithm.
+        params: its validated parameters (an instance of ``alg.params``).
+        oracle: the expert it learns from (the clean one for ``uses_clean_expert`` algorithms).
+
+    Raises:
+        AccessModeError: ``oracle.access == "sample"`` and ``alg.needs_probs(params)``; the
+            message names the access mode and what to use instead.
+    """
+    access = expert_access(oracle)
+    if access == "full" or not alg.needs_probs(params):
+        return
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.model_dump().items())
+    hint = f" {alg.sample_only_hint[0].upper()}{alg.sample_only_hint[1:]}." if alg.sample_only_hint else ""
+    raise AccessModeError(
+        f"algorithm `{alg.name}` ({shown}) needs the expert's probabilities, but the expert has "
+        f"access={access!r} (it answers with sampled tokens only).{hint} Algorithms that learn from "
+        f"samples with their defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the "
+        "expert with access='full' to read probabilities")
+
+
+def sample_algorithms() -> list[str]:
+    """The registered algorithms that learn from the noisy expert's samples with their default parameters."""
+    return [n for n, a in ALGORITHMS.items()
+            if a.queries_expert and not a.uses_clean_expert and not a.needs_probs(a.params())]
 
 
 # --------------------------------------------------------------------------- declared parameters
@@ -212,5 +300,25 @@ def resolve_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
     return ALGORITHMS[name].params.model_validate(dict(params)).model_dump()
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "Batch", "Context", "Count", "NonNegative", "NonNegativeInt", "Positive",
-           "UnitInterval", "check_params", "get_algorithm", "problems_of", "register", "resolve_params"]
+__all__ = [
+    "ALGORITHMS",
+    "AccessModeError",
+    "Algorithm",
+    "Batch",
+    "Context",
+    "Count",
+    "NonNegative",
+    "NonNegativeInt",
+    "Positive",
+    "UnitInterval",
+    "always",
+    "check_expert_access",
+    "check_params",
+    "expert_access",
+    "get_algorithm",
+    "never",
+    "problems_of",
+    "register",
+    "resolve_params",
+    "sample_algorithms",
+]

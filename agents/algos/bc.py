@@ -8,7 +8,8 @@ methods'; ``epochs`` > 1 makes further passes in a fresh random order.
 ``bc-clean`` trains on clean-expert rollouts: a reference ceiling that reads the
 clean expert and is never eligible for a leaderboard. ``bc`` with
 ``dataset=<Minari id>`` trains on the first N episodes of a local Minari dataset
-instead (see ``neg export-minari``).
+instead (see ``neg export-minari``). Expert rollouts are sampled tokens only, so BC
+learns from a sample-only expert (``access="sample"``) unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from pydantic import field_validator
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, register
+from agents.algos.base import Algorithm, Batch, Context, Count, never, register
 from noisy_expert_gym._util import atomic_path
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declared import Declared
@@ -123,6 +124,6 @@ def loss(logits: torch.Tensor, batch: Batch, params: BCParams) -> torch.Tensor:
 
 register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
                    "(generated and cached, or a Minari dataset id: dataset=...)",
-                   BCParams, collect, loss, setup=_setup(clean=False)))
+                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=never))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True))
+                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True, needs_probs=never))

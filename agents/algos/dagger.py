@@ -6,6 +6,9 @@ noisy expert's sampled token with probability beta_i, else the student's greedy
 token), beta_i = ``beta0`` * ``decay`` ** i. Every visited prefix is labelled
 with a sampled noisy-expert token and appended to the aggregated dataset; each
 update takes one gradient step on a uniform minibatch of everything aggregated.
+
+It learns from sampled tokens only: under a sample-only expert (``access="sample"``)
+the roll-in draws with ``sample`` and the labels with ``sample_along(prompts, chain, 1)``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, register
+from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, never, register
 from noisy_expert_gym.declared import Declared
 
 
@@ -51,7 +54,7 @@ def collect(ctx: Context, params: DAggerParams) -> Batch:
         return torch.where(use_expert, a, student)
 
     chain = ctx.rollout(prompts, 0.0, step_fn=mix)
-    labels = ctx.sample(ctx.expert.probs_along(prompts, chain))
+    _, labels = ctx.label_along(prompts, chain)  # one sampled expert token per prefix (B, H)
     new = {"prompts": prompts, "chain": chain, "labels": labels}
     buf = ctx.state["buffer"]
     buf = new if buf is None else {k: torch.cat([buf[k], v]) for k, v in new.items()}
@@ -66,4 +69,4 @@ def loss(logits: torch.Tensor, batch: Batch, params: DAggerParams) -> torch.Tens
 
 
 register(Algorithm("dagger", "DAgger: mixture roll-in, aggregated dataset, sampled noisy labels",
-                   DAggerParams, collect, loss, setup=setup))
+                   DAggerParams, collect, loss, setup=setup, needs_probs=never))

@@ -5,6 +5,8 @@ fraction) the prefixes are the student's own sampled rollouts (temperature
 ``tau``); otherwise they are the noisy expert's own rollouts. The loss is the
 generalized JSD_beta against the expert's distribution, TRL's convention
 (beta = 0 forward KL(teacher || student), beta = 1 reverse KL(student || teacher)).
+The JSD reads the expert's full distribution at every prefix, so GKD needs full
+access (``needs_probs`` is True for every parameter).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, register
+from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, always, register
 from noisy_expert_gym.declared import Declared
 
 
@@ -44,4 +46,6 @@ def loss(logits: torch.Tensor, batch: Batch, params: GKDParams) -> torch.Tensor:
 
 
 register(Algorithm("gkd", "GKD: generalized JSD_beta on a lam fraction of student data",
-                   GKDParams, collect, loss))
+                   GKDParams, collect, loss, needs_probs=always,
+                   sample_only_hint=("the generalized JSD needs the expert's distribution at every prefix: use "
+                                     "`nail-f` / `opd-f` (estimator='mc'), `bc` or `dagger`")))

@@ -12,6 +12,14 @@ Forward KL ``estimator``: ``mc`` (the paper's: -log pi_theta(a), a ~ pi~, one
 sampled expert token per prefix) or ``exact`` (the full pi~ row, same query).
 Reverse KL ``estimator``: ``score`` (the paper's score-function estimator) or
 ``exact``.
+
+**Sample-only experts** (``access="sample"``): the Monte Carlo forward KL needs one
+sampled token per prefix and nothing else, so ``opd-f`` / ``nail-f`` with
+``estimator="mc"`` and ``nail-mixed`` with ``beta=0, forward_estimator="mc"`` draw
+their labels with ``sample_along(prompts, chain, 1)`` (the same tokens, from the
+same generator state, as ``probs_along`` and one draw per row under full access).
+The exact estimators and reverse KL (whose estimators read log pi~) need the rows:
+their ``needs_probs`` is True and the trainer refuses them up front.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Literal
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, register
+from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, always, register
 from noisy_expert_gym.declared import Declared
 
 Forward = Literal["mc", "exact"]
@@ -67,10 +75,20 @@ def collect_online(ctx: Context, params: OPDForward | OPDReverse | NAILMixed) ->
     """Student rollout at temperature tau; the expert answers at all H prefixes at once."""
     prompts = ctx.sample_prompts()
     chain = ctx.rollout(prompts, params.tau)
-    probs = ctx.expert.probs_along(prompts, chain)  # (B, H, A)
-    # A query returns one sampled expert token; the exact estimators use the row itself.
-    return Batch(prompts, chain, probs=probs, actions=ctx.sample(probs), trajectories=prompts.shape[0],
-                 gen=ctx.gen)
+    # A query returns one sampled expert token; the exact estimators use the row itself
+    # (probs (B, H, A); None from a sample-only expert).
+    probs, actions = ctx.label_along(prompts, chain)
+    return Batch(prompts, chain, probs=probs, actions=actions, trajectories=prompts.shape[0], gen=ctx.gen)
+
+
+def exact_forward(params: OPDForward | NAILForward) -> bool:
+    """``needs_probs`` of forward KL: only the exact estimator reads the rows."""
+    return params.estimator == "exact"
+
+
+def mixed_needs_probs(params: NAILMixed) -> bool:
+    """``needs_probs`` of NAIL-Mixed: any reverse-KL weight, or the exact forward estimator."""
+    return params.beta > 0 or params.forward_estimator == "exact"
 
 
 def forward_loss(logits: torch.Tensor, batch: Batch, estimator: str) -> torch.Tensor:
@@ -101,17 +119,24 @@ def loss_reverse(logits: torch.Tensor, batch: Batch, params: OPDReverse | NAILRe
 
 def loss_mixed(logits: torch.Tensor, batch: Batch, params: NAILMixed) -> torch.Tensor:
     lf = forward_loss(logits, batch, params.forward_estimator)
+    if params.beta == 0 and batch.probs is None:  # sample-only expert: the reverse term has weight 0
+        return lf  # (and no pi~ to compute it from); full access keeps computing it, draw for draw as before
     lr = reverse_loss(logits, batch, params.reverse_estimator, params.tau)
     return (1 - params.beta) * lf + params.beta * lr
 
 
+MC_HINT = "use estimator='mc' (the Monte Carlo forward KL on one sampled expert token per prefix)"
+REVERSE_HINT = ("reverse KL's estimators read log pi~ at the scored token: use `opd-f` / `nail-f` with "
+                "estimator='mc', or `nail-mode` (majority vote of k samples)")
+
 register(Algorithm("opd-f", "on-policy distillation, sampled student rollouts, forward KL",
-                   OPDForward, collect_online, loss_forward))
+                   OPDForward, collect_online, loss_forward, needs_probs=exact_forward, sample_only_hint=MC_HINT))
 register(Algorithm("opd-r", "on-policy distillation, sampled student rollouts, reverse KL (score function)",
-                   OPDReverse, collect_online, loss_reverse))
+                   OPDReverse, collect_online, loss_reverse, needs_probs=always, sample_only_hint=REVERSE_HINT))
 register(Algorithm("nail-f", "NAIL: greedy student rollouts, forward KL",
-                   NAILForward, collect_online, loss_forward))
+                   NAILForward, collect_online, loss_forward, needs_probs=exact_forward, sample_only_hint=MC_HINT))
 register(Algorithm("nail-r", "NAIL: greedy student rollouts, reverse KL (score function, fresh token)",
-                   NAILReverse, collect_online, loss_reverse))
+                   NAILReverse, collect_online, loss_reverse, needs_probs=always, sample_only_hint=REVERSE_HINT))
 register(Algorithm("nail-mixed", "NAIL: greedy rollouts, (1-beta) forward + beta reverse KL",
-                   NAILMixed, collect_online, loss_mixed))
+                   NAILMixed, collect_online, loss_mixed, needs_probs=mixed_needs_probs,
+                   sample_only_hint="set beta=0 and forward_estimator='mc' (that is nail-f), or use `nail-mode`"))

@@ -55,6 +55,7 @@ from agents.algos.base import (
     NonNegativeInt,
     Positive,
     UnitInterval,
+    never,
     register,
 )
 from agents.budget import Budget
@@ -269,4 +270,4 @@ def _never(*_: Any) -> Any:
 
 register(Algorithm(
     "ppo", "RL reference: SB3 PPO from the task reward alone (no expert queries), token-embedding features",
-    PPOParams, collect=_never, loss=_never, run=run, queries_expert=False))
+    PPOParams, collect=_never, loss=_never, run=run, queries_expert=False, needs_probs=never))
