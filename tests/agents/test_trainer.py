@@ -29,6 +29,8 @@ def test_every_algorithm_runs_and_accounts_its_budget(algo, tmp_path):
     h = 3
     if algo == "dagger":  # roll-in expert actions are queries too
         assert res.queries >= 200 * h
+    elif algo == "nail-mode":  # k samples (default 5) at each visited prefix, k queries each
+        assert res.queries == 200 * h * ALGORITHMS[algo].params().k
     else:
         assert res.queries == 200 * h
     assert res.curve[-1]["trajectories"] == 200
