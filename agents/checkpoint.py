@@ -4,8 +4,9 @@ Every file is written atomically (:func:`noisy_expert_gym._util.atomic_path`), s
 run killed mid-write leaves the previous file, never a half-written one.
 
 - ``<checkpoint_dir>/last.pt`` (:data:`CHECKPOINT_NAME`): the student-prefix
-  trainer's checkpoint (model, optimizer, schedule, generator states, algorithm
-  state, curve, spent budget, the run's TrainConfig and its identity key);
+  trainer's checkpoint (model, optimizer, schedule, every random stream the run
+  draws from (:func:`rng_state`), algorithm state, curve, spent budget, the run's
+  TrainConfig and its identity key);
 - ``<checkpoint_dir>/ppo.zip`` + ``ppo.json`` (:data:`PPO_CHECKPOINT_NAME`): PPO's
   SB3 model and its TrainConfig;
 - ``<checkpoint_dir>/progress.json`` (:data:`PROGRESS_NAME`): the latest evaluation
@@ -17,11 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from noisy_expert_gym._util import atomic_path, write_atomic
+from noisy_expert_gym.oracle import OracleBase
 
 if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
     from agents.config import TrainConfig
@@ -44,6 +49,66 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001  truncated file, wrong format, ...
         raise ValueError(f"checkpoint `{path}` is corrupt or unreadable ({type(e).__name__}: {e}); "
                          "delete it to start afresh, or point --checkpoint-dir elsewhere") from None
+
+
+# ----- random streams ------------------------------------------------------------------
+def rng_state(gen: torch.Generator, oracles: Sequence[Any] = ()) -> dict[str, Any]:
+    """Every random stream a run of this process draws from, so that a resumed run draws
+    exactly what the uninterrupted one would have drawn.
+
+    - ``run``: the run's own ``torch.Generator`` (prompts, rollouts, labels);
+    - ``torch`` / ``cuda`` / ``mps``: torch's global generators (dropout draws from them);
+    - ``numpy``, ``python``: the global numpy and ``random`` generators (any library code);
+    - ``oracles``: each oracle's own generators (its numpy RNG and the torch generator it
+      seeds from it on first use), for the oracles that are :class:`OracleBase` views; other
+      oracles (the harness's client) keep theirs on the other side of the pipe.
+    """
+    st: dict[str, Any] = {"run": gen.get_state(), "torch": torch.get_rng_state(),
+                          "numpy": np.random.get_state(), "python": random.getstate(),
+                          "oracles": [_oracle_rng(o) for o in oracles]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        st["mps"] = mps.get_rng_state()
+    return st
+
+
+def set_rng_state(st: dict[str, Any], gen: torch.Generator, oracles: Sequence[Any] = ()) -> None:
+    """Put back what :func:`rng_state` captured (a checkpoint's ``run`` state alone works too)."""
+    gen.set_state(st["run"])
+    if "torch" in st:
+        torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+    if "mps" in st and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(st["mps"])
+    if "numpy" in st:
+        np.random.set_state(st["numpy"])
+    if "python" in st:
+        random.setstate(st["python"])
+    for oracle, o in zip(oracles, st.get("oracles", []), strict=False):
+        _set_oracle_rng(oracle, o)
+
+
+def _oracle_rng(oracle: Any) -> dict[str, Any] | None:
+    if not isinstance(oracle, OracleBase):
+        return None
+    tg = vars(oracle).get("_torch_gen")  # seeded lazily from the numpy RNG on first torch use
+    return {"numpy": oracle.rng.bit_generator.state,
+            "torch": None if tg is None else (str(tg.device), tg.get_state())}
+
+
+def _set_oracle_rng(oracle: Any, st: dict[str, Any] | None) -> None:
+    if st is None or not isinstance(oracle, OracleBase):
+        return
+    oracle.rng.bit_generator.state = st["numpy"]
+    tg = None
+    if st["torch"] is not None:
+        device, state = st["torch"]
+        tg = torch.Generator(device=device)
+        tg.set_state(state)
+    oracle._torch_gen = tg
 
 
 def identity_key(cfg: TrainConfig) -> str:
@@ -91,5 +156,5 @@ def find_checkpoint(path: str) -> str:
 
 
 __all__ = ["CHECKPOINT_NAME", "PPO_CHECKPOINT_NAME", "PROGRESS_NAME", "check_resumable", "find_checkpoint",
-           "identity_key", "load_checkpoint", "read_progress", "save_checkpoint", "save_config",
-           "write_progress"]
+           "identity_key", "load_checkpoint", "read_progress", "rng_state", "save_checkpoint", "save_config",
+           "set_rng_state", "write_progress"]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 from collections.abc import Sequence
 from typing import Any
 
-from noisy_expert_gym._util import parse_kv, write_atomic
+from noisy_expert_gym._util import OneLineParser, parse_kv, run_command, write_atomic
 
 #: Flags that are not ``--<field-name>``: dictionaries as repeatable K=V options, short aliases.
 FLAGS: dict[str, tuple[str, ...]] = {
@@ -83,6 +84,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             flag += " [no expert queries: not for boards]" if not alg.queries_expert else ""
             print(f"{name:11s} {alg.summary}{flag}\n{'':11s} params: {alg.defaults}")
         return 0
+    if args.out and os.path.isdir(args.out):  # before training, not after
+        raise ValueError(f"--out {args.out} is a folder; give a file path for the result JSON")
     res = train(**config_fields(args))
     m = res.final_metrics
     print(f"\n{res.algo} on {res.env_id} {res.env_kwargs}: {res.trajectories} trajectories, "
@@ -119,20 +122,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     add_record_parser(sub)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run a parsed subcommand; a ValueError or a missing file is one line on stderr and exit code 2."""
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"neg {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``neg train`` on its own (``python -m agents.cli`` / ``torchrun -m agents.cli``)."""
-    parser = configure_train(argparse.ArgumentParser(prog="python -m agents.cli", description=__doc__,
-                                                     formatter_class=argparse.RawDescriptionHelpFormatter))
-    return run_command(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    """``neg train`` on its own (``python -m agents.cli`` / ``torchrun -m agents.cli``); errors are one
+    line on stderr, exit code 2 (:func:`noisy_expert_gym._util.run_command`)."""
+    parser = configure_train(OneLineParser(prog="python -m agents.cli", description=__doc__,
+                                           formatter_class=argparse.RawDescriptionHelpFormatter))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return run_command(parser.prog, args.func, args)
 
 
 if __name__ == "__main__":  # torchrun -m agents.cli ... / python -m agents.cli ...

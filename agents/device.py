@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["autocast_context", "broadcast_flag", "gather_generator_states", "maybe_compile", "resolve_device",
-           "resolve_precision", "setup_distributed"]
+__all__ = ["autocast_context", "broadcast_flag", "gather_states", "maybe_compile", "resolve_device",
+           "resolve_precision", "setup_distributed", "sum_over_ranks"]
 
 Precision = Literal["auto", "bf16", "fp32"]
 _PRECISIONS = ("auto", "bf16", "fp32")
@@ -203,16 +203,27 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return world, rank, dev
 
 
-def gather_generator_states(gen: torch.Generator, world: int) -> list[torch.Tensor]:
-    """Every rank's generator state (rank order), for a checkpoint written by rank 0."""
-    state = gen.get_state()
+def gather_states(state: Any, world: int) -> list[Any]:
+    """Every rank's `state` (any picklable object, e.g. its RNG states), in rank order, for a
+    checkpoint written by rank 0."""
     if world == 1:
         return [state]
     import torch.distributed as dist
 
-    states = [torch.empty_like(state) for _ in range(world)]
+    states: list[Any] = [None] * world
     dist.all_gather_object(states, state)
     return states
+
+
+def sum_over_ranks(values: tuple[int, ...], device: torch.device, world: int) -> tuple[int, ...]:
+    """Integers summed over all ranks (e.g. what each rank's batch spent)."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.long, device=device)
+    dist.all_reduce(t)
+    return tuple(int(v) for v in t.tolist())
 
 
 def broadcast_flag(flag: bool, device: torch.device, world: int) -> bool:

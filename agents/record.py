@@ -91,7 +91,11 @@ def load_policy(checkpoint: str, env_id: str | None = None, env_kwargs: dict[str
 
         from agents.algos.ppo import SB3TokenPolicy
 
-        sb3 = PPO.load(path, device=device)
+        try:
+            sb3 = PPO.load(path, device=device)
+        except Exception as e:  # noqa: BLE001  not a zip, truncated, another library's file, ...
+            raise ValueError(f"checkpoint `{path}` is corrupt or unreadable ({type(e).__name__}: {e}); "
+                             "point --checkpoint at a ppo.zip that `neg train --algo ppo` wrote") from None
         if sb3.observation_space.shape != (task.obs_len,):
             raise ValueError(f"PPO model {path} observes shape {sb3.observation_space.shape}, but "
                              f"{env_id} {env_kwargs} has ({task.obs_len},): pass the --env / --env-kw it "
@@ -117,6 +121,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     env_kwargs = parse_kv(args.env_kw, "--env-kw") if args.env_kw else None
     model = parse_kv(args.model_kw, "--model-kw") if args.model_kw else None
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a file; give a folder for the videos")
     try:
         kind = resolve_format(args.format)
         if args.checkpoint:

@@ -15,15 +15,23 @@ budget, evaluation, checkpoints, logging), each written once in its own module
 :class:`~noisy_expert_gym.problems.Problem` (built with
 :func:`~noisy_expert_gym.make_problem`, or handed in); no Gymnasium env is built.
 Everything stays on the training device (the task core and the oracle run on
-torch tensors). All randomness after the model init comes from one
-``torch.Generator`` whose state is checkpointed, so ``resume`` reproduces the
-uninterrupted learning curve.
+torch tensors). The run's own randomness after the model init comes from one
+``torch.Generator``; dropout draws from torch's global generator, and oracles and
+libraries may draw from theirs. A checkpoint holds every one of those streams
+(:func:`~agents.checkpoint.rng_state`), so ``resume`` reproduces the uninterrupted
+learning curve exactly.
+
+Budgets are hard caps (:mod:`agents.budget`): every algorithm of this loop queries the
+expert at most once per visited prefix, H queries per trajectory, so the run plans
+``min(budget_trajectories, budget_queries // H)`` trajectories up front and cuts its last
+batch to what is left.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,15 +47,18 @@ from agents.checkpoint import (
     check_resumable,
     identity_key,
     load_checkpoint,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from agents.config import TrainConfig
 from agents.device import (
     autocast_context,
     broadcast_flag,
-    gather_generator_states,
+    gather_states,
     maybe_compile,
     setup_distributed,
+    sum_over_ranks,
 )
 from agents.evaluation import HeldOut
 from agents.monitor import Monitor
@@ -90,7 +101,7 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
         return alg.run(cfg, params, problem)
     run = Run.start(cfg, alg, params, problem)
     for update in range(run.first_update, run.total_updates):
-        if not run.begin(update):  # the query budget is spent
+        if not run.begin(update):  # nothing left to spend (a data-parallel remainder)
             break
         queried = run.oracle_queries()
         batch = alg.collect(run.ctx, params)  # 1. collect the prefixes, 2. query the expert there
@@ -118,6 +129,7 @@ class Run:
     eval_interval: int  # updates between evaluations
     ckpt_every: int  # updates between checkpoints
     ckpt_path: str | None
+    oracles: tuple[Any, ...] = ()  # whose own random streams are checkpointed
     first_update: int = 0
     curve: list[dict[str, float]] = field(default_factory=list)
     t0: float = 0.0
@@ -130,7 +142,7 @@ class Run:
         world, rank, device = setup_distributed(cfg.device)
         if device.type == "cuda":
             torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
-        torch.manual_seed(cfg.seed)  # identical init on every rank
+        seed_everything(cfg.seed)  # identical init on every rank
         policy = build_policy(cfg, problem.task, device)  # `hf:<name>` presets: an HF causal-LM student
         model: torch.nn.Module = policy
         if world > 1:
@@ -140,8 +152,9 @@ class Run:
         fwd = maybe_compile(model, {"on": True, "off": False}.get(cfg.compile, "auto"))
         opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
         per_update = cfg.batch_size * world
-        budget = Budget(cfg.budget_trajectories, cfg.budget_queries)
-        base_updates = budget.updates(per_update)
+        # One query per visited prefix: H per trajectory (BudgetExceeded if an algorithm spends more).
+        budget = Budget(cfg.budget_trajectories, cfg.budget_queries, queries_per_trajectory=problem.task.horizon)
+        base_updates = budget.updates(per_update, world)
         total_updates = base_updates * int(getattr(params, "epochs", 1))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_updates))
         gen = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + rank)
@@ -150,37 +163,46 @@ class Run:
                       batch_size=cfg.batch_size)
         held_out = HeldOut.for_run(cfg, problem, device)
         eval_interval = max(1, round(budget.eval_every(cfg.eval_every, per_update) / per_update))
+        if cfg.checkpoint_dir and os.path.isfile(cfg.checkpoint_dir):
+            raise ValueError(f"checkpoint_dir {cfg.checkpoint_dir} is a file; give a folder (the checkpoint is "
+                             f"{CHECKPOINT_NAME} inside it)")
         ckpt_path = os.path.join(cfg.checkpoint_dir, CHECKPOINT_NAME) if cfg.checkpoint_dir else None
         if alg.setup is not None:  # deterministic (own seeds, disk cache), so it is rerun on resume
             alg.setup(ctx, params)
+        oracles = (problem.expert, problem.clean_expert)
         ck = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path and os.path.exists(ckpt_path) else None
-        if ck is not None:
-            restore(ck, cfg, ctx, opt, sched, ckpt_path)
+        if ck is not None:  # last: nothing may draw randomness between here and the first update
+            restore(ck, cfg, ctx, opt, sched, ckpt_path, oracles)
         curve = ck["curve"] if ck is not None else []
         first_update = ck["update"] + 1 if ck is not None else 0
         monitor = Monitor(cfg, total=total_updates, initial=first_update, active=rank == 0)
         policy.train()
         return cls(cfg, alg, ctx, fwd, opt, sched, held_out, monitor, base_updates, total_updates, eval_interval,
-                   cfg.checkpoint_every or eval_interval, ckpt_path, first_update, curve,
+                   cfg.checkpoint_every or eval_interval, ckpt_path, oracles, first_update, curve,
                    t0=time.perf_counter() - (ck["wall_time"] if ck is not None else 0.0),
                    last_eval_update=curve[-1]["update"] if curve else -1)
 
     # ----- around the three steps --------------------------------------------------------------
     def begin(self, update: int) -> bool:
-        """Size this update's batch (the last one cut to the budget); False once the queries are spent."""
+        """Size this update's batch: the last one of the budget cut to what is left (later epochs of
+        BC re-read spent data at the full batch size); False if nothing is left to spend."""
         ctx = self.ctx
         ctx.update = update
-        if update < self.base_updates:
-            ctx.batch_size = ctx.budget.batch_size(self.cfg.batch_size, ctx.world_size)
-        return not ctx.budget.out_of_queries
+        if update >= self.base_updates:
+            ctx.batch_size = self.cfg.batch_size
+            return True
+        ctx.batch_size, total = ctx.budget.share(self.cfg.batch_size, ctx.world_size, ctx.rank)
+        return total > 0
 
     def oracle_queries(self) -> int:
         return self.ctx.expert.num_queries + self.ctx.clean_expert.num_queries
 
     def charge(self, batch: Batch, queried_before: int) -> None:
-        """What the batch spent, all ranks (its own count, or what the oracles counted)."""
+        """What the batch spent, all ranks (its own count, or what the oracles counted); over a cap
+        it raises :class:`~agents.budget.BudgetExceeded`."""
+        ctx = self.ctx
         queries = batch.queries if batch.queries is not None else self.oracle_queries() - queried_before
-        self.ctx.budget.charge(batch.trajectories * self.ctx.world_size, queries * self.ctx.world_size)
+        ctx.budget.charge(*sum_over_ranks((batch.trajectories, queries), ctx.device, ctx.world_size))
 
     def update(self, batch: Batch, params: Any) -> float:
         """The masked mean of the per-position loss on the batch's prefixes; one optimizer step."""
@@ -203,7 +225,7 @@ class Run:
     def end(self, update: int, train_loss: float) -> bool:
         """Evaluate, checkpoint and report when due; True when the run stops here."""
         ctx, cfg = self.ctx, self.cfg
-        last = update == self.total_updates - 1 or ctx.budget.out_of_queries
+        last = update == self.total_updates - 1
         if (update + 1) % self.eval_interval == 0 or last:
             metrics = {"update": update + 1, "trajectories": ctx.trajectories, "queries": ctx.budget.queries,
                        "wall_time": time.perf_counter() - self.t0, "train_loss": train_loss}
@@ -223,7 +245,7 @@ class Run:
         ctx = self.ctx
         return {"identity": identity_key(self.cfg), "config": self.cfg.to_dict(), "model": ctx.policy.state_dict(),
                 "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                "gen": gather_generator_states(ctx.gen, ctx.world_size), "update": update,
+                "rng": gather_states(rng_state(ctx.gen, self.oracles), ctx.world_size), "update": update,
                 "trajectories": ctx.trajectories, "queries": ctx.budget.queries, "curve": self.curve,
                 "wall_time": time.perf_counter() - self.t0,
                 "state": {k: v for k, v in ctx.state.items() if k != "dataset"}}
@@ -239,15 +261,24 @@ class Run:
 
 
 def restore(ck: dict[str, Any], cfg: TrainConfig, ctx: Context, opt: torch.optim.Optimizer,
-            sched: torch.optim.lr_scheduler.LambdaLR, path: str) -> None:
-    """Put a checkpoint's model, optimizer, schedule, generator, algorithm state and spending back."""
+            sched: torch.optim.lr_scheduler.LambdaLR, path: str, oracles: tuple[Any, ...] = ()) -> None:
+    """Put a checkpoint's model, optimizer, schedule, random streams, algorithm state and spending back."""
     check_resumable(ck, cfg, path)
     ctx.policy.load_state_dict(ck["model"])
     opt.load_state_dict(ck["opt"])
     sched.load_state_dict(ck["sched"])
-    ctx.gen.set_state(ck["gen"][ctx.rank])
+    # Checkpoints written before every stream was kept hold the run's generator alone ("gen").
+    set_rng_state(ck["rng"][ctx.rank] if "rng" in ck else {"run": ck["gen"][ctx.rank]}, ctx.gen, oracles)
     ctx.state.update({k: (v.to(ctx.device) if torch.is_tensor(v) else v) for k, v in ck["state"].items()})
     ctx.budget.trajectories, ctx.budget.queries = ck["trajectories"], ck["queries"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's (CPU and CUDA), numpy's and Python's global generators, as SB3's
+    ``set_random_seed`` does: whatever draws from them during the run is reproducible."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 def lr_lambda(cfg: TrainConfig, total_updates: int):
@@ -262,4 +293,4 @@ def lr_lambda(cfg: TrainConfig, total_updates: int):
     return f
 
 
-__all__ = ["Run", "lr_lambda", "restore", "train"]
+__all__ = ["Run", "lr_lambda", "restore", "seed_everything", "train"]

@@ -1,14 +1,17 @@
 """Small shared helpers, written once for every layer: name lookup with suggestions,
-array-backend dispatch, categorical sampling, atomic file writes."""
+array-backend dispatch, categorical sampling, atomic file writes, the command line's
+``key=value`` options and one-line errors."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import difflib
+import errno
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
@@ -120,3 +123,51 @@ def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k.strip()] = v
     return out
+
+
+#: What a user can fix: bad values and names (ValueError, ConfigError), files (OSError), missing extras.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, ImportError)
+_OS_FIXES = {errno.EISDIR: "is a folder; give a file", errno.ENOTDIR: "is not a folder; give a folder",
+             errno.ENOENT: "does not exist; check the path", errno.EACCES: "cannot be read or written "
+             "(permission denied); check its permissions", errno.ENOSPC: "no space left on the device"}
+
+
+def error_line(exc: BaseException) -> str:
+    """A user-facing error as one line: a ConfigError's problems joined with ``; ``, an OSError's
+    file and what to do, any other message with its lines joined."""
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list) and problems and hasattr(exc, "source"):
+        n = len(problems)
+        head = f"{exc.source}: " if n == 1 else f"{exc.source} has {n} problems: "
+        return head + "; ".join(problems)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        fix = _OS_FIXES.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+        return f"{exc.filename} {fix}"
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``neg CMD: error: ... (see neg CMD --help)``)
+    and exit code 2, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def run_command(prog: str, func: Any, args: Any) -> int:
+    """Run a parsed command: a user's error is one line on stderr (``prog: error: ...``, exit 2);
+    an unexpected exception is one line too (exit 1), its traceback shown with ``NEG_DEBUG=1``."""
+    import sys
+
+    try:
+        return int(func(args) or 0)
+    except USER_ERRORS as e:
+        print(f"{prog}: error: {error_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if os.environ.get("NEG_DEBUG"):
+            raise
+        print(f"{prog}: error: internal error {type(e).__name__}: {error_line(e)} (rerun with NEG_DEBUG=1 "
+              "for the traceback, and please report it)", file=sys.stderr)
+        return 1

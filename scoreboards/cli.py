@@ -16,6 +16,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from noisy_expert_gym._util import OneLineParser, run_command
+
 #: Modules that contribute subcommands, in help order.
 CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
@@ -27,7 +29,7 @@ COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "sc
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `neg` parser: every contributor's commands, or only `command`'s module's."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="neg", description="noisy-expert-gym: imitation learning from a noisy expert.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (COMMANDS[command],) if command in COMMANDS else CONTRIBUTORS:
@@ -44,18 +46,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``neg ARGV``; errors a user can fix print one line, ``neg CMD: error: ...`` (exit 2)."""
+    """Run ``neg ARGV``; every error is one line, ``neg CMD: error: ...`` with the fix: exit code 2 for
+    what the user can fix (a name, a file, a value; usage errors too), 1 for an internal error."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"neg {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(f"neg {args.command}", args.func, args)
 
 
 if __name__ == "__main__":

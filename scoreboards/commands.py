@@ -24,10 +24,75 @@ def _kv(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from scoreboards.store import ResultStore
+def _store(args: argparse.Namespace, create: bool = False) -> Any:
+    """The results database of ``--db``: created by the commands that write results (``create``),
+    else it must exist (a mistyped path is an error, not an empty database)."""
+    import sqlite3
+    from pathlib import Path
 
-    return ResultStore(args.db)
+    from scoreboards.store import ResultStore, default_db
+
+    path = Path(args.db).expanduser() if args.db else default_db()
+    where = f"--db {args.db}" if args.db else f"the default database {path} ($NEG_RESULTS_DB)"
+    if path.is_dir():
+        raise ValueError(f"{where} is a folder; give the database file, e.g. {path / 'neg.sqlite'}")
+    if not create and not path.exists():
+        raise FileNotFoundError(f"{where} does not exist; give the database `neg bench run` wrote "
+                                "(--db PATH), or run a spec first")
+    try:
+        return ResultStore(path)
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"{where} is not a results database ({e}); give the file `neg bench run` "
+                         "wrote, or a new path") from None
+
+
+def _output_file(path: str | None, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
+    import os
+
+    if path and os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder; give a file path")
+
+
+def _check_target(target: str) -> None:
+    """A submission target's form, file and module, checked before anything runs."""
+    import ast
+    import importlib.util
+    import os
+
+    if ":" not in target:
+        raise ValueError(f"a submission target is `module:Class`, `path/to/file.py:Class`, `path/to/dir/:Class` "
+                         f"or `builtin:ALGO`, got `{target}`")
+    mod, _, cls = target.rpartition(":")
+    if not cls.isidentifier():
+        raise ValueError(f"`{cls}` in `{target}` is not a class name; write `{mod}:ClassName`")
+    if mod == "builtin":
+        return
+    if mod.endswith(".py") or "/" in mod or os.sep in mod:
+        if os.path.isdir(mod):
+            if not mod.endswith(("/", os.sep)):
+                raise ValueError(f"submission {mod} is a folder: write `{mod}/:{cls}` for a directory "
+                                 f"submission (its submission.py defines `{cls}`), or give the .py file")
+            if not os.path.isfile(os.path.join(mod, "submission.py")):
+                raise FileNotFoundError(f"submission directory {mod} has no submission.py; put the class "
+                                        f"`{cls}` there")
+            mod = os.path.join(mod, "submission.py")
+        if not os.path.exists(mod):
+            raise FileNotFoundError(f"submission file {mod} does not exist; check the path (`file.py:Class`)")
+        try:
+            with open(mod, "rb") as fh:
+                ast.parse(fh.read(), filename=mod)
+        except (SyntaxError, ValueError) as e:
+            raise ValueError(f"submission file {mod} is not valid Python ({type(e).__name__}: "
+                             f"{getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}); fix it") from None
+        return
+    try:
+        found = importlib.util.find_spec(mod)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ValueError(f"no module `{mod}` to import; give an importable module or a path "
+                         f"(path/to/file.py:{cls})")
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -50,7 +115,7 @@ def _bench_run(args: argparse.Namespace) -> int:
         for r in runs:
             print(f"  {r.key}  {r.label:28s} {r.group:20s} seed={r.seed}")
         return 0
-    with _store(args) as store:
+    with _store(args, create=True) as store:
         s = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
                       progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
                       cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
@@ -106,6 +171,7 @@ def _board_show(args: argparse.Namespace) -> int:
     from scoreboards.boards import load_board, render_board, write_board
 
     board = load_board(args.board)
+    _output_file(args.out, "--out")
     with _store(args) as store:
         print(render_board(board, store))
         if args.out:
@@ -193,7 +259,7 @@ def _board_baselines(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     wanted = set(args.only or [])
     ok = True
-    with _store(args) as store:
+    with _store(args, create=True) as store:
         for b in board.baselines:
             if wanted and b["algo"] not in wanted:
                 continue
@@ -208,8 +274,9 @@ def _submit(args: argparse.Namespace) -> int:
     from scoreboards.boards import load_board, render_board, write_board
     from scoreboards.submission import unsandboxed
 
+    _check_target(args.target)
     board = load_board(args.board)
-    with _store(args) as store, unsandboxed() if args.no_sandbox else contextlib.nullcontext():
+    with _store(args, create=True) as store, unsandboxed() if args.no_sandbox else contextlib.nullcontext():
         ok = _enter(board, args.target, store, args.name, _kv(args.param), _kv(args.train), args.timeout)
         if ok:
             write_board(board, store)

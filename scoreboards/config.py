@@ -15,6 +15,7 @@ declaration) except those the harness owns (:data:`HARNESS_OWNED`).
 from __future__ import annotations
 
 import copy
+import os
 import tomllib
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -314,19 +315,36 @@ def validate(model: type[M], raw: Mapping[str, Any], source: str,
 
 
 # ----- files ------------------------------------------------------------------------------------
+def looks_like_path(text: str | Path) -> bool:
+    """Whether a name the user typed is a path: a ``Path``, or text with a ``/`` (``./quick``,
+    ``specs/quick.toml``), a ``.toml`` suffix or a leading ``~``. Anything else is a shipped name,
+    so a folder or file called ``quick`` in the working directory never shadows the shipped ``quick``."""
+    if isinstance(text, Path):
+        return True
+    return "/" in text or os.sep in text or text.endswith(".toml") or text.startswith("~")
+
+
 def resolve_path(name_or_path: str | Path, directory: Path, what: str) -> Path:
-    """A shipped file's path from its name, or the given path; raise with a suggestion."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    """A shipped file's path from its name, or the given path (:func:`looks_like_path` decides which,
+    one way only); raise with a suggestion and the fix."""
+    names = shipped(directory)
+    if looks_like_path(name_or_path):
+        p = Path(name_or_path).expanduser()
+        if p.is_dir():
+            raise ValueError(f"{what} path {p} is a folder; give a {what} file (.toml), or a shipped {what}'s "
+                             f"name ({', '.join(names)})")
         if not p.exists():
-            raise FileNotFoundError(f"{what} file {p} does not exist")
+            raise FileNotFoundError(f"{what} file {p} does not exist; give an existing .toml file, or a "
+                                    f"shipped {what}'s name ({', '.join(names)})")
         return p
     cand = directory / f"{name_or_path}.toml"
     if cand.exists():
         return cand
-    names = shipped(directory)
-    raise ValueError(f"unknown {what} `{name_or_path}`: not a file, and the shipped {what}s are "
-                     f"{', '.join(names)}.{did_you_mean(str(name_or_path), names)}")
+    local = (f" (to use the {'folder' if Path(name_or_path).is_dir() else 'file'} `{name_or_path}` here, "
+             f"write ./{name_or_path})" if Path(name_or_path).exists() else "")
+    raise ValueError(f"unknown {what} `{name_or_path}`: the shipped {what}s are {', '.join(names)}; a file is "
+                     f"given as a path (with a `/` or a .toml suffix){local}."
+                     f"{did_you_mean(str(name_or_path), names)}")
 
 
 def shipped(directory: Path) -> list[str]:
@@ -369,4 +387,6 @@ def load_toml(name_or_path: str | Path, directory: Path, what: str,
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise error(str(path), [f"not valid TOML: {e}"]) from None
+    except UnicodeDecodeError:
+        raise error(str(path), [f"not a text file: a {what} is a TOML file"]) from None
     return path, apply_overrides(raw, overrides)

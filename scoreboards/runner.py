@@ -6,6 +6,10 @@ their checkpoints, kept under ``<db dir>/checkpoints/<run key>/``, so a killed
 sweep loses at most the work since the last checkpoint of the runs in flight.
 Workers train and return their result; only the driver writes to the store, one
 transaction per finished run, as soon as it finishes.
+
+Both backends survive a worker that dies mid-run (killed, out of memory, a lost Ray
+node): its run is started again, up to ``retries`` times, and resumes from its
+checkpoint; the other runs go on (the local pool is rebuilt, Ray retries the task).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from scoreboards.store import ResultStore
 
 BACKENDS = ("local", "ray")
 TrainFn = Callable[..., Any]
+#: Times a run is started again after its worker died (it resumes from its checkpoint).
+RETRIES = 2
 
 
 @dataclass
@@ -153,30 +159,63 @@ def _inline(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, pr
 
 
 def _local(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, workers: int,
-           threads: int | None, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
-                               initializer=_init_worker, initargs=(threads,))
+           threads: int | None, retries: int = RETRIES, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    """A process pool fed `workers` runs at a time. A worker that dies breaks the pool
+    (``BrokenProcessPool`` for every run in it), so the pool is rebuilt and the runs that were in
+    it start again, resuming from their checkpoints, each at most `retries` times."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                   initializer=_init_worker, initargs=(threads,))
+
+    queue = list(jobs)
+    attempts = {run.key: 0 for run, _ in jobs}
+    pending: dict[Any, tuple[RunSpec, str | None]] = {}
+    pool = new_pool()
     try:
-        pending = {pool.submit(execute_run, run.config, ckpt, threads, train_fn): run for run, ckpt in jobs}
-        while pending:
+        while queue or pending:
+            while queue and len(pending) < workers:  # only as many as run at once: a break hits only them
+                run, ckpt = queue.pop(0)
+                pending[pool.submit(execute_run, run.config, ckpt, threads, train_fn)] = (run, ckpt)
             finished, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
             if not finished:  # a heartbeat: lets the driver refresh its in-flight display
-                yield None, {"running": [r for f, r in pending.items() if f.running()]}
+                yield None, {"running": [r for f, (r, _) in pending.items() if f.running()]}
                 continue
+            died: list[tuple[RunSpec, str | None]] = []
             for fut in finished:
-                run = pending.pop(fut)
+                run, ckpt = pending.pop(fut)
                 try:
                     out = fut.result()
-                except BaseException:  # noqa: BLE001 - a dead worker (killed, out of memory)
+                except BrokenProcessPool:  # a worker died (killed, out of memory): the pool is gone
+                    died.append((run, ckpt))
+                    continue
+                except BaseException:  # noqa: BLE001 - anything else the pool raises
                     out = {"error": "the worker process died:\n" + traceback.format_exc()}
                 yield run, out
+            if died:  # every run in the pool went down with it: start them again in a new one
+                died += list(pending.values())
+                pending.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = new_pool()
+                for run, ckpt in reversed(died):
+                    attempts[run.key] += 1
+                    if attempts[run.key] <= retries:
+                        queue.insert(0, (run, ckpt))
+                    else:
+                        yield run, {"error": f"the worker process died {attempts[run.key]} times (killed or "
+                                             "out of memory) while this run was in the pool"}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, address: str | None,
          threads: int | None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-         ray_init: dict[str, Any] | None = None, **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+         ray_init: dict[str, Any] | None = None, retries: int = RETRIES,
+         **_: Any) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    """One Ray task per run. A task whose worker process or node dies is retried by Ray (up to
+    `retries` times; ``execute_run`` itself never raises, so only such system failures are);
+    the retry resumes from the run's checkpoint, which must be on storage every node sees."""
     try:
         import ray
     except ImportError:
@@ -195,7 +234,7 @@ def _ray(jobs: list[tuple[RunSpec, str | None]], train_fn: TrainFn | None, addre
         ray.init(**kw)
         started = True
     try:
-        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
+        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries)(execute_run)
         pending = {remote.remote(run.config, ckpt, threads or max(1, int(cpus_per_run)), train_fn): run
                    for run, ckpt in jobs}
         while pending:
@@ -268,7 +307,7 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
               workers: int | None = None, address: str | None = None, train_fn: TrainFn | None = None,
               progress: bool = True, keep_checkpoints: bool = False, checkpoints: str | Path | None = None,
               cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, ray_init: dict[str, Any] | None = None,
-              log: Callable[[str], None] | None = None) -> SweepSummary:
+              log: Callable[[str], None] | None = None, retries: int = RETRIES) -> SweepSummary:
     """Run every unfinished run of `spec` and record each result as it finishes.
 
     Args:
@@ -287,6 +326,8 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
         cpus_per_run, gpus_per_run: Ray resources of one run.
         ray_init: extra ``ray.init`` keyword arguments.
         log: where per-run lines go (default: the progress bar's ``write``, or print).
+        retries: times a run whose worker died (killed, out of memory, a lost Ray node) is started
+            again; it resumes from its checkpoint.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend `{backend}`; valid values: {', '.join(BACKENDS)}")
@@ -315,11 +356,11 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
                       file=sys.stderr)
                 n = 0
             threads = max(1, cpus // n) if n else None
-            it = _local(jobs, train_fn, n, threads) if n else _inline(jobs, train_fn, progress)
+            it = _local(jobs, train_fn, n, threads, retries=retries) if n else _inline(jobs, train_fn, progress)
         else:
             summary.workers = max(1, workers or 1)
             it = _ray(jobs, train_fn, address, None, cpus_per_run=cpus_per_run,
-                      gpus_per_run=gpus_per_run, ray_init=ray_init)
+                      gpus_per_run=gpus_per_run, ray_init=ray_init, retries=retries)
         st.mark_running(todo)
         bar = None
         if progress:

@@ -1,8 +1,9 @@
 """LogLossBC (offline SFT) on a fixed dataset of expert rollouts; `bc-clean` uses the clean expert.
 
-The dataset of N = ``budget_trajectories`` rollouts of the noisy expert (its
-corrupted tokens fed back, DESIGN §2) is generated through the oracle once and
-cached on disk. Training streams it in order (the rollouts are i.i.d.), so the
+The dataset of N rollouts of the noisy expert (its corrupted tokens fed back,
+DESIGN §2) is generated through the oracle once and cached on disk; N is what the
+budget affords, ``budget_trajectories`` or ``budget_queries // H`` if smaller (a
+rollout costs H queries), so buying the dataset never overshoots either cap. Training streams it in order (the rollouts are i.i.d.), so the
 learning curve against "trajectories consumed" is comparable with the online
 methods'; ``epochs`` > 1 makes further passes in a fresh random order.
 ``bc-clean`` trains on clean-expert rollouts: a reference ceiling that reads the
@@ -20,10 +21,10 @@ import os
 from typing import Any
 
 import torch
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, never, register
+from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, never, register
 from noisy_expert_gym._util import atomic_path
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declared import Declared
@@ -35,7 +36,9 @@ class BCParams(Declared):
     epochs: Count = 1
     """Passes over the dataset (later passes in a fresh random order; they spend no budget)."""
     dataset: str | None = None
-    """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`)."""
+    """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`); it must have been made on the run's env and problem kwargs."""
+    dataset_eta: UnitInterval | None = None
+    """With `dataset`: the eta it was made at, to train on data of another eta than the env's on purpose (recorded in the run's config)."""
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -45,10 +48,16 @@ class BCParams(Declared):
         raise ValueError("`dataset` must be a Minari dataset id (e.g. noisy-expert/modadd-p7-m31-eta0_2/noisy-v0) "
                          f"or None, got {v!r}")
 
+    @model_validator(mode="after")
+    def _eta_needs_a_dataset(self) -> BCParams:
+        if self.dataset_eta is not None and self.dataset is None:
+            raise ValueError("`dataset_eta` applies only with `dataset` (a Minari dataset id)")
+        return self
+
 
 def dataset_path(ctx: Context, clean: bool) -> str:
     cfg = ctx.cfg
-    key = json.dumps({"env": cfg.env_id, "kw": cfg.env_kwargs, "n": cfg.budget_trajectories,
+    key = json.dumps({"env": cfg.env_id, "kw": cfg.env_kwargs, "n": ctx.budget.affordable,
                       "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1},
                      sort_keys=True, default=str)
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
@@ -73,31 +82,36 @@ def load_or_make(ctx: Context, clean: bool) -> dict[str, torch.Tensor]:
     if os.path.exists(path):
         try:
             data = torch.load(path, map_location=ctx.device)
-            if data["prompts"].shape[0] == ctx.cfg.budget_trajectories:
+            if data["prompts"].shape[0] == ctx.budget.affordable:
                 return data
         except Exception:  # noqa: BLE001, S110  a corrupt cache file is regenerated, never trusted
             pass
     expert = ctx.clean_expert if clean else ctx.expert
-    data = make_dataset(expert, ctx.task, ctx.cfg.budget_trajectories, ctx.cfg.seed, ctx.device)
+    data = make_dataset(expert, ctx.task, ctx.budget.affordable, ctx.cfg.seed, ctx.device)
     with atomic_path(path) as tmp:
         torch.save({k: v.cpu() for k, v in data.items()}, tmp)
     return data
 
 
-def from_minari(ctx: Context, dataset: str, clean: bool) -> dict[str, torch.Tensor]:
-    """The first ``budget_trajectories`` episodes of a local Minari dataset, on the training device."""
+def from_minari(ctx: Context, params: BCParams, clean: bool) -> dict[str, torch.Tensor]:
+    """The first N (what the budget affords) episodes of a local Minari dataset made on the run's
+    problem (env, every problem kwarg, spaces; eta may differ as ``dataset_eta`` says), on the
+    training device."""
+    from noisy_expert_gym import make_problem
     from noisy_expert_gym.bridges.minari_io import dataset_metadata, load_chains
 
+    dataset = params.dataset
     if not clean and dataset_metadata(dataset).get("uses_clean_expert"):
         raise ValueError(f"Minari dataset `{dataset}` holds clean-expert rollouts (reference data): "
                          "train on it with `bc-clean`, which is flagged as reading the clean expert")
-    data = load_chains(dataset, ctx.task, n=ctx.cfg.budget_trajectories)
+    problem = make_problem(ctx.cfg.env_id, **ctx.cfg.env_kwargs)  # cached: the run's own
+    data = load_chains(dataset, problem, n=ctx.budget.affordable, dataset_eta=params.dataset_eta)
     return {k: torch.as_tensor(v, device=ctx.device) for k, v in data.items()}
 
 
 def _setup(clean: bool):
     def setup(ctx: Context, params: BCParams) -> None:
-        data = from_minari(ctx, params.dataset, clean) if params.dataset else load_or_make(ctx, clean)
+        data = from_minari(ctx, params, clean) if params.dataset else load_or_make(ctx, clean)
         # Each rank reads its own shard: rank, rank + world, ...
         ctx.state["dataset"] = {k: v[ctx.rank :: ctx.world_size] for k, v in data.items()}
         ctx.state.update(pos=0, epoch=0,

@@ -7,8 +7,13 @@ token), beta_i = ``beta0`` * ``decay`` ** i. Every visited prefix is labelled
 with a sampled noisy-expert token and appended to the aggregated dataset; each
 update takes one gradient step on a uniform minibatch of everything aggregated.
 
-It learns from sampled tokens only: under a sample-only expert (``access="sample"``)
-the roll-in draws with ``sample`` and the labels with ``sample_along(prompts, chain, 1)``.
+The expert is queried once per visited prefix, while rolling in (H queries per
+trajectory, as every algorithm of the loop): its sampled token is the prefix's label,
+and where the expert is in control of the roll-in it is also the token written (the
+expert acting is the expert answering, as in Ross et al.).
+
+It learns from sampled tokens only (``expert.sample``), so a sample-only expert
+(``access="sample"``) draws the same tokens as a full-access one.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ def setup(ctx: Context, params: DAggerParams) -> None:
 
 def mixing_rate(ctx: Context, params: DAggerParams) -> float:
     """beta_i of the current round i (the budget split into ``iterations`` equal rounds)."""
-    round_len = max(1, ctx.budget.max_trajectories // params.iterations)
+    round_len = max(1, ctx.budget.affordable // params.iterations)
     return params.beta0 * params.decay ** min(ctx.trajectories // round_len, params.iterations - 1)
 
 
@@ -44,17 +49,16 @@ def collect(ctx: Context, params: DAggerParams) -> Batch:
     n = prompts.shape[0]
     beta = mixing_rate(ctx, params)
 
+    labels = torch.empty((n, ctx.task.horizon), dtype=torch.long, device=ctx.device)
+
     def mix(t: int, chain: torch.Tensor, student: torch.Tensor) -> torch.Tensor:
-        # chain[:, :t] is written so far; later columns are not yet filled.
-        use_expert = torch.rand(n, generator=ctx.gen, device=ctx.gen.device) < beta
-        if not bool(use_expert.any()):
-            return student
-        # The expert acts on a single prefix here; these draws are roll-in, not labels.
-        a = ctx.expert.sample(ctx.task.observe(prompts, chain[:, :t]), generator=ctx.gen)
-        return torch.where(use_expert, a, student)
+        # chain[:, :t] is written so far; later columns are not yet filled. One query per prefix:
+        # the expert's sampled token is the label, and the roll-in token where the expert acts.
+        labels[:, t] = ctx.expert.sample(ctx.task.observe(prompts, chain[:, :t]), generator=ctx.gen)
+        use_expert = torch.rand(n, generator=ctx.gen, device=ctx.gen.device).to(ctx.device) < beta
+        return torch.where(use_expert, labels[:, t], student)
 
     chain = ctx.rollout(prompts, 0.0, step_fn=mix)
-    _, labels = ctx.label_along(prompts, chain)  # one sampled expert token per prefix (B, H)
     new = {"prompts": prompts, "chain": chain, "labels": labels}
     buf = ctx.state["buffer"]
     buf = new if buf is None else {k: torch.cat([buf[k], v]) for k, v in new.items()}

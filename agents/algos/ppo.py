@@ -18,9 +18,11 @@ rose from 0.14 (chance: 1/7) to 0.54 with ``mean`` and to 0.39 with ``gru``
   ``--env-kw reward=dense`` (1/m per step that matches the clean expert) or
   ``reward=full`` for the shaped / stricter variants.
 - **Budget** (:class:`~agents.budget.Budget`): ``budget_trajectories`` counts
-  episodes. Rollouts are whole episodes (``n_steps = episodes_per_env * horizon``
-  per sub-env), so a rollout spends ``n_envs * episodes_per_env`` episodes and the
-  run spends the budget rounded up to whole rollouts.
+  episodes, a hard cap. Rollouts are whole episodes (``n_steps = episodes_per_env *
+  horizon`` per sub-env), so a rollout spends ``n_envs * episodes_per_env`` episodes;
+  the last rollout is cut to the rounds of ``n_envs`` episodes the budget has left
+  (the sub-envs play in lockstep, so the run spends the largest multiple of
+  ``n_envs`` within the budget: all of it when ``n_envs`` divides it).
 - **Queries**: PPO never queries the expert, noisy or clean: ``queries = 0``, and
   ``Algorithm.queries_expert`` is False (the boards refuse it).
 - **Evaluation, logging, checkpoints**: the shared ones (:mod:`agents.evaluation`
@@ -169,9 +171,13 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
                          f"{CHECKPOINT_NAME} in checkpoint_dir)")
     device = resolve_device(cfg.device)
     budget, task, n_envs = Budget(cfg.budget_trajectories), problem.task, params.n_envs
+    if cfg.budget_trajectories < n_envs:
+        raise ValueError(f"budget_trajectories={cfg.budget_trajectories} is less than one round of PPO's "
+                         f"n_envs={n_envs} sub-envs (they play in lockstep); raise the budget or lower n_envs")
     per_rollout = n_envs * params.episodes_per_env
-    n_steps = params.episodes_per_env * task.horizon
-    monitor = Monitor(cfg, total=cfg.budget_trajectories, unit="ep")  # first: its error names the extra
+    phases = rollout_plan(cfg.budget_trajectories, n_envs, params.episodes_per_env)
+    n_steps = phases[0][0] * task.horizon
+    monitor = Monitor(cfg, total=sum(e * k for e, k in phases) * n_envs, unit="ep")  # first: its error names the extra
     venv = make_sb3_vec_env(problem=problem, num_envs=n_envs)
     with warnings.catch_warnings():  # m is often prime: a truncated last minibatch is expected
         warnings.filterwarnings("ignore", message=".*mini-batch size.*")
@@ -217,10 +223,6 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
         def _on_rollout_end(self) -> None:
             self.rollouts += 1
 
-        def _on_training_end(self) -> None:
-            if not curve or curve[-1]["trajectories"] != budget.trajectories:
-                self.evaluate()
-
         def evaluate(self) -> None:
             while self.next_eval <= budget.trajectories:
                 self.next_eval += eval_every
@@ -243,9 +245,17 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
         # Small MLPs on small batches: extra intra-op threads mostly synchronise (a GRU step
         # measured 17x slower with 2 threads than with 1 on a busy 2-core machine).
         torch.set_num_threads(params.cpu_threads)
+    tracker = Tracker()
     try:
-        model.learn(total_timesteps=budget.updates(per_rollout) * n_steps * n_envs, callback=Tracker(),
-                    tb_log_name="sb3", reset_num_timesteps=True)
+        for i, (episodes, rollouts) in enumerate(phases):
+            if tracker.stop:
+                break
+            if i > 0:  # the last, shorter rollout: a rollout buffer of its length
+                set_rollout_steps(model, episodes * task.horizon)
+            model.learn(total_timesteps=rollouts * episodes * task.horizon * n_envs, callback=tracker,
+                        tb_log_name="sb3", reset_num_timesteps=i == 0)
+        if not curve or curve[-1]["trajectories"] != budget.trajectories:
+            tracker.evaluate()
     finally:
         torch.set_num_threads(threads)
         monitor.close()
@@ -255,6 +265,22 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
         seed=cfg.seed, final_metrics=dict(curve[-1]) if curve else {}, curve=curve,
         trajectories=budget.trajectories, queries=0, wall_time=time.perf_counter() - t0, device=str(device),
         uses_clean_expert=False, policy=policy)
+
+
+def rollout_plan(budget: int, n_envs: int, episodes_per_env: int) -> list[tuple[int, int]]:
+    """``[(episodes per sub-env per rollout, rollouts), ...]`` that play the most whole rounds
+    of ``n_envs`` episodes within `budget`: full rollouts, then one shorter rollout for the rest."""
+    full, rest = divmod(budget // n_envs, episodes_per_env)
+    return [p for p in ((episodes_per_env, full), (rest, 1)) if p[0] and p[1]]
+
+
+def set_rollout_steps(model: Any, n_steps: int) -> None:
+    """Give an SB3 on-policy model rollouts of `n_steps` per sub-env (a fresh rollout buffer);
+    what ``OnPolicyAlgorithm._setup_model`` builds, without rebuilding the policy."""
+    model.n_steps = n_steps
+    model.rollout_buffer = model.rollout_buffer_class(
+        n_steps, model.observation_space, model.action_space, device=model.device, gamma=model.gamma,
+        gae_lambda=model.gae_lambda, n_envs=model.n_envs, **model.rollout_buffer_kwargs)
 
 
 def save(model: Any, cfg: TrainConfig, path: str) -> None:

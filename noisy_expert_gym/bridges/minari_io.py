@@ -10,9 +10,19 @@ only, never for a leaderboard).
 Dataset ids: ``noisy-expert/<env>/<expert>-v0``, e.g.
 ``noisy-expert/modadd-p7-m31-eta0_2/noisy-v0`` (Minari ids allow no ``.``, so
 eta 0.2 is written ``0_2``; a non-default noise law or reward is added to
-``<env>``: ``modadd-p7-m9-mixture-eta0_1-dense``). The metadata carries the env
-spec (Minari's ``env_spec``) and ``noisy_expert_gym``: env id and kwargs, task
-shape, noise law, eta, expert kind and seed.
+``<env>``: ``modadd-p7-m9-mixture-eta0_1-dense``, and so is every other problem
+keyword argument that differs from the env id's default:
+``automaton-eta0_1-automatonseed3-n5``), so two different problems never share a
+default id. The metadata carries the env spec (Minari's ``env_spec``) and
+``noisy_expert_gym``: the env id, the problem's complete keyword arguments (every one
+that defines the MDP and the noise, defaults filled in), env options, task shape,
+noise law, eta, expert kind and seed.
+
+A dataset and the env it is used with never silently disagree: :func:`load_chains`
+checks the env (family and version), every problem keyword argument that defines the
+MDP or the noise and the spaces, and refuses a mismatch with an error naming both
+values. A different eta may be used on purpose (``dataset_eta=``, which the
+trainer records in the run's config).
 
 Example::
 
@@ -24,6 +34,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import warnings
 from typing import Any
 
@@ -32,11 +45,14 @@ import numpy as np
 
 from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.bridges import require
-from noisy_expert_gym.problems import Problem, make_problem
+from noisy_expert_gym.problems import REGISTRY, Problem, family_of, make_problem
 
 NAMESPACE = "noisy-expert"
 EXPERTS = ("noisy", "clean")
 METADATA_KEY = "noisy_expert_gym"
+#: Problem keyword arguments that change how a problem is computed or where it is read from,
+#: not its MDP or its noise: recorded with a dataset, left out of its id and its checks.
+NOT_DEFINING = frozenset({"access", "data_dir", "device", "torch_dtype", "max_batch"})
 
 
 def _minari() -> Any:
@@ -53,6 +69,32 @@ def _problem(env_id: str, env_kwargs: dict[str, Any] | None) -> Problem:
     return make_problem(env_id, **(env_kwargs or {}))
 
 
+def _plain(v: Any) -> Any:
+    """A keyword argument's value as the metadata stores it: itself through JSON, else its repr."""
+    try:
+        return json.loads(json.dumps(v))
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+def _id_value(v: Any) -> str:
+    """A value as a Minari id allows it: numbers via :func:`_num`, words with [-_\\w] only,
+    anything long or structured as a short hash."""
+    if isinstance(v, bool) or v is None:
+        return str(v).lower()
+    if isinstance(v, (int, float)):
+        return _num(v)
+    text = re.sub(r"[^A-Za-z0-9]", "_", v) if isinstance(v, str) else ""
+    if not text or len(text) > 24:
+        return "h" + hashlib.sha256(repr(_plain(v)).encode()).hexdigest()[:8]
+    return text
+
+
+def _id_defaults(env_id: str) -> dict[str, Any]:
+    """The problem keyword arguments an env id stands for (the family's defaults and the variant's)."""
+    return {**family_of(env_id).defaults, **REGISTRY[env_id][1]}
+
+
 def dataset_id(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | None = None,
                expert: str = "noisy", version: int = 0) -> str:
     """The default Minari id of an env's expert rollouts (see the module docstring)."""
@@ -61,13 +103,17 @@ def dataset_id(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | None
     problem = _problem(env_id, env_kwargs)
     task, expert_oracle = problem.task, problem.expert
     if hasattr(task, "p") and hasattr(task, "m"):  # NoisyModAdd
-        parts = [f"modadd-p{task.p}-m{task.m}"]
+        parts, shown = [f"modadd-p{task.p}-m{task.m}"], {"p", "m"}
     else:
-        parts = [gym.spec(env_id).name.lower().removeprefix("noisy")]
+        parts, shown = [gym.spec(env_id).name.lower().removeprefix("noisy")], set()
     law, reward = getattr(expert_oracle, "law", None), problem.env_options.get("reward")
     if law not in (None, "absorbing"):
         parts.append(law)
     parts.append(f"eta{_num(expert_oracle.eta)}")
+    defaults = _id_defaults(env_id)
+    for k, v in sorted(problem.kwargs.items()):  # every other kwarg that makes this problem another one
+        if k not in shown | {"law", "eta"} | NOT_DEFINING and _plain(v) != _plain(defaults.get(k)):
+            parts.append(k.replace("_", "") + _id_value(v))
     if reward not in (None, "final"):
         parts.append(reward)
     return f"{NAMESPACE}/{'-'.join(parts)}/{expert}-v{version}"
@@ -149,7 +195,9 @@ def export_minari(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | N
                              truncations=list(e["truncations"])) for i, e in enumerate(episodes)]
     problem = _problem(env_id, env_kwargs)
     task, noisy = problem.task, problem.expert
-    meta = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "expert": expert,
+    meta = {"env_id": env_id, "env_kwargs": _plain(dict(env_kwargs or {})), "expert": expert,
+            "problem_kwargs": {k: _plain(v) for k, v in problem.kwargs.items()},
+            "env_options": _plain(dict(problem.env_options)),
             "uses_clean_expert": clean, "noise_law": noisy.law,
             "eta": float(noisy.eta), "seed": int(seed)}
     for k in ("p", "m"):
@@ -188,32 +236,108 @@ def _default_format() -> str:
     return "hdf5"
 
 
-def load_chains(dataset: str, task: Any, n: int | None = None) -> dict[str, np.ndarray]:
-    """Read a Minari dataset of complete chains back as ``{prompts (N, P), chain (N, H)}``.
+def _family_version(env_id: str) -> tuple[str, str]:
+    return family_of(env_id).name, env_id.rpartition("-")[2]
 
-    Args:
-        dataset: a local Minari dataset id (e.g. from :func:`export_minari`).
-        task: the task core the chains must fit (e.g. a trainer's ``ModAddTask``).
-        n: the number of episodes to read (the first n); None reads them all.
+
+def check_dataset(dataset: str, problem: Problem, dataset_eta: float | None = None, ds: Any = None
+                  ) -> dict[str, Any]:
+    """Raise unless a local Minari dataset was made on `problem`'s MDP and noise; its metadata.
+
+    Checked: the env (its task family and version: ``NoisyModAdd-m3-v0`` is
+    ``NoisyModAdd-v0`` with m = 3), every problem keyword argument that defines the MDP or
+    the noise (all of ``problem.kwargs`` but :data:`NOT_DEFINING`) and the observation and
+    action spaces. ``dataset_eta``: the dataset's eta when it differs from the env's on
+    purpose (otherwise a different eta is refused like any other kwarg).
 
     Raises:
-        ValueError: the dataset is missing, too small, or of another task shape.
+        ValueError: naming the dataset's value and the env's of everything that differs.
     """
+    ds = ds if ds is not None else _load(dataset)
+    meta = dict(ds.storage.metadata.get(METADATA_KEY, {}))
+    env_id = problem.env_id
+    export = (f"export one from it: neg export-minari --env {env_id}"
+              + "".join(f" --env-kw {k}={json.dumps(_plain(v))}" for k, v in problem.kwargs.items()
+                        if k not in NOT_DEFINING and _plain(v) != _plain(_id_defaults(env_id).get(k))))
+    if "env_id" not in meta:
+        raise ValueError(f"Minari dataset `{dataset}` carries no {METADATA_KEY} metadata (env id, problem "
+                         f"keyword arguments), so nothing says it was made on {env_id}; {export}")
+    theirs_id = str(meta["env_id"])
+    try:
+        same_env = _family_version(theirs_id) == _family_version(env_id)
+    except ValueError:  # an env id this version does not know
+        same_env = False
+    if not same_env:
+        raise ValueError(f"Minari dataset `{dataset}` was made on env {theirs_id}, but the run's env is "
+                         f"{env_id}; {export}")
+    theirs = meta.get("problem_kwargs")
+    if theirs is None:  # exported before the complete kwargs were recorded: the given ones + defaults
+        from noisy_expert_gym.problems import split_kwargs
+
+        theirs = {k: _plain(v) for k, v in split_kwargs(theirs_id, meta.get("env_kwargs") or {})[0].items()}
+    ours = {k: _plain(v) for k, v in problem.kwargs.items()}
+    differ = [k for k in sorted(set(ours) | set(theirs)) if k not in NOT_DEFINING
+              and ours.get(k) != theirs.get(k) and not (k == "eta" and dataset_eta is not None)]
+    if differ:
+        what = "; ".join(f"{k} = {theirs.get(k)!r} in the dataset, {ours.get(k)!r} in the env" for k in differ)
+        hint = (f", or pass dataset_eta={theirs.get('eta')!r} (--algo-kw dataset_eta={theirs.get('eta')!r}) to "
+                "train on it on purpose" if differ == ["eta"] else "")
+        raise ValueError(f"Minari dataset `{dataset}` was made on another problem than the run's {env_id}: "
+                         f"{what}; {export}{hint}")
+    if dataset_eta is not None and _plain(dataset_eta) != theirs.get("eta"):
+        raise ValueError(f"Minari dataset `{dataset}` was made at eta = {theirs.get('eta')!r}, not at the "
+                         f"dataset_eta = {dataset_eta!r} given; pass dataset_eta={theirs.get('eta')!r}")
+    env = problem.make_env()
+    try:
+        for name, want, got in (("observation", env.observation_space, ds.observation_space),
+                                ("action", env.action_space, ds.action_space)):
+            if want != got:
+                raise ValueError(f"Minari dataset `{dataset}` has the {name} space {got}, but the run's env "
+                                 f"{env_id} {dict(problem.kwargs)} has {want}; {export}")
+    finally:
+        env.close()
+    return meta
+
+
+def _load(dataset: str) -> Any:
+    """A local Minari dataset by id (ids only: a path is refused with the way to use its folder)."""
     minari = _minari()
+    if dataset.startswith(("/", "./", "../", "~")) or dataset.endswith((".hdf5", ".h5", ".arrow")):
+        raise ValueError(f"`{dataset}` is a path; datasets are named by their Minari id "
+                         "(namespace/name-vN, e.g. noisy-expert/modadd-p7-m31-eta0_2/noisy-v0), looked up in "
+                         "$MINARI_DATASETS_PATH: set it to the folder that holds the dataset")
     if dataset not in minari.list_local_datasets():
         local = list(minari.list_local_datasets())
         raise ValueError(f"no local Minari dataset `{dataset}` (in $MINARI_DATASETS_PATH); export one with "
                          f"`neg export-minari`.{did_you_mean(dataset, local)}")
-    ds = minari.load_dataset(dataset)
+    return minari.load_dataset(dataset)
+
+
+def load_chains(dataset: str, problem: Problem, n: int | None = None,
+                dataset_eta: float | None = None) -> dict[str, np.ndarray]:
+    """Read a Minari dataset of complete chains back as ``{prompts (N, P), chain (N, H)}``.
+
+    Args:
+        dataset: a local Minari dataset id (e.g. from :func:`export_minari`).
+        problem: the problem the chains are for (``make_problem(env_id, **kwargs)``): the dataset
+            must have been made on it (:func:`check_dataset`).
+        n: the number of episodes to read (the first n); None reads them all.
+        dataset_eta: the dataset's eta when it differs from the problem's on purpose.
+
+    Raises:
+        ValueError: the dataset is missing, too small, or made on another env, problem or spaces.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be the Problem the chains are for (make_problem(env_id, **kwargs)), "
+                        f"got {type(problem).__name__}")
+    ds = _load(dataset)
+    check_dataset(dataset, problem, dataset_eta, ds)
+    task = problem.task
     total = ds.total_episodes
     n = total if n is None else n
     if n > total:
         raise ValueError(f"Minari dataset `{dataset}` holds {total} episodes, fewer than the {n} asked "
                          "for (the trajectory budget); lower the budget or export more episodes")
-    shape = ds.observation_space.shape
-    if shape != (task.obs_len,):
-        raise ValueError(f"Minari dataset `{dataset}` has observations of shape {shape}, but the task "
-                         f"{task} needs ({task.obs_len},): export it from the same env (same p and m)")
     prompts = np.empty((n, task.prompt_len), np.int64)
     chain = np.empty((n, task.horizon), np.int64)
     for i, ep in enumerate(ds.storage.get_episodes(range(n))):
@@ -227,9 +351,8 @@ def load_chains(dataset: str, task: Any, n: int | None = None) -> dict[str, np.n
 
 def dataset_metadata(dataset: str) -> dict[str, Any]:
     """The ``noisy_expert_gym`` metadata of a local Minari dataset (empty if absent)."""
-    minari = _minari()
-    return dict(minari.load_dataset(dataset).storage.metadata.get(METADATA_KEY, {}))
+    return dict(_load(dataset).storage.metadata.get(METADATA_KEY, {}))
 
 
-__all__ = ["EXPERTS", "NAMESPACE", "dataset_id", "dataset_metadata", "expert_rollouts", "export_minari",
-           "load_chains"]
+__all__ = ["EXPERTS", "NAMESPACE", "NOT_DEFINING", "check_dataset", "dataset_id", "dataset_metadata",
+           "expert_rollouts", "export_minari", "load_chains"]

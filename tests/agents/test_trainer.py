@@ -26,13 +26,7 @@ def test_every_algorithm_runs_and_accounts_its_budget(algo, tmp_path):
               "greedy_correct_prefix_len"):
         assert k in fm and math.isfinite(fm[k])
     assert res.trajectories == 200  # 32 * 6 + 8: the last update is cut to the remaining budget
-    h = 3
-    if algo == "dagger":  # roll-in expert actions are queries too
-        assert res.queries >= 200 * h
-    elif algo == "nail-mode":  # k samples (default 5) at each visited prefix, k queries each
-        assert res.queries == 200 * h * ALGORITHMS[algo].params().k
-    else:
-        assert res.queries == 200 * h
+    assert res.queries == 200 * 3  # one query per visited prefix (DAgger's roll-in answers are its labels)
     assert res.curve[-1]["trajectories"] == 200
     assert [r["trajectories"] for r in res.curve] == sorted(r["trajectories"] for r in res.curve)
     assert res.uses_clean_expert == (algo == "bc-clean")
@@ -134,6 +128,7 @@ def test_tensorboard_logging(tmp_path):
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["nail-f", "bc"])
 def test_learns_short_chains_to_high_accuracy(algo, tmp_path):
     """NAIL-F and LogLossBC learn p=7, m=3, eta=0.1 within a CPU-minute budget."""
@@ -143,14 +138,16 @@ def test_learns_short_chains_to_high_accuracy(algo, tmp_path):
     assert res.final_metrics["greedy_full_exact"] >= 0.95, res.final_metrics
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo(tmp_path):
-    """torchrun with 2 CPU processes (gloo): the run completes and both ranks end identical."""
+    """torchrun with 2 CPU processes (gloo): the run completes, spends a budget that does not divide
+    the 2 x 32 batch exactly (the last batch split 29 + 29), and both ranks end identical."""
     out = tmp_path / "res"
     script = tmp_path / "ddp.py"
     script.write_text(f"""
 import os, torch, torch.distributed as dist
 from agents import train
-res = train(algo="nail-f", budget_trajectories=256, **{TINY!r})
+res = train(algo="nail-f", budget_trajectories=250, **{TINY!r})
 rank = dist.get_rank()
 flat = torch.cat([p.detach().flatten() for p in res.policy.parameters()])
 torch.save({{"traj": res.trajectories, "params": flat}}, "{out}" + str(rank))
@@ -162,9 +159,9 @@ dist.destroy_process_group()
                           timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = torch.load(f"{out}0"), torch.load(f"{out}1")
-    assert r0["traj"] == r1["traj"] == 256  # 2 ranks x 32 prompts per update
+    assert r0["traj"] == r1["traj"] == 250  # 3 updates of 2 ranks x 32 prompts, then 2 x 29
     assert torch.equal(r0["params"], r1["params"])  # gradients were all-reduced
-    single = train(algo="nail-f", budget_trajectories=256, **TINY)
+    single = train(algo="nail-f", budget_trajectories=250, **TINY)
     assert not torch.equal(torch.cat([p.flatten() for p in single.policy.parameters()]), r0["params"])
 
 
@@ -176,7 +173,22 @@ def test_eval_env_kwargs_evaluate_on_another_split(tmp_path):
     kw = dict(TINY, env_id="NoisyGSM8K-v0", batch_size=4, eval_prompts=4, budget_trajectories=8,
               env_kwargs={"data_dir": d, "max_new_tokens": 160, "max_prompt_tokens": 200})
     res = train(algo="nail-f", eval_env_kwargs={"split": "test"}, **kw)
-    assert 0.0 <= res.final_metrics["greedy_final_exact"] <= 1.0
+    # The reported clean validation loss is the student's cross-entropy on the *test* split's held-out
+    # prompts (drawn from eval_seed) and their clean chains, recomputed here.
+    from noisy_expert_gym import make_problem
+
+    def val_loss(split):
+        task = make_problem("NoisyGSM8K-v0", **{**kw["env_kwargs"], "split": split}).task
+        prompts = task.sample_prompts(torch.Generator().manual_seed(res.config["eval_seed"]), 4)
+        clean = task.clean_chains(prompts)
+        with torch.no_grad():
+            logits = res.policy.chain_logits(prompts, clean)
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), clean.flatten(), reduction="none")
+        valid = task.valid_along(prompts, clean).float().flatten()
+        return float(((ce * valid).view(4, -1).sum(1) / valid.view(4, -1).sum(1)).mean())
+
+    assert res.final_metrics["val_loss"] == pytest.approx(val_loss("test"), rel=1e-4)
+    assert res.final_metrics["val_loss"] != pytest.approx(val_loss("train"), rel=1e-4)
     with pytest.raises(ValueError, match="observation shape"):
         train(algo="nail-f", eval_env_kwargs={"max_new_tokens": 170}, **kw)
 
