@@ -12,7 +12,8 @@ import torch
 
 import noisy_expert_gym  # noqa: F401
 from agents.checkpoint import load_checkpoint
-from agents.cli import add_subcommands, run_command
+from agents.cli import add_subcommands
+from noisy_expert_gym._util import run_command
 from agents.policy import TransformerPolicy, make_config
 from agents.record import GreedyActor
 from noisy_expert_gym.bridges import video
@@ -35,7 +36,8 @@ def neg(argv: list[str]) -> int:
     """The agents' subcommands as `neg` runs them."""
     parser = argparse.ArgumentParser(prog="neg")
     add_subcommands(parser.add_subparsers(dest="command"))
-    return run_command(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return run_command(f"neg {args.command}", args.func, args)
 
 
 def _policy(seed: int = 0) -> TransformerPolicy:
