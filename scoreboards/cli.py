@@ -50,11 +50,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     what the user can fix (a name, a file, a value; usage errors too), 1 for an internal error."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    leaf = leaf_parser(parser, args)
+    if extras:  # reported by the command they were given to, with its --help
+        leaf.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return run_command(f"neg {args.command}", args.func, args)
+    return run_command(leaf.prog, args.func, args)
+
+
+def leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command `args` ran (``neg bench list``'s for ``neg bench list ...``): errors are
+    reported by it, so they name the whole command and point at its own ``--help``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return leaf_parser(chosen, args)
+    return parser
 
 
 if __name__ == "__main__":

@@ -197,11 +197,7 @@ def _board_verify(args: argparse.Namespace) -> int:
 
     board = load_board(args.board)
     with _store(args) as store:
-        try:
-            v = verify_entry(board, args.entry, store, timeout=args.timeout)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        v = verify_entry(board, args.entry, store, timeout=args.timeout)
     print(f"entry {args.entry}: {v.outcome}: {v.detail}")
     return 0 if v.ok else 1
 
@@ -211,6 +207,8 @@ def _board_publish(args: argparse.Namespace) -> int:
     from scoreboards.site import publish
 
     boards = [load_board(b) for b in (args.boards or shipped_boards())]
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder for the site (it is created if missing)")
     with _store(args) as store:
         index = publish(boards, store, args.out)
     print(f"site written: open {index}")
@@ -223,13 +221,14 @@ def _board_secret(args: argparse.Namespace) -> int:
     from scoreboards.hidden import SECRET_ENV, load_secret, secret_id, secret_path
     from scoreboards.store import default_db
 
+    if args.db and Path(args.db).is_dir():
+        raise ValueError(f"--db {args.db} is a folder; give the database file (the secret lives beside it)")
     results = Path(args.db).parent if args.db else default_db().parent
     where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
     try:
         secret = load_secret(results, create=args.create)
     except FileNotFoundError as e:
-        print(f"{e}; `neg board secret --create` makes one", file=sys.stderr)
-        return 1
+        raise FileNotFoundError(f"{e}; `neg board secret --create` makes one") from None
     print(f"board secret: {where} (id {secret_id(secret)}; the secret itself is never printed)")
     return 0
 

@@ -67,7 +67,7 @@ def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
     hidden._cached.clear()
     db = str(tmp_path / "r" / "neg.sqlite")
-    assert main(["board", "secret", "--db", db]) == 1
+    assert main(["board", "secret", "--db", db]) == 2
     assert "--create" in capsys.readouterr().err
     assert main(["board", "secret", "--db", db, "--create"]) == 0
     out = capsys.readouterr().out

@@ -13,6 +13,7 @@ import argparse
 
 import pytest
 
+from scoreboards import hidden
 from scoreboards.cli import build_parser, main
 from scoreboards.store import ResultStore
 
@@ -23,7 +24,8 @@ BOARD = "modadd-m5-eta0.2"
 #: Per leaf command: argv for each kind of bad input. The paths are relative to the test's working
 #: directory, which holds: folder/ (empty), quick/ (a folder named like the shipped spec), bad.toml
 #: (not TOML), garbage.pt and garbage.zip (not checkpoints), broken.py (not Python), bad.sqlite
-#: (not a database), good.sqlite (an empty results database), ckbad/last.pt (a corrupt checkpoint).
+#: (not a database), good.sqlite (an empty results database), ckbad/last.pt (a corrupt checkpoint),
+#: badsecret/board-secret (a board secret that is not hex).
 CASES: dict[str, dict[str, list[list[str]]]] = {
     "demo": {"wrong name": [["demo", "--env", "NoisyModAd-v0"]],
              "malformed": [["demo", "--env-kw", "eta"]]},
@@ -54,6 +56,29 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
         "malformed": [["board", cmd, "bad.toml", "--db", "good.sqlite"], ["board", cmd, BOARD, "--db", "bad.sqlite"]],
     } for cmd in ("show", "baselines")},
     "board list": {"wrong name": [["board", "list", "modadd"]]},
+    "board verify": {"wrong name": [["board", "verify", "modadd-m5", "1", "--db", "good.sqlite"],
+                                    ["board", "verify", BOARD, "7", "--db", "good.sqlite"]],
+                     "missing file": [["board", "verify", "missing.toml", "1", "--db", "good.sqlite"],
+                                      ["board", "verify", BOARD, "1", "--db", "missing.sqlite"]],
+                     "folder": [["board", "verify", "folder/", "1", "--db", "good.sqlite"],
+                                ["board", "verify", BOARD, "1", "--db", "folder"]],
+                     "malformed": [["board", "verify", "bad.toml", "1", "--db", "good.sqlite"],
+                                   ["board", "verify", BOARD, "1", "--db", "bad.sqlite"],
+                                   ["board", "verify", BOARD, "one", "--db", "good.sqlite"]]},
+    "board publish": {"wrong name": [["board", "publish", "--out", "site", "--boards", "modadd-m5",
+                                      "--db", "good.sqlite"]],
+                      "missing file": [["board", "publish", "--out", "site", "--boards", "missing.toml",
+                                        "--db", "good.sqlite"],
+                                       ["board", "publish", "--out", "site", "--db", "missing.sqlite"]],
+                      "folder": [["board", "publish", "--out", "site", "--boards", "folder/", "--db", "good.sqlite"],
+                                 ["board", "publish", "--out", "site", "--db", "folder"],
+                                 ["board", "publish", "--out", "garbage.pt", "--db", "good.sqlite"]],
+                      "malformed": [["board", "publish", "--out", "site", "--boards", "bad.toml", "--db", "good.sqlite"],
+                                    ["board", "publish", "--out", "site", "--db", "bad.sqlite"]]},
+    "board secret": {"wrong name": [["board", "secret", BOARD]],
+                     "missing file": [["board", "secret", "--db", "nowhere/neg.sqlite"]],
+                     "folder": [["board", "secret", "--db", "folder"]],
+                     "malformed": [["board", "secret", "--db", "badsecret/neg.sqlite"]]},
     "submit": {"wrong name": [["submit", "no_such_module_xyz:Algo", "--board", BOARD, "--db", "good.sqlite"],
                               ["submit", "builtin:nail-ff", "--board", BOARD, "--db", "good.sqlite"],
                               ["submit", "builtin:nail-f", "--board", "modadd-m5", "--db", "good.sqlite"]],
@@ -101,6 +126,9 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     monkeypatch.delenv("NEG_DEBUG", raising=False)
+    monkeypatch.delenv("NEG_BOARD_SECRET", raising=False)
+    monkeypatch.delenv("NEG_BOARD_SECRET_FILE", raising=False)
+    monkeypatch.setattr(hidden, "_cached", {})  # a secret read from the environment by an earlier test
     (tmp_path / "folder").mkdir()
     (tmp_path / "quick").mkdir()
     (tmp_path / "bad.toml").write_text("this is = = not toml [\n")
@@ -111,6 +139,8 @@ def workdir(tmp_path, monkeypatch):
     ResultStore(tmp_path / "good.sqlite").close()
     (tmp_path / "ckbad").mkdir()
     (tmp_path / "ckbad" / "last.pt").write_bytes(b"truncated")
+    (tmp_path / "badsecret").mkdir()
+    (tmp_path / "badsecret" / "board-secret").write_text("not hex at all\n")
     return tmp_path
 
 
@@ -123,7 +153,7 @@ def test_bad_input_is_one_line_and_exit_code_2(cmd, kind, argv, workdir, capsys)
     assert exit_info.value.code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"neg {cmd.split()[0]}") and ": error: " in lines[0], err
+    assert lines[0].startswith(f"neg {cmd}: error: "), err  # the leaf command that failed, not `neg`
     assert "Traceback" not in err
 
 
