@@ -7,8 +7,10 @@ The student-prefix trainer and PPO both charge through :class:`Budget`, so the
 two kinds of run stop, evaluate and report their spending by the same rules.
 
 Both budgets are hard caps, planned before the run starts: a trajectory of the
-student-prefix loop costs ``queries_per_trajectory`` (= H, one query per visited
-prefix) queries, so the run can afford ``min(budget_trajectories, budget_queries // H)``
+student-prefix loop costs ``queries_per_trajectory`` queries, as its algorithm declares
+(``Algorithm.queries_per_trajectory``: H, one query per visited prefix, by default; k H
+for k expert samples per prefix), so the run can afford
+``min(budget_trajectories, budget_queries // queries_per_trajectory)``
 trajectories (:attr:`Budget.affordable`); the updates are planned to spend exactly that
 (the last batch cut to what is left), and :meth:`Budget.charge` refuses to record a
 spend beyond either cap (an algorithm that queried more than it declared).
@@ -30,8 +32,9 @@ class Budget:
     Attributes:
         max_trajectories: the trajectory budget.
         max_queries: the query cap (None: none).
-        queries_per_trajectory: what one trajectory costs in queries (H for the student-prefix
-            loop, whose algorithms query the expert once per visited prefix; 0 for PPO).
+        queries_per_trajectory: what one trajectory costs in queries (the algorithm's
+            declaration: H for one query per visited prefix, k H for k samples per prefix; 0
+            for PPO).
     """
 
     max_trajectories: int
@@ -43,7 +46,7 @@ class Budget:
     def __post_init__(self) -> None:
         if self.affordable < 1:
             raise ValueError(f"budget_queries={self.max_queries} buys no trajectory: each costs "
-                             f"{self.queries_per_trajectory} queries (one per prefix); raise budget_queries "
+                             f"{self.queries_per_trajectory} queries; raise budget_queries "
                              f"to at least {self.queries_per_trajectory}")
 
     @property

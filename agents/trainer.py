@@ -21,10 +21,11 @@ libraries may draw from theirs. A checkpoint holds every one of those streams
 (:func:`~agents.checkpoint.rng_state`), so ``resume`` reproduces the uninterrupted
 learning curve exactly.
 
-Budgets are hard caps (:mod:`agents.budget`): every algorithm of this loop queries the
-expert at most once per visited prefix, H queries per trajectory, so the run plans
-``min(budget_trajectories, budget_queries // H)`` trajectories up front and cuts its last
-batch to what is left.
+Budgets are hard caps (:mod:`agents.budget`): every algorithm declares what one
+trajectory costs in queries (``Algorithm.queries_per_trajectory``: H, once per visited
+prefix, unless it says otherwise; k H for `nail-mode`'s k samples per prefix), so the run
+plans ``min(budget_trajectories, budget_queries // that)`` trajectories up front and cuts
+its last batch to what is left.
 """
 
 from __future__ import annotations
@@ -152,8 +153,9 @@ class Run:
         fwd = maybe_compile(model, {"on": True, "off": False}.get(cfg.compile, "auto"))
         opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
         per_update = cfg.batch_size * world
-        # One query per visited prefix: H per trajectory (BudgetExceeded if an algorithm spends more).
-        budget = Budget(cfg.budget_trajectories, cfg.budget_queries, queries_per_trajectory=problem.task.horizon)
+        # What a trajectory costs, as the algorithm declares it (BudgetExceeded if it spends more).
+        budget = Budget(cfg.budget_trajectories, cfg.budget_queries,
+                        queries_per_trajectory=alg.queries_per_trajectory(params, problem.task.horizon))
         base_updates = budget.updates(per_update, world)
         total_updates = base_updates * int(getattr(params, "epochs", 1))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total_updates))

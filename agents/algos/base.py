@@ -127,6 +127,12 @@ def never(params: Any) -> bool:
     return False
 
 
+def one_per_prefix(params: Any, horizon: int) -> int:
+    """``queries_per_trajectory`` of an algorithm that queries the expert once per visited prefix
+    (the default): H queries per trajectory."""
+    return horizon
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """One imitation algorithm over the shared trainer loop.
@@ -159,6 +165,12 @@ class Algorithm:
             say it learns from samples is assumed to need probabilities).
         sample_only_hint: what to use instead under a sample-only expert (the refusal
             message's advice), e.g. "use estimator='mc'".
+        queries_per_trajectory: ``queries_per_trajectory(params, horizon) -> int``, the
+            expert prefix-queries one trajectory of ``collect`` costs at most with these
+            (validated) parameters. The trainer plans the query budget with it (the run
+            affords ``budget_queries // queries_per_trajectory`` trajectories) and refuses a
+            batch that spends more. Default :func:`one_per_prefix` (H); `nail-mode` with k
+            samples per prefix declares k H.
     """
 
     name: str
@@ -172,6 +184,7 @@ class Algorithm:
     run: Callable[[TrainConfig, Any, Problem], RunResult] | None = None
     needs_probs: Callable[[Any], bool] = always
     sample_only_hint: str = ""
+    queries_per_trajectory: Callable[[Any, int], int] = one_per_prefix
 
     @property
     def defaults(self) -> dict[str, Any]:

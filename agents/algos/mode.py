@@ -32,7 +32,8 @@ greedy prefixes. Beyond the boundary the vote tends to w(s): the learner is then
 taught the corruption.
 
 **Cost.** k queries per visited prefix (k B H per update, counted by the oracle and so
-charged by the trainer's query budget); one trajectory per student rollout, as NAIL's.
+charged by the trainer's query budget, which plans k H queries per trajectory); one
+trajectory per student rollout, as NAIL's.
 With k = 1 the vote of one sample is the sample: `nail-mode` (k = 1) is NAIL-F's Monte
 Carlo forward KL, draw for draw.
 """
@@ -84,6 +85,11 @@ def loss(logits: torch.Tensor, batch: Batch, params: NAILModeParams) -> torch.Te
     return losses.mc_forward(logits, batch.actions)  # -log pi_theta(label)
 
 
+def queries_per_trajectory(params: NAILModeParams, horizon: int) -> int:
+    """k samples at each of the H prefixes (one ``probs_along`` row per prefix for the argmax label)."""
+    return horizon if params.label == "argmax" else params.k * horizon
+
+
 def needs_probs(params: NAILModeParams) -> bool:
     """Only the argmax label reads the pi~ rows."""
     return params.label == "argmax"
@@ -91,5 +97,5 @@ def needs_probs(params: NAILModeParams) -> bool:
 
 register(Algorithm("nail-mode", "NAIL, mode-seeking: greedy student rollouts, log-loss on the majority vote of "
                    "k noisy-expert samples per prefix (unknown corruption; sample-only experts)",
-                   NAILModeParams, collect, loss, needs_probs=needs_probs,
+                   NAILModeParams, collect, loss, needs_probs=needs_probs, queries_per_trajectory=queries_per_trajectory,
                    sample_only_hint="use label='vote' (the majority of k samples per prefix)"))

@@ -80,13 +80,28 @@ def metered_run(algo, tmp_path, **fields):
 @pytest.mark.parametrize("algo", LOOP)
 def test_both_budgets_are_exact_caps(algo, trajectories, queries, tmp_path):
     """Budgets that divide neither the batch (32) nor the horizon (3): the run spends exactly what
-    they afford, min(trajectories, queries // H) trajectories of H queries, never more."""
+    they afford, min(trajectories, queries // q) trajectories of the q queries the algorithm declares
+    per trajectory (H, or k H for nail-mode), never more."""
+    alg = ALGORITHMS[algo]
+    q = alg.queries_per_trajectory(alg.params(), H)
     res, metered = metered_run(algo, tmp_path, budget_trajectories=trajectories, budget_queries=queries)
-    affordable = trajectories if queries is None else min(trajectories, queries // H)
+    affordable = trajectories if queries is None else min(trajectories, queries // q)
     assert res.trajectories == affordable
-    assert res.queries == metered == affordable * H  # what the oracles answered, counted outside
+    assert res.queries == metered == affordable * q  # what the oracles answered, counted outside
     assert queries is None or metered <= queries
-    assert res.curve[-1]["trajectories"] == affordable and res.curve[-1]["queries"] == affordable * H
+    assert res.curve[-1]["trajectories"] == affordable and res.curve[-1]["queries"] == affordable * q
+
+
+@pytest.mark.parametrize("params,per_trajectory", [({"k": 3}, 3 * H), ({"k": 1}, H),
+                                                   ({"k": 3, "label": "argmax"}, H)])
+def test_nail_mode_with_k_samples_per_prefix_stays_within_the_query_cap(params, per_trajectory, tmp_path):
+    """nail-mode queries k times per visited prefix: its declared cost is k H per trajectory, so a
+    query cap of 2000 buys 2000 // 9 = 222 trajectories at k = 3 (not 666, which would spend 5,994;
+    before the declaration, planned at H per trajectory, the run hit BudgetExceeded at its 7th batch)."""
+    res, metered = metered_run("nail-mode", tmp_path, budget_trajectories=10_000, budget_queries=2000,
+                               algo_params=params)
+    assert res.trajectories == 2000 // per_trajectory
+    assert res.queries == metered == res.trajectories * per_trajectory <= 2000
 
 
 def test_the_issue_example_nail_f_under_a_query_cap(tmp_path):
@@ -110,7 +125,8 @@ def test_a_query_cap_below_one_trajectory_is_a_clear_error():
 
 
 def test_an_algorithm_that_overspends_is_stopped_not_recorded(monkeypatch):
-    """The plan assumes H queries per trajectory; an algorithm spending more hits BudgetExceeded."""
+    """The plan takes the algorithm's declared queries per trajectory (H by default); an algorithm
+    spending more hits BudgetExceeded."""
     from agents.algos.base import Algorithm, Batch
     from agents.algos.online import NAILForward, collect_online, loss_forward
 
