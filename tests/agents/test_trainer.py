@@ -26,7 +26,11 @@ def test_every_algorithm_runs_and_accounts_its_budget(algo, tmp_path):
               "greedy_correct_prefix_len"):
         assert k in fm and math.isfinite(fm[k])
     assert res.trajectories == 200  # 32 * 6 + 8: the last update is cut to the remaining budget
-    assert res.queries == 200 * 3  # one query per visited prefix (DAgger's roll-in answers are its labels)
+    # What the algorithm declares per trajectory: one query per visited prefix (DAgger's roll-in answers
+    # are its labels), k per prefix for nail-mode's k samples.
+    q = ALGORITHMS[algo].queries_per_trajectory(ALGORITHMS[algo].params(), 3)
+    assert q == (3 * ALGORITHMS[algo].defaults["k"] if algo == "nail-mode" else 3)
+    assert res.queries == 200 * q
     assert res.curve[-1]["trajectories"] == 200
     assert [r["trajectories"] for r in res.curve] == sorted(r["trajectories"] for r in res.curve)
     assert res.uses_clean_expert == (algo == "bc-clean")

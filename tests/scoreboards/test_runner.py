@@ -67,6 +67,7 @@ KILLED_SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess importing torch afresh, killed mid-sweep
 def test_killed_sweep_loses_only_the_run_in_flight(tiny_spec_path, db_path):
     env = {**os.environ, "NEG_TEST_DIE_SEED": "1", "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-c", KILLED_SWEEP, str(tiny_spec_path), str(db_path)], env=env,
