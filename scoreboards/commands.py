@@ -115,9 +115,12 @@ def _bench_run(args: argparse.Namespace) -> int:
         for r in runs:
             print(f"  {r.key}  {r.label:28s} {r.group:20s} seed={r.seed}")
         return 0
+    if args.checkpoints and Path(args.checkpoints).exists() and not Path(args.checkpoints).is_dir():
+        raise ValueError(f"--checkpoints {args.checkpoints} is a file; give a folder (one sub-folder per run)")
     with _store(args, create=True) as store:
         s = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
                       progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
+                      checkpoints=args.checkpoints,
                       cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
         print(s.line())
         if s.done and s.train_time:
@@ -309,6 +312,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="checkpoint folder (default: <db dir>/checkpoints); on a multi-node Ray cluster, a "
+                        "folder every node mounts at the same path, so a retried run resumes on any node")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their keys, run nothing")

@@ -93,6 +93,7 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
                       "malformed": [["export-minari", "--env-kw", "eta", "--episodes", "1"],
                                     ["export-minari", "--episodes", "0"]]},
 }
+CASES["bench run"]["folder"].append(["bench", "run", "quick", "--db", "good.sqlite", "--checkpoints", "garbage.pt"])
 #: Commands that read no file the user names (only names and values): the file cases do not apply.
 NO_FILE_ARGUMENTS = {"demo", "bench list", "board list", "export-minari"}
 KINDS = ("wrong name", "missing file", "folder", "malformed")
