@@ -13,9 +13,9 @@ import torch
 import noisy_expert_gym  # noqa: F401
 from agents.checkpoint import load_checkpoint
 from agents.cli import add_subcommands
-from noisy_expert_gym._util import run_command
 from agents.policy import TransformerPolicy, make_config
 from agents.record import GreedyActor
+from noisy_expert_gym._util import run_command
 from noisy_expert_gym.bridges import video
 from noisy_expert_gym.tasks import ModAddTask
 

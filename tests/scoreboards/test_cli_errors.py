@@ -183,7 +183,7 @@ def test_an_unknown_name_suggests_the_shipped_one_and_the_path_form(workdir, cap
 
 
 def test_an_internal_error_is_one_line_too_with_the_traceback_on_request(monkeypatch, capsys):
-    import scoreboards.commands as commands
+    from scoreboards import commands
 
     def boom(args):
         raise KeyError("bug")
