@@ -96,8 +96,10 @@ def test_sample_only_board_end_to_end(tmp_path, db_path):
         assert e["per_seed"][0]["queries"] <= 20000
         with pytest.raises(SubmissionRejected, match="`probs` refused: this board's expert is sample-only"):
             submit(board, f"{SUBS}:AsksProbsOnSampleBoard", st, log=lambda m: None)
+        with pytest.raises(ValueError, match="`nail-r` needs the expert's probabilities"):
+            submit(board, "builtin:nail-r", st, log=lambda m: None)
         with pytest.raises(ValueError, match="`nail-f` needs the expert's probabilities"):
-            submit(board, "builtin:nail-f", st, log=lambda m: None)
+            submit(board, "builtin:nail-f", st, params={"estimator": "exact"}, log=lambda m: None)
         assert len(st.board_entries(board.name)) == 1
 
 
@@ -110,10 +112,15 @@ def test_sample_only_board_refuses_baselines_that_need_probabilities(tmp_path):
 
 def test_needs_probs_reads_the_algorithm_record(monkeypatch):
     """An algorithm declares `needs_probs` (a bool, or a function of its parameters); one that does
-    not is taken to need probabilities, so every current built-in is refused on a sample board."""
+    not is taken to need probabilities."""
     from agents import algos
 
-    assert needs_probs("nail-f") and needs_probs("bc")
+    # The built-ins' records: the Monte Carlo forward estimators, BC, DAgger and nail-mode learn from
+    # sampled tokens; the exact estimators, reverse KL and GKD read the rows.
+    assert not needs_probs("nail-f") and not needs_probs("bc") and not needs_probs("dagger")
+    assert not needs_probs("nail-mode") and not needs_probs("opd-f")
+    assert needs_probs("nail-f", {"estimator": "exact"}) and needs_probs("nail-r") and needs_probs("gkd")
+    assert needs_probs("nail-mixed", {"beta": 0.5}) and not needs_probs("nail-mixed", {"beta": 0.0})
     params = types.SimpleNamespace(model_validate=lambda d: types.SimpleNamespace(**{"estimator": "mc", **d}))
     fake = {"from-samples": types.SimpleNamespace(needs_probs=False, params=params),
             "by-estimator": types.SimpleNamespace(needs_probs=lambda p: p.estimator == "exact", params=params)}
