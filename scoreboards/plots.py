@@ -4,7 +4,8 @@
   trajectories, mean over seeds with a +-1 std band (paper Fig. 2 / 5);
 - :func:`final_vs_x`: a final metric vs an env kwarg or algorithm parameter, one
   panel per other setting (final accuracy vs horizon per eta, Fig. 4; the beta sweep,
-  Fig. 5; rollout temperature, Fig. 3).
+  Fig. 5; rollout temperature, Fig. 3), optionally with reference lines (a theory's
+  threshold per panel, e.g. the mode-condition boundary; the budget).
 """
 
 from __future__ import annotations
@@ -87,11 +88,15 @@ def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Pa
 
 
 def final_vs_x(points: dict[str, dict[str, list[tuple[float, float, float]]]], path: str | Path, xlabel: str,
-               ylabel: str, title: str = "", logy: bool = False) -> Path | None:
+               ylabel: str, title: str = "", logy: bool = False,
+               vlines: dict[str, list[tuple[float, str]]] | None = None,
+               hline: tuple[float, str] | None = None) -> Path | None:
     """Final metric vs a swept value.
 
     Args:
         points: panel title -> line label -> [(x, mean, std), ...].
+        vlines: panel title -> [(x, label), ...]: vertical reference lines (dashed, labelled along the line).
+        hline: (y, label): a horizontal reference line on every panel (dotted, grey).
     """
     panels = {k: v for k, v in points.items() if any(v.values())}
     if not panels:
@@ -106,6 +111,12 @@ def final_vs_x(points: dict[str, dict[str, list[tuple[float, float, float]]]], p
             pts = sorted(pts)
             xs, ms, ss = (np.asarray(c, dtype=float) for c in zip(*pts))
             ax.errorbar(xs, ms, yerr=ss, marker="o", ms=4, capsize=3, color=colors[label], label=label, lw=1.4)
+        for x, text in (vlines or {}).get(panel, []):  # written along the line: panels differ
+            ax.axvline(x, color="k", ls="--", lw=1.0)
+            ax.text(x, 0.5, text, transform=ax.get_xaxis_transform(), rotation=90, ha="right", va="center",
+                    fontsize=7)
+        if hline is not None:
+            ax.axhline(hline[0], color="0.5", ls=":", lw=1.0, label=hline[1])
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)

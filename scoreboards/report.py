@@ -6,7 +6,10 @@ recorded (the report lists every code version it includes, so mixed versions
 are visible). Tables are per env config (the varied env kwargs): final metrics
 over seeds (mean with 95% bootstrap CI, IQM), sample efficiency (trajectories to
 the target accuracy, area under the learning curve), and the probability of
-improvement between algorithms.
+improvement between algorithms. Figures: learning curves per env config; the
+final metric and the trajectories to the target vs each swept env kwarg, with the
+theory's mode-condition boundary eta = 1/(1 + kappa) drawn on eta sweeps under a
+corruption law (:func:`theory_lines`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import write_atomic
+from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
+from noisy_expert_gym.theory_corruption import mode_boundary
 from scoreboards.provenance import canonical_json, code_version
 from scoreboards.spec_model import RunSpec, Spec, env_label, run_identity
 from scoreboards.stats import (
@@ -119,7 +124,7 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     from scoreboards import plots
 
     figs: list[Path] = []
-    metric = spec.report["metric"]
+    metric, target = spec.report["metric"], spec.report["target"]
     by_group: dict[str, dict[str, list]] = defaultdict(lambda: {lab: [] for lab in spec.labels})
     for run, row in results:
         if row is not None:
@@ -139,8 +144,23 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
                 continue
             panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
             acc[(panel, run.label, run.env_varied[kw])].append(row["final_metrics"].get(metric, float("nan")))
+        lines = theory_lines(results, kw)
         p = plots.final_vs_x(_points(acc), out / f"final_vs_{_slug(kw)}.png", xlabel=kw, ylabel=f"final {metric}",
-                             title=f"{spec.name}: final {metric} vs {kw}", logy=metric == "val_loss")
+                             title=f"{spec.name}: final {metric} vs {kw}", logy=metric == "val_loss", vlines=lines)
+        if p:
+            figs.append(p)
+        # Trajectories to the target (a run that never reached it is drawn at the budget).
+        ttt: dict[tuple, list[float]] = defaultdict(list)
+        for run, row in results:
+            if row is None:
+                continue
+            panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
+            hit = steps_to_target(curves.get(row["key"], []), target)
+            ttt[(panel, run.label, run.env_varied[kw])].append(spec.budget_trajectories if math.isnan(hit) else hit)
+        p = plots.final_vs_x(_points(ttt), out / f"ttt_vs_{_slug(kw)}.png", xlabel=kw,
+                             ylabel=f"trajectories to greedy_full_exact >= {target:g}",
+                             title=f"{spec.name}: trajectories to target vs {kw} (at the budget: not reached)",
+                             vlines=lines, hline=(spec.budget_trajectories, "budget (not reached)"))
         if p:
             figs.append(p)
     params = sorted({k for a in spec.algorithms for k in a.varied})
@@ -156,6 +176,36 @@ def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
         if p:
             figs.append(p)
     return figs
+
+
+def theory_lines(results: list[tuple[RunSpec, dict | None]], kw: str) -> dict[str, list[tuple[float, str]]]:
+    """Reference lines of the theory on a sweep over `kw`, per panel (the other varied kwargs).
+
+    On an ``eta`` sweep under a corruption law (`corrupted`, `corrupted-absorbing`): the
+    mode-condition boundary eta = 1 / (1 + kappa)
+    (:func:`~noisy_expert_gym.theory_corruption.mode_boundary`; our reconstruction of the
+    paper's unknown-corruption extension): below it the clean action is the strict mode of
+    pi~ at every error-free prefix. Empty for every other sweep.
+    """
+    out: dict[str, list[tuple[float, str]]] = {}
+    if kw != "eta":
+        return out
+    for run, _ in results:
+        if run.env_kwargs.get("law") in CORRUPTION_LAWS:
+            kappa = float(run.env_kwargs.get("kappa", DEFAULT_KAPPA))
+            panel = env_label({k: v for k, v in run.env_varied.items() if k != kw})
+            b = mode_boundary(kappa)
+            out[panel] = [(b, f"mode boundary 1/(1+kappa) = {b:.3g}")]
+    return out
+
+
+def _theory_head(results: list[tuple[RunSpec, dict | None]]) -> list[str]:
+    """The report's header line for the theory's reference lines (dashed on the eta figures)."""
+    lines = sorted({(panel or "all", text) for panel, ls in theory_lines(results, "eta").items() for _, text in ls})
+    if not lines:
+        return []
+    return ["- theory (dashed on the eta figures): the mode condition holds iff eta < 1/(1+kappa): "
+            + "; ".join(f"{panel}: {text}" for panel, text in lines)]
 
 
 def _points(acc: dict[tuple, list[float]]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
@@ -260,6 +310,7 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
         + (f" (current: {code_version()})" if versions and versions != [code_version()] else ""),
         (f"- report written {now()}; CI: 95% percentile bootstrap over seeds (seed {seed}); "
          "bands: mean +- 1 std over seeds"),
+        *_theory_head(results),
         "",
         "## Results",
         "",
