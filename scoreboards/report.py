@@ -201,7 +201,7 @@ def theory_lines(results: list[tuple[RunSpec, dict | None]], kw: str) -> dict[st
 
 def _theory_head(results: list[tuple[RunSpec, dict | None]]) -> list[str]:
     """The report's header line for the theory's reference lines (dashed on the eta figures)."""
-    lines = sorted({(panel or "all", text) for panel, ls in theory_lines(results, "eta").items() for _, text in ls})
+    lines = sorted({(panel, text) for panel, ls in theory_lines(results, "eta").items() for _, text in ls})
     if not lines:
         return []
     return ["- theory (dashed on the eta figures): the mode condition holds iff eta < 1/(1+kappa): "

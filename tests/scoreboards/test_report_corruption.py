@@ -83,8 +83,8 @@ def test_report_draws_boundary_and_trajectories_to_target(tiny_spec_path, db_pat
     # fake_train: nail-f's accuracy climbs linearly to 0.9 - eta (+0.01 per seed) over 4 evaluations of
     # 250 trajectories: at eta 0.2 it passes 0.5 at the 3rd (750); bc (0.6 - eta) never does -> the budget.
     ttt = calls["ttt_vs_eta.png"][0]["kappa=1.0"]
-    assert dict((x, m) for x, m, _ in ttt["nail-f"]) == {0.2: 750.0, 0.6: 1000.0}
-    assert dict((x, m) for x, m, _ in ttt["bc"]) == {0.2: 1000.0, 0.6: 1000.0}
+    assert {x: m for x, m, _ in ttt["nail-f"]} == {0.2: 750.0, 0.6: 1000.0}
+    assert {x: m for x, m, _ in ttt["bc"]} == {0.2: 1000.0, 0.6: 1000.0}
     assert calls["ttt_vs_eta.png"][1]["hline"][0] == spec.budget_trajectories
     assert "mode condition holds iff eta < 1/(1+kappa)" in rep.markdown
     assert "kappa=0.5: mode boundary 1/(1+kappa) = 0.667" in rep.markdown
