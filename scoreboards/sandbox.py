@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import glob
 import importlib.machinery
+import importlib.util
 import os
 import secrets
 import shutil
@@ -177,9 +178,13 @@ def sandbox_ids() -> tuple[int, int] | None:
 
 # ----- what the worker sees -------------------------------------------------------------------
 def _find_top_level(name: str, path: list[str]) -> Path | None:
-    """Where top-level module `name` lives on `path` (found without running any of its code)."""
+    """Where top-level module `name` lives: on `path`, else wherever the interpreter's import
+    system finds it (an editable install's finder, with no path entry of its own); found
+    without running any of its code (a top-level spec does not import the module)."""
     try:
         spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None:
+            spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
     if spec is None:

@@ -9,6 +9,7 @@ import os
 import pickle
 import socket
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -346,3 +347,21 @@ def test_a_sandbox_that_cannot_start_says_why(tmp_path, monkeypatch):
             sandbox.check_available()
     finally:
         sandbox.check_available.cache_clear()
+
+
+def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
+    """`neg` run outside the checkout: an editable install has no path entry for the packages (its
+    import finder maps them), so the view must not depend on the working directory or sys.path."""
+    code = ("from scoreboards.sandbox import View, Limits; "
+            "v = View.build(trusted=True, limits=Limits(wall_s=10.0, cpu_s=10.0), "
+            "target='scoreboards.builtin:BuiltinSubmission'); "
+            "print(sorted(d for _, d in v.binds if d.startswith('/neg/code')))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['/neg/code/agents', '/neg/code/noisy_expert_gym', '/neg/code/scoreboards']"
+    # ... and with no path entry at all, the import system's finders still place them.
+    from scoreboards.sandbox import _find_top_level
+
+    assert _find_top_level("scoreboards", []) == ROOT / "scoreboards"
