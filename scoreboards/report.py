@@ -269,6 +269,20 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
     return gifs
 
 
+def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]], out: Path,
+             seed: int, figures: bool) -> tuple[str, Path | None]:
+    """The horizon-scaling section (:mod:`scoreboards.horizon`) of a spec that sweeps ``m`` with
+    early stopping: verdict tables and the T-vs-m figure; ("", None) for other specs."""
+    from scoreboards import horizon
+
+    if not horizon.is_horizon_spec(spec) or not any(row for _, row in results):
+        return "", None
+    groups = horizon.analyse(spec, results, curves, seed=seed)
+    fig = (horizon.plot_horizon(groups, out / "horizon.png", title=f"{spec.name}: trajectories to target vs horizon")
+           if figures else None)
+    return horizon.markdown(groups, spec), fig
+
+
 def _slug(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
 
@@ -287,6 +301,10 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
     curves = store.curves([r["key"] for r in found])
     tables, _ = _group_tables(spec, results, curves, seed)
     figs = _figures(spec, results, curves, out) if figures and found else []
+    horizon_md, horizon_fig = _horizon(spec, results, curves, out, seed, figures and bool(found))
+    if horizon_md:
+        tables = horizon_md + "\n\n## Per horizon\n\n" + tables
+    figs = ([horizon_fig] if horizon_fig else []) + figs
     gifs = _episode_gifs(spec, store, results, out) if figures and found else []
     versions = sorted({r["code_version"] for r in found})
     devices = sorted({str(r["device"]) for r in found})
