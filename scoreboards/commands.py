@@ -121,7 +121,7 @@ def _bench_run(args: argparse.Namespace) -> int:
         s = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
                       progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
                       checkpoints=args.checkpoints,
-                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads)
         print(s.line())
         if s.done and s.train_time:
             print(f"training time {s.train_time:.1f} s over {s.workers} worker(s); harness overhead "
@@ -309,6 +309,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: one per CPU core, or 1 for GPU runs; 0: train in this process)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per local worker (default: CPU cores / workers; 1 on a CPU shared "
+                        "with other jobs: several threads contending for busy cores run ~10x slower)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run")
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray GPUs per run")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints")
