@@ -495,13 +495,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", default="results/neg.sqlite")
     ap.add_argument("--png", default=None, help="write the figure here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec overrides")
-    ap.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap resamples")
+    ap.add_argument("--boot", type=int, default=None, help="bootstrap resamples (default: the spec's "
+                    "[report] horizon_boot)")
     args = ap.parse_args(argv)
     spec = load_spec(args.spec, overrides=args.set, check_envs=False)
     with ResultStore(args.db) as st:
         results = gather(spec, st)
         curves = st.curves([r["key"] for _, r in results if r is not None])
-    groups = analyse(spec, results, curves, n_boot=args.boot)
+    groups = analyse(spec, results, curves,
+                     n_boot=args.boot if args.boot is not None else spec.report.get("horizon_boot", N_BOOT))
     print(markdown(groups, spec))
     if args.png:
         p = plot_horizon(groups, args.png, title=f"{spec.name}: trajectories to target vs horizon")

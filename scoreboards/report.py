@@ -277,7 +277,8 @@ def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
 
     if not horizon.is_horizon_spec(spec) or not any(row for _, row in results):
         return "", None
-    groups = horizon.analyse(spec, results, curves, seed=seed)
+    groups = horizon.analyse(spec, results, curves, n_boot=spec.report.get("horizon_boot", horizon.N_BOOT),
+                              seed=seed)
     fig = (horizon.plot_horizon(groups, out / "horizon.png", title=f"{spec.name}: trajectories to target vs horizon")
            if figures else None)
     return horizon.markdown(groups, spec), fig

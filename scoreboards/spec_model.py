@@ -43,6 +43,7 @@ A spec file (all tables but ``[train]``, ``[eval]`` and ``[report]`` required)::
     [report]
     target = 0.99                        # accuracy for "trajectories to target"
     metric = "greedy_full_exact"         # headline metric of the report
+    # horizon_boot = 500                 # bootstrap resamples of the horizon fits (sweeps over m)
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ class ReportTable(TomlModel):
     """Accuracy for "trajectories to target"."""
     metric: Literal[REPORT_METRICS] = "greedy_full_exact"  # type: ignore[valid-type]
     """Headline metric of the report."""
+    horizon_boot: Annotated[int, Field(ge=0)] = 500
+    """Bootstrap resamples of the horizon-scaling fits (specs sweeping ``m`` with ``stop_at``; 0: no CIs)."""
 
 
 class AlgorithmTable(TomlModel):

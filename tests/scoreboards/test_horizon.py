@@ -115,3 +115,42 @@ def test_is_horizon_spec():
 
     assert is_horizon_spec(S(0.95))
     assert not is_horizon_spec(S(None))
+
+
+
+# The shipped `quick` spec at toy size through the real harness (real trainer, in this process,
+# one torch thread, 30 bootstrap resamples): 8 runs of 768 trajectories, a target some of them reach (at p = 3, m = 2
+# chance is 1/9).
+TOY = ["seeds=[0, 1]", "env.grid.m=[2, 3]", "budget.trajectories=768", "eval.every=128", "eval.prompts=64",
+       "eval.stop_at=0.3", "report.target=0.3", "report.horizon_boot=30"]
+
+
+def test_quick_spec_at_toy_size_reports_the_verdict_table(db_path, tmp_path, capsys):
+    from scoreboards.cli import main
+    from scoreboards.report import gather
+    from scoreboards.specs import load_spec
+    from scoreboards.store import ResultStore
+
+    db, sets = str(db_path), [a for o in TOY for a in ("--set", o)]
+    assert main(["bench", "run", "quick", "--db", db, *sets, "--workers", "0", "--threads", "1",
+                 "--no-progress", "--no-report"]) == 0
+    capsys.readouterr()
+    assert main(["bench", "report", "quick", "--db", db, *sets, "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Horizon scaling")
+    section = out.split("## Per horizon")[0]
+    assert "| algorithm | T at m=2 | T at m=3 | exp growth (95% CI) | poly exponent (95% CI) |" in section
+    assert (tmp_path / "rep" / "horizon.png").stat().st_size > 1000
+    # Each cell's (reached/runs) agrees with the stored curves, read here independently.
+    spec = load_spec("quick", overrides=TOY)
+    with ResultStore(db) as st:
+        results = gather(spec, st)
+        curves = st.curves([r["key"] for _, r in results if r is not None])
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in section.splitlines()
+            if line.startswith(("| bc |", "| nail-f |"))}
+    assert set(rows) == {"bc", "nail-f"}
+    for label, cells in rows.items():
+        for col, m in ((1, 2), (2, 3)):
+            runs = [row for run, row in results if run.label == label and run.env_kwargs["m"] == m]
+            reached = sum(max(c["greedy_full_exact"] for c in curves[row["key"]]) >= 0.3 for row in runs)
+            assert cells[col].endswith(f"({reached}/2)"), (label, m, cells[col])
