@@ -135,3 +135,27 @@ def test_in_flight_display_reads_the_trainers_progress_rows(tiny_spec_path, tmp_
     write_progress(str(tmp_path / run.key), {"trajectories": 250, "budget_trajectories": 1000,
                                              "greedy_full_exact": 0.5})
     assert _in_flight(tmp_path, [run]).endswith("25% acc=0.50")
+
+
+def thread_recording_train(cfg):
+    import torch
+
+    CALLS.append(f"threads={torch.get_num_threads()}")
+    return fake_train(cfg)
+
+
+def test_threads_reach_the_trainer_and_are_checked(tiny_spec_path, db_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))  # restored after
+    before = torch.get_num_threads()
+    spec = load_spec(tiny_spec_path, overrides=["seeds=[0]", 'algorithms=[{name="bc"}]', "env.grid.eta=[0.2]"])
+    with pytest.raises(ValueError, match="`threads` must be >= 1"):
+        run_sweep(spec, db_path, workers=0, threads=0, train_fn=fake_train, progress=False, log=lambda m: None)
+    CALLS.clear()
+    try:
+        run_sweep(spec, db_path, workers=0, threads=1, train_fn=thread_recording_train, progress=False,
+                  log=lambda m: None)
+    finally:
+        torch.set_num_threads(before)
+    assert CALLS == ["threads=1"]
