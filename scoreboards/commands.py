@@ -143,6 +143,8 @@ def _bench_report(args: argparse.Namespace) -> int:
         rep = build_report(spec, store, out_dir=args.out, seed=args.seed, figures=not args.no_figures)
     print(rep.tables)
     print(f"\nreport: {rep.path} ({rep.found}/{rep.expected} runs; {len(rep.figures)} figures)")
+    if horizon := next((p for p in rep.figures if p.name == "horizon.png"), None):
+        print(f"horizon figure: {horizon}")
     return 0
 
 

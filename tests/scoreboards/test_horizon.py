@@ -141,6 +141,7 @@ def test_quick_spec_at_toy_size_reports_the_verdict_table(db_path, tmp_path, cap
     section = out.split("## Per horizon")[0]
     assert "| algorithm | T at m=2 | T at m=3 | exp growth (95% CI) | poly exponent (95% CI) |" in section
     assert (tmp_path / "rep" / "horizon.png").stat().st_size > 1000
+    assert f"horizon figure: {tmp_path / 'rep' / 'horizon.png'}" in out
     # Each cell's (reached/runs) agrees with the stored curves, read here independently.
     spec = load_spec("quick", overrides=TOY)
     with ResultStore(db) as st:
