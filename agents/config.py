@@ -57,13 +57,27 @@ class TrainConfig(Declared):
     warmup_updates: NonNegative = 20
     """Linear warm-up length in updates."""
     schedule: Literal["constant", "cosine"] = "constant"
-    """Learning-rate schedule after warm-up: `constant` or `cosine` (to 10% at the end of the budget)."""
+    """Learning-rate schedule after warm-up: `constant` or `cosine` (down to min_lr_ratio x lr at the end of the budget)."""
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Floor of the cosine schedule as a fraction of the peak lr (0: decay to zero)."""
+    grad_accum: Positive = 1
+    """Micro-batches per update: batch_size / grad_accum prompts each are collected, queried and back-propagated in turn, then one step on the token mean of the whole batch (bounds memory; batch_size must be a multiple)."""
+    prompt_order: Literal["iid", "epoch"] = "iid"
+    """Training prompts: `iid` (drawn uniformly with replacement) or `epoch` (a seeded permutation, every problem once per epoch; tasks with a finite problem list such as GSM-8K)."""
     grad_clip: Annotated[float, Field(ge=0)] = 1.0
     """Global gradient-norm clip (0 disables)."""
     eval_every: NonNegative = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: Positive = 1024
-    """Held-out prompts per evaluation (drawn from a fixed evaluation seed)."""
+    """Held-out prompts per evaluation (drawn from a fixed evaluation seed; unused with eval_mode `all`)."""
+    eval_mode: Literal["sample", "all"] = "sample"
+    """Held-out prompts: `sample` (eval_prompts drawn with replacement from eval_seed) or `all` (every problem of the evaluation task once, in order, e.g. the 1,319 GSM-8K test problems)."""
+    eval_sampled: bool = True
+    """Also report the metrics of sampled (temperature 1) rollouts; False: greedy rollouts only."""
+    eval_batch_size: Positive = 1024
+    """Prompts per forward pass of the evaluation (memory only; keep it small for large-vocabulary students)."""
+    val_env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of the evaluation env for the clean validation loss's text only, e.g. {"answer_format": "####", "strip_annotations": false}: the loss is the student's cross-entropy on that task's reference chains after the evaluation prompts (problems matched by their index in the data)."""
     eval_env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Overrides of env_kwargs for evaluation, e.g. {"split": "test"} on GSM-8K (default: held-out prompts of the training problem)."""
     eval_seed: int = 123_456_789
@@ -82,12 +96,20 @@ class TrainConfig(Declared):
     """Show a progress bar with live metrics."""
     data_dir: str | None = None
     """Cache directory for offline datasets (default ~/.cache/noisy_expert_gym)."""
+    init_checkpoint: str | None = None
+    """Warm start: initialise the student with the weights of this trainer checkpoint (a `last.pt` or its directory; same preset and model options)."""
+    teacher_checkpoint: str | None = None
+    """A trained student checkpoint that replaces the env's experts: the noisy expert is softmax(logits / teacher_t) of that policy, the clean expert its greedy decoding (agents.teachers.PolicyTeacher)."""
+    teacher_t: Annotated[float, Field(gt=0)] = 1.0
+    """Temperature of the teacher_checkpoint teacher (the `temperature` noise law: 1 low, 4 high)."""
+    expert_form: Literal["auto", "dense", "structured"] = "auto"
+    """How the online methods read the expert's rows: `dense` (probs_along, (B, H, A)), `structured` (clean token and noise weight only, for a plain Expert with a mixture/absorbing law), `auto` (structured from 4096 actions on, e.g. an HF vocabulary)."""
 
     NOT_IDENTITY: ClassVar[frozenset[str]] = frozenset({
         "checkpoint_dir", "checkpoint_every", "resume", "progress", "tensorboard_dir", "data_dir", "device",
-        "stop_at"})
+        "stop_at", "eval_batch_size"})
     """The fields that do not change a run's learning trajectory: where it writes and shows things, the
-    device, and ``stop_at`` (which only cuts the curve short). Every other field is the run's identity
+    device, the evaluation's chunking, and ``stop_at`` (which only cuts the curve short). Every other field is the run's identity
     (:meth:`identity`): a checkpoint resumes only under the same identity (so a run stopped by
     ``stop_at`` can be resumed without it, or on another device), and the scoreboards' run key is
     ``identity()`` + ``stop_at`` + the code version."""
@@ -118,6 +140,15 @@ class TrainConfig(Declared):
 
         if "algo" in info.data and (problems := check_params(info.data["algo"], v)):
             raise ValueError("; ".join(problems))
+        return v
+
+    @field_validator("grad_accum")
+    @classmethod
+    def _divides_batch(cls, v: int, info: ValidationInfo) -> int:
+        b = info.data.get("batch_size")
+        if b is not None and b % v:
+            raise ValueError(f"`grad_accum` ({v}) must divide `batch_size` ({b}): each micro-batch has "
+                             "batch_size / grad_accum prompts")
         return v
 
     @field_validator("resume")

@@ -1,19 +1,37 @@
 """The one evaluation of a student, for any :class:`~agents.contracts.Policy`.
 
-On held-out prompts (drawn from ``TrainConfig.eval_seed``, never trained on) it
-reports the clean validation loss (the student's cross-entropy on the clean
-expert's chains) and the task's clean metrics of the student's greedy and sampled
-rollouts (``greedy_full_exact``, ``greedy_final_exact``,
+On held-out prompts it reports the clean validation loss (the student's
+cross-entropy on the clean expert's chains) and the task's clean metrics of the
+student's greedy and sampled rollouts (``greedy_full_exact``, ``greedy_final_exact``,
 ``greedy_correct_prefix_len``, ``greedy_num_errors``, ``sampled_*``). The
 student-prefix trainer and PPO both evaluate through :class:`HeldOut`, so their
 curves are comparable row for row.
+
+Which prompts (``TrainConfig.eval_mode``): ``sample`` draws ``eval_prompts`` of them
+with replacement from ``eval_seed`` (never trained on); ``all`` takes every problem
+of the evaluation task once, in order (the paper's greedy evaluation on all 1,319
+GSM-8K test problems: ``eval_env_kwargs = {"split": "test"}``). ``eval_sampled =
+False`` leaves out the sampled rollouts (the paper evaluates greedy decoding only).
+
+Which text the validation loss is on (``TrainConfig.val_env_kwargs``): by default
+the evaluation task's own clean chains. With ``val_env_kwargs``, those of the same
+problems in a variant of the evaluation task, after the same prompts -- e.g.
+``{"answer_format": "####", "strip_annotations": false}`` gives GSM-8K's raw answers
+(calculator annotations, ``#### n``) then the stop token, the text the paper's
+authors compute their evaluation loss on while the student is prompted for
+``\\boxed{}``. Problems are matched by their position in the data file (and
+question); a problem whose raw answer does not fit ``max_new_tokens`` there is left
+out of the loss (``val_problems`` reports how many count). Their text differs from
+ours by one token: in their chat-format text the end-of-turn token is followed by
+a newline that also counts in their mean; ours ends at the stop token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,11 +43,16 @@ from noisy_expert_gym.problems import Problem, make_problem
 if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
     from agents.config import TrainConfig
 
+#: Logit entries (rows x H x A) per teacher-forced pass of the validation loss: a 262k-token
+#: vocabulary at H = 1,024 gets two rows per pass, a character task a whole chunk.
+LOGITS_PER_PASS = 1 << 29
+
 
 @torch.no_grad()
 def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain: torch.Tensor,
-             device: torch.device, precision: str, seed: int, chunk: int = 1024) -> dict[str, float]:
-    """Clean validation loss and greedy / sampled rollout metrics on held-out prompts.
+             device: torch.device, precision: str, seed: int, chunk: int = 1024, sampled: bool = True,
+             val_chain: torch.Tensor | None = None, val_rows: torch.Tensor | None = None) -> dict[str, float]:
+    """Clean validation loss and greedy (and sampled) rollout metrics on held-out prompts.
 
     Args:
         policy: the student (its train / eval mode is restored afterwards).
@@ -37,26 +60,40 @@ def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain:
         prompts: ``(N, P)`` held-out prompts; ``clean_chain``: their clean chains ``(N, H)``.
         device: where the policy runs; ``precision``: ``auto``, ``bf16`` or ``fp32`` autocast.
         seed: seeds the sampled rollouts (the same draws at every evaluation).
-        chunk: prompts per forward pass.
+        chunk: prompts per rollout batch.
+        sampled: also roll out at temperature 1 (``sampled_*`` metrics).
+        val_chain: ``(N, H)`` chains the validation loss is computed on instead of ``clean_chain``;
+            ``val_rows``: ``(N,)`` bool, the rows that have one (default all).
     """
     was_training = policy.training
     policy.eval()
-    valid = task.valid_along(prompts, clean_chain).float()
-    losses, greedy, sampled = [], [], []
+    v_chain = clean_chain if val_chain is None else val_chain
+    v_rows = torch.ones(prompts.shape[0], dtype=torch.bool) if val_rows is None else val_rows.cpu()
+    valid = task.valid_along(prompts, v_chain).float()
+    per_pass = max(1, LOGITS_PER_PASS // max(1, v_chain.shape[1] * task.num_actions))
+    losses, greedy, sampled_rows = [], [], []
     gen = torch.Generator(device=device).manual_seed(seed)
     for i in range(0, prompts.shape[0], chunk):
-        p, c, v = prompts[i : i + chunk], clean_chain[i : i + chunk], valid[i : i + chunk]
+        p = prompts[i : i + chunk]
+        for j in range(i, i + p.shape[0], per_pass):  # the teacher-forced pass, in slices that fit
+            c, v = v_chain[j : min(j + per_pass, i + chunk)], valid[j : min(j + per_pass, i + chunk)]
+            with autocast_context(device, precision):
+                logits = policy.chain_logits(prompts[j : j + c.shape[0]], c)  # (b, H, A)
+            ce = F.cross_entropy(logits.float().to(c.device).flatten(0, 1), c.flatten(),
+                                 reduction="none").view_as(v)
+            losses.append(((ce * v).sum(1) / v.sum(1).clamp_min(1.0)).cpu())
         with autocast_context(device, precision):
-            logits = policy.chain_logits(p, c)  # (B, H, A)
             g = policy.generate(p, task.horizon, temperature=0.0)
-            s = policy.generate(p, task.horizon, temperature=1.0, generator=gen)
-        ce = F.cross_entropy(logits.float().to(c.device).flatten(0, 1), c.flatten(), reduction="none").view_as(v)
-        losses.append(((ce * v).sum(1) / v.sum(1)).cpu())
+            s = policy.generate(p, task.horizon, temperature=1.0, generator=gen) if sampled else None
         greedy.append({k: x.float().cpu() for k, x in task.metrics(p, g).items()})
-        sampled.append({k: x.float().cpu() for k, x in task.metrics(p, s).items()})
-    out = {"val_loss": float(torch.cat(losses).mean())}
-    for name, rows in (("greedy", greedy), ("sampled", sampled)):
-        for k in rows[0]:
+        if s is not None:
+            sampled_rows.append({k: x.float().cpu() for k, x in task.metrics(p, s).items()})
+    loss = torch.cat(losses)[v_rows]
+    out = {"val_loss": float(loss.mean()) if loss.numel() else float("nan")}
+    if val_rows is not None:
+        out["val_problems"] = float(loss.numel())
+    for name, rows in (("greedy", greedy), ("sampled", sampled_rows)):
+        for k in rows[0] if rows else ():
             out[f"{name}_{k}"] = float(torch.cat([r[k] for r in rows]).mean())
     policy.train(was_training)
     return out
@@ -71,26 +108,74 @@ class HeldOut:
     clean: torch.Tensor  # (N, H)
     device: torch.device
     seed: int  # of the sampled rollouts
+    sampled: bool = True
+    chunk: int = 1024
+    val_chain: torch.Tensor | None = None  # (N, H): the validation loss's text, when not `clean`
+    val_rows: torch.Tensor | None = None  # (N,) bool: the rows that have one
 
     @classmethod
     def for_run(cls, cfg: TrainConfig, problem: Problem, device: torch.device) -> HeldOut:
-        """``cfg.eval_prompts`` prompts from ``cfg.eval_seed``, of the training problem or, with
-        ``cfg.eval_env_kwargs`` (e.g. ``{"split": "test"}`` on GSM-8K), of that variant of it."""
+        """The evaluation prompts of ``cfg.eval_mode`` (``cfg.eval_prompts`` of them from ``cfg.eval_seed``, or
+        every problem), of the training problem or, with ``cfg.eval_env_kwargs`` (e.g. ``{"split": "test"}``
+        on GSM-8K), of that variant of it; the validation text of ``cfg.val_env_kwargs``."""
         task = problem.task
+        kwargs = {**cfg.env_kwargs, **cfg.eval_env_kwargs}
         if cfg.eval_env_kwargs:
-            task = make_problem(cfg.env_id, **{**cfg.env_kwargs, **cfg.eval_env_kwargs}).task
-            shape, want = (task.obs_len, task.vocab_size, task.num_actions), (
-                problem.task.obs_len, problem.task.vocab_size, problem.task.num_actions)
-            if shape != want:
-                raise ValueError("`eval_env_kwargs` must keep the observation shape and vocabulary of the "
-                                 f"training env (obs_len {want[0]}, vocab {want[1]}); on GSM-8K pass the "
-                                 "same max_prompt_tokens and max_new_tokens")
-        prompts = task.sample_prompts(torch.Generator(device=device).manual_seed(cfg.eval_seed), cfg.eval_prompts,
-                                      device=device)
-        return cls(task, prompts, task.clean_chains(prompts), device, cfg.eval_seed + 1)
+            task = make_problem(cfg.env_id, **kwargs).task
+            check_shapes(task, problem.task, "eval_env_kwargs")
+        if cfg.eval_mode == "all":
+            if not hasattr(task, "all_prompts"):
+                raise ValueError(f"eval_mode='all' needs a task with a finite list of problems (all_prompts), "
+                                 f"such as GSM-8K; {type(task).__name__} draws its prompts: use 'sample'")
+            prompts = torch.as_tensor(task.all_prompts(), device=device)
+        else:
+            prompts = task.sample_prompts(torch.Generator(device=device).manual_seed(cfg.eval_seed),
+                                          cfg.eval_prompts, device=device)
+        val_chain = val_rows = None
+        if cfg.val_env_kwargs:
+            val_task = make_problem(cfg.env_id, **{**kwargs, **cfg.val_env_kwargs}).task
+            val_chain, val_rows = matching_chains(task, val_task, prompts)
+        return cls(task, prompts, task.clean_chains(prompts), device, cfg.eval_seed + 1, cfg.eval_sampled,
+                   cfg.eval_batch_size, val_chain, val_rows)
 
     def evaluate(self, policy: Policy, precision: str) -> dict[str, float]:
-        return evaluate(policy, self.task, self.prompts, self.clean, self.device, precision, self.seed)
+        return evaluate(policy, self.task, self.prompts, self.clean, self.device, precision, self.seed,
+                        chunk=self.chunk, sampled=self.sampled, val_chain=self.val_chain, val_rows=self.val_rows)
 
 
-__all__ = ["HeldOut", "evaluate"]
+def check_shapes(task: TaskCore, train_task: TaskCore, what: str) -> None:
+    """Raise unless `task` has the training task's observation shape and vocabulary."""
+    shape = (task.obs_len, task.vocab_size, task.num_actions)
+    want = (train_task.obs_len, train_task.vocab_size, train_task.num_actions)
+    if shape != want:
+        raise ValueError(f"`{what}` must keep the observation shape and vocabulary of the training env "
+                         f"(obs_len {want[0]}, vocab {want[1]}); on GSM-8K pass the same max_prompt_tokens and "
+                         "max_new_tokens")
+
+
+def matching_chains(task: Any, val_task: Any, prompts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``val_task``'s clean chains of the problems behind `prompts` (prompts of `task`), ``(N, H)``, and
+    which rows have one ``(N,)``: problems are matched by position in the data and question.
+
+    Raises:
+        ValueError: the tasks have no problem lists, differ in horizon or actions, or share no problem.
+    """
+    if not (hasattr(task, "problems") and hasattr(val_task, "problems")):
+        raise ValueError("`val_env_kwargs` needs tasks with a list of problems (GSM-8K)")
+    if (val_task.horizon, val_task.num_actions) != (task.horizon, task.num_actions):
+        raise ValueError(f"`val_env_kwargs` must keep max_new_tokens and the vocabulary (horizon {task.horizon}, "
+                         f"{task.num_actions} actions); got {val_task.horizon}, {val_task.num_actions}")
+    where = {(p.index, p.question): j for j, p in enumerate(val_task.problems)}
+    idx = task.problem_index(prompts)
+    j = np.array([where.get((task.problems[i].index, task.problems[i].question), -1) for i in idx], np.int64)
+    rows = torch.as_tensor(j >= 0)
+    if not bool(rows.any()):
+        raise ValueError("no evaluation problem has a validation text under `val_env_kwargs` (different data, "
+                         "or every raw answer longer than max_new_tokens)")
+    chains = val_task.clean_chains(val_task.prompts_for(np.maximum(j, 0)))
+    chains = torch.as_tensor(chains, device=prompts.device)
+    eos = torch.as_tensor(task.eos_token, device=prompts.device)
+    return torch.where(rows.to(prompts.device)[:, None], chains, eos), rows
+
+
+__all__ = ["LOGITS_PER_PASS", "HeldOut", "check_shapes", "evaluate", "matching_chains"]

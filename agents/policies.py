@@ -4,7 +4,8 @@
 (``paper``, ``cpu``, ``cpu-rope``, ``tiny``: :data:`agents.policy.PRESETS`), or
 ``<kind>:<argument>`` for another kind (``hf:<hub name or local path>``: a Hugging
 Face causal LM). ``TrainConfig.model`` holds the kind's options (transformer sizes;
-:data:`~agents.hf_policy.HF_OPTIONS` for ``hf:``).
+:data:`~agents.hf_policy.HF_OPTIONS` for ``hf:``). ``TrainConfig.init_checkpoint``
+warm-starts it from a trainer checkpoint's weights (:func:`load_weights`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from noisy_expert_gym.contracts import TaskCore
 
 
 class PolicySpec(Protocol):
-    """What :func:`build_policy` reads from a config (a :class:`~agents.config.TrainConfig`)."""
+    """What :func:`build_policy` reads from a config (a :class:`~agents.config.TrainConfig`); an
+    ``init_checkpoint`` attribute, when present and set, warm-starts the policy."""
 
     preset: str
     model: dict[str, Any]
@@ -53,11 +55,44 @@ POLICY_KINDS: dict[str, Callable[[str, dict[str, Any], TaskCore], nn.Module]] = 
 
 
 def build_policy(cfg: PolicySpec, task: TaskCore, device: torch.device | str) -> nn.Module:
-    """The student ``cfg.preset`` asks for (options ``cfg.model``), for `task`, on `device`."""
+    """The student ``cfg.preset`` asks for (options ``cfg.model``), for `task`, on `device`; with the
+    weights of ``cfg.init_checkpoint`` when it has one (a warm start)."""
     kind, sep, arg = cfg.preset.partition(":")
     if not sep:
         kind, arg = "transformer", cfg.preset
-    return lookup(POLICY_KINDS, kind, "policy kind")(arg, dict(cfg.model), task).to(device)
+    policy = lookup(POLICY_KINDS, kind, "policy kind")(arg, dict(cfg.model), task)
+    init = getattr(cfg, "init_checkpoint", None)
+    if init:
+        load_weights(policy, init)
+    return policy.to(device)
 
 
-__all__ = ["POLICY_KINDS", "PolicySpec", "build_policy", "hf", "transformer"]
+def load_weights(policy: nn.Module, checkpoint: str) -> dict[str, Any]:
+    """Load the model weights of a trainer checkpoint (``last.pt`` or its directory) into `policy`.
+
+    Returns the checkpoint's stored TrainConfig dict (empty when it has none).
+
+    Raises:
+        FileNotFoundError: no checkpoint there.
+        ValueError: the checkpoint holds no model weights, or weights of another shape (a
+            different preset, model options or vocabulary).
+    """
+    from agents.checkpoint import find_checkpoint, load_checkpoint
+
+    path = find_checkpoint(checkpoint)
+    payload = load_checkpoint(path)
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise ValueError(f"{path} holds no model weights: pass a trainer checkpoint (`last.pt`, written with "
+                         "--checkpoint-dir)")
+    try:
+        policy.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        conf = payload.get("config") or {}
+        lines = str(e).strip().splitlines()
+        raise ValueError(f"the weights in {path} (preset {conf.get('preset')!r}, model {conf.get('model', {})}) do "
+                         f"not fit this policy ({lines[1].strip() if len(lines) > 1 else lines[0]}); use the "
+                         "preset and model options it was trained with") from None
+    return payload.get("config") or {}
+
+
+__all__ = ["POLICY_KINDS", "PolicySpec", "build_policy", "hf", "load_weights", "transformer"]

@@ -30,10 +30,12 @@ its last batch to what is left.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +67,7 @@ from agents.evaluation import HeldOut
 from agents.monitor import Monitor
 from agents.policies import build_policy
 from agents.result import RunResult
+from agents.teachers import with_teacher
 from noisy_expert_gym.problems import Problem, make_problem
 
 
@@ -93,9 +96,13 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
     params = alg.params.model_validate(cfg.algo_params)
     if problem is None:
         problem = make_problem(cfg.env_id, **cfg.env_kwargs).with_rng(np.random.default_rng(cfg.seed))
+        problem = with_teacher(problem, cfg)  # cfg.teacher_checkpoint: a trained policy as the expert
     elif problem.env_id != cfg.env_id:  # the result is filed under cfg.env_id
         raise ValueError(f"`problem` is a {problem.env_id} problem but the config says env_id={cfg.env_id!r}; "
                          "pass the matching env_id (and env_kwargs)")
+    elif cfg.teacher_checkpoint:
+        raise ValueError("pass either `problem` (with its experts) or `teacher_checkpoint`, not both; for a "
+                         "policy teacher on a given problem use problem.with_experts(*PolicyTeacher.pair(...))")
     # A sample-only expert and an algorithm that reads probabilities: refuse before any query.
     check_expert_access(alg, params, problem.clean_expert if alg.uses_clean_expert else problem.expert)
     if alg.run is not None:  # an algorithm outside the student-prefix loop (ppo)
@@ -104,10 +111,11 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
     for update in range(run.first_update, run.total_updates):
         if not run.begin(update):  # nothing left to spend (a data-parallel remainder)
             break
-        queried = run.oracle_queries()
-        batch = alg.collect(run.ctx, params)  # 1. collect the prefixes, 2. query the expert there
-        run.charge(batch, queried)
-        loss = run.update(batch, params)  # 3. the loss on them, one optimizer step
+        for micro in run.micro_batches():  # gradient accumulation: cfg.grad_accum micro-batches (default 1)
+            queried = run.oracle_queries()
+            batch = alg.collect(run.ctx, params)  # 1. collect the prefixes, 2. query the expert there
+            run.charge(batch, queried)
+            loss = run.update(batch, params, micro)  # 3. the loss on them; one optimizer step per update
         if run.end(update, loss):  # evaluation, checkpoint, early stop
             break
     return run.finish()
@@ -135,6 +143,7 @@ class Run:
     curve: list[dict[str, float]] = field(default_factory=list)
     t0: float = 0.0
     last_eval_update: int = -1
+    _acc: list[float] = field(default_factory=lambda: [0.0, 0.0])  # grad_accum: loss sum, valid positions
 
     # ----- set-up ------------------------------------------------------------------------
     @classmethod
@@ -196,6 +205,20 @@ class Run:
         ctx.batch_size, total = ctx.budget.share(self.cfg.batch_size, ctx.world_size, ctx.rank)
         return total > 0
 
+    def micro_batches(self) -> Iterator[int]:
+        """The micro-batch indices of this update, each with its share of the batch in ``ctx.batch_size``
+        (shares differ by at most one prompt and sum to the update's batch)."""
+        ctx, k = self.ctx, self.cfg.grad_accum
+        whole = ctx.batch_size
+        if k > 1:  # the update's gradients accumulate from zero
+            self.opt.zero_grad(set_to_none=True)
+            self._acc = [0.0, 0.0]
+        for micro in range(k):
+            ctx.batch_size = (whole + micro) // k
+            if ctx.batch_size:
+                yield micro
+        ctx.batch_size = whole
+
     def oracle_queries(self) -> int:
         return self.ctx.expert.num_queries + self.ctx.clean_expert.num_queries
 
@@ -206,23 +229,53 @@ class Run:
         queries = batch.queries if batch.queries is not None else self.oracle_queries() - queried_before
         ctx.budget.charge(*sum_over_ranks((batch.trajectories, queries), ctx.device, ctx.world_size))
 
-    def update(self, batch: Batch, params: Any) -> float:
-        """The masked mean of the per-position loss on the batch's prefixes; one optimizer step."""
+    def update(self, batch: Batch, params: Any, micro: int = 0) -> float:
+        """The masked mean of the per-position loss on the batch's prefixes; one optimizer step.
+
+        With ``grad_accum`` = k > 1 this is micro-batch ``micro`` of k: the masked *sum* is
+        back-propagated (gradients accumulate), and after the last one the gradients are divided by
+        the valid positions of all k, so the step is the token mean over the whole update's batch.
+        """
         ctx, cfg = self.ctx, self.cfg
+        k = cfg.grad_accum
         with autocast_context(ctx.device, cfg.precision):
             tokens = torch.cat([batch.prompts, batch.chain[:, :-1]], dim=1)
             # Prompt rows only give keys and values: the head runs on the chain positions.
             logits = self.fwd(tokens, first=batch.prompts.shape[1] - 1)  # (B, H, A)
         per_pos = self.alg.loss(logits.float(), batch, params)  # (B, H)
         valid = ctx.task.valid_along(batch.prompts, batch.chain).float()
+        if k > 1:
+            return self._accumulate(per_pos, valid, micro)
         loss = (per_pos * valid).sum() / valid.sum().clamp_min(1.0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        return self._step(float(loss.detach()))
+
+    def _accumulate(self, per_pos: torch.Tensor, valid: torch.Tensor, micro: int) -> float:
+        """Micro-batch ``micro`` of ``grad_accum``: back-propagate the masked sum; step after the last."""
+        total = (per_pos * valid).sum()
+        last = micro == self.cfg.grad_accum - 1
+        sync = getattr(self.fwd, "no_sync", None)  # DDP: all-reduce once, on the last micro-batch
+        with (contextlib.nullcontext() if last or sync is None else sync()):
+            total.backward()
+        self._acc[0] += float(total.detach())
+        self._acc[1] += float(valid.sum())
+        if not last:
+            return self._acc[0] / max(self._acc[1], 1.0)
+        n = max(self._acc[1], 1.0)
+        for p in self.ctx.policy.parameters():
+            if p.grad is not None:
+                p.grad.div_(n)
+        return self._step(self._acc[0] / n)
+
+    def _step(self, loss: float) -> float:
+        """Clip, one optimizer step, one schedule step; returns `loss`."""
+        cfg, ctx = self.cfg, self.ctx
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(ctx.policy.parameters(), cfg.grad_clip)
         self.opt.step()
         self.sched.step()
-        return float(loss.detach())
+        return loss
 
     def end(self, update: int, train_loss: float) -> bool:
         """Evaluate, checkpoint and report when due; True when the run stops here."""
@@ -284,13 +337,15 @@ def seed_everything(seed: int) -> None:
 
 
 def lr_lambda(cfg: TrainConfig, total_updates: int):
-    """Linear warm-up, then constant or cosine (to 10% at the end of the budget)."""
+    """Linear warm-up, then constant or cosine (to ``min_lr_ratio`` at the end of the budget)."""
+    floor = cfg.min_lr_ratio
+
     def f(u: int) -> float:
         if u < cfg.warmup_updates:
             return (u + 1) / cfg.warmup_updates
         if cfg.schedule == "cosine":
             frac = min(1.0, (u - cfg.warmup_updates) / max(1, total_updates - cfg.warmup_updates))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+            return floor + (1.0 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
         return 1.0
     return f
 

@@ -33,6 +33,7 @@ from noisy_expert_gym.oracle import ExpertAccessError
 if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
     from agents.budget import Budget
     from agents.config import TrainConfig
+    from agents.expert_rows import MixtureRows
     from agents.result import RunResult
     from noisy_expert_gym.problems import Problem
 
@@ -49,7 +50,7 @@ class Batch:
 
     prompts: torch.Tensor  # (B, P)
     chain: torch.Tensor  # (B, H)
-    probs: torch.Tensor | None = None  # (B, H, A) expert distribution at each prefix
+    probs: torch.Tensor | MixtureRows | None = None  # (B, H, A) expert distribution at each prefix (dense or structured)
     actions: torch.Tensor | None = None  # (B, H) labels (sampled expert tokens, dataset tokens)
     trajectories: int = 0  # expert trajectories this batch spends
     queries: int | None = None  # prefix-queries it spends (None: counted by the oracles)
@@ -73,6 +74,7 @@ class Context:
     batch_size: int = 256  # trajectories this rank collects in the current update
     update: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # algorithm state (checkpointed)
+    epoch_perm: tuple[int, torch.Tensor] | None = None  # prompt_order="epoch": (epoch, its permutation), a cache
 
     @property
     def trajectories(self) -> int:
@@ -80,7 +82,13 @@ class Context:
         return self.budget.trajectories
 
     def sample_prompts(self, n: int | None = None) -> torch.Tensor:
-        return self.task.sample_prompts(self.gen, n or self.batch_size, device=self.device)
+        """This rank's next n training prompts (default ``batch_size``): drawn with replacement from the
+        run's generator, or with ``cfg.prompt_order = "epoch"`` the next ones of a seeded permutation of
+        the task's problems (:func:`epoch_order`)."""
+        n = n or self.batch_size
+        if self.cfg.prompt_order == "epoch":
+            return self.task.prompts_for(epoch_order(self, n), like=torch.empty(0, device=self.device))
+        return self.task.sample_prompts(self.gen, n, device=self.device)
 
     def rollout(self, prompts: torch.Tensor, tau: float, step_fn: StepFn | None = None) -> torch.Tensor:
         """The student's rollout at temperature tau (0 = greedy), no gradient."""
@@ -110,6 +118,38 @@ class Context:
             return None, self.expert.sample_along(prompts, chain, 1, generator=self.gen)[..., 0]
         probs = self.expert.probs_along(prompts, chain)
         return probs, self.sample(probs)
+
+
+def epoch_order(ctx: Context, n: int) -> torch.Tensor:
+    """The problem indices of this rank's next n prompts under ``prompt_order = "epoch"``.
+
+    Epoch e visits every problem once, in the order of a permutation seeded by
+    (``cfg.seed``, e); the ranks take consecutive slices of it. The position is
+    ``ctx.state["prompt_order"]`` (checkpointed), so a resumed run continues the same order.
+
+    Raises:
+        ValueError: the task has no finite list of problems (``num_problems``, ``prompts_for``).
+    """
+    task = ctx.task
+    if not (hasattr(task, "num_problems") and hasattr(task, "prompts_for")):
+        raise ValueError(f"prompt_order='epoch' needs a task with a finite list of problems (num_problems, "
+                         f"prompts_for), such as GSM-8K; {type(task).__name__} draws its prompts: use 'iid'")
+    m = int(task.num_problems)
+    st = ctx.state.setdefault("prompt_order", {"epoch": 0, "pos": 0})
+    out: list[torch.Tensor] = []
+    need = n * ctx.world_size
+    while need > 0:
+        if ctx.epoch_perm is None or ctx.epoch_perm[0] != st["epoch"]:
+            g = torch.Generator().manual_seed(int(ctx.cfg.seed) * 1_000_003 + 7_919 * int(st["epoch"]) + 1)
+            ctx.epoch_perm = (st["epoch"], torch.randperm(m, generator=g))
+        take = min(need, m - st["pos"])
+        out.append(ctx.epoch_perm[1][st["pos"] : st["pos"] + take])
+        st["pos"] += take
+        need -= take
+        if st["pos"] == m:
+            st.update(epoch=st["epoch"] + 1, pos=0)
+    idx = torch.cat(out)
+    return idx[ctx.rank * n : (ctx.rank + 1) * n]
 
 
 # --------------------------------------------------------------------------- the algorithm record
@@ -327,6 +367,7 @@ __all__ = [
     "always",
     "check_expert_access",
     "check_params",
+    "epoch_order",
     "expert_access",
     "get_algorithm",
     "never",

@@ -57,9 +57,12 @@ class BCParams(Declared):
 
 def dataset_path(ctx: Context, clean: bool) -> str:
     cfg = ctx.cfg
-    key = json.dumps({"env": cfg.env_id, "kw": cfg.env_kwargs, "n": ctx.budget.affordable,
-                      "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1},
-                     sort_keys=True, default=str)
+    ident = {"env": cfg.env_id, "kw": cfg.env_kwargs, "n": ctx.budget.affordable,
+             "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1}
+    expert = ctx.clean_expert if clean else ctx.expert
+    if getattr(expert, "fingerprint", None):  # an expert that is not the env's (a trained policy teacher)
+        ident["expert"] = expert.fingerprint
+    key = json.dumps(ident, sort_keys=True, default=str)
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
     return os.path.join(cfg.data_dir or DEFAULT_CACHE, f"{'clean' if clean else 'noisy'}-{name}.pt")
 

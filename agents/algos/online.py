@@ -20,6 +20,10 @@ their labels with ``sample_along(prompts, chain, 1)`` (the same tokens, from the
 same generator state, as ``probs_along`` and one draw per row under full access).
 The exact estimators and reverse KL (whose estimators read log pi~) need the rows:
 their ``needs_probs`` is True and the trainer refuses them up front.
+
+The expert's rows come dense or, for a plain mixture / absorbing expert over a large
+vocabulary, structured (``TrainConfig.expert_form``; :mod:`agents.expert_rows`): every
+loss below takes either.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Literal
 
 import torch
 
+from agents import expert_rows as rows
 from agents import losses
 from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, always, register
 from noisy_expert_gym.declared import Declared
@@ -75,9 +80,13 @@ def collect_online(ctx: Context, params: OPDForward | OPDReverse | NAILMixed) ->
     """Student rollout at temperature tau; the expert answers at all H prefixes at once."""
     prompts = ctx.sample_prompts()
     chain = ctx.rollout(prompts, params.tau)
-    # A query returns one sampled expert token; the exact estimators use the row itself
-    # (probs (B, H, A); None from a sample-only expert).
-    probs, actions = ctx.label_along(prompts, chain)
+    # A query returns one sampled expert token; the exact estimators use the row itself: (B, H, A)
+    # dense or structured (cfg.expert_form), None from a sample-only expert.
+    if ctx.sample_only:
+        probs, actions = ctx.label_along(prompts, chain)
+    else:
+        probs = rows.expert_rows(ctx.expert, prompts, chain, ctx.cfg.expert_form)
+        actions = rows.sample(probs, ctx.gen)
     return Batch(prompts, chain, probs=probs, actions=actions, trajectories=prompts.shape[0], gen=ctx.gen)
 
 
@@ -94,18 +103,18 @@ def mixed_needs_probs(params: NAILMixed) -> bool:
 def forward_loss(logits: torch.Tensor, batch: Batch, estimator: str) -> torch.Tensor:
     if estimator == "mc":
         return losses.mc_forward(logits, batch.actions)
-    return losses.forward_kl(logits, batch.probs)
+    return rows.forward_kl(logits, batch.probs)
 
 
 def reverse_loss(logits: torch.Tensor, batch: Batch, estimator: str, tau: float) -> torch.Tensor:
     if estimator == "exact":
-        return losses.reverse_kl(logits, batch.probs)
+        return rows.reverse_kl(logits, batch.probs)
     if tau == 0:  # greedy rollouts: the rollout token is not a sample, draw a fresh a' ~ pi_theta
         a, log_q = losses.sample_actions(logits.detach(), generator=batch.gen)
     else:  # sampled rollouts: reuse the rollout token; q = softmax(logits / tau), detached
         a = batch.chain
         log_q = torch.log_softmax(logits.detach() / tau, -1).gather(-1, a[..., None])[..., 0]
-    log_p = batch.probs.gather(-1, a[..., None])[..., 0].clamp_min(1e-8).log()
+    log_p = rows.prob_at(batch.probs, a).clamp_min(1e-8).log()
     return losses.score_function_reverse_kl(logits, a, log_p, log_q)
 
 
