@@ -18,46 +18,53 @@ right on the env's left-padded prompts. The student must share the task's
 (= the teacher's) vocabulary id for id; anything else is a ``ValueError``.
 
 Generation uses the model's KV cache at any temperature, calls the roll-in hook
-``step_fn`` like TransformerPolicy, and stops once every row has written EOS:
-the rest of the chain is EOS (tokens after the first EOS are masked by the
-trainer anyway), which saves most of a long horizon.
+``step_fn`` like TransformerPolicy, and stops once every row has written one of the
+task's stop tokens (``task.eos_tokens``: on ``NoisyGSM8K-v1`` every end-of-turn token
+of the chat template -- Gemma's ``<end_of_turn>`` -- and the tokenizer's EOS): the rest
+of the chain is the first stop token (tokens after it are masked by the trainer
+anyway), which saves most of a long horizon.
 
 Real use (GPU): the paper's GSM-8K runs (DESIGN §3) distil a 1B instruction-
 tuned teacher into a 270M student with LoRA, noise = teacher temperature
-(t = 1 "low", t = 4 "high"), greedy evaluation. Gemma 3 1B-it and Gemma 3
-270M-it are that pair (one Gemma 3 tokenizer; the vocabulary check runs before
-training starts; gated on the hub: accept the licence and log in first)::
+(t = 1 "low", t = 4 "high"), greedy evaluation on all 1,319 test problems.
+Gemma 3 1B-it and Gemma 3 270M-it are that pair (one Gemma 3 tokenizer; the
+vocabulary check runs before training starts; gated on the hub: accept the
+licence and log in first). ``scoreboards/specs/gsm8k-paper.toml`` is the authors'
+recipe, each value with its source; one run by hand::
 
-    neg train --algo nail-f --env NoisyGSM8K-v0 \\
-        --env-kw expert=hf:google/gemma-3-1b-it --env-kw t=1.0 \\
-        --env-kw data_dir=../shared/data/gsm8k --env-kw max_new_tokens=512 \\
-        --env-kw max_prompt_tokens=384 \\
-        --env-kw device=cuda --env-kw torch_dtype=bfloat16 --env-kw max_batch=16 \\
+    neg train --algo nail-f --env NoisyGSM8K-v1 \\
+        --env-kw expert=hf:google/gemma-3-1b-it --env-kw t=1.0 --env-kw answer_format=boxed \\
+        --env-kw dataset=tinygsm --env-kw limit=400000 --env-kw max_new_tokens=1024 \\
+        --env-kw max_prompt_tokens=384 --env-kw device=cuda --env-kw torch_dtype=bfloat16 --env-kw max_batch=4 \\
+        --eval-env-kw dataset=gsm8k --eval-env-kw split=test --eval-mode all --no-eval-sampled \\
+        --eval-batch-size 64 --val-env-kwargs answer_format=#### --val-env-kwargs strip_annotations=false \\
         --preset hf:google/gemma-3-270m-it \\
-        --model-kw 'lora={"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"}' \\
+        --model-kw 'lora={"r": 128, "alpha": 256, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}' \\
         --model-kw torch_dtype=bfloat16 \\
-        --device cuda --precision bf16 --compile off --lr 1e-4 --warmup-updates 10 \\
-        --batch-size 8 --budget 20000 --eval-prompts 32 --seed 0 \\
-        --checkpoint-dir runs/gsm8k-nail-f-t1 --out runs/gsm8k-nail-f-t1.json
+        --device cuda --precision bf16 --compile off --batch-size 64 --grad-accum 16 --prompt-order epoch \\
+        --lr 1e-4 --weight-decay 0.01 --schedule cosine --warmup-updates 625 --min-lr-ratio 0.01 \\
+        --budget 400000 --seed 0 --checkpoint-dir runs/gsm8k-nail-f-t1 --out runs/gsm8k-nail-f-t1.json
 
-Swap ``--algo`` for ``opd-f``, ``nail-mixed --algo-kw beta=0.5``, ``bc``, ...
-and ``t=4.0`` for the high-noise runs. An ungated pair with one tokenizer:
-teacher ``hf:Qwen/Qwen2.5-1.5B-Instruct``, student
-``hf:Qwen/Qwen2.5-0.5B-Instruct``. ``hf:meta-llama/Llama-3.2-1B-Instruct``
-works as a teacher, but no smaller Llama 3.2 shares its tokenizer; its student
-would be ``hf:meta-llama/Llama-3.2-1B`` (+ LoRA).
+(``$NEG_TINYGSM_DIR`` / ``$NEG_GSM8K_DIR`` point at the data.) Swap ``--algo`` for
+``opd-f``, ``nail-mixed --algo-kw beta=0.5``, ``bc``, ... and ``t=4.0`` for the
+high-noise runs. An ungated pair with one tokenizer: teacher
+``hf:Qwen/Qwen2.5-1.5B-Instruct``, student ``hf:Qwen/Qwen2.5-0.5B-Instruct``.
+``hf:meta-llama/Llama-3.2-1B-Instruct`` works as a teacher, but no smaller Llama 3.2
+shares its tokenizer; its student would be ``hf:meta-llama/Llama-3.2-1B`` (+ LoRA).
+The download-free reference teacher speaks any of these vocabularies
+(``--env-kw tokenizer=hf:google/gemma-3-270m-it`` without ``expert``).
 
 Notes for that scale. Base weights frozen in bf16 with fp32 LoRA adapters is
-the cheap setting; full fine-tuning (no ``lora``) wants fp32 weights. The
-trainer holds (batch, H, vocab) teacher probabilities and student logits --
-with Gemma's 262k vocabulary ~4 GB per fp32 tensor at batch 8, H = 512 -- so
-keep ``--batch-size`` small, add ``--model-kw gradient_checkpointing=true`` if
-activations do not fit, and keep ``--eval-prompts`` small: evaluation scores
-all of them in one teacher-forced pass. ``--compile off``: torch.compile of an
-HF student is untested. The trainer evaluates on held-out prompts of the
-training env; for the 1,319 test problems build a ``split="test"`` env with
-the same ``max_prompt_tokens`` and ``max_new_tokens`` and call
-:func:`agents.evaluation.evaluate` on ``RunResult.policy`` in chunks.
+the cheap setting; full fine-tuning (no ``lora``) wants fp32 weights. With an LM
+teacher the trainer holds (micro-batch, H, vocab) teacher probabilities and
+student logits -- with Gemma's 262k vocabulary ~1 GB per fp32 row of H = 1,024
+tokens -- so ``--grad-accum`` splits each update into micro-batches (collected,
+queried and back-propagated in turn; one step on the token mean of the whole
+batch, as the authors' trainer does), ``--model-kw gradient_checkpointing=true``
+trades compute for activations, and the evaluation's teacher-forced loss runs a
+few rows per pass. The reference teacher under a mixture / absorbing law never
+builds the dense rows (:mod:`agents.expert_rows`). ``--compile off``:
+torch.compile of an HF student is untested.
 
 Offline (no download; what the tests do): save a tiny random
 ``GPT2LMHeadModel`` and a locally built tokenizer with ``save_pretrained`` to a
@@ -79,7 +86,7 @@ from agents.contracts import StepFn
 from agents.policy import TransformerPolicy
 from noisy_expert_gym._util import did_you_mean
 
-__all__ = ["HF_OPTIONS", "HFPolicy", "HFPolicyConfig", "apply_lora", "check_student_vocab"]
+__all__ = ["HF_OPTIONS", "PAPER_LORA", "HFPolicy", "HFPolicyConfig", "apply_lora", "check_student_vocab"]
 
 HF_OPTIONS: dict[str, str] = {
     "lora": "LoRA adapters via peft: True (defaults) or a dict r, alpha, dropout, target_modules, "
@@ -93,6 +100,12 @@ HF_OPTIONS: dict[str, str] = {
 
 LORA_DEFAULTS: dict[str, Any] = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": None}
 """LoRA defaults; ``target_modules=None`` lets peft pick its per-architecture default."""
+
+PAPER_LORA: dict[str, Any] = {"r": 128, "alpha": 256, "dropout": 0.0,
+                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                 "down_proj"]}
+"""The paper authors' LoRA on GSM-8K (their public code: rank 128, alpha = 2 x rank, no dropout, every
+attention and MLP projection of a Llama / Gemma block): ``model={"lora": PAPER_LORA}``."""
 
 
 @dataclass

@@ -42,7 +42,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def env(model_dir: Path) -> gym.Env:
     problems = EXAMPLE_PROBLEMS["train"] + EXAMPLE_PROBLEMS["test"]
-    return gym.make("NoisyGSM8K-v0", problems=problems, expert=f"hf:{model_dir}", max_new_tokens=H)
+    return gym.make("NoisyGSM8K-v1", problems=problems, expert=f"hf:{model_dir}", max_new_tokens=H)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_lora_trains_only_the_adapters(model_dir: Path, task, prompts: torch.Ten
 
 
 def _hf_train_kwargs(model_dir: Path, data_dir: Path, **over):
-    kw = {"env_id": "NoisyGSM8K-v0", "preset": f"hf:{model_dir}", "budget_trajectories": 8, "batch_size": 4,
+    kw = {"env_id": "NoisyGSM8K-v1", "preset": f"hf:{model_dir}", "budget_trajectories": 8, "batch_size": 4,
           "eval_prompts": 4, "device": "cpu", "progress": False, "precision": "fp32", "lr": 1e-3,
           "warmup_updates": 1, "env_kwargs": {"expert": f"hf:{model_dir}", "data_dir": str(data_dir),
                                              "split": "train", "max_new_tokens": H}}
@@ -171,7 +171,7 @@ def test_train_end_to_end_with_an_hf_student(model_dir: Path, tmp_path: Path) ->
     for k in ("val_loss", "train_loss", "greedy_final_exact", "greedy_full_exact", "sampled_final_exact"):
         assert math.isfinite(res.final_metrics[k]), k
     ck = torch.load(tmp_path / "ck" / "last.pt", map_location="cpu", weights_only=False)
-    env = gym.make("NoisyGSM8K-v0", **ck["config"]["env_kwargs"])
+    env = gym.make("NoisyGSM8K-v1", **ck["config"]["env_kwargs"])
     fresh = build_policy(TrainConfig(**ck["config"]), env.unwrapped.task, "cpu")
     fresh.load_state_dict(ck["model"])  # checkpoints hold the HF student's weights
     p = torch.as_tensor(env.unwrapped.task.all_prompts()[:2])

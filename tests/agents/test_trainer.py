@@ -174,7 +174,7 @@ def test_eval_env_kwargs_evaluate_on_another_split(tmp_path):
     from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 
     d = str(write_example_data(tmp_path / "gsm8k"))
-    kw = dict(TINY, env_id="NoisyGSM8K-v0", batch_size=4, eval_prompts=4, budget_trajectories=8,
+    kw = dict(TINY, env_id="NoisyGSM8K-v1", batch_size=4, eval_prompts=4, budget_trajectories=8,
               env_kwargs={"data_dir": d, "max_new_tokens": 160, "max_prompt_tokens": 200})
     res = train(algo="nail-f", eval_env_kwargs={"split": "test"}, **kw)
     # The reported clean validation loss is the student's cross-entropy on the *test* split's held-out
