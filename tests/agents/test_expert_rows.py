@@ -147,6 +147,7 @@ class _Ctx:
                                                     num_actions=task.num_actions, block_size=task.obs_len))
         self.gen = torch.Generator().manual_seed(seed)
         self.batch_size = 4
+        self.sample_only = False  # a full-access expert: collect_online reads its rows
 
     def sample_prompts(self) -> torch.Tensor:
         return self.task.sample_prompts(self.gen, self.batch_size)
