@@ -26,9 +26,9 @@ def minari_home(tmp_path, monkeypatch):
 
 def test_loglossbc_trains_from_a_minari_dataset(tmp_path, minari_home):
     ds_id = minari_io.export_minari(ENV, {"eta": 0.1}, num_episodes=64, seed=0).spec.dataset_id
-    kw = dict(algo="bc", env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, budget_trajectories=64,
-              preset="tiny", batch_size=32, eval_prompts=32, device="cpu", progress=False, precision="fp32",
-              data_dir=str(tmp_path / "cache"))
+    kw = {"algo": "bc", "env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "budget_trajectories": 64,
+              "preset": "tiny", "batch_size": 32, "eval_prompts": 32, "device": "cpu", "progress": False, "precision": "fp32",
+              "data_dir": str(tmp_path / "cache")}
     res = train(algo_params={"dataset": ds_id}, **kw)
     assert res.trajectories == 64 and math.isfinite(res.final_metrics["val_loss"])
     assert not (tmp_path / "cache").exists()  # the Minari episodes, not a generated dataset

@@ -8,8 +8,8 @@ import torch
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-TINY = dict(env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, preset="tiny", batch_size=32,
-            eval_prompts=32, device="cpu", progress=False, precision="fp32")
+TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "preset": "tiny", "batch_size": 32,
+            "eval_prompts": 32, "device": "cpu", "progress": False, "precision": "fp32"}
 
 
 def scalar_tags(logdir) -> dict[str, list]:

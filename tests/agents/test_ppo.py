@@ -10,8 +10,8 @@ import torch
 
 from agents import ALGORITHMS, RunResult, train
 
-TINY = dict(env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1, "reward": "dense"}, eval_prompts=32,
-            device="cpu", progress=False)
+TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1, "reward": "dense"}, "eval_prompts": 32,
+            "device": "cpu", "progress": False}
 PARAMS = {"n_envs": 8, "episodes_per_env": 1, "n_epochs": 1, "minibatch_size": 24, "embed_dim": 8, "hidden": 16}
 
 

@@ -20,8 +20,8 @@ from noisy_expert_gym.bridges import video
 from noisy_expert_gym.tasks import ModAddTask
 
 TASK = ModAddTask(7, 3)
-TINY = dict(env_id="NoisyModAdd-v0", env_kwargs={"m": 3, "eta": 0.1}, preset="tiny", batch_size=32,
-            eval_prompts=32, device="cpu", progress=False, precision="fp32")
+TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "preset": "tiny", "batch_size": 32,
+            "eval_prompts": 32, "device": "cpu", "progress": False, "precision": "fp32"}
 
 
 @pytest.fixture(autouse=True)

@@ -147,7 +147,7 @@ def test_bad_kwargs_raise(kwargs, match):
                                     np.array([], dtype=np.int64), True, None, "3", [1, 2]])
 def test_bad_actions_raise(action):
     env = NoisyModAddEnv(p=7, m=5)
-    obs, _ = env.reset(seed=0)
+    _obs, _ = env.reset(seed=0)
     with pytest.raises(ValueError, match=r"Discrete\(7\)"):
         env.step(action)
     # nothing was written

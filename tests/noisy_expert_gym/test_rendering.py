@@ -47,7 +47,7 @@ def _colour_pixels(img, colour):
 
 
 def test_rgb_array_colours_correct_and_wrong_tokens():
-    env, xs, s = _play("rgb_array")
+    env, _xs, s = _play("rgb_array")
     img0 = env.render()
     assert img0.dtype == np.uint8 and img0.ndim == 3 and img0.shape[2] == 3
     assert _colour_pixels(img0, GREEN) == _colour_pixels(img0, RED) == 0
