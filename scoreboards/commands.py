@@ -96,9 +96,15 @@ def _check_target(target: str) -> None:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from scoreboards.specs import load_spec
+    from scoreboards.specs import load_spec, needs_download
 
-    return load_spec(args.spec, overrides=args.set or [])
+    overrides = args.set or []
+    if getattr(args, "dry_run", False):
+        # A dry run never downloads: a spec that names hub weights (`hf:` expert, tokenizer or
+        # preset) is validated without building its envs; the others build every env config.
+        spec = load_spec(args.spec, overrides=overrides, check_envs=False)
+        return spec if needs_download(spec) else load_spec(args.spec, overrides=overrides)
+    return load_spec(args.spec, overrides=overrides)
 
 
 def _bench_run(args: argparse.Namespace) -> int:

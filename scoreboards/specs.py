@@ -66,6 +66,17 @@ def parse_spec(raw: dict[str, Any], source: str = "<dict>", check_envs: bool = T
     return validate(SpecFile, raw, source, SpecError, context).to_spec(source)
 
 
+def needs_download(spec: Spec) -> bool:
+    """Whether building the spec's envs or students would fetch weights: an ``hf:`` value among
+    an env config's kwargs (expert, tokenizer), a run's preset or its evaluation env kwargs."""
+
+    def hub(value: Any) -> bool:
+        return isinstance(value, str) and value.startswith("hf:")
+
+    return any(hub(v) for r in spec.runs()
+               for v in (r.config["preset"], *r.env_kwargs.values(), *r.config["eval_env_kwargs"].values()))
+
+
 __all__ = ["REPORT_METRICS", "SPEC_DIR", "AlgoEntry", "RunSpec", "Spec", "SpecError", "apply_overrides",
-           "env_label", "load_spec", "parse_override", "parse_spec", "run_config", "run_identity", "run_key",
+           "env_label", "load_spec", "needs_download", "parse_override", "parse_spec", "run_config", "run_identity", "run_key",
            "shipped_specs"]
