@@ -7,6 +7,8 @@ import pytest
 from scoreboards.specs import SpecError, load_spec, parse_spec, shipped_specs
 from tests.scoreboards.conftest import TINY_SPEC
 
+CPU_GSM8K = ("gsm8k-small", "gsm8k-warm")  # validated on the fixture's few problems
+
 
 @pytest.mark.parametrize("name", shipped_specs())
 def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path):
@@ -16,10 +18,10 @@ def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path
 
     monkeypatch.setenv("NEG_GSM8K_DIR", str(write_example_data(tmp_path)))
     spec = load_spec(name, check_envs=name != "gsm8k-paper",
-                     overrides=["env.kwargs.subset=3"] if name == "gsm8k-small" else ())
+                     overrides=["env.kwargs.subset=3"] if name in CPU_GSM8K else ())
     assert spec.runs(), name
     assert spec.cost and spec.description
-    if name not in ("quick", "gsm8k-small", "corruption"):  # CPU-sized
+    if name not in ("quick", "corruption", *CPU_GSM8K):  # CPU-sized
         assert spec.gpu_hours > 0
     keys = [r.key for r in spec.runs()]
     assert len(set(keys)) == len(keys)
