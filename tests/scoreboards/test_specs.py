@@ -21,7 +21,7 @@ def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path
                      overrides=["env.kwargs.subset=3"] if name in CPU_GSM8K else ())
     assert spec.runs(), name
     assert spec.cost and spec.description
-    if name not in ("quick", "corruption", *CPU_GSM8K):  # CPU-sized
+    if name not in ("quick", "corruption", "stress", *CPU_GSM8K):  # CPU-sized
         assert spec.gpu_hours > 0
     keys = [r.key for r in spec.runs()]
     assert len(set(keys)) == len(keys)
