@@ -270,11 +270,6 @@ class View:
                 a += ["--ro-bind", d, d]
         for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
             a += ["--ro-bind-try", f, f]
-        made: set[str] = {"/", "/usr"}
-        for src, dst in self.binds:
-            a += _parents(dst, made) + ["--ro-bind", src, dst]
-        for d in self.masked:
-            a += ["--tmpfs", d, "--remount-ro", d]
         a += ["--dev", "/dev", "--proc", "/proc"]
         if self.limits.gpu:
             for node in sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/dri")):
@@ -282,8 +277,16 @@ class View:
             a += ["--ro-bind-try", "/sys", "/sys"]
         size = str(self.limits.scratch_mb << 20)
         a += ["--perms", "01777", "--size", size, "--tmpfs", "/tmp",
-              "--perms", "01777", "--size", size, "--tmpfs", "/dev/shm", "--chdir", "/tmp"]
-        return a
+              "--perms", "01777", "--size", size, "--tmpfs", "/dev/shm"]
+        # The binds come after the scratch mounts: a Python environment or checkout that lives
+        # under /tmp (a fresh clone in a temporary directory) is bound on top of the private
+        # /tmp, not hidden by it.
+        made: set[str] = {"/", "/usr", "/tmp", "/dev", "/dev/shm", "/proc"}
+        for src, dst in self.binds:
+            a += _parents(dst, made) + ["--ro-bind", src, dst]
+        for d in self.masked:
+            a += ["--tmpfs", d, "--remount-ro", d]
+        return a + ["--chdir", "/tmp"]
 
 
 def _parents(path: str, made: set[str]) -> list[str]:

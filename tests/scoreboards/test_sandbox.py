@@ -365,3 +365,14 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
     from scoreboards.sandbox import _find_top_level
 
     assert _find_top_level("scoreboards", []) == ROOT / "scoreboards"
+
+
+def test_binds_under_tmp_are_not_hidden_by_the_private_tmp(board, tmp_path):
+    """A venv or checkout under /tmp (a fresh clone in a temporary directory) is bound on top of the
+    sandbox's private /tmp, not hidden by it (bwrap applies mounts in order)."""
+    v = View.build(trusted=False, limits=Limits.for_board(board), target="")
+    v.binds.append((str(tmp_path), str(tmp_path)))  # as a Python prefix under /tmp is bound
+    args = v.bwrap_args()
+    tmpfs_tmp = next(i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] == "/tmp")
+    bind = next(i for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 2] == str(tmp_path))
+    assert tmpfs_tmp < bind, args
