@@ -149,9 +149,14 @@ def test_board_file_checks_what_it_hides(tmp_path):
 #: The adding cheat's bounds on a hidden instance with n states, m steps and N evaluation prompts:
 #: full chain <= 10 / n^m (chance is 1/n^m: at most one lucky prompt of 3,072 at n^m = 16,807),
 #: final answer <= 1.5 / n (chance 1/n, 11 standard errors below the bound at N = 3,072), correct
-#: greedy prefix <= 2 / (n - 1) (chance: sum_t n^-t < 1 / (n - 1)).
+#: greedy prefix <= 4 / (n - 1). Chance for the prefix is sum_t n^-t < 1 / (n - 1) on average over
+#: instances, but a fixed cheat against one instance agrees with its first transition on k of the
+#: n symbols by coincidence, k ~ Poisson(1) (a random permutation's fixed points): the prefix is
+#: about k / n + O(k / n^2), so the bound allows k <= 3 (P(k >= 4) < 2%) while the cheat's 5.0 on
+#: the open board (the whole chain) stays far above it. (With the bound 2 / (n - 1) an instance with
+#: k = 2 failed it: 0.353 on automaton-n7-m5-eta0.2-hidden, seed 1.)
 def _chance_bounds(n: int, m: int) -> dict[str, float]:
-    return {"greedy_full_exact": 10 / n**m, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 2 / (n - 1)}
+    return {"greedy_full_exact": 10 / n**m, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
 
 
 @pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
