@@ -29,14 +29,14 @@ import numpy as np
 import torch
 
 from noisy_expert_gym._util import is_torch, sample_categorical
-from noisy_expert_gym.oracle import OracleBase, RngLike
+from noisy_expert_gym.oracle import LogitsOracle, RngLike
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
     from noisy_expert_gym.problems import Problem
 
 
-class PolicyTeacher(OracleBase):
+class PolicyTeacher(LogitsOracle):
     """A policy as a queryable expert over the task it was trained on.
 
     Args:
@@ -99,19 +99,6 @@ class PolicyTeacher(OracleBase):
             self.policy.to(dev)
         return dev
 
-    def _dist(self, logits: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if self.is_clean:
-            return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-        return torch.softmax(logits / self.t, dim=-1)
-
-    @staticmethod
-    def _out(x: torch.Tensor, like: Any) -> Any:
-        """Torch on like's device, or numpy float64 / int64 for numpy inputs."""
-        if is_torch(like):
-            return x.to(like.device)
-        return x.detach().cpu().double().numpy() if x.is_floating_point() else x.cpu().numpy()
-
     @torch.no_grad()
     def _probs(self, obs: Any) -> torch.Tensor:
         """pi~ at each prefix of a batch of observations (N, L): (N, A) on the policy's device."""
@@ -127,27 +114,7 @@ class PolicyTeacher(OracleBase):
             out.append(logits[torch.arange(logits.shape[0], device=dev), t[s : s + self.chunk]])
         return self._dist(torch.cat(out))
 
-    # ----- single prefixes ----------------------------------------------------------------
-    def probs(self, obs: Any) -> Any:
-        """Next-token distribution at each prefix: (N, A) (or (A,) for one observation)."""
-        obs, single = self._batch(obs)
-        self.num_queries += obs.shape[0]
-        out = self._out(self._probs(obs), obs)
-        return out[0] if single else out
-
-    def log_prob(self, obs: Any, actions: Any) -> Any:
-        """log pi(a|s) for a batch of prefixes and actions, (N,)."""
-        obs, single = self._batch(obs)
-        self.num_queries += obs.shape[0]
-        probs = self._probs(obs)
-        a = torch.as_tensor(actions, device=probs.device).long().reshape(-1)
-        if a.shape[0] != probs.shape[0]:
-            raise ValueError(f"got {a.shape[0]} actions for {probs.shape[0]} observations")
-        if bool((a < 0).any()) or bool((a >= probs.shape[1]).any()):
-            raise ValueError(f"actions must lie in [0, {probs.shape[1] - 1}]")
-        out = self._out(probs.gather(1, a[:, None])[:, 0].log(), obs)
-        return out[0] if single else out
-
+    # ----- single prefixes (probs, log_prob: LogitsOracle) -------------------------------
     def sample(self, obs: Any, generator: Any = None) -> Any:
         """One sampled token per prefix, (N,): numpy inputs draw from the numpy RNG, torch inputs from
         `generator` (or one seeded from it) on their device."""

@@ -167,6 +167,66 @@ class OracleBase:
         task.validate_obs(task.observe(prompts, prompts[:, :0]))
 
 
+
+class LogitsOracle(OracleBase):
+    """An oracle whose answers come from a model's next-token logits at temperature ``t``
+    (greedy when ``is_clean``): a Hugging Face LM teacher or a trained policy.
+
+    Subclasses set ``t`` and ``is_clean`` and implement ``_probs(obs) -> (N, A)`` (a torch
+    tensor on the model's device, from :meth:`_dist`); ``probs`` and ``log_prob`` are shared.
+    """
+
+    t: float
+    is_clean: bool
+
+    def _probs(self, obs: Any) -> Any:
+        raise NotImplementedError
+
+    def _dist(self, logits: Any) -> Any:
+        """softmax(logits / t), or the one-hot argmax for the greedy (clean) teacher; float32."""
+        import torch
+
+        logits = logits.float()
+        if self.is_clean:
+            return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        return torch.softmax(logits / self.t, dim=-1)
+
+    @staticmethod
+    def _out(x: Any, like: Any) -> Any:
+        """A model-device result back to the caller's kind: torch on its device, or numpy
+        (float64 for probabilities, int64 for tokens)."""
+        if is_torch(like):
+            return x.to(like.device)
+        return x.detach().cpu().double().numpy() if x.is_floating_point() else x.cpu().numpy()
+
+    def probs(self, obs: Any) -> Any:
+        """Next-token distribution at each prefix: (N, A) (or (A,) for one observation)."""
+        obs, single = self._batch(obs)
+        self.num_queries += obs.shape[0]
+        out = self._out(self._probs(obs), obs)
+        return out[0] if single else out
+
+    def log_prob(self, obs: Any, actions: Any) -> Any:
+        """log pi(a|s) for a batch of prefixes and actions, (N,).
+
+        Raises:
+            ValueError: a number of actions other than of observations, or one outside [0, A).
+        """
+        import torch
+
+        obs, single = self._batch(obs)
+        self.num_queries += obs.shape[0]
+        probs = self._probs(obs)
+        a = torch.as_tensor(actions if is_torch(actions) else np.asarray(actions), device=probs.device)
+        a = a.long().reshape(-1)
+        if a.shape[0] != probs.shape[0]:
+            raise ValueError(f"got {a.shape[0]} actions for {probs.shape[0]} observations")
+        if bool((a < 0).any()) or bool((a >= probs.shape[1]).any()):
+            raise ValueError(f"actions must lie in [0, {probs.shape[1] - 1}]")
+        out = self._out(torch.log(probs.gather(1, a[:, None])[:, 0]), obs)
+        return out[0] if single else out
+
+
 class Expert(OracleBase):
     """A queryable expert over a deterministic-clean-expert task core.
 

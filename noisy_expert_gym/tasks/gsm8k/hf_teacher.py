@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym._util import is_torch
-from noisy_expert_gym.oracle import OracleBase, RngLike, sample_from
+from noisy_expert_gym.oracle import LogitsOracle, RngLike, sample_from
 
 
 def load_teacher(name_or_path: str, device: Any = None, torch_dtype: Any = None,
@@ -71,7 +71,7 @@ def _max_positions(model: Any) -> int | None:
     return None
 
 
-class HFTeacher(OracleBase):
+class HFTeacher(LogitsOracle):
     """A causal LM as a queryable expert over a :class:`~noisy_expert_gym.tasks.gsm8k.GSM8KTask`.
 
     Args:
@@ -113,7 +113,7 @@ class HFTeacher(OracleBase):
         self.eta = None  # temperature noise has no eta; see `t`
         self.max_batch = max_batch
         self.device = next(model.parameters()).device
-        OracleBase.__init__(self, rng)
+        LogitsOracle.__init__(self, rng)
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers 5 vs 4
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
@@ -144,19 +144,6 @@ class HFTeacher(OracleBase):
                 chunks.append(out.logits[:, -keep:, : self.task.num_actions].float())
         return torch.cat(chunks)
 
-    def _dist(self, logits: Any) -> Any:
-        import torch
-
-        if self.is_clean:
-            return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-        return torch.softmax(logits / self.t, dim=-1)
-
-    def _out(self, x: Any, like: Any) -> Any:
-        """Teacher-device result back to the caller's kind: torch on its device, or numpy float64."""
-        if is_torch(like):
-            return x.to(like.device)
-        return x.detach().cpu().double().numpy() if x.is_floating_point() else x.cpu().numpy()
-
     def _probs(self, obs: Any) -> Any:
         """Distribution (N, A) at each prefix of a batch of observations, on the teacher's device."""
         import torch
@@ -169,29 +156,7 @@ class HFTeacher(OracleBase):
         last = logits[torch.arange(ids.shape[0], device=ids.device), t]
         return self._dist(last)
 
-    # ----- single prefixes -----------------------------------------------------
-    def probs(self, obs: Any) -> Any:
-        """Next-token distribution at each prefix: (N, A) (or (A,) for one observation)."""
-        obs, single = self._batch(obs)
-        self.num_queries += obs.shape[0]
-        out = self._out(self._probs(obs), obs)
-        return out[0] if single else out
-
-    def log_prob(self, obs: Any, actions: Any) -> Any:
-        """log pi(a|s) for a batch of prefixes and actions, (N,)."""
-        import torch
-
-        obs, single = self._batch(obs)
-        self.num_queries += obs.shape[0]
-        probs = self._probs(obs)
-        a = self._ids(actions).reshape(-1)
-        if a.shape[0] != probs.shape[0]:
-            raise ValueError(f"got {a.shape[0]} actions for {probs.shape[0]} observations")
-        if bool((a < 0).any()) or bool((a >= probs.shape[1]).any()):
-            raise ValueError(f"actions must lie in [0, {probs.shape[1] - 1}]")
-        out = self._out(torch.log(probs.gather(1, a[:, None])[:, 0]), obs)
-        return out[0] if single else out
-
+    # ----- single prefixes (probs, log_prob: LogitsOracle) -----------------
     def sample(self, obs: Any, generator: Any = None) -> Any:
         """Sample next tokens at each prefix, (N,) (a scalar for one observation).
 
