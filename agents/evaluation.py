@@ -3,7 +3,10 @@
 On held-out prompts it reports the clean validation loss (the student's
 cross-entropy on the clean expert's chains) and the task's clean metrics of the
 student's greedy and sampled rollouts (``greedy_full_exact``, ``greedy_final_exact``,
-``greedy_correct_prefix_len``, ``greedy_num_errors``, ``sampled_*``). The
+``greedy_correct_prefix_len``, ``greedy_num_errors``, ``sampled_*``) and, where the
+noisy expert's distribution is small enough to read along a chain, how often the greedy
+student writes a mode of the noisy expert (``greedy_expert_mode_rate``,
+``greedy_expert_mode_full``: :func:`expert_mode_metrics`). The
 student-prefix trainer and PPO both evaluate through :class:`HeldOut`, so their
 curves are comparable row for row.
 
@@ -43,6 +46,10 @@ from noisy_expert_gym.problems import Problem, make_problem
 if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
     from agents.config import TrainConfig
 
+#: Largest H x A for which the evaluation reads the noisy expert's rows along the greedy chains
+#: (the mode metrics): every chain task qualifies; a character GSM-8K task (H = 1,280) does not.
+MODE_METRICS_MAX_ROW = 1 << 16
+
 #: Logit entries (rows x H x A) per teacher-forced pass of the validation loss: a 262k-token
 #: vocabulary at H = 1,024 gets two rows per pass, a character task a whole chunk.
 LOGITS_PER_PASS = 1 << 29
@@ -51,7 +58,8 @@ LOGITS_PER_PASS = 1 << 29
 @torch.no_grad()
 def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain: torch.Tensor,
              device: torch.device, precision: str, seed: int, chunk: int = 1024, sampled: bool = True,
-             val_chain: torch.Tensor | None = None, val_rows: torch.Tensor | None = None) -> dict[str, float]:
+             val_chain: torch.Tensor | None = None, val_rows: torch.Tensor | None = None,
+             expert: Any = None) -> dict[str, float]:
     """Clean validation loss and greedy (and sampled) rollout metrics on held-out prompts.
 
     Args:
@@ -64,6 +72,9 @@ def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain:
         sampled: also roll out at temperature 1 (``sampled_*`` metrics).
         val_chain: ``(N, H)`` chains the validation loss is computed on instead of ``clean_chain``;
             ``val_rows``: ``(N,)`` bool, the rows that have one (default all).
+        expert: the noisy expert (an :class:`~noisy_expert_gym.oracle.Expert`); given, the greedy
+            rollouts' :func:`expert_mode_metrics` are added (``greedy_expert_mode_*``). Read as a
+            referee: no query is counted on it and its access mode is not consulted.
     """
     was_training = policy.training
     policy.eval()
@@ -86,6 +97,8 @@ def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain:
             g = policy.generate(p, task.horizon, temperature=0.0)
             s = policy.generate(p, task.horizon, temperature=1.0, generator=gen) if sampled else None
         greedy.append({k: x.float().cpu() for k, x in task.metrics(p, g).items()})
+        if expert is not None:
+            greedy[-1].update(expert_mode_metrics(expert, p, g))
         if s is not None:
             sampled_rows.append({k: x.float().cpu() for k, x in task.metrics(p, s).items()})
     loss = torch.cat(losses)[v_rows]
@@ -97,6 +110,41 @@ def evaluate(policy: Policy, task: TaskCore, prompts: torch.Tensor, clean_chain:
             out[f"{name}_{k}"] = float(torch.cat([r[k] for r in rows]).mean())
     policy.train(was_training)
     return out
+
+
+def expert_mode_metrics(expert: Any, prompts: torch.Tensor, chain: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How often `chain` writes a mode of the noisy expert on its own prefixes, per episode.
+
+    ``expert_mode_rate`` ``(N,)``: the fraction of positions t whose token has the largest
+    probability under the noisy expert's distribution at ``chain[:, :t]`` (ties: any of the
+    largest counts); ``expert_mode_full`` ``(N,)``: 1.0 where every position does. Where the
+    mode condition holds (DESIGN.md: the clean token is the noisy expert's unique mode, e.g.
+    the mixture law, or the absorbing law before the chain's first error), the mode is the
+    clean token; under the `biased` law at eta > 1/2 it is the one wrong token the noise
+    favours, so a learner that converges to the noisy expert's mode chain scores
+    ``expert_mode_full`` near 1 and ``full_exact`` near 0 (the stress case). After an
+    absorbing-law error the expert is uniform and every token is a mode.
+
+    Args:
+        expert: an :class:`~noisy_expert_gym.oracle.Expert` over the task of `prompts`.
+        prompts: ``(N, P)``; chain: ``(N, H)`` complete chains.
+    """
+    probs = torch.as_tensor(expert._probs_along(prompts, chain), device=chain.device).float()  # (N, H, A)
+    picked = probs.gather(2, chain.long().unsqueeze(2)).squeeze(2)
+    is_mode = picked >= probs.amax(2) - 1e-6
+    return {"expert_mode_rate": is_mode.float().mean(1).cpu(), "expert_mode_full": is_mode.all(1).float().cpu()}
+
+
+def mode_referee(problem: Problem) -> Any:
+    """The problem's noisy expert as the evaluation's mode referee, or None where its rows are too
+    large to read along every chain (H x A > :data:`MODE_METRICS_MAX_ROW`) or it is not a
+    closed-form :class:`~noisy_expert_gym.oracle.Expert` (e.g. a language-model teacher)."""
+    from noisy_expert_gym.oracle import Expert
+
+    task = problem.task
+    if not isinstance(problem.expert, Expert) or task.horizon * task.num_actions > MODE_METRICS_MAX_ROW:
+        return None
+    return problem.expert.with_rng(None)
 
 
 @dataclass(frozen=True)
@@ -112,6 +160,7 @@ class HeldOut:
     chunk: int = 1024
     val_chain: torch.Tensor | None = None  # (N, H): the validation loss's text, when not `clean`
     val_rows: torch.Tensor | None = None  # (N,) bool: the rows that have one
+    expert: Any = None  # the noisy expert as mode referee (expert_mode_metrics), or None
 
     @classmethod
     def for_run(cls, cfg: TrainConfig, problem: Problem, device: torch.device) -> HeldOut:
@@ -135,12 +184,14 @@ class HeldOut:
         if cfg.val_env_kwargs:
             val_task = make_problem(cfg.env_id, **{**kwargs, **cfg.val_env_kwargs}).task
             val_chain, val_rows = matching_chains(task, val_task, prompts)
+        referee = mode_referee(problem) if task is problem.task else None
         return cls(task, prompts, task.clean_chains(prompts), device, cfg.eval_seed + 1, cfg.eval_sampled,
-                   cfg.eval_batch_size, val_chain, val_rows)
+                   cfg.eval_batch_size, val_chain, val_rows, referee)
 
     def evaluate(self, policy: Policy, precision: str) -> dict[str, float]:
         return evaluate(policy, self.task, self.prompts, self.clean, self.device, precision, self.seed,
-                        chunk=self.chunk, sampled=self.sampled, val_chain=self.val_chain, val_rows=self.val_rows)
+                        chunk=self.chunk, sampled=self.sampled, val_chain=self.val_chain, val_rows=self.val_rows,
+                        expert=self.expert)
 
 
 def check_shapes(task: TaskCore, train_task: TaskCore, what: str) -> None:
@@ -178,4 +229,5 @@ def matching_chains(task: Any, val_task: Any, prompts: torch.Tensor) -> tuple[to
     return torch.where(rows.to(prompts.device)[:, None], chains, eos), rows
 
 
-__all__ = ["LOGITS_PER_PASS", "HeldOut", "check_shapes", "evaluate", "matching_chains"]
+__all__ = ["LOGITS_PER_PASS", "MODE_METRICS_MAX_ROW", "HeldOut", "check_shapes", "evaluate", "expert_mode_metrics",
+           "matching_chains", "mode_referee"]

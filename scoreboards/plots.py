@@ -29,6 +29,7 @@ METRIC_NAMES = {
     "greedy_final_exact": "greedy final-answer exact match",
     "greedy_correct_prefix_len": "correct greedy prefix length",
     "sampled_full_exact": "sampled full-chain exact match",
+    "greedy_expert_mode_full": "greedy chain = the noisy expert's mode chain",
 }
 
 

@@ -88,6 +88,10 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
         by_label = groups.get(g, {})
         header = ["algorithm", "seeds", f"{metric} (95% CI)", "IQM", "final exact", "correct prefix",
                   "val loss", f"traj. to {target:g}", "AUC", "trajectories used"]
+        # The noisy expert's mode chain (agents.evaluation.expert_mode_metrics), where runs report it.
+        mode = any("greedy_expert_mode_full" in r["final_metrics"] for rs in by_label.values() for r in rs)
+        if mode:
+            header.insert(6, "noisy-mode chain")
         rows = []
         for label in spec.labels:
             rs = by_label.get(label, [])
@@ -101,14 +105,18 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
                 f"never (0/{len(hits)})" if hits else "-")
             auc = summarize([area_under_curve(c, x_max=spec.budget_trajectories) for c in cs], ci=False)
             ref = " (reference, clean expert)" if any(r["uses_clean_expert"] for r in rs) else ""
-            rows.append([
+            row = [
                 f"{label}{ref}", str(len(rs)), s.fmt(), _fmt(s.iqm),
                 _fmt(summarize([f.get("greedy_final_exact", float("nan")) for f in fm], ci=False).mean),
                 _fmt(summarize([f.get("greedy_correct_prefix_len", float("nan")) for f in fm], ci=False).mean),
                 _fmt(summarize([f.get("val_loss", float("nan")) for f in fm], ci=False).mean),
                 ttt, _fmt(auc.mean),
                 f"{np.mean([r['trajectories'] or 0 for r in rs]):,.0f}" if rs else "-",
-            ])
+            ]
+            if mode:
+                row.insert(6, _fmt(summarize([f.get("greedy_expert_mode_full", float("nan")) for f in fm],
+                                             ci=False).mean))
+            rows.append(row)
         parts.append(f"### {spec.env_id} {g}\n\n" + _md_table(header, rows))
         present = [lab for lab in spec.labels if finals.get((g, lab))]
         if len(present) > 1:

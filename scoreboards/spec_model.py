@@ -70,7 +70,7 @@ from scoreboards.config import (
 from scoreboards.provenance import code_version, short_hash
 
 REPORT_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len", "val_loss",
-                  "sampled_full_exact")
+                  "sampled_full_exact", "greedy_expert_mode_full")
 #: TrainConfig fields the runner sets for each execution of a run (where it checkpoints,
 #: whether it resumes, whether it shows a bar): not part of a run's config.
 RUNNER_SETS = ("checkpoint_dir", "resume", "progress")

@@ -41,3 +41,22 @@ def test_report_of_a_partial_sweep(tiny_spec_path, db_path):
         rep = build_report(spec, st, figures=False)
     assert (rep.found, rep.expected) == (8, 16)
     assert "8 of 16 finished (run `neg bench run` to complete it)" in rep.markdown
+
+
+def test_report_shows_the_noisy_mode_chain_column_of_real_runs(tiny_spec_path, db_path):
+    """Runs of the real trainer on the biased law report greedy_expert_mode_full; the report's
+    "noisy-mode chain" column is its mean over seeds (the stress case's measure)."""
+    spec = load_spec(tiny_spec_path, overrides=[
+        'env.kwargs={p=3, m=2, law="biased"}', "env.grid.eta=[0.6]", "seeds=[0]", "budget.trajectories=256",
+        "eval.every=256", 'algorithms=[{name="bc-clean"}, {name="nail-f"}]'])
+    run_sweep(spec, db_path, workers=0, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st, figures=False)
+        rows = st.runs(status="done")
+    assert "| noisy-mode chain |" in rep.markdown
+    for r in rows:
+        v = r["final_metrics"]["greedy_expert_mode_full"]
+        assert 0.0 <= v <= 1.0
+        name = "bc-clean (reference, clean expert)" if r["config"]["algo"] == "bc-clean" else "nail-f"
+        line = next(ln for ln in rep.markdown.splitlines() if ln.startswith(f"| {name} |"))
+        assert line.split(" | ")[6] == f"{v:.3g}", line
