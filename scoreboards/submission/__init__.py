@@ -36,7 +36,10 @@ Arrays may be numpy arrays or torch tensors (answers come back as the same kind,
 the same device). Costs, counted by the harness: every prefix answered is one
 query (``sample_along`` with k samples: k queries per prefix); every complete chain
 queried (a row of ``probs_along``, ``sample_along`` or ``rollout``) is one expert
-trajectory; a ``probs_along`` on the chains of the last ``rollout`` is free (the
+trajectory, and so is every H single-prefix queries (``probs``, ``sample``, ``log_prob``
+on observations; the running total rounded up: labelling prefixes one step at a time,
+as DAgger does, spends the trajectory budget at the same rate as whole chains; k samples
+of one prefix by ``sample`` cost k queries, by ``sample_along(..., k)`` one); a ``probs_along`` on the chains of the last ``rollout`` is free (the
 rollout already computed those distributions; not on sample-only boards). A request that
 would exceed either budget ends the run as invalid -- check ``*_left`` first.
 

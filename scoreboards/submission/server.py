@@ -7,7 +7,10 @@ under the run's deadline and turns malformed messages, worker errors and deaths 
 answers the expert on prefixes of issued prompts only, counts every prefix answered
 as a query (k queries for k samples: ``sample_along(prompts, chain, k)``) and every
 complete chain queried as an expert trajectory (a row of ``probs_along``,
-``sample_along`` or ``rollout``, whatever k), refuses the probability requests
+``sample_along`` or ``rollout``, whatever k), counts single-prefix queries (``probs``,
+``sample``, ``log_prob`` on observations, e.g. DAgger's roll-in labels) as trajectories too,
+one per H of them (rounded up: a trajectory's worth of labels, so no way of asking the
+expert escapes the trajectory budget), refuses the probability requests
 (:data:`PROB_OPS`) when the board's expert is sample-only, and refuses anything over
 budget or outside the protocol.
 """
@@ -162,6 +165,7 @@ class ExpertServer:
     access: str = "full"
     trajectories: int = 0
     queries: int = 0
+    prefix_queries: int = 0  # single-prefix queries so far (probs / sample / log_prob on observations)
     issued_count: int = 0
     issued: set[int] = field(default_factory=set)
     weights: np.ndarray = field(default_factory=lambda: np.random.default_rng(0x5EED).integers(
@@ -190,6 +194,13 @@ class ExpertServer:
             raise SubmissionRejected(f"over budget: {q:,} expert queries requested, budget "
                                      f"{self.budget_queries:,}")
         self.trajectories, self.queries = t, q
+
+    def _charge_prefixes(self, n: int) -> None:
+        """Charge `n` single-prefix queries: n queries, and the trajectories they complete at H
+        prefix queries per trajectory (the running total's ceiling: ``ceil(total / H)``)."""
+        h, before = self.task.horizon, self.prefix_queries
+        self._charge(-(-(before + n) // h) - -(-before // h), n)
+        self.prefix_queries = before + n
 
     def _issue(self, args: tuple) -> np.ndarray:
         n = args[0] if len(args) == 1 else None
@@ -220,7 +231,7 @@ class ExpertServer:
             if op in ("probs", "sample", "log_prob"):
                 obs = self._arr(args[0], "observations", 2)
                 self._check_issued(obs[:, : task.prompt_len])
-                self._charge(0, obs.shape[0])
+                self._charge_prefixes(obs.shape[0])
                 if op == "probs":
                     return self.expert.probs(obs).astype(np.float32)
                 if op == "sample":

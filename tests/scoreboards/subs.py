@@ -10,7 +10,8 @@ import numpy as np
 
 class TableLearner:
     """Honest and tiny: follow the noisy expert's most likely action along its own greedy chain,
-    and remember every prefix -> action seen (a lookup table policy)."""
+    and remember every prefix -> action seen (a lookup table policy). Its H single-prefix
+    queries per chain cost one expert trajectory per chain."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -18,7 +19,7 @@ class TableLearner:
 
     def train(self, expert):
         h = self.spec["horizon"]
-        while expert.trajectories_left > 0 and expert.queries_left >= 256 * h:
+        while expert.trajectories_left >= 256 and expert.queries_left >= 256 * h:
             prompts = expert.prompts(256)
             chain = np.empty((256, 0), dtype=np.int64)
             for _ in range(h):
@@ -27,8 +28,6 @@ class TableLearner:
                 for o, x in zip(obs, a):
                     self.table[o.tobytes()] = int(x)
                 chain = np.concatenate([chain, a[:, None]], axis=1)
-            # Spend trajectories too: the budget counts complete chains queried.
-            expert.probs_along(prompts, chain)
 
     def act(self, observations):
         return np.array([self.table.get(o.tobytes(), 0) for o in np.asarray(observations)], dtype=np.int64)
@@ -133,14 +132,16 @@ class AddingCheat:
 
 class SampleLearner(TableLearner):
     """TableLearner from sampled tokens only (for sample-only boards): the majority of K expert
-    samples at each prefix of the chain it builds, then one `sample_along` per chain."""
+    samples at each prefix of the chain it builds, then one `sample_along` per chain. The K
+    single-prefix samples at every prefix cost K trajectories per chain (H prefix queries make
+    one), the `sample_along` one more."""
 
     K = 5
 
     def train(self, expert):
         assert expert.access == "sample"
         h, n, b = self.spec["horizon"], self.spec["num_actions"], 64
-        while expert.trajectories_left >= b and expert.queries_left >= b * h * (self.K + 1):
+        while expert.trajectories_left >= b * (self.K + 1) and expert.queries_left >= b * h * (self.K + 1):
             prompts = expert.prompts(b)
             chain = np.empty((b, 0), dtype=np.int64)
             for _ in range(h):

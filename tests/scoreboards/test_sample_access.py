@@ -22,7 +22,9 @@ kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
 access = "sample"
 
 [budget]
-trajectories = 1024
+# SampleLearner's K = 5 single-prefix votes cost 5 trajectories per chain, its sample_along one:
+# 8,192 trajectories buy ~1,300 chains, the query cap ~1,100 (it binds).
+trajectories = 8192
 queries = 20000
 
 [eval]

@@ -78,19 +78,42 @@ def test_harness_counts_budget_and_protects_provenance():
 
     env = gym.make("NoisyModAdd-v0", m=3, eta=0.2)
     u = env.unwrapped
-    srv = ExpertServer(u.expert, u.task, np.random.default_rng(0), budget_trajectories=10, budget_queries=40)
+    srv = ExpertServer(u.expert, u.task, np.random.default_rng(0), budget_trajectories=12, budget_queries=40)
     p = srv.handle("prompts", (8,))
     chain, probs = srv.handle("rollout", (p,))
     assert chain.shape == (8, 3) and probs.shape == (8, 3, 7)
     assert (srv.trajectories, srv.queries) == (8, 24)
-    srv.handle("probs", (u.task.observe(p, chain[:, :1]),))
-    assert (srv.trajectories, srv.queries) == (8, 32)
-    with pytest.raises(SubmissionRejected, match="over budget: 11 expert trajectories"):
-        srv.handle("probs_along", (p[:3], chain[:3]))
+    srv.handle("probs", (u.task.observe(p, chain[:, :1]),))  # 8 single prefixes: ceil(8 / H) = 3 trajectories
+    assert (srv.trajectories, srv.queries) == (11, 32)
+    with pytest.raises(SubmissionRejected, match="over budget: 13 expert trajectories"):
+        srv.handle("probs_along", (p[:2], chain[:2]))
     other = u.task.sample_prompts(np.random.default_rng(99), 64)
     fresh = other[~np.isin([r.tobytes() for r in other], [r.tobytes() for r in p])][:1]
     with pytest.raises(SubmissionRejected, match="did not issue"):
         srv.handle("probs", (u.task.observe(fresh, fresh[:, :0]),))
+
+
+@pytest.mark.parametrize("op", ["probs", "sample", "log_prob"])
+def test_single_prefix_queries_count_as_trajectories_at_h_per_trajectory(op):
+    """Every H single-prefix queries are one expert trajectory (the running total rounded up), so
+    labelling prefixes one at a time (DAgger's roll-in) cannot buy more than the trajectory budget's
+    budget x H labels; the issue-13 gap was 0 trajectories charged for any number of them."""
+    from noisy_expert_gym import make_problem
+
+    problem = make_problem("NoisyModAdd-v0", p=5, m=3, eta=0.2)
+    srv = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), budget_trajectories=2,
+                       budget_queries=None)
+    p = srv.handle("prompts", (1,))
+    obs = problem.task.observe(p, p[:, :0])
+    args = (obs, np.zeros(1, np.int64)) if op == "log_prob" else (obs,)
+    seen = []
+    for _ in range(6):  # H = 3: queries 1..6 complete trajectories 1, 1, 1, 2, 2, 2
+        srv.handle(op, args)
+        seen.append(srv.trajectories)
+    assert seen == [1, 1, 1, 2, 2, 2] and srv.queries == 6
+    with pytest.raises(SubmissionRejected, match="over budget: 3 expert trajectories requested, budget 2"):
+        srv.handle(op, args)
+    assert (srv.trajectories, srv.queries, srv.prefix_queries) == (2, 6, 6)  # a refused query is not charged
 
 
 @pytest.mark.parametrize("cls, reason", [

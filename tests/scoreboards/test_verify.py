@@ -47,7 +47,7 @@ LEARNER = textwrap.dedent('''
 
         def train(self, expert):
             h = self.spec["horizon"]
-            while expert.trajectories_left > 0 and expert.queries_left >= 256 * h:
+            while expert.trajectories_left >= 256 and expert.queries_left >= 256 * h:
                 prompts = expert.prompts(256)
                 chain = np.empty((256, 0), dtype=np.int64)
                 for _ in range(h):
@@ -55,7 +55,6 @@ LEARNER = textwrap.dedent('''
                     a = best(expert.probs(obs))
                     self.table.update((o.tobytes(), int(x)) for o, x in zip(obs, a))
                     chain = np.concatenate([chain, a[:, None]], axis=1)
-                expert.probs_along(prompts, chain)
 
         def act(self, observations):
             return np.array([self.table.get(o.tobytes(), 0) for o in observations], dtype=np.int64)
