@@ -68,6 +68,10 @@ class PolicyConfig:
     """Dropout on embeddings, attention weights and residual branches (off in generate)."""
     bias: bool = True
     """Biases in Linear and LayerNorm layers."""
+    tie_embeddings: bool = False
+    """Tie the output head to the token embedding: action a's logit is h . wte[a] (nanoGPT and
+    the paper's authors' modadd student, plau666/NAIL ``model.py``; with untied heads, the
+    default here, the head is its own (num_actions, n_embd) matrix)."""
     pos: str = "learned"
     """Position encoding: `learned` absolute embeddings (nanoGPT, the paper's) or `rope`
     (rotary, relative: a rule learned at one chain position holds at every position)."""
@@ -316,6 +320,23 @@ class Block(nn.Module):
 
 
 # --------------------------------------------------------------------------- the policy
+class TiedHead(nn.Module):
+    """The output head tied to the token embedding: logits ``x @ wte.weight[:num_actions].T``
+    (actions are the first num_actions token ids), so the two share one parameter."""
+
+    def __init__(self, wte: nn.Embedding, num_actions: int) -> None:
+        super().__init__()
+        self.wte, self.num_actions = [wte], num_actions  # a list: not registered twice as a submodule
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """``(num_actions, n_embd)``: a view of the embedding's first rows."""
+        return self.wte[0].weight[: self.num_actions]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
 class TransformerPolicy(nn.Module):
     """Causal transformer mapping token prefixes to next-action logits.
 
@@ -338,7 +359,8 @@ class TransformerPolicy(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         # Head over actions only: non-action tokens (separators, operands) are never
         # emitted, so no probability mass is wasted on them.
-        self.head = nn.Linear(cfg.n_embd, cfg.num_actions, bias=False)
+        self.head: nn.Module = (TiedHead(self.wte, cfg.num_actions) if cfg.tie_embeddings
+                                else nn.Linear(cfg.n_embd, cfg.num_actions, bias=False))
         self.apply(self._init_weights)
         # GPT-2: scale residual projections by 1/sqrt(2 * n_layer) so the residual
         # stream's variance does not grow with depth at init.

@@ -331,6 +331,7 @@ _SHAPES = [
     pytest.param({"pos": "rope"}, id="rope"),
     pytest.param({"pos": "rope", "n_layer": 2, "bias": False}, id="rope-2layer-nobias"),
     pytest.param({"pos": "learned", "n_layer": 3, "n_head": 4}, id="learned-3layer"),
+    pytest.param({"pos": "learned", "bias": False, "tie_embeddings": True}, id="learned-tied-nobias"),
 ]
 
 
@@ -477,3 +478,25 @@ def test_dropout_with_first_trains() -> None:
     assert out.shape == (B, P - 2, ACTIONS)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_tied_head_is_the_embedding_rows() -> None:
+    """tie_embeddings: the head is wte's first num_actions rows (one parameter, A x C fewer), the
+    logits are h . wte[a] and the head's gradient lands on those rows of the embedding."""
+    tied, untied = _policy(tie_embeddings=True), _policy(tie_embeddings=False)
+    assert tied.num_params() == untied.num_params() - ACTIONS * tied.cfg.n_embd
+    assert tied.head.weight.data_ptr() == tied.wte.weight.data_ptr()
+    assert "head.weight" not in tied.state_dict() and "head.weight" in untied.state_dict()
+    tokens = _prompts(p=P + H - 1)
+    with torch.no_grad():
+        h = tied._trunk(tokens, 0)  # includes the final LayerNorm
+        torch.testing.assert_close(tied(tokens), h @ tied.wte.weight[:ACTIONS].T)
+    # Only the head touches wte's action rows at the last position when the input has no action token.
+    x = torch.full((1, 1), ACTIONS, dtype=torch.long)  # a non-action token id (VOCAB > ACTIONS)
+    tied.zero_grad()
+    tied(x).sum().backward()
+    assert tied.wte.weight.grad[:ACTIONS].abs().sum() > 0
+    clone = TransformerPolicy(tied.cfg)
+    clone.load_state_dict(tied.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(clone(tokens), tied(tokens))
