@@ -21,14 +21,17 @@ def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path
                      overrides=["env.kwargs.subset=3"] if name in CPU_GSM8K else ())
     assert spec.runs(), name
     assert spec.cost and spec.description
-    if name not in ("quick", "corruption", "stress", *CPU_GSM8K):  # CPU-sized
+    if name in ("quick", "corruption", "stress", *CPU_GSM8K) or name.endswith("-cpu"):  # CPU-sized
+        assert spec.gpu_hours == 0 and spec.runs()[0].config["device"] == "cpu"
+    else:
         assert spec.gpu_hours > 0
     keys = [r.key for r in spec.runs()]
     assert len(set(keys)) == len(keys)
 
 
 def test_expected_shipped_specs():
-    assert {"quick", "fig2", "fig3", "fig4", "fig5"} <= set(shipped_specs())
+    assert {"quick", "fig2", "fig3", "fig4", "fig5", "fig2-cpu", "fig3-cpu", "fig4-cpu", "fig5-cpu"} <= set(
+        shipped_specs())
     fig4 = load_spec("fig4")
     assert fig4.env_grid == {"m": [3, 9, 15, 23, 31], "eta": [0.0, 0.05, 0.1, 0.15, 0.2]}
     fig5 = load_spec("fig5")
