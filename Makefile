@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*; touch $@
 
 quick: setup
-	$(BIN)/neg bench run quick
+	$(BIN)/neg bench run quick --no-report
 	$(BIN)/neg bench report quick
 
 demo: setup
