@@ -106,7 +106,6 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
             ax.set_xlabel("horizon m")
             ax.set_ylim(-0.05, 1.05)
         axes[0][0].set_ylabel("final greedy full-chain exact\n(mean, min-max over seeds)")
-        axes[0][-1].legend(fontsize=7)
     else:
         fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.0), squeeze=False, sharey=True)
         for ax, (g, v) in zip(axes[0], groups, strict=True):
@@ -125,10 +124,14 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
             ax.set_xlabel("expert trajectories")
             ax.set_ylim(-0.05, 1.05)
         axes[0][0].set_ylabel("greedy full-chain exact\n(mean; thin: seeds)")
-        axes[0][-1].legend(fontsize=7)
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=max(1, len(handles)), fontsize=8)
     fig.suptitle(f"{spec.name}: {spec.env_id}, {', '.join(f'{k}={x}' for k, x in spec.env_kwargs.items())}",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
