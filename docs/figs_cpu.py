@@ -107,7 +107,7 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
             ax.set_ylim(-0.05, 1.05)
         axes[0][0].set_ylabel("final greedy full-chain exact\n(mean, min-max over seeds)")
     else:
-        fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.0), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(groups), figsize=(max(8.0, 3.6 * len(groups)), 3.2), squeeze=False, sharey=True)
         for ax, (g, v) in zip(axes[0], groups, strict=True):
             for lab in labels:
                 runs = [curves.get(r["key"], []) for r in cells.get((g, lab), [])]
@@ -128,10 +128,10 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=max(1, len(handles)), fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(5, max(1, len(handles))), fontsize=7)
     fig.suptitle(f"{spec.name}: {spec.env_id}, {', '.join(f'{k}={x}' for k, x in spec.env_kwargs.items())}",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
