@@ -87,7 +87,11 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
     if "m" in spec.env_grid:  # fig4: final accuracy vs m, one panel per (eta, law)
         rest = [(g, v) for g, v in groups]
         keys = sorted({tuple((k, x) for k, x in v.items() if k != "m") for _, v in rest})
-        fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False, sharey=True)
+        keys = sorted(keys, key=lambda k: tuple(str(x) for _, x in reversed(k)))  # rows: the last kwarg (law)
+        rows = 2 if len(keys) > 4 and len(keys) % 2 == 0 else 1
+        cols = len(keys) // rows
+        fig, grid = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows + 0.6), squeeze=False, sharey=True)
+        axes = [list(grid.flat)]
         for ax, key in zip(axes[0], keys, strict=True):
             for lab in labels:
                 ms, mean, lo, hi = [], [], [], []
@@ -105,7 +109,8 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
             ax.set_title(", ".join(f"{k} {x}" for k, x in key), fontsize=9)
             ax.set_xlabel("horizon m")
             ax.set_ylim(-0.05, 1.05)
-        axes[0][0].set_ylabel("final greedy full-chain exact\n(mean, min-max over seeds)")
+        for r in range(rows):
+            grid[r][0].set_ylabel("final greedy full-chain exact\n(mean, min-max over seeds)", fontsize=8)
     else:
         fig, axes = plt.subplots(1, len(groups), figsize=(max(8.0, 3.6 * len(groups)), 3.2), squeeze=False, sharey=True)
         for ax, (g, v) in zip(axes[0], groups, strict=True):
