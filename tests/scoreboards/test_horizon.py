@@ -125,17 +125,18 @@ TOY = ["seeds=[0, 1]", "env.grid.m=[2, 3]", "budget.trajectories=768", "eval.eve
        "eval.stop_at=0.3", "report.target=0.3", "report.horizon_boot=30"]
 
 
-def test_quick_spec_at_toy_size_reports_the_verdict_table(db_path, tmp_path, capsys):
+@pytest.mark.parametrize("name", ["quick", "horizon"])
+def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_path, capsys):
     from scoreboards.cli import main
     from scoreboards.report import gather
     from scoreboards.specs import load_spec
     from scoreboards.store import ResultStore
 
     db, sets = str(db_path), [a for o in TOY for a in ("--set", o)]
-    assert main(["bench", "run", "quick", "--db", db, *sets, "--workers", "0", "--threads", "1",
+    assert main(["bench", "run", name, "--db", db, *sets, "--workers", "0", "--threads", "1",
                  "--no-progress", "--no-report"]) == 0
     capsys.readouterr()
-    assert main(["bench", "report", "quick", "--db", db, *sets, "--out", str(tmp_path / "rep")]) == 0
+    assert main(["bench", "report", name, "--db", db, *sets, "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("## Horizon scaling")
     section = out.split("## Per horizon")[0]
@@ -143,13 +144,13 @@ def test_quick_spec_at_toy_size_reports_the_verdict_table(db_path, tmp_path, cap
     assert (tmp_path / "rep" / "horizon.png").stat().st_size > 1000
     assert f"horizon figure: {tmp_path / 'rep' / 'horizon.png'}" in out
     # Each cell's (reached/runs) agrees with the stored curves, read here independently.
-    spec = load_spec("quick", overrides=TOY)
+    spec = load_spec(name, overrides=TOY)
     with ResultStore(db) as st:
         results = gather(spec, st)
         curves = st.curves([r["key"] for _, r in results if r is not None])
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in section.splitlines()
-            if line.startswith(("| bc |", "| nail-f |"))}
-    assert set(rows) == {"bc", "nail-f"}
+            if line.startswith(tuple(f"| {label} |" for label in spec.labels))}
+    assert set(rows) == set(spec.labels) == ({"bc", "nail-f"} if name == "quick" else {"bc", "nail-f", "opd-f", "dagger"})
     for label, cells in rows.items():
         for col, m in ((1, 2), (2, 3)):
             runs = [row for run, row in results if run.label == label and run.env_kwargs["m"] == m]

@@ -21,7 +21,7 @@ def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path
                      overrides=["env.kwargs.subset=3"] if name in CPU_GSM8K else ())
     assert spec.runs(), name
     assert spec.cost and spec.description
-    if name in ("quick", "corruption", "stress", *CPU_GSM8K) or name.endswith("-cpu"):  # CPU-sized
+    if name in ("quick", "horizon", "corruption", "stress", *CPU_GSM8K) or name.endswith("-cpu"):  # CPU-sized
         assert spec.gpu_hours == 0 and spec.runs()[0].config["device"] == "cpu"
     else:
         assert spec.gpu_hours > 0
