@@ -88,10 +88,13 @@ def test_cannot_read_board_seeds_or_harness_secrets(board, tmp_path, monkeypatch
 def test_worker_environment_is_minimal(board, monkeypatch):
     monkeypatch.setenv("NEG_HIDDEN_SECRET", "secret-token")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-token")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a plain thread count passes ...
+    monkeypatch.setenv("MKL_NUM_THREADS", "1 token")  # ... anything else in those variables does not
     reason = rejected(board, "env_spy:EnvSpy")
     env = json.loads(reason.split("RuntimeError: ENV ", 1)[1])
     assert set(env) <= {"PATH", "PWD", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONPATH",
-                        "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE"}, env
+                        "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS"}, env
+    assert env["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in env
     assert "token" not in json.dumps(env)
 
 
