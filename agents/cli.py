@@ -91,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"\n{res.algo} on {res.env_id} {res.env_kwargs}: {res.trajectories} trajectories, "
           f"{res.queries} queries, {res.wall_time:.1f}s on {res.device}")
     for k in ("val_loss", "greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len",
-              "sampled_full_exact"):
+              "greedy_expert_mode_full", "sampled_full_exact"):
         if k in m:
             print(f"  {k:26s} {m[k]:.4f}")
     if args.out:  # never a half-written result file

@@ -47,7 +47,7 @@ class TrainConfig(Declared):
     preset: str = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = Field(default_factory=dict)
-    """Overrides of the preset's fields (n_layer, n_head, n_embd, dropout)."""
+    """Overrides of the preset's fields (agents.policy.PolicyConfig: n_layer, n_head, n_embd, dropout, bias, pos, tie_embeddings; an HF student: lora, ...)."""
     batch_size: Positive = 256
     """Trajectories (prompts) per update."""
     lr: Annotated[float, Field(gt=0)] = 3e-3
