@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scoreboards.report import gather
+from scoreboards.spec_model import env_label
 from scoreboards.specs import load_spec
 from scoreboards.stats import steps_to_target, summarize
 from scoreboards.store import ResultStore
@@ -55,7 +56,7 @@ def table(name: str, store: ResultStore, out: Path) -> str:
              "|---|---|---|---|---|---|---|---|"]
     groups = []
     for _, varied in spec.env_configs():
-        g = _env_label(varied)
+        g = env_label(varied)
         groups.append((g, varied))
         for label in spec.labels:
             rows = cells.get((g, label), [])
@@ -75,18 +76,11 @@ def table(name: str, store: ResultStore, out: Path) -> str:
     return "\n".join(lines)
 
 
-def _env_label(varied: dict) -> str:
-    from scoreboards.spec_model import env_label
-
-    return env_label(varied)
-
-
 def _figure(spec, groups, cells, curves, path: Path) -> None:
     labels = spec.labels
     colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
     if "m" in spec.env_grid:  # fig4: final accuracy vs m, one panel per (eta, law)
-        rest = [(g, v) for g, v in groups]
-        keys = sorted({tuple((k, x) for k, x in v.items() if k != "m") for _, v in rest})
+        keys = sorted({tuple((k, x) for k, x in v.items() if k != "m") for _, v in groups})
         keys = sorted(keys, key=lambda k: tuple(str(x) for _, x in reversed(k)))  # rows: the last kwarg (law)
         rows = 2 if len(keys) > 4 and len(keys) % 2 == 0 else 1
         cols = len(keys) // rows
@@ -95,7 +89,7 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
         for ax, key in zip(axes[0], keys, strict=True):
             for lab in labels:
                 ms, mean, lo, hi = [], [], [], []
-                for g, v in rest:
+                for g, v in groups:
                     if tuple((k, x) for k, x in v.items() if k != "m") != key or not cells.get((g, lab)):
                         continue
                     vals = [r["final_metrics"].get(METRIC, float("nan")) for r in cells[(g, lab)]]

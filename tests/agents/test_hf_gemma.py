@@ -28,12 +28,7 @@ from tests.noisy_expert_gym.test_gsm8k_stop_tokens import PROBLEMS, gemma_tokeni
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gemma(vocab: int, layers: int = 2, positions: int = 1024, seed: int = 0):

@@ -24,13 +24,7 @@ from tests.noisy_expert_gym.test_gsm8k_hf import ASCII, char_tokenizer, save_tea
 H = 48  # keeps the short example problems (reference solution + EOS <= H), drops the rest
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: extra torch threads only oversubscribe it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

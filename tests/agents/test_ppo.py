@@ -15,12 +15,7 @@ TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1, "reward":
 PARAMS = {"n_envs": 8, "episodes_per_env": 1, "n_epochs": 1, "minibatch_size": 24, "embed_dim": 8, "hidden": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ppo_is_registered_outside_the_student_loop():

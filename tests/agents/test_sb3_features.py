@@ -12,13 +12,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 from agents.sb3_features import TokenFeaturesExtractor
 from noisy_expert_gym.bridges.sb3 import make_sb3_vec_env
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: more threads only contend on a shared CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("kind", ["gru", "mean"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
@@ -14,13 +13,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 import noisy_expert_gym  # noqa: F401
 from noisy_expert_gym.bridges.sb3 import SB3VecEnv, make_sb3_vec_env
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: more threads only contend on a shared CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _actions(rng: np.random.Generator, n: int) -> np.ndarray:
