@@ -64,6 +64,15 @@ def check_graphs(s: Setting) -> str:
     return "same chains" if diff == 0 else f"{diff}/{s.batch} chains differ (bf16 ties?)"
 
 
+def _row(batch: int, setup: str, r: Result, flops: float) -> str:
+    """One table row: rates, per-phase ms, compile time and the time to spend the board's budget."""
+    ph = r.phase_ms()
+    compile_s = r.first_update_s if r.setting.compile == "on" else 0.0
+    total = BOARD_TRAJECTORIES / r.rate + compile_s
+    return (f"{batch:5d} {setup:15s} {r.rate:9.0f} {r.rate * r.setting.m:10.0f} {r.rate * flops / 1e12:8.2f} "
+            + " ".join(f"{ph[p]:9.2f}" for p in PHASES) + f" {compile_s:9.1f} {total:8.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda")
@@ -92,6 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {name}; torch {torch.__version__}; preset {args.preset}; precision {args.precision}")
     setups = {"eager": {}, "graphs": {"graphs": "on"}, "compile": {"compile": "on"},
               "graphs+compile": {"graphs": "on", "compile": "on"}}
+    task = ModAddTask(p=Setting.p, m=Setting.m)
+    cfg = make_config(args.preset, task.vocab_size, task.num_actions, task.obs_len - 1)
+    flops = flops_per_trajectory(cfg, task.prompt_len, task.horizon)["total"]
+    header = (f"{'batch':>5s} {'setup':15s} {'traj/s':>9s} {'tokens/s':>10s} {'TFLOP/s':>8s} "
+              + " ".join(f"{p:>9s}" for p in PHASES) + f" {'compile_s':>9s} {'300k_s':>8s}")
     rows: list[tuple[int, str, Result]] = []
     for batch in args.batches:
         base = Setting(preset=args.preset, batch=batch, precision=args.precision, device=str(device),
@@ -102,19 +116,15 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         results = compare(settings, args.window, args.windows, args.warmup, progress=lambda _: None)
         print(f"batch {batch}: measured in {time.perf_counter() - t:.0f} s")
-        rows += [(batch, u, r) for u, r in zip(args.setups, results)]
+        new = [(batch, u, r) for u, r in zip(args.setups, results)]
+        rows += new
+        print(header)  # each batch's rows as soon as they exist: a run cut short keeps them
+        for row in new:
+            print(_row(*row, flops), flush=True)
 
-    task = ModAddTask(p=Setting.p, m=Setting.m)
-    cfg = make_config(args.preset, task.vocab_size, task.num_actions, task.obs_len - 1)
-    flops = flops_per_trajectory(cfg, task.prompt_len, task.horizon)["total"]
-    print(f"\n{'batch':>5s} {'setup':15s} {'traj/s':>9s} {'tokens/s':>10s} {'TFLOP/s':>8s} "
-          + " ".join(f"{p:>9s}" for p in PHASES) + f" {'compile_s':>9s} {'300k_s':>8s}")
-    for batch, setup, r in rows:
-        ph = r.phase_ms()
-        compile_s = r.first_update_s if r.setting.compile == "on" else 0.0
-        total = BOARD_TRAJECTORIES / r.rate + compile_s
-        print(f"{batch:5d} {setup:15s} {r.rate:9.0f} {r.rate * r.setting.m:10.0f} {r.rate * flops / 1e12:8.2f} "
-              + " ".join(f"{ph[p]:9.2f}" for p in PHASES) + f" {compile_s:9.1f} {total:8.1f}")
+    print(f"\n{header}")
+    for row in rows:
+        print(_row(*row, flops))
     best = min(rows, key=lambda x: BOARD_TRAJECTORIES / x[2].rate
                + (x[2].first_update_s if x[2].setting.compile == "on" else 0.0))
     b, u, r = best
