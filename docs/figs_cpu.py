@@ -137,9 +137,11 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("specs", nargs="*", default=list(SPECS))
-    ap.add_argument("--db", default="results/neg.sqlite")
-    ap.add_argument("--out", default="docs")
+    ap.add_argument("specs", nargs="*", default=list(SPECS),
+                    help=f"which CPU figure specs to tabulate and plot (default: all of {', '.join(SPECS)})")
+    ap.add_argument("--db", default="results/neg.sqlite",
+                    help="the results database the sweeps wrote (default: %(default)s)")
+    ap.add_argument("--out", default="docs", help="folder for the figures (default: %(default)s)")
     a = ap.parse_args()
     with ResultStore(a.db) as store:
         for name in a.specs:

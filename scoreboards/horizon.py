@@ -492,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description="Horizon scaling of a spec's results: verdict table and figure.")
     ap.add_argument("spec", help="a shipped spec's name or a path to a spec .toml")
-    ap.add_argument("--db", default="results/neg.sqlite")
+    ap.add_argument("--db", default="results/neg.sqlite",
+                    help="the results database the sweep wrote (default: %(default)s)")
     ap.add_argument("--png", default=None, help="write the figure here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="spec overrides")
     ap.add_argument("--boot", type=int, default=None, help="bootstrap resamples (default: the spec's "
