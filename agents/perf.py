@@ -521,6 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     learn.add_argument("--device", default="auto")
     learn.add_argument("--precision", default="auto")
     args = ap.parse_args(argv)
+    if torch.cuda.is_available():
+        print(f"cuda device: {torch.cuda.get_device_name()}")
     print(f"torch {torch.__version__}  threads {torch.get_num_threads()}  "
           f"cpu {torch.backends.cpu.get_cpu_capability()}")
     if args.flops:

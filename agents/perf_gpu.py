@@ -70,7 +70,7 @@ def _row(batch: int, setup: str, r: Result, flops: float) -> str:
     compile_s = r.first_update_s if r.setting.compile == "on" else 0.0
     total = BOARD_TRAJECTORIES / r.rate + compile_s
     return (f"{batch:5d} {setup:15s} {r.rate:9.0f} {r.rate * r.setting.m:10.0f} {r.rate * flops / 1e12:8.2f} "
-            + " ".join(f"{ph[p]:9.2f}" for p in PHASES) + f" {compile_s:9.1f} {total:8.1f}")
+            + " ".join(f"{ph[p]:12.2f}" for p in PHASES) + f" {compile_s:9.1f} {total:8.1f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_float32_matmul_precision("high")  # TF32 where fp32 matmuls remain
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"cpu ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        name = f"cpu ({torch.backends.cpu.get_cpu_capability()}, {n} thread{'s' * (n != 1)}; no CUDA graph is captured)"
     print(f"device {name}; torch {torch.__version__}; preset {args.preset}; precision {args.precision}")
     setups = {"eager": {}, "graphs": {"graphs": "on"}, "compile": {"compile": "on"},
               "graphs+compile": {"graphs": "on", "compile": "on"}}
@@ -105,13 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = make_config(args.preset, task.vocab_size, task.num_actions, task.obs_len - 1)
     flops = flops_per_trajectory(cfg, task.prompt_len, task.horizon)["total"]
     header = (f"{'batch':>5s} {'setup':15s} {'traj/s':>9s} {'tokens/s':>10s} {'TFLOP/s':>8s} "
-              + " ".join(f"{p:>9s}" for p in PHASES) + f" {'compile_s':>9s} {'300k_s':>8s}")
+              + " ".join(f"{p + '_ms':>12s}" for p in PHASES) + f" {'compile_s':>9s} {'300k_s':>8s}")
+    print("columns: matmul TFLOP/s; *_ms = median ms per update of each phase; compile_s = the first "
+          f"(compiling) update; 300k_s = seconds to spend {BOARD_TRAJECTORIES:,} trajectories, compile included")
     rows: list[tuple[int, str, Result]] = []
     for batch in args.batches:
         base = Setting(preset=args.preset, batch=batch, precision=args.precision, device=str(device),
                        adam="fused" if device.type == "cuda" else "foreach")
         if any("graphs" in u for u in args.setups):
-            print(f"batch {batch}: graphed rollout vs eager: {check_graphs(base)}")
+            where = "" if device.type == "cuda" else " (CPU: no capture, the static-buffer path runs eagerly)"
+            print(f"batch {batch}: graphed rollout vs eager{where}: {check_graphs(base)}")
         settings = [dataclasses.replace(base, **setups[u]) for u in args.setups]
         t = time.perf_counter()
         results = compare(settings, args.window, args.windows, args.warmup, progress=lambda _: None)
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                + (x[2].first_update_s if x[2].setting.compile == "on" else 0.0))
     b, u, r = best
     comp = r.first_update_s if r.setting.compile == "on" else 0.0
-    print(f"\nfastest: batch {b} {u}: {BOARD_TRAJECTORIES:,} trajectories in "
+    print(f"\nfastest to spend the board's budget (compile included): batch {b} {u}: {BOARD_TRAJECTORIES:,} trajectories in "
           f"{BOARD_TRAJECTORIES / r.rate + comp:.0f} s ({BOARD_TRAJECTORIES / r.rate:.0f} s of updates"
           f"{f' + {comp:.0f} s compile' if comp else ''}; evaluation not included)")
     print(f"(matmul FLOPs per trajectory, rollout + forward + backward: {flops / 1e6:.0f} MFLOP)")
