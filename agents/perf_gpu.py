@@ -64,11 +64,20 @@ def check_graphs(s: Setting) -> str:
     return "same chains" if diff == 0 else f"{diff}/{s.batch} chains differ (bf16 ties?)"
 
 
+def _compile_s(r: Result) -> float:
+    """Seconds of the first (compiling) update when the setting compiles, else 0."""
+    return r.first_update_s if r.setting.compile == "on" else 0.0
+
+
+def _board_s(r: Result) -> float:
+    """Seconds to spend the board's trajectories at this rate, compile included."""
+    return BOARD_TRAJECTORIES / r.rate + _compile_s(r)
+
+
 def _row(batch: int, setup: str, r: Result, flops: float) -> str:
     """One table row: rates, per-phase ms, compile time and the time to spend the board's budget."""
     ph = r.phase_ms()
-    compile_s = r.first_update_s if r.setting.compile == "on" else 0.0
-    total = BOARD_TRAJECTORIES / r.rate + compile_s
+    compile_s, total = _compile_s(r), _board_s(r)
     return (f"{batch:5d} {setup:15s} {r.rate:9.0f} {r.rate * r.setting.m:10.0f} {r.rate * flops / 1e12:8.2f} "
             + " ".join(f"{ph[p]:12.2f}" for p in PHASES) + f" {compile_s:9.1f} {total:8.1f}")
 
@@ -129,12 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{header}")
     for row in rows:
         print(_row(*row, flops))
-    best = min(rows, key=lambda x: BOARD_TRAJECTORIES / x[2].rate
-               + (x[2].first_update_s if x[2].setting.compile == "on" else 0.0))
-    b, u, r = best
-    comp = r.first_update_s if r.setting.compile == "on" else 0.0
+    b, u, r = min(rows, key=lambda x: _board_s(x[2]))
+    comp = _compile_s(r)
     print(f"\nfastest to spend the board's budget (compile included): batch {b} {u}: {BOARD_TRAJECTORIES:,} trajectories in "
-          f"{BOARD_TRAJECTORIES / r.rate + comp:.0f} s ({BOARD_TRAJECTORIES / r.rate:.0f} s of updates"
+          f"{_board_s(r):.0f} s ({BOARD_TRAJECTORIES / r.rate:.0f} s of updates"
           f"{f' + {comp:.0f} s compile' if comp else ''}; evaluation not included)")
     print(f"(matmul FLOPs per trajectory, rollout + forward + backward: {flops / 1e6:.0f} MFLOP)")
 

@@ -80,7 +80,10 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
     labels = spec.labels
     colors = {lab: f"C{i}" for i, lab in enumerate(labels)}
     if "m" in spec.env_grid:  # fig4: final accuracy vs m, one panel per (eta, law)
-        keys = sorted({tuple((k, x) for k, x in v.items() if k != "m") for _, v in groups})
+        def panel(v: dict) -> tuple:  # the env kwargs other than m: one panel per value
+            return tuple((k, x) for k, x in v.items() if k != "m")
+
+        keys = sorted({panel(v) for _, v in groups})
         keys = sorted(keys, key=lambda k: tuple(str(x) for _, x in reversed(k)))  # rows: the last kwarg (law)
         rows = 2 if len(keys) > 4 and len(keys) % 2 == 0 else 1
         cols = len(keys) // rows
@@ -90,7 +93,7 @@ def _figure(spec, groups, cells, curves, path: Path) -> None:
             for lab in labels:
                 ms, mean, lo, hi = [], [], [], []
                 for g, v in groups:
-                    if tuple((k, x) for k, x in v.items() if k != "m") != key or not cells.get((g, lab)):
+                    if panel(v) != key or not cells.get((g, lab)):
                         continue
                     vals = [r["final_metrics"].get(METRIC, float("nan")) for r in cells[(g, lab)]]
                     ms.append(v["m"])
