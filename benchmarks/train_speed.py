@@ -1,11 +1,11 @@
 """Training-speed and sample-efficiency benchmarks (a script, not a timed test).
 
-    python agents/perf.py                          # today's eager path vs the current one (cpu-rope, batch 256)
-    python agents/perf.py --set preset=paper,batch=64
-    python agents/perf.py --compare "preset=cpu-rope,batch=256" "preset=cpu-rope,batch=256,compile=on"
-    python agents/perf.py --flops                  # analytic FLOPs per trajectory, before / after
-    python agents/perf.py --profile --set batch=256  # torch.profiler: the top ops of a few updates
-    python -m agents.perf --learning               # NAIL-F to 99% greedy full-chain accuracy at m=31
+    python benchmarks/train_speed.py                            # today's eager path vs the current one (cpu-rope, batch 256)
+    python benchmarks/train_speed.py --set preset=paper,batch=64
+    python benchmarks/train_speed.py --compare "preset=cpu-rope,batch=256" "preset=cpu-rope,batch=256,compile=on"
+    python benchmarks/train_speed.py --flops                    # analytic FLOPs per trajectory, before / after
+    python benchmarks/train_speed.py --profile --set batch=256  # torch.profiler: the top ops of a few updates
+    python -m benchmarks.train_speed --learning                 # NAIL-F to 99% greedy full-chain accuracy at m=31
 
 Throughput mode times one NAIL-F-like update as the trainer does it, phase by
 phase (rollout, oracle, forward, backward, optimiser), built here from
@@ -21,24 +21,12 @@ same weights), the default baseline.
 
 Runs as a file or as a module. As a file it imports only the modules it needs
 (not the ``agents`` / ``noisy_expert_gym`` package ``__init__``s, which pull
-in the trainer and gymnasium), so ``python agents/perf.py`` and
-``python agents/perf_gpu.py`` work in an image with just torch and numpy.
+in the trainer and gymnasium: :mod:`benchmarks.lean_imports`), so
+``python benchmarks/train_speed.py`` and ``python benchmarks/gpu_speed.py``
+work in an image with just torch and numpy.
 """
 
 from __future__ import annotations
-
-if not __package__:  # `python agents/perf.py`: skip the packages' __init__ (they import gymnasium)
-    import sys
-    import types
-    from pathlib import Path
-
-    _root = Path(__file__).resolve().parents[1]
-    sys.path[0] = str(_root)
-    for _name in ("agents", "noisy_expert_gym", "noisy_expert_gym.tasks"):
-        if _name not in sys.modules:
-            _mod = types.ModuleType(_name)
-            _mod.__path__ = [str(_root.joinpath(*_name.split(".")))]
-            sys.modules[_name] = _mod
 
 import argparse
 import contextlib
@@ -46,10 +34,17 @@ import dataclasses
 import difflib
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+if not __package__:  # run as a path: the repository root on sys.path, the packages without __init__
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from benchmarks.lean_imports import skip_package_inits
+    skip_package_inits()
 
 import torch
 
@@ -468,7 +463,8 @@ def learning(args: argparse.Namespace) -> None:
     try:
         from agents import train  # the trainer (and gymnasium) only for this mode
     except ImportError:  # run as a file: the package __init__ was skipped
-        raise SystemExit("--learning needs the trainer: run `python -m agents.perf --learning`") from None
+        raise SystemExit("--learning needs the trainer: run "
+                         "`python -m benchmarks.train_speed --learning`") from None
 
     params = {"estimator": args.estimator} if args.estimator else {}
     t = time.perf_counter()
