@@ -9,7 +9,7 @@ those imports them (``tests/test_layers.py``).
 Speed and time-to-solve:
 
 - :mod:`benchmarks.train_speed`: one training update, phase by phase, today's policy against the
-  old eager one (``agents.perf_baseline``); FLOPs; profiles; the
+  old eager one (:mod:`benchmarks.old_policy`, read from git history); FLOPs; profiles; the
   m = 31 learning benchmark through the real trainer (``--learning``);
 - :mod:`benchmarks.gpu_speed`: the paper model's training throughput on a GPU (eager, CUDA graphs,
   ``torch.compile``); runs with torch and numpy alone (:mod:`benchmarks.lean_imports`);

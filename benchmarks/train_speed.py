@@ -16,8 +16,8 @@ not depend on the trainer. Settings are ``key=value`` lists (see
 that alternate single updates of each setting, so load from other processes
 hits them alike; a rate is trajectories over the setting's own update time,
 and the ratio printed is the median of the per-window ratios. ``impl=old`` is
-today's eager path before the speed work (:mod:`agents.perf_baseline`, the
-same weights), the default baseline.
+today's eager path before the speed work (:mod:`benchmarks.old_policy`, read
+from git history; the same weights), the default baseline.
 
 Runs as a file or as a module. As a file it imports only the modules it needs
 (not the ``agents`` / ``noisy_expert_gym`` package ``__init__``s, which pull
@@ -50,8 +50,8 @@ import torch
 
 from agents import losses
 from agents.device import autocast_context, resolve_device, resolve_precision
-from agents.perf_baseline import BaselinePolicy
 from agents.policy import PolicyConfig, TransformerPolicy, make_config
+from benchmarks import old_policy
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
@@ -72,7 +72,7 @@ class Setting:
     estimator: str = "mc"
     """Forward-KL estimator: ``mc`` (one sampled expert token) or ``exact`` (the full row)."""
     impl: str = "new"
-    """``new`` (``agents.policy``) or ``old`` (today's eager path, ``agents.perf_baseline``)."""
+    """``new`` (``agents.policy``) or ``old`` (today's eager path, :mod:`benchmarks.old_policy`)."""
     precision: str = "fp32"
     """``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 only where the hardware has it)."""
     compile: str = "off"
@@ -149,7 +149,7 @@ class StepBench:
         torch.manual_seed(seed)
         model: torch.nn.Module = TransformerPolicy(self.cfg)
         if s.impl == "old":  # the same initial weights in the old code
-            old = BaselinePolicy(self.cfg)
+            old = old_policy.BaselinePolicy(self.cfg)  # read from git history on first use
             old.load_state_dict(model.state_dict())
             model = old
         self.model = model.to(self.device)
@@ -539,7 +539,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = [dataclasses.replace(base, impl="old", compile="off"), base]
     print(f"device {resolve_device(base.device)}; {len(settings)} setting(s), {args.windows} windows of "
           f"{args.window:g} s after {args.warmup:g} s warm-up each; load average {_load()}")
-    results = compare(settings, args.window, args.windows, args.warmup)
+    try:
+        results = compare(settings, args.window, args.windows, args.warmup)
+    except old_policy.OldPolicyUnavailable as e:  # impl=old without the git history it is read from
+        raise SystemExit(str(e)) from None
     print(f"load average after: {_load()}")
     print_results(results)
     print()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.perf_baseline import BaselinePolicy
 from agents.policy import TransformerPolicy, make_config
+from benchmarks.old_policy import BaselinePolicy
 from benchmarks.train_speed import (
     PHASES,
     Setting,
