@@ -35,8 +35,8 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
-	$(BIN)/python -m scoreboards.perf_env
-	$(BIN)/python -m agents.perf
+	$(BIN)/python -m benchmarks.env_speed
+	$(BIN)/python -m benchmarks.train_speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

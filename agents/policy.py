@@ -12,7 +12,7 @@ Layout: ``PolicyConfig`` and presets, rotary helpers, then the blocks
   at every prefix of a chain: what the trainers' losses consume;
 * ``generate(prompts, horizon)``: greedy or sampled rollouts, KV-cached.
 
-Speed notes (measured with ``python agents/perf.py`` on a 2-core AVX2 CPU):
+Speed notes (measured with ``python benchmarks/train_speed.py`` on a 2-core AVX2 CPU):
 the small students are bound by small kernels (K = 64 matmuls, 16-wide heads,
 the cached step's tiny batched matmuls) and per-op overhead, so the code skips
 work and ops: the last block runs its query projection, output projection and

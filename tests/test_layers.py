@@ -20,8 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: The layers, lowest first: a package may import only its own and lower layers.
 LAYERS = ("noisy_expert_gym", "agents", "scoreboards")
+#: Scripts over every layer, not packaged (DESIGN: benchmarks live in their own top-level folder):
+#: they may import any layer, and no layer imports them.
+SCRIPTS = "benchmarks"
 _IMPORT_CALLS = {"import_module", "__import__", "find_spec"}
-_MODULE_STRING = re.compile(rf"^(?:{'|'.join(LAYERS)})(?:\.\w+)*(?::\w+)?$")
+_MODULE_STRING = re.compile(rf"^(?:{'|'.join((*LAYERS, SCRIPTS))})(?:\.\w+)*(?::\w+)?$")
 
 
 def module_of(path: Path) -> str:
@@ -84,6 +87,13 @@ def test_imports_point_down_the_layers():
     bad = _violations()
     assert not bad, "upward imports (DESIGN §5: noisy_expert_gym <- agents <- scoreboards):\n" + "\n".join(
         line for v in bad.values() for line in v)
+
+
+def test_no_package_imports_the_benchmarks():
+    bad = [f"{module_of(p)} -> {imp}" for pkg in LAYERS for p in sorted((ROOT / pkg).rglob("*.py"))
+           for imp in sorted(imported_modules(p.read_text(), module_of(p), p.name == "__init__.py"))
+           if imp.split(".")[0] == SCRIPTS]
+    assert not bad, f"the packages import `{SCRIPTS}` (scripts over them, not in the wheel):\n" + "\n".join(bad)
 
 
 def test_the_scan_sees_every_kind_of_import():
@@ -191,7 +201,7 @@ _KNOWN_CYCLES = {"agents", "scoreboards"}
 
 
 @pytest.mark.parametrize("pkg", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="known cycles"))
-                                 if p in _KNOWN_CYCLES else p for p in LAYERS])
+                                 if p in _KNOWN_CYCLES else p for p in (*LAYERS, SCRIPTS)])
 def test_no_import_cycle_inside_a_package(pkg):
     found = cycles(import_graph(pkg))
     assert not found, f"import cycles inside {pkg}:\n" + "\n".join(" <-> ".join(c) for c in found)

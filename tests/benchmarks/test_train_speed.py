@@ -1,4 +1,5 @@
-"""Tests of the benchmark scripts agents.perf / agents.perf_gpu (tiny settings, correctness only)."""
+"""Tests of the benchmark scripts benchmarks.train_speed / benchmarks.gpu_speed (tiny settings,
+correctness only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.perf import (
+from agents.policy import TransformerPolicy, make_config
+from benchmarks.old_policy import BaselinePolicy
+from benchmarks.train_speed import (
     PHASES,
     Setting,
     StepBench,
@@ -17,8 +20,6 @@ from agents.perf import (
     flops_per_trajectory,
     print_results,
 )
-from agents.perf_baseline import BaselinePolicy
-from agents.policy import TransformerPolicy, make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +92,7 @@ def test_compare_prints_ratio(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.slow  # a subprocess importing torch afresh: ~10 s, more on a busy machine
 def test_perf_gpu_runs_on_cpu_without_gymnasium() -> None:
     # The GPU image may lack gymnasium: run the script as a file with gymnasium unimportable.
-    argv = ["perf_gpu.py", "--device", "cpu", "--preset", "tiny", "--batches", "4", "--window", "0.05",
+    argv = ["gpu_speed.py", "--device", "cpu", "--preset", "tiny", "--batches", "4", "--window", "0.05",
             "--windows", "1", "--warmup", "0", "--precision", "fp32", "--setups", "eager", "graphs"]
     block = (
         "import sys, runpy\n"
@@ -101,7 +102,7 @@ def test_perf_gpu_runs_on_cpu_without_gymnasium() -> None:
         "            raise ImportError('gymnasium blocked for this test')\n"
         "sys.meta_path.insert(0, Block())\n"
         f"sys.argv = {argv!r}\n"
-        f"runpy.run_path({str(ROOT / 'agents' / 'perf_gpu.py')!r}, run_name='__main__')\n"
+        f"runpy.run_path({str(ROOT / 'benchmarks' / 'gpu_speed.py')!r}, run_name='__main__')\n"
     )
     out = subprocess.run([sys.executable, "-c", block], check=False, capture_output=True, text=True,
                          timeout=300, cwd=ROOT)

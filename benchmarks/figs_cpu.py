@@ -8,7 +8,7 @@ seeds, thin lines per seed), one panel per env config (fig4-cpu: final accuracy 
 Runs are matched by identity and seed, any code version (scoreboards.report.gather). Run from the
 repository root:
 
-    python docs/figs_cpu.py [--db results/neg.sqlite] [--out docs] [SPEC ...]
+    python benchmarks/figs_cpu.py [--db results/neg.sqlite] [--out docs] [SPEC ...]
 """
 
 from __future__ import annotations

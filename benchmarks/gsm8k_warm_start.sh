@@ -5,7 +5,7 @@
 # <= 128). Two stages (the second continues from the first with init_checkpoint): 6 epochs at
 # lr 3e-3, then 14 at 2e-3, cosine each. Writes results/gsm8k-warm{,2}/ (not committed); the spec
 # reads results/gsm8k-warm2/ck/last.pt. Run from the repository root with the data at hand:
-#   NEG_GSM8K_DIR=/path/to/gsm8k bash docs/gsm8k_warm_start.sh
+#   NEG_GSM8K_DIR=/path/to/gsm8k bash benchmarks/gsm8k_warm_start.sh
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 NEG="${NEG:-neg}"

@@ -1,11 +1,11 @@
 """Training-speed and sample-efficiency benchmarks (a script, not a timed test).
 
-    python agents/perf.py                          # today's eager path vs the current one (cpu-rope, batch 256)
-    python agents/perf.py --set preset=paper,batch=64
-    python agents/perf.py --compare "preset=cpu-rope,batch=256" "preset=cpu-rope,batch=256,compile=on"
-    python agents/perf.py --flops                  # analytic FLOPs per trajectory, before / after
-    python agents/perf.py --profile --set batch=256  # torch.profiler: the top ops of a few updates
-    python -m agents.perf --learning               # NAIL-F to 99% greedy full-chain accuracy at m=31
+    python benchmarks/train_speed.py                            # today's eager path vs the current one (cpu-rope, batch 256)
+    python benchmarks/train_speed.py --set preset=paper,batch=64
+    python benchmarks/train_speed.py --compare "preset=cpu-rope,batch=256" "preset=cpu-rope,batch=256,compile=on"
+    python benchmarks/train_speed.py --flops                    # analytic FLOPs per trajectory, before / after
+    python benchmarks/train_speed.py --profile --set batch=256  # torch.profiler: the top ops of a few updates
+    python -m benchmarks.train_speed --learning                 # NAIL-F to 99% greedy full-chain accuracy at m=31
 
 Throughput mode times one NAIL-F-like update as the trainer does it, phase by
 phase (rollout, oracle, forward, backward, optimiser), built here from
@@ -16,29 +16,17 @@ not depend on the trainer. Settings are ``key=value`` lists (see
 that alternate single updates of each setting, so load from other processes
 hits them alike; a rate is trajectories over the setting's own update time,
 and the ratio printed is the median of the per-window ratios. ``impl=old`` is
-today's eager path before the speed work (:mod:`agents.perf_baseline`, the
-same weights), the default baseline.
+today's eager path before the speed work (:mod:`benchmarks.old_policy`, read
+from git history; the same weights), the default baseline.
 
 Runs as a file or as a module. As a file it imports only the modules it needs
 (not the ``agents`` / ``noisy_expert_gym`` package ``__init__``s, which pull
-in the trainer and gymnasium), so ``python agents/perf.py`` and
-``python agents/perf_gpu.py`` work in an image with just torch and numpy.
+in the trainer and gymnasium: :mod:`benchmarks.lean_imports`), so
+``python benchmarks/train_speed.py`` and ``python benchmarks/gpu_speed.py``
+work in an image with just torch and numpy.
 """
 
 from __future__ import annotations
-
-if not __package__:  # `python agents/perf.py`: skip the packages' __init__ (they import gymnasium)
-    import sys
-    import types
-    from pathlib import Path
-
-    _root = Path(__file__).resolve().parents[1]
-    sys.path[0] = str(_root)
-    for _name in ("agents", "noisy_expert_gym", "noisy_expert_gym.tasks"):
-        if _name not in sys.modules:
-            _mod = types.ModuleType(_name)
-            _mod.__path__ = [str(_root.joinpath(*_name.split(".")))]
-            sys.modules[_name] = _mod
 
 import argparse
 import contextlib
@@ -46,17 +34,24 @@ import dataclasses
 import difflib
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+if not __package__:  # run as a path: the repository root on sys.path, the packages without __init__
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from benchmarks.lean_imports import skip_package_inits
+    skip_package_inits()
 
 import torch
 
 from agents import losses
 from agents.device import autocast_context, resolve_device, resolve_precision
-from agents.perf_baseline import BaselinePolicy
 from agents.policy import PolicyConfig, TransformerPolicy, make_config
+from benchmarks import old_policy
 from noisy_expert_gym.oracle import Expert
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
@@ -77,7 +72,7 @@ class Setting:
     estimator: str = "mc"
     """Forward-KL estimator: ``mc`` (one sampled expert token) or ``exact`` (the full row)."""
     impl: str = "new"
-    """``new`` (``agents.policy``) or ``old`` (today's eager path, ``agents.perf_baseline``)."""
+    """``new`` (``agents.policy``) or ``old`` (today's eager path, :mod:`benchmarks.old_policy`)."""
     precision: str = "fp32"
     """``fp32``, ``bf16`` (autocast) or ``auto`` (bf16 only where the hardware has it)."""
     compile: str = "off"
@@ -154,7 +149,7 @@ class StepBench:
         torch.manual_seed(seed)
         model: torch.nn.Module = TransformerPolicy(self.cfg)
         if s.impl == "old":  # the same initial weights in the old code
-            old = BaselinePolicy(self.cfg)
+            old = old_policy.BaselinePolicy(self.cfg)  # read from git history on first use
             old.load_state_dict(model.state_dict())
             model = old
         self.model = model.to(self.device)
@@ -468,7 +463,8 @@ def learning(args: argparse.Namespace) -> None:
     try:
         from agents import train  # the trainer (and gymnasium) only for this mode
     except ImportError:  # run as a file: the package __init__ was skipped
-        raise SystemExit("--learning needs the trainer: run `python -m agents.perf --learning`") from None
+        raise SystemExit("--learning needs the trainer: run "
+                         "`python -m benchmarks.train_speed --learning`") from None
 
     params = {"estimator": args.estimator} if args.estimator else {}
     t = time.perf_counter()
@@ -543,7 +539,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = [dataclasses.replace(base, impl="old", compile="off"), base]
     print(f"device {resolve_device(base.device)}; {len(settings)} setting(s), {args.windows} windows of "
           f"{args.window:g} s after {args.warmup:g} s warm-up each; load average {_load()}")
-    results = compare(settings, args.window, args.windows, args.warmup)
+    try:
+        results = compare(settings, args.window, args.windows, args.warmup)
+    except old_policy.OldPolicyUnavailable as e:  # impl=old without the git history it is read from
+        raise SystemExit(str(e)) from None
     print(f"load average after: {_load()}")
     print_results(results)
     print()

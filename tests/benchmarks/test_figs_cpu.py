@@ -1,16 +1,14 @@
 """The CPU-scale figure specs (fig2-cpu .. fig5-cpu) at toy size through the real harness (real
-trainer, in this process, one torch thread), and docs/figs_cpu.py's tables and figures on them:
+trainer, in this process, one torch thread), and benchmarks/figs_cpu.py's tables and figures on them:
 every run of each spec finishes, and each table row's per-seed values are the stored final
 metrics, read here independently from the results database."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import figs_cpu as figs
+
 COMMON = ["seeds=[0]", "budget.trajectories=192", "eval.every=64", "eval.prompts=32"]
 TOY = {
     "fig2-cpu": ['env.kwargs={p=3, m=2}', "env.grid.eta=[0.2]"],  # 5 algorithms x 2 laws
@@ -18,13 +16,6 @@ TOY = {
     "fig4-cpu": ["env.grid.m=[2]", "env.grid.eta=[0.0, 0.4]"],  # 3 algorithms x 2 etas x 2 laws
     "fig5-cpu": ['env.kwargs={p=3, m=2, eta=0.2}'],  # 5 betas x 2 laws
 }
-
-
-def _figs_cpu():
-    spec = importlib.util.spec_from_file_location("figs_cpu", ROOT / "docs" / "figs_cpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("name", sorted(TOY))
@@ -40,7 +31,6 @@ def test_cpu_figure_spec_at_toy_size(name, db_path, tmp_path, monkeypatch, capsy
                  "--no-progress", "--no-report"]) == 0
     capsys.readouterr()
     spec = load_spec(name, overrides=overrides)
-    figs = _figs_cpu()
     monkeypatch.setattr(figs, "load_spec", lambda n, check_envs=False: spec)
     with ResultStore(db_path) as st:
         results = gather(spec, st)

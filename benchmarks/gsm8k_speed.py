@@ -1,4 +1,4 @@
-"""Benchmark of NoisyGSM8K's reference teacher and env: ``python -m scoreboards.perf_gsm8k``.
+"""Benchmark of NoisyGSM8K's reference teacher and env: ``python -m benchmarks.gsm8k_speed``.
 
 Prints, measured in one run on the GSM-8K data (``--data-dir``, else
 ``$NEG_GSM8K_DIR``, else ``../shared/data/gsm8k`` beside the repository):

@@ -1,6 +1,6 @@
 """Throughput of the chain-of-thought envs: native vector env vs SyncVectorEnv, and oracle queries/s.
 
-Run as ``python -m scoreboards.perf_env`` (``--quick`` for a smoke run). Every
+Run as ``python -m benchmarks.env_speed`` (``--quick`` for a smoke run). Every
 number is measured in this one run on this machine; ratios compare numbers of
 the same run only. One row per task family: modular addition (NoisyModAdd-v0),
 a random permutation automaton (NoisyAutomaton-v0) and the word problem of S5

@@ -4,7 +4,7 @@ Evaluates the warm-start checkpoint itself on each env config's evaluation (the 
 runs' common starting point), then reads every run's learning curve from the results database.
 Run from the repository root:
 
-    NEG_GSM8K_DIR=/path/to/gsm8k python docs/gsm8k_cpu_table.py results/gsm8k-warm.sqlite docs/gsm8k_cpu.png
+    NEG_GSM8K_DIR=/path/to/gsm8k python benchmarks/gsm8k_cpu_table.py results/gsm8k-warm.sqlite docs/gsm8k_cpu.png
 """
 
 from __future__ import annotations

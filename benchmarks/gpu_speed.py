@@ -1,14 +1,14 @@
 """Paper-model training throughput on a GPU, in one command (a few minutes).
 
-    python agents/perf_gpu.py                      # CUDA: paper model, NAIL-F, batch 64 / 256 / 1024
-    python agents/perf_gpu.py --device cpu --quick # the same code on CPU with tiny settings (a rehearsal)
+    python benchmarks/gpu_speed.py                       # CUDA: paper model, NAIL-F, batch 64 / 256 / 1024
+    python benchmarks/gpu_speed.py --device cpu --quick  # the same code on CPU with tiny settings (a rehearsal)
 
 For each batch size it times NAIL-F-like updates (greedy KV-cached rollout,
 expert query at every prefix, forward-KL loss on the teacher-forced logits,
-AdamW) in alternating windows (:func:`agents.perf.compare`) for three set-ups:
+AdamW) in alternating windows (:func:`benchmarks.train_speed.compare`) for three set-ups:
 
 * ``eager``: bf16 autocast, eager rollout and training step;
-* ``graphs``: the rollout replayed as one CUDA graph (:class:`agents.perf.GraphedRollout`);
+* ``graphs``: the rollout replayed as one CUDA graph (:class:`benchmarks.train_speed.GraphedRollout`);
 * ``graphs+compile``: and the training forward under ``torch.compile``;
 
 then prints trajectories/s, generated tokens/s, per-phase ms, the compile time,
@@ -17,35 +17,29 @@ each, compile included. A graphed rollout is checked against the eager one
 (same chains) before it is timed.
 
 Depends on torch, numpy and this repo's ``agents.policy``, ``agents.losses``,
-``agents.device``, ``agents.perf``, ``noisy_expert_gym.tasks.modadd`` and
+``agents.device``, ``benchmarks.train_speed``, ``noisy_expert_gym.tasks.modadd`` and
 ``noisy_expert_gym.oracle`` only: run as a file it does not execute the
-packages' ``__init__`` (which import gymnasium and the trainer).
+packages' ``__init__`` (which import gymnasium and the trainer; :mod:`benchmarks.lean_imports`).
 """
 
 from __future__ import annotations
 
-if not __package__:  # `python agents/perf_gpu.py`: skip the packages' __init__ (they import gymnasium)
-    import sys
-    import types
-    from pathlib import Path
-
-    _root = Path(__file__).resolve().parents[1]
-    sys.path[0] = str(_root)
-    for _name in ("agents", "noisy_expert_gym", "noisy_expert_gym.tasks"):
-        if _name not in sys.modules:
-            _mod = types.ModuleType(_name)
-            _mod.__path__ = [str(_root.joinpath(*_name.split(".")))]
-            sys.modules[_name] = _mod
-
 import argparse
 import dataclasses
+import sys
 import time
 import warnings
+from pathlib import Path
+
+if not __package__:  # run as a path: the repository root on sys.path, the packages without __init__
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    from benchmarks.lean_imports import skip_package_inits
+    skip_package_inits()
 
 import torch
 
-from agents.perf import PHASES, Result, Setting, StepBench, compare, flops_per_trajectory
 from agents.policy import make_config
+from benchmarks.train_speed import PHASES, Result, Setting, StepBench, compare, flops_per_trajectory
 from noisy_expert_gym.tasks.modadd import ModAddTask
 
 BOARD_TRAJECTORIES = 300_000

@@ -1,6 +1,6 @@
 """Harness overhead and submission-pipe cost, measured in one run on this machine.
 
-Run as ``python -m scoreboards.perf_harness`` (all parts), or pick parts:
+Run as ``python -m benchmarks.harness_overhead`` (all parts), or pick parts:
 
 - ``--sweep SPEC`` (default ``quick``): run the spec's sweep into a fresh database
   with the real trainer and report the harness overhead: sweep wall time x workers
@@ -102,7 +102,7 @@ def pipe_cost(batch: int, reps: int, m: int) -> dict:
                           NEG_PERF_OUT=str(Path(d) / "pipe.json"))
         # No sandbox: the probe reads its settings from the environment and writes its timings
         # to a file, which a sandboxed worker cannot; the socket and its wire format are the same.
-        run_submission(board, "scoreboards.perf_harness:PipeProbe", seed=0, sandbox="none")
+        run_submission(board, "benchmarks.harness_overhead:PipeProbe", seed=0, sandbox="none")
         through = json.loads((Path(d) / "pipe.json").read_text())
     problem = make_problem("NoisyModAdd-v0", p=7, m=m, eta=0.2).with_rng(np.random.default_rng(0))
     task, expert = problem.task, problem.expert
