@@ -19,7 +19,7 @@ arrays and U's support, read from the task core's public functions
 (``clean_along``, ``error_along``, ``answer_mask``) and the expert's ``noise``. The
 functions below accept either form and give what the dense computation gives:
 :func:`sample` (the same inverse-CDF draw from one uniform per row as
-:func:`~noisy_expert_gym._util.sample_categorical`), :func:`prob_at`,
+:func:`~noisy_expert_gym.utils.sample_categorical`), :func:`prob_at`,
 :func:`forward_kl` and :func:`reverse_kl` (equal to :func:`agents.losses.forward_kl`
 and :func:`agents.losses.reverse_kl` on the dense rows, in value and gradient).
 
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from agents import losses
-from noisy_expert_gym._util import sample_categorical
+from noisy_expert_gym.utils import sample_categorical
 from noisy_expert_gym.oracle import Expert
 
 #: Laws whose rows are ``(1 - w) delta(clean) + w U`` (``clean``: the clean expert, w = 0).

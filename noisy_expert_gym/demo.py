@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from noisy_expert_gym import theory
-from noisy_expert_gym._util import parse_kv
+from noisy_expert_gym.utils import parse_kv
 from noisy_expert_gym.problems import family_of, make_problem
 
 

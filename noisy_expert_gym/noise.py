@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum, did_you_mean, is_torch, one_hot
+from noisy_expert_gym.utils import cumsum, did_you_mean, is_torch, one_hot
 
 LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased", "corrupted", "corrupted-absorbing", "temperature")
 #: The known-mixture laws over a deterministic clean expert (:mod:`noisy_expert_gym.theory`'s closed forms).

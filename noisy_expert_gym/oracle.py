@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch, sample_categorical
+from noisy_expert_gym.utils import did_you_mean, is_torch, sample_categorical
 from noisy_expert_gym.noise import DEFAULT_CORRUPTION_SEED, DEFAULT_KAPPA, NoiseLaw
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
@@ -415,7 +415,7 @@ def sample_from(probs: Any, generator: Any) -> Any:
 def sample_k(probs: Any, k: int, generator: Any) -> Any:
     """k categorical draws per row of `probs` (..., A): (..., k) int64, numpy or torch.
 
-    The same draws as :func:`~noisy_expert_gym._util.sample_categorical` on the rows
+    The same draws as :func:`~noisy_expert_gym.utils.sample_categorical` on the rows
     repeated k times (one uniform per draw, in the same order), without materialising
     the (..., k, A) repeat.
     """

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.contracts import Oracle, TaskCore
 
 

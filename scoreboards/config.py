@@ -38,7 +38,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agents.config import TrainConfig
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.declared import ConfigError, Declared
 
 M = TypeVar("M", bound=BaseModel)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import write_atomic
+from noisy_expert_gym.utils import write_atomic
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
 from scoreboards.provenance import canonical_json, code_version

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
-from noisy_expert_gym._util import did_you_mean, lookup, sample_categorical
+from noisy_expert_gym.utils import did_you_mean, lookup, sample_categorical
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declared import Declared, error_lines
 from noisy_expert_gym.oracle import ExpertAccessError

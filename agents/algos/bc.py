@@ -25,7 +25,7 @@ from pydantic import field_validator, model_validator
 
 from agents import losses
 from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, never, register
-from noisy_expert_gym._util import atomic_path
+from noisy_expert_gym.utils import atomic_path
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declared import Declared
 

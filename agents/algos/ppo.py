@@ -67,7 +67,7 @@ from agents.device import resolve_device
 from agents.evaluation import HeldOut
 from agents.monitor import Monitor
 from agents.result import RunResult
-from noisy_expert_gym._util import atomic_path
+from noisy_expert_gym.utils import atomic_path
 from noisy_expert_gym.contracts import TaskCore
 from noisy_expert_gym.declared import Declared
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch
+from noisy_expert_gym.utils import did_you_mean, is_torch
 from noisy_expert_gym.tasks.chain import ChainTask
 
 AUTOMATA: tuple[str, ...] = ("random", "modadd", "s5")

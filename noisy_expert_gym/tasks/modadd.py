@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum
+from noisy_expert_gym.utils import cumsum
 from noisy_expert_gym.tasks.chain import REWARDS, ChainTask, chain_step
 
 

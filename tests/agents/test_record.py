@@ -15,7 +15,7 @@ from agents.checkpoint import load_checkpoint
 from agents.cli import add_subcommands
 from agents.policy import TransformerPolicy, make_config
 from agents.record import GreedyActor
-from noisy_expert_gym._util import run_command
+from noisy_expert_gym.utils import run_command
 from noisy_expert_gym.bridges import video
 from noisy_expert_gym.tasks import ModAddTask
 

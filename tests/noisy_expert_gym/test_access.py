@@ -15,7 +15,7 @@ from scipy import stats
 
 import noisy_expert_gym  # noqa: F401
 from noisy_expert_gym import make_problem
-from noisy_expert_gym._util import sample_categorical
+from noisy_expert_gym.utils import sample_categorical
 from noisy_expert_gym.contracts import Oracle
 from noisy_expert_gym.oracle import (
     ACCESS_MODES,

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch
+from noisy_expert_gym.utils import did_you_mean, is_torch
 from noisy_expert_gym.tasks.gsm8k.answers import (
     answer_line,
     answer_tolerance,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.noise import check_law
 from noisy_expert_gym.tasks.gsm8k.answers import check_answer_format
 from noisy_expert_gym.tasks.gsm8k.core import DEFAULT_MAX_NEW_TOKENS, GSM8KTask

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch
+from noisy_expert_gym.utils import is_torch
 from noisy_expert_gym.oracle import Expert, sample_from
 
 

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 
 #: Non-ASCII characters of GSM-8K spelled in ASCII by the char tokenizer (others: NFKD, else "?").
 ASCII_FOLD: dict[str, str] = {
