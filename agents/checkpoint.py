@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from noisy_expert_gym.utils import atomic_path, write_atomic
 from noisy_expert_gym.oracle import OracleBase
+from noisy_expert_gym.utils import atomic_path, write_atomic
 
 if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
     from agents.config import TrainConfig

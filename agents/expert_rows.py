@@ -36,8 +36,8 @@ from typing import Any
 import torch
 
 from agents import losses
-from noisy_expert_gym.utils import sample_categorical
 from noisy_expert_gym.oracle import Expert
+from noisy_expert_gym.utils import sample_categorical
 
 #: Laws whose rows are ``(1 - w) delta(clean) + w U`` (``clean``: the clean expert, w = 0).
 STRUCTURED_LAWS: tuple[str, ...] = ("mixture", "absorbing", "clean")

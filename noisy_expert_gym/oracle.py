@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import did_you_mean, is_torch, sample_categorical
 from noisy_expert_gym.noise import DEFAULT_CORRUPTION_SEED, DEFAULT_KAPPA, NoiseLaw
+from noisy_expert_gym.utils import did_you_mean, is_torch, sample_categorical
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 

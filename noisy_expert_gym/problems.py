@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.contracts import Oracle, TaskCore
+from noisy_expert_gym.utils import did_you_mean
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.noise import check_law
+from noisy_expert_gym.utils import did_you_mean
 
 
 def step_clean_prob(law: str, eta: float, p: int) -> float:

@@ -3,7 +3,7 @@
 Every algorithm is a short file that imports this module (and the pure losses),
 never the trainer: the trainer imports the algorithms. An algorithm declares
 
-- ``params``: a :class:`~noisy_expert_gym.declared.Declared` model of its
+- ``params``: a :class:`~noisy_expert_gym.declarations.Declared` model of its
   hyperparameters (types, defaults, constraints, one-line docstrings), which
   produces their validation, their error messages and ``neg train --list``;
 - ``collect(ctx, params) -> Batch``: steps 1 and 2 of the shared loop (DESIGN §4):
@@ -18,17 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import ValidationError
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
-from noisy_expert_gym.utils import did_you_mean, lookup, sample_categorical
 from noisy_expert_gym.contracts import Oracle, TaskCore
-from noisy_expert_gym.declared import Declared, error_lines
+from noisy_expert_gym.declarations import Declared, dotted, error_lines
 from noisy_expert_gym.oracle import ExpertAccessError
+from noisy_expert_gym.utils import did_you_mean, lookup, sample_categorical
 
 if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
     from agents.budget import Budget
@@ -293,43 +293,6 @@ def sample_algorithms() -> list[str]:
 
 
 # --------------------------------------------------------------------------- declared parameters
-def _not_bool(v: Any) -> Any:
-    if isinstance(v, bool):
-        raise ValueError(f"must be a number, not a boolean, got {v!r}")  # noqa: TRY004  (pydantic wants ValueError)
-    return v
-
-
-def _unit(v: float) -> float:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"must be in [0, 1], got {v!r}")
-    return v
-
-
-UnitInterval = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_unit)]
-"""A number in [0, 1] (a probability, a mixing weight)."""
-NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0)]
-Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0)]
-Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]
-"""An integer >= 1."""
-NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
-
-
-def problems_of(err: ValidationError, model: type[Declared], where: str = "") -> list[str]:
-    """:func:`~noisy_expert_gym.declared.error_lines`, plus a did-you-mean for a value outside a
-    ``Literal``'s choices; our own validators' messages say what they got themselves."""
-    out = []
-    for e, line in zip(err.errors(include_url=False), error_lines(err, model, where), strict=True):
-        loc = e.get("loc", ())
-        if e["type"] == "value_error":
-            line = line.removesuffix(f", got {e.get('input')!r}")
-        elif e["type"] == "literal_error" and loc and loc[0] in model.model_fields:
-            choices = [c for c in get_args(model.model_fields[loc[0]].annotation) if isinstance(c, str)]
-            hint = did_you_mean(str(e.get("input")), choices)
-            line += f".{hint}" if hint else ""
-        out.append(line)
-    return out
-
-
 def check_params(name: str, params: dict[str, Any]) -> list[str]:
     """Every problem with an algorithm name and its parameters (empty list: all fine)."""
     if name not in ALGORITHMS:
@@ -339,9 +302,10 @@ def check_params(name: str, params: dict[str, Any]) -> list[str]:
         model.model_validate(dict(params))
     except ValidationError as err:
         valid = list(model.model_fields)
-        return [f"`{name}` has no parameter `{e['loc'][0]}` (valid: {', '.join(valid) or 'none'})."
-                f"{did_you_mean(str(e['loc'][0]), valid)}" if e["type"] == "extra_forbidden" else f"{name}: {line}"
-                for e, line in zip(err.errors(include_url=False), problems_of(err, model), strict=True)]
+        return error_lines(
+            err, model, place=lambda loc, kind: f"{name}: {dotted(loc)}" if loc else name,
+            unknown=lambda loc: f"`{name}` has no parameter `{loc[0]}` (valid: {', '.join(valid) or 'none'})."
+                                f"{did_you_mean(str(loc[0]), valid)}")
     return []
 
 
@@ -359,11 +323,6 @@ __all__ = [
     "Algorithm",
     "Batch",
     "Context",
-    "Count",
-    "NonNegative",
-    "NonNegativeInt",
-    "Positive",
-    "UnitInterval",
     "always",
     "check_expert_access",
     "check_params",
@@ -371,7 +330,6 @@ __all__ = [
     "expert_access",
     "get_algorithm",
     "never",
-    "problems_of",
     "register",
     "resolve_params",
     "sample_algorithms",

@@ -50,16 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from agents.algos.base import (
-    Algorithm,
-    Count,
-    NonNegative,
-    NonNegativeInt,
-    Positive,
-    UnitInterval,
-    never,
-    register,
-)
+from agents.algos.base import Algorithm, never, register
 from agents.budget import Budget
 from agents.checkpoint import PPO_CHECKPOINT_NAME, save_config
 from agents.contracts import StepFn
@@ -67,9 +58,16 @@ from agents.device import resolve_device
 from agents.evaluation import HeldOut
 from agents.monitor import Monitor
 from agents.result import RunResult
-from noisy_expert_gym.utils import atomic_path
 from noisy_expert_gym.contracts import TaskCore
-from noisy_expert_gym.declared import Declared
+from noisy_expert_gym.declarations import (
+    Declared,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
+from noisy_expert_gym.utils import atomic_path
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -79,31 +77,31 @@ CHECKPOINT_NAME = PPO_CHECKPOINT_NAME
 
 
 class PPOParams(Declared):
-    n_envs: Count = 16
+    n_envs: PositiveInt = 16
     """Sub-envs of the vector env."""
-    episodes_per_env: Count = 4
+    episodes_per_env: PositiveInt = 4
     """Whole episodes each sub-env plays per rollout."""
-    n_epochs: Count = 4
+    n_epochs: PositiveInt = 4
     """PPO epochs over each rollout."""
-    minibatch_size: Count = 256
+    minibatch_size: PositiveInt = 256
     """PPO minibatch size (at most the rollout's size)."""
-    learning_rate: Positive = 1e-3
+    learning_rate: PositiveFloat = 1e-3
     """Adam learning rate."""
     gamma: UnitInterval = 1.0
     """Discount factor."""
     gae_lambda: UnitInterval = 0.95
     """GAE lambda."""
-    clip_range: Positive = 0.2
+    clip_range: PositiveFloat = 0.2
     """PPO's ratio clip."""
-    ent_coef: NonNegative = 0.01
+    ent_coef: NonNegativeFloat = 0.01
     """Entropy bonus coefficient."""
-    vf_coef: NonNegative = 0.5
+    vf_coef: NonNegativeFloat = 0.5
     """Value-loss coefficient."""
     extractor: Literal["mean", "gru"] = "mean"
     """Token features: `mean` (per-token MLP, mean over the written tokens) or `gru`."""
-    embed_dim: Count = 32
+    embed_dim: PositiveInt = 32
     """Token and position embedding width."""
-    hidden: Count = 64
+    hidden: PositiveInt = 64
     """Features width (MLP width / GRU hidden size)."""
     cpu_threads: NonNegativeInt = 1
     """Torch threads on CPU (0: leave torch's setting)."""

@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import did_you_mean, is_torch
 from noisy_expert_gym.tasks.chain import ChainTask
+from noisy_expert_gym.utils import did_you_mean, is_torch
 
 AUTOMATA: tuple[str, ...] = ("random", "modadd", "s5")
 KINDS: tuple[str, ...] = ("permutation", "dfa")

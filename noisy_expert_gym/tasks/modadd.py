@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import cumsum
 from noisy_expert_gym.tasks.chain import REWARDS, ChainTask, chain_step
+from noisy_expert_gym.utils import cumsum
 
 
 @dataclass(frozen=True)

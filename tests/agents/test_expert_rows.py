@@ -10,8 +10,8 @@ from agents import losses
 from agents.algos import Batch
 from agents.algos.online import NAILMixed, OPDForward, collect_online, loss_forward, loss_mixed
 from noisy_expert_gym import make_problem
-from noisy_expert_gym.utils import sample_categorical
 from noisy_expert_gym.tasks.gsm8k.data import write_example_data
+from noisy_expert_gym.utils import sample_categorical
 
 LAWS = [("mixture", 0.3), ("absorbing", 0.3), ("absorbing", 1.0), ("mixture", 0.0)]
 

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import did_you_mean, is_torch
 from noisy_expert_gym.tasks.gsm8k.answers import (
     answer_line,
     answer_tolerance,
@@ -63,6 +62,7 @@ from noisy_expert_gym.tasks.gsm8k.dynamic_oracle import (
     _ragged,
 )
 from noisy_expert_gym.tasks.gsm8k.tokenizer import SYSTEM_PROMPTS, make_tokenizer
+from noisy_expert_gym.utils import did_you_mean, is_torch
 
 #: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
 #: both built-in tokenizers: the longest is 1,228 tokens + EOS.

@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.tasks.gsm8k.answers import ANSWER_MARK, normalize_number, parse_gold
+from noisy_expert_gym.utils import did_you_mean
 
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Datasets :func:`load_problems` reads.

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import did_you_mean
 from noisy_expert_gym.noise import check_law
 from noisy_expert_gym.tasks.gsm8k.answers import check_answer_format
 from noisy_expert_gym.tasks.gsm8k.core import DEFAULT_MAX_NEW_TOKENS, GSM8KTask
@@ -27,6 +26,7 @@ from noisy_expert_gym.tasks.gsm8k.tokenizer import (
     load_hf_tokenizer,
     make_tokenizer,
 )
+from noisy_expert_gym.utils import did_you_mean
 
 EXPERTS: tuple[str, ...] = ("reference", "hf:<model name or path>")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import is_torch
 from noisy_expert_gym.oracle import Expert, sample_from
+from noisy_expert_gym.utils import is_torch
 
 
 class ReferenceExpert(Expert):
