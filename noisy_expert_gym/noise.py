@@ -14,6 +14,15 @@ and (corruption laws) a secret key of the prefix. Shapes broadcast: inputs
 | corrupted-absorbing | corrupted while the prefix is clean; c(.|s) once it has one  |
 | temperature         | softmax(logits / t) of a teacher with logits (LM teachers)   |
 
+**The structured form.** Under ``mixture`` and ``absorbing`` (and for the clean expert)
+every row is ``(1 - w) delta(clean) + w U``, with U's weight ``w = eta`` (``mixture``;
+``absorbing`` while the prefix is clean), ``w = 1`` (``absorbing`` once it has an
+error) or ``w = 0`` (clean): :func:`mixture_weight` gives w and :class:`MixtureRows`
+holds a batch of such rows as a clean token and a weight per prefix, which over a
+262,144-token vocabulary is what an oracle can afford to hand a trainer
+(:meth:`~noisy_expert_gym.oracle.Expert.structured_along`). Its dense rows are
+:func:`noisy_probs`'s.
+
 **Unknown corruption** (DESIGN §2; our reconstruction of the paper's extension).
 The corruption c(.|s) = (1 - kappa) U + kappa delta(w(s)) is hidden and
 state-dependent: the "wrong" token w(s) is drawn uniformly among the answer
@@ -51,6 +60,8 @@ DETERMINISTIC_LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased")
 CORRUPTION_LAWS: tuple[str, ...] = ("corrupted", "corrupted-absorbing")
 #: Every law an :class:`~noisy_expert_gym.oracle.Expert` over a deterministic clean expert accepts.
 EXPERT_LAWS: tuple[str, ...] = DETERMINISTIC_LAWS + CORRUPTION_LAWS
+#: Laws whose rows are ``(1 - w) delta(clean) + w U`` (``clean``: the clean expert, w = 0): :class:`MixtureRows`.
+MIXTURE_FORM_LAWS: tuple[str, ...] = ("mixture", "absorbing", "clean")
 #: Defaults of the corruption laws' parameters (other laws must leave them so).
 DEFAULT_KAPPA: float = 1.0
 DEFAULT_CORRUPTION_SEED: int = 0
@@ -271,6 +282,98 @@ def noisy_probs(
     raise AssertionError("unreachable")
 
 
+def mixture_weight(law: str, eta: float, has_error: Any) -> Any:
+    """U's weight w at each prefix of a law of the form ``(1 - w) delta(clean) + w U`` (:data:`MIXTURE_FORM_LAWS`).
+
+    Args:
+        law: ``mixture``, ``absorbing`` or ``clean``.
+        eta: noise level in [0, 1].
+        has_error: whether each prefix already contains an error, bool torch (...,); read by
+            ``absorbing`` only (the others take any tensor of the rows' shape).
+
+    Returns:
+        float32 (...,) on has_error's device: eta (``mixture``; ``absorbing`` on a clean prefix),
+        1 (``absorbing`` once the prefix has an error), 0 (``clean``).
+    """
+    import torch
+
+    if law == "clean":
+        return torch.zeros(has_error.shape, device=has_error.device)
+    if law == "mixture":
+        return torch.full(has_error.shape, eta, device=has_error.device)
+    if law == "absorbing":
+        return torch.where(has_error.bool(), 1.0, eta).float()
+    raise ValueError(f"law `{law}` has no structured form; laws that have one: {', '.join(MIXTURE_FORM_LAWS)}")
+
+
+@dataclass(frozen=True)
+class MixtureRows:
+    """pi~ at every prefix of a batch of chains, ``(1 - weight) delta(clean) + weight U`` (torch).
+
+    What :meth:`~noisy_expert_gym.oracle.Expert.structured_along` answers: the rows of
+    ``probs_along`` as a clean token and U's weight per prefix, without the ``(B, H, A)``
+    array. :meth:`dense` gives that array; :meth:`prob_at` and :meth:`sample` read the rows
+    without it.
+
+    Attributes:
+        clean: ``(B, H)`` long, the clean expert's token at each prefix.
+        weight: ``(B, H)`` float32, the uniform part's weight in [0, 1] (:func:`mixture_weight`).
+        support: ``(A,)`` bool, U's support (the task's ``answer_mask``), on the chains' device.
+    """
+
+    clean: Any
+    weight: Any
+    support: Any
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the dense rows, ``(B, H, A)``."""
+        return (*self.clean.shape, self.support.shape[0])
+
+    @property
+    def n_support(self) -> int:
+        return int(self.support.sum())
+
+    def clean_in_support(self) -> Any:
+        """Whether each prefix's clean token lies in U's support, float ``(B, H)``."""
+        return self.support[self.clean].float()
+
+    def prob_clean(self) -> Any:
+        """pi~(clean | s), ``(B, H)``."""
+        return (1.0 - self.weight) + self.weight * self.clean_in_support() / self.n_support
+
+    def prob_at(self, actions: Any) -> Any:
+        """pi~(a | s) at every prefix for tokens ``actions`` ``(B, H)``: ``(B, H)``."""
+        a = actions.long()
+        return (1.0 - self.weight) * (a == self.clean) + self.weight * self.support[a].float() / self.n_support
+
+    def dense(self) -> Any:
+        """The dense rows ``(B, H, A)`` float32 (tests, small vocabularies)."""
+        u = self.support.float() / self.n_support  # (A,)
+        out = self.weight[..., None] * u  # (B, H, A)
+        return out.scatter_add_(-1, self.clean[..., None], (1.0 - self.weight)[..., None])
+
+    def sample(self, generator: Any) -> Any:
+        """One draw per row, ``(B, H)``, by the inverse CDF over the token ids from one uniform per
+        row, in closed form: the tokens :func:`~noisy_expert_gym.utils.sample_categorical` draws
+        from the dense rows with the same generator, up to float rounding at the CDF's steps."""
+        import torch
+
+        clean, w, support = self.clean, self.weight, self.support
+        n = self.n_support
+        ids = torch.nonzero(support).squeeze(1)  # (n,) the support's ids, ascending
+        below = (support.long().cumsum(0) - support.long())[clean].float()  # support ids < clean, (B, H)
+        f_before = w * below / n  # CDF just below the clean id
+        f_at = f_before + (1.0 - w) + w * self.clean_in_support() / n  # CDF at the clean id
+        u = torch.rand((*clean.shape, 1), generator=generator, device=clean.device, dtype=torch.float32)[..., 0]
+        # Below the clean id the CDF climbs w / n per support id; above it, the same after the jump 1 - w.
+        rest = torch.where(u <= f_before, u, u - (1.0 - w))
+        k = torch.ceil(rest * n / w.clamp_min(1e-30)).long().clamp(1, n) - 1
+        other = ids[k]
+        at_clean = (u > f_before) & (u <= f_at) | (w == 0)
+        return torch.where(at_clean, clean, other)
+
+
 @dataclass(frozen=True)
 class NoiseLaw:
     """A noise law and its parameters, validated once: what turns pi* into pi~ (see the table above).
@@ -325,6 +428,11 @@ class NoiseLaw:
         """A hidden-corruption law: its distribution needs the prefixes' secret keys."""
         return self.law in CORRUPTION_LAWS
 
+    @property
+    def has_mixture_form(self) -> bool:
+        """Every row is ``(1 - w) delta(clean) + w U`` (:data:`MIXTURE_FORM_LAWS`): :meth:`mixture_rows` applies."""
+        return self.law in MIXTURE_FORM_LAWS
+
     def keys(self, task: Any, obs: Any) -> Any:
         """The secret keys of single prefixes (N, L) -> (N,) (corruption laws; None otherwise)."""
         return prefix_keys(task, obs, self.corruption_seed) if self.is_corruption else None
@@ -339,3 +447,16 @@ class NoiseLaw:
         if self.is_clean:
             return noisy_probs("mixture", 0.0, clean, None, None, answer_mask)
         return noisy_probs(self.law, self.eta, clean, has_error, slip, answer_mask, self.kappa, key)
+
+    def mixture_rows(self, clean: Any, has_error: Any, answer_mask: np.ndarray) -> MixtureRows:
+        """:meth:`probs`' rows in structured form, from the clean actions (B, H) and (``absorbing``)
+        the task's error array, torch on the clean actions' device.
+
+        Raises:
+            ValueError: a law without that form (see :attr:`has_mixture_form`).
+        """
+        import torch
+
+        err = clean if has_error is None else torch.as_tensor(has_error, device=clean.device)
+        weight = mixture_weight(self.law, self.eta, err)
+        return MixtureRows(clean, weight, torch.as_tensor(answer_mask, device=clean.device).bool())

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.noise import DEFAULT_CORRUPTION_SEED, DEFAULT_KAPPA, NoiseLaw
+from noisy_expert_gym.noise import (
+    DEFAULT_CORRUPTION_SEED,
+    DEFAULT_KAPPA,
+    MIXTURE_FORM_LAWS,
+    MixtureRows,
+    NoiseLaw,
+)
 from noisy_expert_gym.utils import did_you_mean, is_torch, sample_categorical
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
@@ -361,6 +367,42 @@ class Expert(OracleBase):
         self.num_queries += chain.shape[0] * chain.shape[1]
         return self._probs_along(prompts, chain)
 
+    @property
+    def has_structured_rows(self) -> bool:
+        """:meth:`structured_along` answers: full access and a law whose rows are
+        ``(1 - w) delta(clean) + w U`` (``mixture``, ``absorbing``, the clean expert)."""
+        return self.access == "full" and self.noise.has_mixture_form
+
+    def structured_along(self, prompts: Any, chain: Any) -> MixtureRows:
+        """:meth:`probs_along`'s rows in structured form (torch): a clean token and U's weight per prefix.
+
+        The same B x H queries are counted; the rows are equal to the dense ones
+        (:meth:`MixtureRows.dense <noisy_expert_gym.noise.MixtureRows.dense>`), without the
+        ``(N, H, A)`` array a large vocabulary cannot afford.
+
+        Args:
+            prompts: (N, P) prompts, a torch tensor.
+            chain: (N, H) complete chains, on the same device.
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``.
+            ValueError: a law without the structured form (see :attr:`has_structured_rows`),
+                or prompts and chains of the wrong shape.
+        """
+        self._require_full("structured_along")
+        if not self.noise.has_mixture_form:
+            raise ValueError(f"the expert {self!r} has no structured form: its law must be one of "
+                             f"{', '.join(MIXTURE_FORM_LAWS)}; use probs_along (the dense rows)")
+        if not is_torch(chain):
+            raise ValueError("structured_along answers torch tensors; pass prompts and chains as torch tensors "
+                             "(or use probs_along, which answers numpy too)")
+        self._check_prompts(prompts, chain)
+        self.num_queries += chain.shape[0] * chain.shape[1]
+        task = self.task
+        clean = torch_long(task.clean_along(prompts, chain), chain.device)
+        err = task.error_along(prompts, chain) if self.noise.law == "absorbing" else None
+        return self.noise.mixture_rows(clean, err, task.answer_mask)
+
     def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
         """k independent samples of the expert at every prefix chain[:, :t], t = 0..H-1: (N, H, k) int64.
 
@@ -405,6 +447,13 @@ class Expert(OracleBase):
             self.num_queries += n
             chain = cat(chain, sample_from(self._probs(obs), gen))
         return chain
+
+
+def torch_long(x: Any, device: Any) -> Any:
+    """`x` (a task function's answer, numpy or torch) as a long torch tensor on `device`."""
+    import torch
+
+    return torch.as_tensor(x, device=device).long()
 
 
 def sample_from(probs: Any, generator: Any) -> Any:

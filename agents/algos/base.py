@@ -33,8 +33,8 @@ from noisy_expert_gym.utils import did_you_mean, lookup, sample_categorical
 if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
     from agents.budget import Budget
     from agents.config import TrainConfig
-    from agents.expert_rows import MixtureRows
     from agents.result import RunResult
+    from noisy_expert_gym.noise import MixtureRows
     from noisy_expert_gym.problems import Problem
 
 

@@ -103,12 +103,12 @@ def mixed_needs_probs(params: NAILMixed) -> bool:
 def forward_loss(logits: torch.Tensor, batch: Batch, estimator: str) -> torch.Tensor:
     if estimator == "mc":
         return losses.mc_forward(logits, batch.actions)
-    return rows.forward_kl(logits, batch.probs)
+    return losses.forward_kl_rows(logits, batch.probs)
 
 
 def reverse_loss(logits: torch.Tensor, batch: Batch, estimator: str, tau: float) -> torch.Tensor:
     if estimator == "exact":
-        return rows.reverse_kl(logits, batch.probs)
+        return losses.reverse_kl_rows(logits, batch.probs)
     if tau == 0:  # greedy rollouts: the rollout token is not a sample, draw a fresh a' ~ pi_theta
         a, log_q = losses.sample_actions(logits.detach(), generator=batch.gen)
     else:  # sampled rollouts: reuse the rollout token; q = softmax(logits / tau), detached
