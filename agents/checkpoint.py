@@ -28,7 +28,7 @@ import torch
 from noisy_expert_gym.oracle import OracleBase
 from noisy_expert_gym.utils import atomic_path, write_atomic
 
-if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
+if TYPE_CHECKING:
     from agents.config import TrainConfig
 
 CHECKPOINT_NAME = "last.pt"

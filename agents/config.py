@@ -5,7 +5,9 @@ field types and constraints are the validation (every problem in one
 :class:`~noisy_expert_gym.declarations.ConfigError`, unknown options with a
 did-you-mean hint), and ``neg train``'s options are generated from the same fields
 (:mod:`agents.cli`). :attr:`TrainConfig.NOT_IDENTITY` is the one list of fields
-that do not change what a run learns.
+that do not change what a run learns. ``algo`` and ``algo_params`` are checked against the
+algorithm registry's declarations (:mod:`agents.registry`, filled when ``import agents``
+imports the algorithms), which imports nothing above it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from agents.registry import check_params
 from noisy_expert_gym.declarations import (
     Declared,
     NonNegativeFloat,
@@ -120,10 +123,6 @@ class TrainConfig(Declared):
     @field_validator("algo")
     @classmethod
     def _registered_algo(cls, v: str) -> str:
-        from agents.algos import (
-            check_params,  # the registry (which never imports this module at run time)
-        )
-
         if problems := check_params(v, {}):
             raise ValueError(problems[0])
         return v
@@ -139,8 +138,6 @@ class TrainConfig(Declared):
     @field_validator("algo_params")
     @classmethod
     def _algo_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from agents.algos import check_params
-
         if "algo" in info.data and (problems := check_params(info.data["algo"], v)):
             raise ValueError("; ".join(problems))
         return v

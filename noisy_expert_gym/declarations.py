@@ -12,9 +12,13 @@ with them.
   with ``; ``: how an env's keyword arguments are refused).
 - :func:`error_lines`: the one formatter of pydantic's errors into those lines; a layer
   that names places in its own words (a TOML file's ``[train] lr``) passes ``place``.
-- Numbers: pydantic's own constrained types (:data:`PositiveInt`, :data:`NonNegativeInt`,
-  :data:`PositiveFloat`, :data:`NonNegativeFloat`) and :data:`UnitInterval`, each with one
-  meaning everywhere, and a boolean is never a number (``True`` is not ``1`` here).
+- Numbers: pydantic's own constrained types (:data:`NonNegativeInt`, :data:`PositiveFloat`,
+  :data:`NonNegativeFloat`; :data:`PositiveInt` as ``Field(ge=1)``, a count) and
+  :data:`UnitInterval`, each with one meaning everywhere, and a boolean is never a number
+  (``True`` is not ``1`` here).
+- :func:`checked`: a field validated by a check function of the layer that owns the rule,
+  with that function's message (an env's keyword arguments keep the messages their
+  classes give).
 - :func:`field_docs`: each field's one-line description (command-line help).
 """
 
@@ -25,7 +29,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Self
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+)
 
 from noisy_expert_gym.utils import did_you_mean
 
@@ -72,12 +84,15 @@ class Declared(BaseModel):
 
     @classmethod
     def check(cls, data: Mapping[str, Any]) -> Self:
-        """The validated model, or one ValueError whose message is every problem joined with ``; ``
-        (a single problem reads exactly as its validator wrote it)."""
+        """The validated model, or one ValueError whose message is every problem joined with ``; ``:
+        how keyword arguments are refused. A validator's message stands alone (it names the
+        argument: a single problem reads exactly as written); pydantic's get the argument's name."""
         try:
             return cls.model_validate(dict(data))
         except ValidationError as e:
-            raise ValueError("; ".join(error_lines(e, cls))) from None
+            lines = error_lines(e, cls, place=lambda loc, kind: "" if kind == "value_error" or not loc
+                                else f"`{dotted(loc)}`")
+            raise ValueError("; ".join(lines)) from None
 
 
 # ----- numbers ---------------------------------------------------------------------------------
@@ -95,8 +110,8 @@ def _unit(v: float) -> float:
 
 NOT_BOOL = BeforeValidator(_not_bool)
 """Refuses booleans where a number is declared (pydantic would read ``True`` as ``1``)."""
-PositiveInt = Annotated[pydantic.PositiveInt, NOT_BOOL]
-"""An integer > 0."""
+PositiveInt = Annotated[int, Field(ge=1), NOT_BOOL]
+"""An integer >= 1 (a count: refused as "greater than or equal to 1")."""
 NonNegativeInt = Annotated[pydantic.NonNegativeInt, NOT_BOOL]
 """An integer >= 0."""
 PositiveFloat = Annotated[pydantic.PositiveFloat, NOT_BOOL]
@@ -105,6 +120,19 @@ NonNegativeFloat = Annotated[pydantic.NonNegativeFloat, NOT_BOOL]
 """A number >= 0."""
 UnitInterval = Annotated[float, NOT_BOOL, AfterValidator(_unit)]
 """A number in [0, 1] (a probability, a mixing weight)."""
+
+
+def checked(check: Callable[[Any], object]) -> WrapValidator:
+    """A field validator that runs ``check(value)`` first (it raises ValueError saying how to fix the
+    value), then the declared type, and keeps the value as given: a keyword argument is passed on
+    exactly as written (``7`` stays an ``int``, a numpy integer stays one)."""
+
+    def validate(value: Any, handler: Callable[[Any], Any]) -> Any:
+        check(value)
+        handler(value)
+        return value
+
+    return WrapValidator(validate)
 
 
 # ----- problems as lines -------------------------------------------------------------------------
@@ -202,4 +230,4 @@ def field_docs(model: type[BaseModel]) -> dict[str, str]:
 
 
 __all__ = ["NOT_BOOL", "ConfigError", "Declared", "NonNegativeFloat", "NonNegativeInt", "PositiveFloat",
-           "PositiveInt", "UnitInterval", "dotted", "error_lines", "field_docs", "model_at"]
+           "PositiveInt", "UnitInterval", "checked", "dotted", "error_lines", "field_docs", "model_at"]
