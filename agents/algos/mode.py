@@ -47,7 +47,7 @@ import torch
 from agents import losses
 from agents.algos.base import Algorithm, Batch, Context, register
 from noisy_expert_gym.declarations import Declared, PositiveInt
-from noisy_expert_gym.oracle import majority_vote
+from noisy_expert_gym.sampling import majority_vote
 
 
 class NAILModeParams(Declared):

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.oracle import LogitsOracle, RngLike, sample_from
+from noisy_expert_gym.oracle import LogitsOracle, RngLike
+from noisy_expert_gym.sampling import sample_from
 from noisy_expert_gym.utils import is_torch
 
 
