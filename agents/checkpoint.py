@@ -1,6 +1,6 @@
 """Checkpoint I/O, written once: checkpoints, the progress row, where to find them.
 
-Every file is written atomically (:func:`noisy_expert_gym._util.atomic_path`), so a
+Every file is written atomically (:func:`noisy_expert_gym.utils.atomic_path`), so a
 run killed mid-write leaves the previous file, never a half-written one.
 
 - ``<checkpoint_dir>/last.pt`` (:data:`CHECKPOINT_NAME`): the student-prefix
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from noisy_expert_gym._util import atomic_path, write_atomic
 from noisy_expert_gym.oracle import OracleBase
+from noisy_expert_gym.utils import atomic_path, write_atomic
 
-if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
+if TYPE_CHECKING:
     from agents.config import TrainConfig
 
 CHECKPOINT_NAME = "last.pt"

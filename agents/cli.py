@@ -22,7 +22,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from noisy_expert_gym._util import OneLineParser, parse_kv, run_command, write_atomic
+from noisy_expert_gym.utils import OneLineParser, parse_kv, run_command, write_atomic
 
 #: Flags that are not ``--<field-name>``: dictionaries as repeatable K=V options, short aliases.
 FLAGS: dict[str, tuple[str, ...]] = {
@@ -124,7 +124,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``neg train`` on its own (``python -m agents.cli`` / ``torchrun -m agents.cli``); errors are one
-    line on stderr, exit code 2 (:func:`noisy_expert_gym._util.run_command`)."""
+    line on stderr, exit code 2 (:func:`noisy_expert_gym.utils.run_command`)."""
     parser = configure_train(OneLineParser(prog="python -m agents.cli", description=__doc__,
                                            formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

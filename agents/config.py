@@ -1,24 +1,30 @@
 """Training configuration, declared once.
 
-:class:`TrainConfig` is a :class:`~noisy_expert_gym.declared.Declared` model: its
+:class:`TrainConfig` is a :class:`~noisy_expert_gym.declarations.Declared` model: its
 field types and constraints are the validation (every problem in one
-:class:`~noisy_expert_gym.declared.ConfigError`, unknown options with a
+:class:`~noisy_expert_gym.declarations.ConfigError`, unknown options with a
 did-you-mean hint), and ``neg train``'s options are generated from the same fields
 (:mod:`agents.cli`). :attr:`TrainConfig.NOT_IDENTITY` is the one list of fields
-that do not change what a run learns.
+that do not change what a run learns. ``algo`` and ``algo_params`` are checked against the
+algorithm registry's declarations (:mod:`agents.registry`, filled when ``import agents``
+imports the algorithms), which imports nothing above it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from noisy_expert_gym.declared import ConfigError, Declared
-
-Positive = Annotated[int, Field(gt=0)]
-NonNegative = Annotated[int, Field(ge=0)]
+from agents.registry import check_params
+from noisy_expert_gym.declarations import (
+    Declared,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
 
 
 class TrainConfig(Declared):
@@ -32,9 +38,9 @@ class TrainConfig(Declared):
     """Keyword arguments of the problem (eta, m, law, ...), as for gym.make."""
     algo_params: dict[str, Any] = Field(default_factory=dict)
     """Algorithm-specific hyperparameters (beta, tau, lam, ...); see each algorithm's defaults."""
-    budget_trajectories: Positive = 100_000
+    budget_trajectories: PositiveInt = 100_000
     """Expert-trajectory budget: an online update over k student rollouts spends k; BC's N-rollout dataset spends N."""
-    budget_queries: Positive | None = None
+    budget_queries: PositiveInt | None = None
     """Optional cap on expert prefix-queries (training stops at whichever budget runs out first)."""
     seed: int = 0
     """Seeds the model init, prompts, rollouts and expert sampling."""
@@ -48,33 +54,33 @@ class TrainConfig(Declared):
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's fields (agents.policy.PolicyConfig: n_layer, n_head, n_embd, dropout, bias, pos, tie_embeddings; an HF student: lora, ...)."""
-    batch_size: Positive = 256
+    batch_size: PositiveInt = 256
     """Trajectories (prompts) per update."""
-    lr: Annotated[float, Field(gt=0)] = 3e-3
+    lr: PositiveFloat = 3e-3
     """Peak AdamW learning rate."""
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    weight_decay: NonNegativeFloat = 0.0
     """AdamW weight decay."""
-    warmup_updates: NonNegative = 20
+    warmup_updates: NonNegativeInt = 20
     """Linear warm-up length in updates."""
     schedule: Literal["constant", "cosine"] = "constant"
     """Learning-rate schedule after warm-up: `constant` or `cosine` (down to min_lr_ratio x lr at the end of the budget)."""
-    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    min_lr_ratio: UnitInterval = 0.1
     """Floor of the cosine schedule as a fraction of the peak lr (0: decay to zero)."""
-    grad_accum: Positive = 1
+    grad_accum: PositiveInt = 1
     """Micro-batches per update: batch_size / grad_accum prompts each are collected, queried and back-propagated in turn, then one step on the token mean of the whole batch (bounds memory; batch_size must be a multiple)."""
     prompt_order: Literal["iid", "epoch"] = "iid"
     """Training prompts: `iid` (drawn uniformly with replacement) or `epoch` (a seeded permutation, every problem once per epoch; tasks with a finite problem list such as GSM-8K)."""
-    grad_clip: Annotated[float, Field(ge=0)] = 1.0
+    grad_clip: NonNegativeFloat = 1.0
     """Global gradient-norm clip (0 disables)."""
-    eval_every: NonNegative = 0
+    eval_every: NonNegativeInt = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
-    eval_prompts: Positive = 1024
+    eval_prompts: PositiveInt = 1024
     """Held-out prompts per evaluation (drawn from a fixed evaluation seed; unused with eval_mode `all`)."""
     eval_mode: Literal["sample", "all"] = "sample"
     """Held-out prompts: `sample` (eval_prompts drawn with replacement from eval_seed) or `all` (every problem of the evaluation task once, in order, e.g. the 1,319 GSM-8K test problems)."""
     eval_sampled: bool = True
     """Also report the metrics of sampled (temperature 1) rollouts; False: greedy rollouts only."""
-    eval_batch_size: Positive = 1024
+    eval_batch_size: PositiveInt = 1024
     """Prompts per forward pass of the evaluation (memory only; keep it small for large-vocabulary students)."""
     val_env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the evaluation env for the clean validation loss's text only, e.g. {"answer_format": "####", "strip_annotations": false}: the loss is the student's cross-entropy on that task's reference chains after the evaluation prompts (problems matched by their index in the data)."""
@@ -86,7 +92,7 @@ class TrainConfig(Declared):
     """Stop early once greedy_full_exact reaches this value at an evaluation."""
     checkpoint_dir: str | None = None
     """Directory for atomic checkpoints (needed for resume)."""
-    checkpoint_every: NonNegative = 0
+    checkpoint_every: NonNegativeInt = 0
     """Write a checkpoint every this many updates (0: at every evaluation)."""
     resume: bool = False
     """Continue from the last checkpoint in checkpoint_dir."""
@@ -100,7 +106,7 @@ class TrainConfig(Declared):
     """Warm start: initialise the student with the weights of this trainer checkpoint (a `last.pt` or its directory; same preset and model options)."""
     teacher_checkpoint: str | None = None
     """A trained student checkpoint that replaces the env's experts: the noisy expert is softmax(logits / teacher_t) of that policy, the clean expert its greedy decoding (agents.teachers.PolicyTeacher)."""
-    teacher_t: Annotated[float, Field(gt=0)] = 1.0
+    teacher_t: PositiveFloat = 1.0
     """Temperature of the teacher_checkpoint teacher (the `temperature` noise law: 1 low, 4 high)."""
     expert_form: Literal["auto", "dense", "structured"] = "auto"
     """How the online methods read the expert's rows: `dense` (probs_along, (B, H, A)), `structured` (clean token and noise weight only, for a plain Expert with a mixture/absorbing law), `auto` (structured from 4096 actions on, e.g. an HF vocabulary)."""
@@ -117,10 +123,6 @@ class TrainConfig(Declared):
     @field_validator("algo")
     @classmethod
     def _registered_algo(cls, v: str) -> str:
-        from agents.algos import (
-            check_params,  # the registry (which never imports this module at run time)
-        )
-
         if problems := check_params(v, {}):
             raise ValueError(problems[0])
         return v
@@ -136,8 +138,6 @@ class TrainConfig(Declared):
     @field_validator("algo_params")
     @classmethod
     def _algo_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from agents.algos import check_params
-
         if "algo" in info.data and (problems := check_params(info.data["algo"], v)):
             raise ValueError("; ".join(problems))
         return v
@@ -161,18 +161,9 @@ class TrainConfig(Declared):
     @classmethod
     def build(cls, config: TrainConfig | None = None, **fields: Any) -> TrainConfig:
         """A config from a base config plus keyword overrides, validated: every problem in one
-        :class:`~noisy_expert_gym.declared.ConfigError`."""
+        :class:`~noisy_expert_gym.declarations.ConfigError`."""
         data = {**(config.to_dict() if config is not None else {}), **fields}
         return cls.parse(data, "training configuration")
-
-    @classmethod
-    def parse(cls, data: Mapping[str, Any], source: str) -> TrainConfig:
-        from agents.algos.base import problems_of
-
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as e:
-            raise ConfigError(source, problems_of(e, cls)) from None
 
     def identity(self) -> dict[str, Any]:
         """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`)."""

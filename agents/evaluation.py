@@ -43,7 +43,7 @@ from agents.device import autocast_context
 from noisy_expert_gym.contracts import TaskCore
 from noisy_expert_gym.problems import Problem, make_problem
 
-if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
+if TYPE_CHECKING:
     from agents.config import TrainConfig
 
 #: Largest H x A for which the evaluation reads the noisy expert's rows along the greedy chains

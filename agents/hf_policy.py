@@ -84,7 +84,7 @@ from torch import nn
 
 from agents.contracts import StepFn
 from agents.policy import TransformerPolicy
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 
 __all__ = ["HF_OPTIONS", "PAPER_LORA", "HFPolicy", "HFPolicyConfig", "apply_lora", "check_student_vocab"]
 

@@ -15,6 +15,12 @@ Which loss each algorithm uses (DESIGN.md section 4):
   :func:`reverse_kl`.
 * GKD: :func:`generalized_jsd`.
 
+The expert's rows come dense, ``(..., V)`` probabilities, or structured, a
+:class:`~noisy_expert_gym.noise.MixtureRows` ``(1 - w) delta(clean) + w U`` per
+position (:mod:`agents.expert_rows`): :func:`forward_kl_rows` and
+:func:`reverse_kl_rows` take either and equal :func:`forward_kl` and
+:func:`reverse_kl` on the dense rows, in value and gradient, without building them.
+
 Half-precision logits (e.g. bf16 from autocast) are upcast to float32 before
 any log-softmax: the KL terms are differences of nearly equal logs and bf16's
 8-bit mantissa would swamp them. float64 inputs stay float64 (tests).
@@ -35,12 +41,16 @@ import math
 import torch
 import torch.nn.functional as F
 
+from noisy_expert_gym.noise import MixtureRows
+
 __all__ = [
     "cross_entropy",
     "forward_kl",
+    "forward_kl_rows",
     "generalized_jsd",
     "mc_forward",
     "reverse_kl",
+    "reverse_kl_rows",
     "sample_actions",
     "score_function_reverse_kl",
 ]
@@ -145,6 +155,50 @@ def reverse_kl(
     # Q log Q = 0 where Q = 0: keep log Q = -inf of masked tokens out of the product.
     log_q_safe = _zero_where(torch.isneginf(log_q), log_q)  # (..., V)
     return (log_q.exp() * (log_q_safe - log_p)).sum(-1)  # (...)
+
+
+def forward_kl_rows(student_logits: torch.Tensor, rows: torch.Tensor | MixtureRows) -> torch.Tensor:
+    """:func:`forward_kl` on the expert's rows, dense ``(..., V)`` or structured (:class:`MixtureRows`).
+
+    Structured, with n = |U|: ``sum p log p - (1 - w) log Q(clean) - (w / n) sum_{a in U} log Q(a)``,
+    equal to :func:`forward_kl` on the dense rows in value and gradient (the ``0 log 0 = 0``
+    conventions included).
+    """
+    if not isinstance(rows, MixtureRows):
+        return forward_kl(student_logits, rows)
+    log_q = F.log_softmax(_upcast(student_logits), dim=-1)  # (B, H, V)
+    w = rows.weight.to(log_q.dtype)
+    n = rows.n_support
+    c_in = rows.clean_in_support().to(log_q.dtype)
+    lq_clean = log_q.gather(-1, rows.clean[..., None])[..., 0]  # (B, H)
+    lq_support = torch.where(rows.support, log_q, 0.0).sum(-1)  # (B, H), sum over U
+    # 0 * log 0 = 0: a weight of exactly 0 never multiplies a -inf (a token the student masks).
+    cross = -(torch.where(w == 1, 0.0, (1.0 - w) * lq_clean) + torch.where(w == 0, 0.0, w / n * lq_support))
+    p_clean = (1.0 - w) + w * c_in / n
+    p_other = w / n
+    neg_entropy = torch.xlogy(p_clean, p_clean) + (n - c_in) * torch.xlogy(p_other, p_other)
+    return neg_entropy + cross
+
+
+def reverse_kl_rows(student_logits: torch.Tensor, rows: torch.Tensor | MixtureRows,
+                    min_prob: float = 1e-8) -> torch.Tensor:
+    """:func:`reverse_kl` on the expert's rows, dense ``(..., V)`` or structured (:class:`MixtureRows`):
+    pi~ floored at ``min_prob`` inside the log, equal to :func:`reverse_kl` on the dense rows."""
+    if not isinstance(rows, MixtureRows):
+        return reverse_kl(student_logits, rows, min_prob=min_prob)
+    log_q = F.log_softmax(_upcast(student_logits), dim=-1)  # (B, H, V)
+    q = log_q.exp()
+    w = rows.weight.to(log_q.dtype)
+    n = rows.n_support
+    c_in = rows.clean_in_support().to(log_q.dtype)
+    floor = math.log(min_prob)
+    lp_clean = torch.log(((1.0 - w) + w * c_in / n).clamp_min(min_prob))
+    lp_other = torch.log((w / n).clamp_min(min_prob))
+    q_clean = q.gather(-1, rows.clean[..., None])[..., 0]
+    q_support = torch.where(rows.support, q, 0.0).sum(-1)  # includes the clean token when it is in U
+    q_rest = torch.where(rows.support, 0.0, q).sum(-1) - q_clean * (1.0 - c_in)  # off U, not the clean token
+    q_log_q = (q * torch.where(torch.isneginf(log_q), 0.0, log_q)).sum(-1)
+    return q_log_q - (q_clean * lp_clean + (q_support - q_clean * c_in) * lp_other + q_rest * floor)
 
 
 def generalized_jsd(

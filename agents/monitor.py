@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.checkpoint import write_progress
 
-if TYPE_CHECKING:  # the algorithms' plumbing never imports the config (which imports the registry)
+if TYPE_CHECKING:
     from agents.config import TrainConfig
 
 #: Tag of each logged key (``eval/<key>`` for keys not listed).

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from agents.policy import TransformerPolicy, make_config
-from noisy_expert_gym._util import did_you_mean, lookup
 from noisy_expert_gym.contracts import TaskCore
+from noisy_expert_gym.utils import did_you_mean, lookup
 
 
 class PolicySpec(Protocol):

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from agents.contracts import Policy
-from noisy_expert_gym._util import parse_kv
 from noisy_expert_gym.contracts import TaskCore
+from noisy_expert_gym.utils import parse_kv
 
 DEFAULT_RECORD_SEED = 123_456_789  # TrainConfig.eval_seed: evaluation episodes, not training prompts
 

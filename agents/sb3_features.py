@@ -19,7 +19,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 
 EXTRACTORS = ("mean", "gru")
 

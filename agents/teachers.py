@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from noisy_expert_gym._util import is_torch, sample_categorical
 from noisy_expert_gym.oracle import LogitsOracle, RngLike
+from noisy_expert_gym.utils import is_torch, sample_categorical
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig

@@ -43,15 +43,17 @@ import numpy as np
 import torch
 
 from agents.algos import Algorithm, Batch, Context, get_algorithm
-from agents.algos.base import check_expert_access
+from agents.algos.base import RunKit, check_expert_access
 from agents.budget import Budget
 from agents.checkpoint import (
     CHECKPOINT_NAME,
+    PPO_CHECKPOINT_NAME,
     check_resumable,
     identity_key,
     load_checkpoint,
     rng_state,
     save_checkpoint,
+    save_config,
     set_rng_state,
 )
 from agents.config import TrainConfig
@@ -60,6 +62,7 @@ from agents.device import (
     broadcast_flag,
     gather_states,
     maybe_compile,
+    resolve_device,
     setup_distributed,
     sum_over_ranks,
 )
@@ -106,7 +109,7 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
     # A sample-only expert and an algorithm that reads probabilities: refuse before any query.
     check_expert_access(alg, params, problem.clean_expert if alg.uses_clean_expert else problem.expert)
     if alg.run is not None:  # an algorithm outside the student-prefix loop (ppo)
-        return alg.run(cfg, params, problem)
+        return alg.run(cfg, params, problem, run_kit(cfg, problem))
     run = Run.start(cfg, alg, params, problem)
     for update in range(run.first_update, run.total_updates):
         if not run.begin(update):  # nothing left to spend (a data-parallel remainder)
@@ -119,6 +122,19 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
         if run.end(update, loss):  # evaluation, checkpoint, early stop
             break
     return run.finish()
+
+
+def run_kit(cfg: TrainConfig, problem: Problem) -> RunKit:
+    """The shared plumbing handed to an algorithm that runs its own loop (``Algorithm.run``: ``ppo``)."""
+    device = resolve_device(cfg.device)
+    return RunKit(
+        device=device, budget=Budget(cfg.budget_trajectories),
+        held_out=lambda: HeldOut.for_run(cfg, problem, device),
+        monitor=lambda total, unit: Monitor(cfg, total=total, unit=unit),
+        checkpoint=os.path.join(cfg.checkpoint_dir, PPO_CHECKPOINT_NAME) if cfg.checkpoint_dir else None,
+        save_config=lambda path: save_config(path, cfg),
+        result=lambda **fields: RunResult(algo=cfg.algo, env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs),
+                                          config=cfg.to_dict(), seed=cfg.seed, device=str(device), **fields))
 
 
 @dataclass

@@ -10,8 +10,8 @@ import argparse
 from typing import Any
 
 from noisy_expert_gym import theory
-from noisy_expert_gym._util import parse_kv
 from noisy_expert_gym.problems import family_of, make_problem
+from noisy_expert_gym.utils import parse_kv
 
 
 def _problem(env_id: str, eta: float, law: str, m: int, p: int, env_kwargs: dict[str, Any]) -> Any:

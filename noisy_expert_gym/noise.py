@@ -14,6 +14,15 @@ and (corruption laws) a secret key of the prefix. Shapes broadcast: inputs
 | corrupted-absorbing | corrupted while the prefix is clean; c(.|s) once it has one  |
 | temperature         | softmax(logits / t) of a teacher with logits (LM teachers)   |
 
+**The structured form.** Under ``mixture`` and ``absorbing`` (and for the clean expert)
+every row is ``(1 - w) delta(clean) + w U``, with U's weight ``w = eta`` (``mixture``;
+``absorbing`` while the prefix is clean), ``w = 1`` (``absorbing`` once it has an
+error) or ``w = 0`` (clean): :func:`mixture_weight` gives w and :class:`MixtureRows`
+holds a batch of such rows as a clean token and a weight per prefix, which over a
+262,144-token vocabulary is what an oracle can afford to hand a trainer
+(:meth:`~noisy_expert_gym.oracle.Expert.structured_along`). Its dense rows are
+:func:`noisy_probs`'s.
+
 **Unknown corruption** (DESIGN §2; our reconstruction of the paper's extension).
 The corruption c(.|s) = (1 - kappa) U + kappa delta(w(s)) is hidden and
 state-dependent: the "wrong" token w(s) is drawn uniformly among the answer
@@ -25,14 +34,7 @@ clean action has probability 1 - eta + eta (1 - kappa) / A and w(s) has
 eta (1 - kappa) / A + eta kappa, so the clean action is the strict mode (the
 **mode condition**) iff eta < 1 / (1 + kappa), whatever w(s) is. Closed forms:
 :mod:`noisy_expert_gym.theory_corruption`.
-
-The prefix key is a position-weighted sum of the prefix's tokens (weights drawn
-from the seed), finished by an integer hash; every step is exact integer
-arithmetic below 2**63 (no overflow on any backend), and the key of every
-prefix of a complete chain comes from one cumulative sum, so
-:func:`prefix_keys` (single prefixes) and :func:`prefix_keys_along` (every
-prefix of complete chains) give equal keys to equal prefixes, on numpy and on
-torch (any device).
+The prefix's secret key (:mod:`noisy_expert_gym.prefix_keys`) picks w(s).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum, did_you_mean, is_torch, one_hot
+from noisy_expert_gym.prefix_keys import prefix_keys, prefix_keys_along
+from noisy_expert_gym.utils import did_you_mean, is_torch, one_hot
 
 LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased", "corrupted", "corrupted-absorbing", "temperature")
 #: The known-mixture laws over a deterministic clean expert (:mod:`noisy_expert_gym.theory`'s closed forms).
@@ -51,6 +54,8 @@ DETERMINISTIC_LAWS: tuple[str, ...] = ("absorbing", "mixture", "biased")
 CORRUPTION_LAWS: tuple[str, ...] = ("corrupted", "corrupted-absorbing")
 #: Every law an :class:`~noisy_expert_gym.oracle.Expert` over a deterministic clean expert accepts.
 EXPERT_LAWS: tuple[str, ...] = DETERMINISTIC_LAWS + CORRUPTION_LAWS
+#: Laws whose rows are ``(1 - w) delta(clean) + w U`` (``clean``: the clean expert, w = 0): :class:`MixtureRows`.
+MIXTURE_FORM_LAWS: tuple[str, ...] = ("mixture", "absorbing", "clean")
 #: Defaults of the corruption laws' parameters (other laws must leave them so).
 DEFAULT_KAPPA: float = 1.0
 DEFAULT_CORRUPTION_SEED: int = 0
@@ -58,6 +63,12 @@ DEFAULT_CORRUPTION_SEED: int = 0
 
 def check_law(law: str, eta: float, allowed: tuple[str, ...] = DETERMINISTIC_LAWS) -> None:
     """Validate a (law, eta) pair, raising ValueError with the valid values."""
+    check_law_name(law, allowed)
+    check_eta(eta)
+
+
+def check_law_name(law: str, allowed: tuple[str, ...] = DETERMINISTIC_LAWS) -> str:
+    """`law` if it is one of `allowed`, else a ValueError with the valid names and a suggestion."""
     if law not in allowed:
         valid = ", ".join(f"`{x}`" for x in allowed)
         hint = ""
@@ -67,8 +78,14 @@ def check_law(law: str, eta: float, allowed: tuple[str, ...] = DETERMINISTIC_LAW
             hint = (" here (the corruption laws' closed forms are in noisy_expert_gym.theory_corruption; "
                     "an Expert accepts them)")
         raise ValueError(f"unknown noise `law` `{law}`{hint}; valid values: {valid}.{did_you_mean(law, allowed)}")
+    return law
+
+
+def check_eta(eta: float) -> float:
+    """`eta` if it is a number in [0, 1], else a ValueError."""
     if not isinstance(eta, (int, float, np.floating)) or not (0.0 <= float(eta) <= 1.0):
         raise ValueError(f"`eta` must be in [0, 1], got {eta!r}")
+    return eta
 
 
 def check_corruption(law: str, kappa: float, corruption_seed: int) -> None:
@@ -77,13 +94,30 @@ def check_corruption(law: str, kappa: float, corruption_seed: int) -> None:
     ``kappa`` must be a number in [0, 1] and ``corruption_seed`` an integer in [0, 2**64);
     laws other than `corrupted` / `corrupted-absorbing` must leave both at their defaults.
     """
+    check_kappa(kappa)
+    check_corruption_seed(corruption_seed)
+    check_corruption_applies(law, kappa, corruption_seed)
+
+
+def check_kappa(kappa: float) -> float:
+    """`kappa` if it is a number in [0, 1], else a ValueError."""
     if isinstance(kappa, bool) or not isinstance(kappa, (int, float, np.integer, np.floating)) \
             or not (0.0 <= float(kappa) <= 1.0):
         raise ValueError(f"the corruption's concentration `kappa` must be a number in [0, 1] (0: near-uniform "
                          f"corruption, 1: one wrong token per state), got {kappa!r}")
+    return kappa
+
+
+def check_corruption_seed(corruption_seed: int) -> int:
+    """`corruption_seed` if it is an integer in [0, 2**64), else a ValueError."""
     if isinstance(corruption_seed, bool) or not isinstance(corruption_seed, (int, np.integer)) \
             or not (0 <= int(corruption_seed) < 2**64):
         raise ValueError(f"`corruption_seed` must be an integer in [0, 2**64), got {corruption_seed!r}")
+    return corruption_seed
+
+
+def check_corruption_applies(law: str, kappa: float, corruption_seed: int) -> None:
+    """Raise unless `kappa` and `corruption_seed` keep their defaults under a law without corruption."""
     if law not in CORRUPTION_LAWS and (float(kappa) != DEFAULT_KAPPA
                                        or int(corruption_seed) != DEFAULT_CORRUPTION_SEED):
         raise ValueError(f"`kappa` and `corruption_seed` apply to the corruption laws "
@@ -100,98 +134,6 @@ def uniform(answer_mask: np.ndarray, like: Any = None) -> Any:
 
         return torch.as_tensor(u, dtype=torch.float32, device=like.device)
     return u
-
-
-# ----- the secret prefix key of the corruption laws -----------------------------------
-# Everything below is integer arithmetic on non-negative int64 values that stay below
-# 2**63: no step relies on wrap-around, so numpy, torch CPU and torch CUDA agree bit for bit.
-
-_M32 = 0xFFFFFFFF
-_GOLDEN = 0x9E3779B1  # odd, ~2**32 / phi: spreads consecutive positions
-
-
-def _hash32(x: Any) -> Any:
-    """An integer hash of 32-bit values held in int64 (Mueller's hash32): (...,) -> (...,) in [0, 2**32)."""
-    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32  # products < 2**59
-    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
-    return (x >> 16) ^ x
-
-
-def _seed_words(seed: int) -> tuple[int, int]:
-    """Two 32-bit words drawn from a 64-bit seed: one for the position weights, one for the finish."""
-    lo, hi = np.array([seed & _M32], np.int64), np.array([(seed >> 32) & _M32], np.int64)
-    w1 = _hash32(_hash32(lo) ^ hi)
-    w2 = _hash32(w1 ^ 0x27D4EB2F)
-    return int(w1[0]), int(w2[0])
-
-
-def _weights(seed: int, length: int, like: Any) -> Any:
-    """Secret odd 32-bit weights W_0..W_{length-1} of the token positions, on like's backend/device."""
-    w1, _ = _seed_words(seed)
-    w = _hash32((np.arange(length, dtype=np.int64) * _GOLDEN + w1) & _M32) | 1
-    if is_torch(like):
-        import torch
-
-        return torch.as_tensor(w, device=like.device)
-    return w
-
-
-def _int64(x: Any) -> Any:
-    return x.long() if is_torch(x) else np.asarray(x, dtype=np.int64)
-
-
-def _finish(total: Any, t: Any, seed: int) -> Any:
-    """The key from the prefix's weighted token sum and its length t: [0, 2**32)."""
-    _, w2 = _seed_words(seed)
-    return _hash32((_hash32((total & _M32) ^ w2) + t) & _M32)
-
-
-def _terms(tokens: Any, weights: Any) -> Any:
-    """((token + 1) * W) mod 2**32 per position: < 2**63 for token ids below 2**31."""
-    return ((tokens + 1) * weights) & _M32
-
-
-def prefix_keys(task: Any, obs: Any, seed: int) -> Any:
-    """The secret key of each prefix (the observed prompt and the chain written so far): (N,) int64.
-
-    Args:
-        task: any task core (:class:`~noisy_expert_gym.contracts.TaskCore`): its
-            ``prompt_len`` and ``step_index`` say which tokens form the prefix.
-        obs: observations (N, L), numpy or torch on any device.
-        seed: the secret ``corruption_seed``.
-
-    Returns:
-        Keys in [0, 2**32), equal for equal prefixes and to :func:`prefix_keys_along`'s.
-    """
-    obs = _int64(obs)
-    t = _int64(task.step_index(obs))
-    length = obs.shape[1]
-    terms = _terms(obs, _weights(seed, length, obs))
-    pos = _arange(length, obs) if is_torch(obs) else np.arange(length)
-    inside = pos[None, :] < (task.prompt_len + t)[:, None]  # the prompt and the t tokens written
-    total = (terms * inside).sum(1)
-    return _finish(total, t, seed)
-
-
-def _arange(n: int, like: Any) -> Any:
-    import torch
-
-    return torch.arange(n, device=like.device)
-
-
-def prefix_keys_along(task: Any, prompts: Any, chain: Any, seed: int) -> Any:
-    """:func:`prefix_keys` at every prefix chain[:, :t], t = 0..H-1, of complete chains: (N, H) int64.
-
-    One cumulative sum over the chain gives all H keys.
-    """
-    prompts, chain = _int64(prompts), _int64(chain)
-    p, h = prompts.shape[1], chain.shape[1]
-    w = _weights(seed, p + h, chain)
-    total_prompt = _terms(prompts, w[:p]).sum(1)  # (N,)
-    terms = _terms(chain, w[p:])  # (N, H)
-    before = cumsum(terms, 1) - terms  # the weighted sum of chain[:, :t], exclusive
-    t = _arange(h, chain) if is_torch(chain) else np.arange(h, dtype=np.int64)
-    return _finish(total_prompt[:, None] + before, t[None, :], seed)
 
 
 def wrong_tokens(clean: Any, key: Any, answer_mask: np.ndarray) -> Any:
@@ -271,6 +213,98 @@ def noisy_probs(
     raise AssertionError("unreachable")
 
 
+def mixture_weight(law: str, eta: float, has_error: Any) -> Any:
+    """U's weight w at each prefix of a law of the form ``(1 - w) delta(clean) + w U`` (:data:`MIXTURE_FORM_LAWS`).
+
+    Args:
+        law: ``mixture``, ``absorbing`` or ``clean``.
+        eta: noise level in [0, 1].
+        has_error: whether each prefix already contains an error, bool torch (...,); read by
+            ``absorbing`` only (the others take any tensor of the rows' shape).
+
+    Returns:
+        float32 (...,) on has_error's device: eta (``mixture``; ``absorbing`` on a clean prefix),
+        1 (``absorbing`` once the prefix has an error), 0 (``clean``).
+    """
+    import torch
+
+    if law == "clean":
+        return torch.zeros(has_error.shape, device=has_error.device)
+    if law == "mixture":
+        return torch.full(has_error.shape, eta, device=has_error.device)
+    if law == "absorbing":
+        return torch.where(has_error.bool(), 1.0, eta).float()
+    raise ValueError(f"law `{law}` has no structured form; laws that have one: {', '.join(MIXTURE_FORM_LAWS)}")
+
+
+@dataclass(frozen=True)
+class MixtureRows:
+    """pi~ at every prefix of a batch of chains, ``(1 - weight) delta(clean) + weight U`` (torch).
+
+    What :meth:`~noisy_expert_gym.oracle.Expert.structured_along` answers: the rows of
+    ``probs_along`` as a clean token and U's weight per prefix, without the ``(B, H, A)``
+    array. :meth:`dense` gives that array; :meth:`prob_at` and :meth:`sample` read the rows
+    without it.
+
+    Attributes:
+        clean: ``(B, H)`` long, the clean expert's token at each prefix.
+        weight: ``(B, H)`` float32, the uniform part's weight in [0, 1] (:func:`mixture_weight`).
+        support: ``(A,)`` bool, U's support (the task's ``answer_mask``), on the chains' device.
+    """
+
+    clean: Any
+    weight: Any
+    support: Any
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the dense rows, ``(B, H, A)``."""
+        return (*self.clean.shape, self.support.shape[0])
+
+    @property
+    def n_support(self) -> int:
+        return int(self.support.sum())
+
+    def clean_in_support(self) -> Any:
+        """Whether each prefix's clean token lies in U's support, float ``(B, H)``."""
+        return self.support[self.clean].float()
+
+    def prob_clean(self) -> Any:
+        """pi~(clean | s), ``(B, H)``."""
+        return (1.0 - self.weight) + self.weight * self.clean_in_support() / self.n_support
+
+    def prob_at(self, actions: Any) -> Any:
+        """pi~(a | s) at every prefix for tokens ``actions`` ``(B, H)``: ``(B, H)``."""
+        a = actions.long()
+        return (1.0 - self.weight) * (a == self.clean) + self.weight * self.support[a].float() / self.n_support
+
+    def dense(self) -> Any:
+        """The dense rows ``(B, H, A)`` float32 (tests, small vocabularies)."""
+        u = self.support.float() / self.n_support  # (A,)
+        out = self.weight[..., None] * u  # (B, H, A)
+        return out.scatter_add_(-1, self.clean[..., None], (1.0 - self.weight)[..., None])
+
+    def sample(self, generator: Any) -> Any:
+        """One draw per row, ``(B, H)``, by the inverse CDF over the token ids from one uniform per
+        row, in closed form: the tokens :func:`~noisy_expert_gym.utils.sample_categorical` draws
+        from the dense rows with the same generator, up to float rounding at the CDF's steps."""
+        import torch
+
+        clean, w, support = self.clean, self.weight, self.support
+        n = self.n_support
+        ids = torch.nonzero(support).squeeze(1)  # (n,) the support's ids, ascending
+        below = (support.long().cumsum(0) - support.long())[clean].float()  # support ids < clean, (B, H)
+        f_before = w * below / n  # CDF just below the clean id
+        f_at = f_before + (1.0 - w) + w * self.clean_in_support() / n  # CDF at the clean id
+        u = torch.rand((*clean.shape, 1), generator=generator, device=clean.device, dtype=torch.float32)[..., 0]
+        # Below the clean id the CDF climbs w / n per support id; above it, the same after the jump 1 - w.
+        rest = torch.where(u <= f_before, u, u - (1.0 - w))
+        k = torch.ceil(rest * n / w.clamp_min(1e-30)).long().clamp(1, n) - 1
+        other = ids[k]
+        at_clean = (u > f_before) & (u <= f_at) | (w == 0)
+        return torch.where(at_clean, clean, other)
+
+
 @dataclass(frozen=True)
 class NoiseLaw:
     """A noise law and its parameters, validated once: what turns pi* into pi~ (see the table above).
@@ -325,6 +359,11 @@ class NoiseLaw:
         """A hidden-corruption law: its distribution needs the prefixes' secret keys."""
         return self.law in CORRUPTION_LAWS
 
+    @property
+    def has_mixture_form(self) -> bool:
+        """Every row is ``(1 - w) delta(clean) + w U`` (:data:`MIXTURE_FORM_LAWS`): :meth:`mixture_rows` applies."""
+        return self.law in MIXTURE_FORM_LAWS
+
     def keys(self, task: Any, obs: Any) -> Any:
         """The secret keys of single prefixes (N, L) -> (N,) (corruption laws; None otherwise)."""
         return prefix_keys(task, obs, self.corruption_seed) if self.is_corruption else None
@@ -339,3 +378,16 @@ class NoiseLaw:
         if self.is_clean:
             return noisy_probs("mixture", 0.0, clean, None, None, answer_mask)
         return noisy_probs(self.law, self.eta, clean, has_error, slip, answer_mask, self.kappa, key)
+
+    def mixture_rows(self, clean: Any, has_error: Any, answer_mask: np.ndarray) -> MixtureRows:
+        """:meth:`probs`' rows in structured form, from the clean actions (B, H) and (``absorbing``)
+        the task's error array, torch on the clean actions' device.
+
+        Raises:
+            ValueError: a law without that form (see :attr:`has_mixture_form`).
+        """
+        import torch
+
+        err = clean if has_error is None else torch.as_tensor(has_error, device=clean.device)
+        weight = mixture_weight(self.law, self.eta, err)
+        return MixtureRows(clean, weight, torch.as_tensor(answer_mask, device=clean.device).bool())

@@ -12,8 +12,9 @@ and samples; ``"sample"`` answers with sampled tokens only (:meth:`~Expert.sampl
 :meth:`~Expert.sample_along`, :meth:`~Expert.rollout`), as a teacher behind an
 API does, and :meth:`~Expert.probs`, :meth:`~Expert.probs_along`,
 :meth:`~Expert.log_prob` raise :class:`ExpertAccessError`. Learners that need
-probabilities check ``expert.access`` up front. :func:`majority_vote` is the
-label rule of mode-seeking learners over k samples per prefix.
+probabilities check ``expert.access`` up front. Drawing from the rows (one or k
+draws per prefix) and the majority vote of mode-seeking learners:
+:mod:`noisy_expert_gym.sampling`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch, sample_categorical
-from noisy_expert_gym.noise import DEFAULT_CORRUPTION_SEED, DEFAULT_KAPPA, NoiseLaw
+from noisy_expert_gym.noise import (
+    DEFAULT_CORRUPTION_SEED,
+    DEFAULT_KAPPA,
+    MIXTURE_FORM_LAWS,
+    MixtureRows,
+    NoiseLaw,
+)
+from noisy_expert_gym.sampling import check_num_samples, sample_from, sample_k
+from noisy_expert_gym.utils import did_you_mean, is_torch
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 
 #: How an expert may be queried: ``full`` (probabilities and samples) or ``sample`` (sampled tokens only).
 ACCESS_MODES: tuple[str, ...] = ("full", "sample")
-#: Tie-breaking rules of :func:`majority_vote`: uniformly at random among the tied tokens, or the lowest id.
-TIES: tuple[str, ...] = ("random", "lowest")
 
 
 class ExpertAccessError(RuntimeError):
@@ -46,13 +52,6 @@ def check_access(access: str) -> str:
                          f"(`sample`: the expert answers with sampled tokens only)."
                          f"{did_you_mean(str(access), ACCESS_MODES)}")
     return access
-
-
-def check_num_samples(k: Any) -> int:
-    """Validate a number of samples per prefix, raising ValueError unless it is an integer >= 1."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` (samples per prefix) must be an integer >= 1, got {k!r}")
-    return int(k)
 
 
 class OracleBase:
@@ -361,6 +360,42 @@ class Expert(OracleBase):
         self.num_queries += chain.shape[0] * chain.shape[1]
         return self._probs_along(prompts, chain)
 
+    @property
+    def has_structured_rows(self) -> bool:
+        """:meth:`structured_along` answers: full access and a law whose rows are
+        ``(1 - w) delta(clean) + w U`` (``mixture``, ``absorbing``, the clean expert)."""
+        return self.access == "full" and self.noise.has_mixture_form
+
+    def structured_along(self, prompts: Any, chain: Any) -> MixtureRows:
+        """:meth:`probs_along`'s rows in structured form (torch): a clean token and U's weight per prefix.
+
+        The same B x H queries are counted; the rows are equal to the dense ones
+        (:meth:`MixtureRows.dense <noisy_expert_gym.noise.MixtureRows.dense>`), without the
+        ``(N, H, A)`` array a large vocabulary cannot afford.
+
+        Args:
+            prompts: (N, P) prompts, a torch tensor.
+            chain: (N, H) complete chains, on the same device.
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``.
+            ValueError: a law without the structured form (see :attr:`has_structured_rows`),
+                or prompts and chains of the wrong shape.
+        """
+        self._require_full("structured_along")
+        if not self.noise.has_mixture_form:
+            raise ValueError(f"the expert {self!r} has no structured form: its law must be one of "
+                             f"{', '.join(MIXTURE_FORM_LAWS)}; use probs_along (the dense rows)")
+        if not is_torch(chain):
+            raise ValueError("structured_along answers torch tensors; pass prompts and chains as torch tensors "
+                             "(or use probs_along, which answers numpy too)")
+        self._check_prompts(prompts, chain)
+        self.num_queries += chain.shape[0] * chain.shape[1]
+        task = self.task
+        clean = torch_long(task.clean_along(prompts, chain), chain.device)
+        err = task.error_along(prompts, chain) if self.noise.law == "absorbing" else None
+        return self.noise.mixture_rows(clean, err, task.answer_mask)
+
     def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
         """k independent samples of the expert at every prefix chain[:, :t], t = 0..H-1: (N, H, k) int64.
 
@@ -407,80 +442,8 @@ class Expert(OracleBase):
         return chain
 
 
-def sample_from(probs: Any, generator: Any) -> Any:
-    """One categorical draw per row of `probs` (N, A), numpy or torch (inverse CDF)."""
-    return sample_categorical(probs, generator)
+def torch_long(x: Any, device: Any) -> Any:
+    """`x` (a task function's answer, numpy or torch) as a long torch tensor on `device`."""
+    import torch
 
-
-def sample_k(probs: Any, k: int, generator: Any) -> Any:
-    """k categorical draws per row of `probs` (..., A): (..., k) int64, numpy or torch.
-
-    The same draws as :func:`~noisy_expert_gym._util.sample_categorical` on the rows
-    repeated k times (one uniform per draw, in the same order), without materialising
-    the (..., k, A) repeat.
-    """
-    a = probs.shape[-1]
-    if is_torch(probs):
-        import torch
-
-        u = torch.rand(probs.shape[:-1] + (k,), generator=generator, device=probs.device, dtype=probs.dtype)
-        cdf = probs.cumsum(-1)
-        out = torch.empty(u.shape, dtype=torch.long, device=probs.device)
-        for j in range(k):
-            out[..., j] = (u[..., j, None] > cdf).sum(-1).clamp_(max=a - 1)
-        return out
-    u = generator.random(probs.shape[:-1] + (k,))
-    cdf = np.cumsum(probs, axis=-1)
-    out = np.empty(u.shape, dtype=np.int64)
-    for j in range(k):
-        out[..., j] = np.minimum((u[..., j, None] > cdf).sum(-1), a - 1)
-    return out
-
-
-def majority_vote(samples: Any, num_actions: int, ties: str = "random", generator: Any = None) -> Any:
-    """The most frequent token among k samples per prefix: (..., k) -> (...,) int64.
-
-    The label of mode-seeking learners (``sample_along(prompts, chain, k)`` then this).
-    Under the mode condition it is the clean action with a probability that goes to 1
-    with k (:func:`noisy_expert_gym.theory_corruption.prob_majority_clean`).
-
-    Args:
-        samples: integer token ids (..., k) in [0, num_actions), numpy or torch.
-        num_actions: A.
-        ties: ``"random"``: uniformly at random among the tied tokens (from
-            ``generator``: a numpy Generator, or a torch.Generator on the samples'
-            device; None: a fresh unseeded one); ``"lowest"``: the lowest token id
-            (deterministic).
-
-    Raises:
-        ValueError: an unknown tie rule or an empty sample axis.
-    """
-    if ties not in TIES:
-        raise ValueError(f"unknown `ties` {ties!r}; valid values: {', '.join(f'`{t}`' for t in TIES)}."
-                         f"{did_you_mean(str(ties), TIES)}")
-    if samples.shape[-1] < 1:
-        raise ValueError("majority_vote needs k >= 1 samples per prefix (the last axis)")
-    lead = tuple(samples.shape[:-1])
-    if is_torch(samples):
-        import torch
-
-        flat = samples.reshape(-1, samples.shape[-1]).long()
-        counts = torch.zeros((flat.shape[0], num_actions), dtype=torch.long, device=samples.device)
-        counts.scatter_add_(1, flat, torch.ones_like(flat))
-        if ties == "random":
-            gen = generator if generator is not None else torch.Generator(device=samples.device)
-            if generator is None:
-                gen.seed()
-            noise = torch.rand(counts.shape, generator=gen, device=samples.device)
-            tied = counts == counts.max(1, keepdim=True).values
-            return (noise * tied).argmax(1).reshape(lead)
-        return counts.argmax(1).reshape(lead)  # the first maximum: the lowest id
-    flat = np.asarray(samples, dtype=np.int64).reshape(-1, samples.shape[-1])
-    rows = flat.shape[0]
-    counts = np.bincount((flat + num_actions * np.arange(rows)[:, None]).ravel(),
-                         minlength=rows * num_actions).reshape(rows, num_actions)
-    if ties == "random":
-        gen = generator if generator is not None else np.random.default_rng()
-        tied = counts == counts.max(1, keepdims=True)
-        return (gen.random(counts.shape) * tied).argmax(1).reshape(lead)
-    return counts.argmax(1).reshape(lead)
+    return torch.as_tensor(x, device=device).long()

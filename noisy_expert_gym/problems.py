@@ -12,9 +12,11 @@ model teacher is loaded once and the noise law is validated once::
     env = problem.make_env()                    # = gym.make("NoisyModAdd-v0", problem=problem)
 
 The table :data:`ENV_IDS` lists every registered id with the keyword arguments that
-define its variant; each id belongs to a task family whose ``build_problem``
-function (in :mod:`noisy_expert_gym.tasks`) declares the problem's keyword
-arguments and their defaults. Keyword arguments that only shape the env
+define its variant; each id belongs to a task family whose keyword arguments are a
+declared model (:class:`~noisy_expert_gym.tasks.modadd.ModAddKwargs`,
+:class:`~noisy_expert_gym.tasks.automaton.AutomatonKwargs`,
+:class:`~noisy_expert_gym.tasks.gsm8k.kwargs.GSM8KKwargs`): their names, defaults and
+checks, every problem refused at once. Keyword arguments that only shape the env
 (``reward``, ``render_mode``) are kept in :attr:`Problem.env_options` and passed on
 by :meth:`Problem.make_env`.
 """
@@ -22,14 +24,17 @@ by :meth:`Problem.make_env`.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.contracts import Oracle, TaskCore
+from noisy_expert_gym.declarations import Declared
+from noisy_expert_gym.tasks import automaton, modadd
+from noisy_expert_gym.tasks.gsm8k import kwargs as gsm8k_kwargs
+from noisy_expert_gym.tasks.gsm8k import problem as gsm8k_problem
+from noisy_expert_gym.utils import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,18 @@ class Problem:
                             problem=self, **{**self.env_options, **env_options})
 
 
-Builder = Callable[..., tuple[Any, Any, Any]]
+Builder = Callable[[Any], tuple[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
 class Family:
-    """A task family: how its problems are built and which envs serve them.
+    """A task family: its declared keyword arguments, how its problems are built and which envs serve them.
 
-    ``build(**kwargs) -> (task, expert, clean_expert)``; its signature (with
-    defaults) declares the problem's keyword arguments.
+    ``build(kwargs) -> (task, expert, clean_expert)`` takes the validated ``kwargs`` model.
     """
 
     name: str
+    kwargs: type[Declared]
     build: Builder
     entry_point: str
     vector_entry_point: str | None = None
@@ -103,36 +108,20 @@ class Family:
 
     @property
     def defaults(self) -> dict[str, Any]:
-        """The problem keyword arguments and their defaults, read from ``build``'s signature."""
-        sig = inspect.signature(self.build)
-        return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY
-                or p.kind is p.POSITIONAL_OR_KEYWORD}
-
-
-def _lazy(name: str, module: str) -> Builder:
-    """A builder that imports its module on first use but shows the real signature."""
-    import importlib
-
-    real = importlib.import_module(module).build_problem
-
-    def build(**kw: Any) -> tuple[Any, Any, Any]:
-        return real(**kw)
-
-    build.__signature__ = inspect.signature(real)  # type: ignore[attr-defined]
-    build.__name__ = f"build_{name}_problem"
-    return build
+        """The problem keyword arguments and their defaults, read from the declaration."""
+        return {k: f.get_default(call_default_factory=True) for k, f in self.kwargs.model_fields.items()}
 
 
 FAMILIES: dict[str, Family] = {
-    "modadd": Family("modadd", _lazy("modadd", "noisy_expert_gym.tasks.modadd"),
+    "modadd": Family("modadd", modadd.ModAddKwargs, modadd.build_problem,
                      "noisy_expert_gym.envs.modadd:NoisyModAddEnv",
                      "noisy_expert_gym.envs.modadd_vector:NoisyModAddVectorEnv",
                      env_options=("reward", "render_mode")),
-    "automaton": Family("automaton", _lazy("automaton", "noisy_expert_gym.tasks.automaton"),
+    "automaton": Family("automaton", automaton.AutomatonKwargs, automaton.build_problem,
                         "noisy_expert_gym.envs.automaton:NoisyAutomatonEnv",
                         "noisy_expert_gym.envs.automaton_vector:NoisyAutomatonVectorEnv",
                         env_options=("reward", "render_mode")),
-    "gsm8k": Family("gsm8k", _lazy("gsm8k", "noisy_expert_gym.tasks.gsm8k.problem"),
+    "gsm8k": Family("gsm8k", gsm8k_kwargs.GSM8KKwargs, gsm8k_problem.build_problem,
                     "noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv"),
 }
 
@@ -221,14 +210,15 @@ def make_problem(env_id: str, **kwargs: Any) -> Problem:
         task and teacher built once per process for the same arguments.
 
     Raises:
-        ValueError: an unknown id or keyword argument, or an invalid value (the
-            family's builder says which and how to fix it).
+        ValueError: an unknown id or keyword argument, or invalid values (the family's
+            declaration lists every one and how to fix it).
     """
     problem_kw, options = split_kwargs(env_id, kwargs)
     key = _cache_key(env_id, problem_kw)
     cached = _CACHE.get(key) if key is not None else None
     if cached is None:
-        task, expert, clean = family_of(env_id).build(**problem_kw)
+        fam = family_of(env_id)
+        task, expert, clean = fam.build(fam.kwargs.check(problem_kw))  # every problem with the kwargs at once
         cached = Problem(env_id, MappingProxyType(dict(problem_kw)), task, expert, clean)
         if key is not None:
             if len(_CACHE) >= _CACHE_SIZE:

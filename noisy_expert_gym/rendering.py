@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from noisy_expert_gym._util import atomic_path
+from noisy_expert_gym.utils import atomic_path
 
 _FONT = {  # 3x5 glyphs, rows top to bottom, '#' = ink
     "0": ["###", "#.#", "#.#", "#.#", "###"],

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.noise import check_law
+from noisy_expert_gym.utils import did_you_mean
 
 
 def step_clean_prob(law: str, eta: float, p: int) -> float:
@@ -103,7 +103,7 @@ PAIR_CHAIN_LIMIT = 50_000_000
 
 
 def _automaton_of(task_or_automaton: Any) -> Any:
-    from noisy_expert_gym.tasks.automaton import Automaton, modadd_automaton
+    from noisy_expert_gym.tasks.automata import Automaton, modadd_automaton
 
     if isinstance(task_or_automaton, Automaton):
         return task_or_automaton
@@ -215,7 +215,7 @@ def automaton_final_correct(automaton: Any, law: str, eta: float, m: int, method
     """Exact P(final answer correct) of noisy-expert rollouts on uniform random prompts.
 
     Args:
-        automaton: an :class:`~noisy_expert_gym.tasks.automaton.Automaton` or a task holding one.
+        automaton: an :class:`~noisy_expert_gym.tasks.automata.Automaton` or a task holding one.
         law, eta: the noise law and level.
         m: the horizon.
         method: ``offset`` (group automata), ``pair`` (any automaton) or ``auto``

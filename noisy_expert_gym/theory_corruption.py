@@ -38,7 +38,7 @@ from fractions import Fraction
 import numpy as np
 
 from noisy_expert_gym.noise import CORRUPTION_LAWS, check_corruption, check_law
-from noisy_expert_gym.oracle import TIES, check_num_samples
+from noisy_expert_gym.sampling import TIES, check_num_samples
 
 __all__ = ["expected_correct_prefix", "majority_vote_prob", "mode_boundary", "mode_margin",
            "prob_final_correct", "prob_fully_clean", "prob_majority_clean", "prob_mode_condition",
@@ -175,7 +175,7 @@ def majority_vote_prob(probs: Sequence[float], k: int, clean: int, ties: str = "
         clean: the token whose win is measured, in [0, A).
         ties: ``"random"``: a tie among T + 1 tokens goes to each with probability
             1 / (T + 1); ``"lowest"``: to the lowest token id (the rules of
-            :func:`noisy_expert_gym.oracle.majority_vote`).
+            :func:`noisy_expert_gym.sampling.majority_vote`).
 
     Raises:
         ValueError: k < 1, an unknown tie rule, or `probs` / `clean` malformed.

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from noisy_expert_gym.declared import ConfigError
+from noisy_expert_gym.declarations import ConfigError
 from scoreboards.config import (
     BudgetTable,
     EnvTable,

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym._util import write_atomic
+from noisy_expert_gym.utils import write_atomic
 from scoreboards.board_model import BOARD_METRICS, Board, BoardError, BoardFile
 from scoreboards.config import load_toml, shipped, train_problems, validate
 from scoreboards.provenance import code_version, short_hash

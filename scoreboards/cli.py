@@ -16,7 +16,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from noisy_expert_gym._util import OneLineParser, run_command
+from noisy_expert_gym.utils import OneLineParser, run_command
 
 #: Modules that contribute subcommands, in help order.
 CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")

@@ -1,7 +1,7 @@
 """What specs and boards share: their TOML files, declared field types and error lines.
 
 Specs (:mod:`scoreboards.spec_model`) and boards (:mod:`scoreboards.board_model`) are
-:class:`~noisy_expert_gym.declared.Declared` models: the types and constraints
+:class:`~noisy_expert_gym.declarations.Declared` models: the types and constraints
 below *are* their validation. :func:`validate` runs a model over a parsed TOML
 table and turns every problem into one line that names the place in the file's
 own words (``[budget] trajectories``, ``algorithms[2] (nail-mixed).grid.beta``)
@@ -38,8 +38,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agents.config import TrainConfig
-from noisy_expert_gym._util import did_you_mean
-from noisy_expert_gym.declared import ConfigError, Declared
+from noisy_expert_gym.declarations import ConfigError, Declared, PositiveInt, error_lines
+from noisy_expert_gym.utils import did_you_mean
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,7 +87,6 @@ SeedsOrCount = Annotated[Seeds, BeforeValidator(_count_to_seeds)]
 """Seeds, or their count (``3`` -> ``[0, 1, 2]``)."""
 Grid = dict[str, Annotated[list[Any], Field(min_length=1), AfterValidator(_distinct)]]
 """Values to sweep per key: one run per combination."""
-PositiveInt = Annotated[int, Field(gt=0)]
 
 
 class EnvTable(TomlModel):
@@ -234,49 +233,15 @@ def where(loc: tuple[Any, ...], raw: Mapping[str, Any]) -> str:
     return f"`{'.'.join([head, *rest])}`"
 
 
-def _owner(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model whose table holds the last key of `loc`."""
-    cur: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = cur.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        cur = _model_in(field.annotation)
-        if cur is None:
-            return None
-    return cur
-
-
-def _model_in(hint: Any) -> type[BaseModel] | None:
-    if isinstance(hint, type) and issubclass(hint, BaseModel):
-        return hint
-    return next((m for a in typing.get_args(hint) if (m := _model_in(a)) is not None), None)
-
-
 def problem_lines(err: ValidationError, model: type[BaseModel], raw: Mapping[str, Any],
                   at: tuple[str, ...] = ()) -> list[str]:
-    """One line per problem; a validator that found several lists them one per line.
+    """One line per problem, places in the file's words (:func:`where`); a validator that found
+    several lists them one per line.
 
     ``at``: where `model`'s table sits in the file (``("train",)``), when validated alone.
     """
-    out: list[str] = []
-    for e in err.errors(include_url=False):
-        loc = (*at, *e["loc"])
-        if e["type"] == "extra_forbidden":
-            owner = _owner(model, tuple(e["loc"])[:-1])
-            msg = owner.unknown_key(str(loc[-1])) if owner and issubclass(owner, TomlModel) else "unknown key"
-            out.append(f"{where(loc[:-1], raw)}: {msg}")
-            continue
-        where_ = where(loc[:-1] if e["type"] == "of_table" else loc, raw)
-        if e["type"] == "missing":
-            out.append(f"{where_}: required but missing")
-        elif e["type"] in ("value_error", "whole_file", "of_table"):
-            out += [f"{where_}: {line}" for line in e["msg"].removeprefix("Value error, ").splitlines()]
-        else:
-            out.append(f"{where_}: {e['msg'][:1].lower()}{e['msg'][1:]}, got {e['input']!r}")
-    return list(dict.fromkeys(out))
+    return error_lines(err, model, own_kinds=("value_error", *_KINDS), pydantic_words=True,
+                       place=lambda loc, kind: where((*at, *(loc[:-1] if kind == "of_table" else loc)), raw))
 
 
 #: Our own error kinds: problems of the table holding the field, problems found across tables.

@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from noisy_expert_gym._util import write_atomic
+from noisy_expert_gym.utils import write_atomic
 
 #: The file holding the class of a directory submission (the worker's convention).
 ENTRY_FILE = "submission.py"

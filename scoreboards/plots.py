@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from noisy_expert_gym._util import atomic_path
+from noisy_expert_gym.utils import atomic_path
 from scoreboards.stats import curve_band
 
 METRIC_NAMES = {

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import write_atomic
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
+from noisy_expert_gym.utils import write_atomic
 from scoreboards.provenance import canonical_json, code_version
 from scoreboards.spec_model import RunSpec, Spec, env_label, run_identity
 from scoreboards.stats import (

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym._util import write_atomic
+from noisy_expert_gym.utils import write_atomic
 from scoreboards.boards import OPEN_NOTE, Board, board_rows, protocol
 from scoreboards.provenance import code_version
 from scoreboards.store import ResultStore, now

@@ -56,7 +56,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from agents.config import TrainConfig
-from noisy_expert_gym.declared import ConfigError
+from noisy_expert_gym.declarations import ConfigError
 from scoreboards.config import (
     BudgetTable,
     EnvTable,

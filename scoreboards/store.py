@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym._util import atomic_path, write_atomic
+from noisy_expert_gym.utils import atomic_path, write_atomic
 from scoreboards.provenance import canonical_json, code_version, git_commit, package_versions
 
 DEFAULT_DB = "results/neg.sqlite"

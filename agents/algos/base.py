@@ -1,40 +1,47 @@
-"""The algorithms' contract: :class:`Batch`, :class:`Context`, the :class:`Algorithm` record.
+"""The algorithms' contract: :class:`Batch`, :class:`Context`, :class:`RunKit`, the :class:`Algorithm` record.
 
 Every algorithm is a short file that imports this module (and the pure losses),
-never the trainer: the trainer imports the algorithms. An algorithm declares
+never the trainer or the shared plumbing: the trainer imports the algorithms and
+hands them what they use (:class:`Context` in the shared loop; :class:`RunKit` to
+an algorithm that runs its own). An algorithm declares
 
-- ``params``: a :class:`~noisy_expert_gym.declared.Declared` model of its
+- ``params``: a :class:`~noisy_expert_gym.declarations.Declared` model of its
   hyperparameters (types, defaults, constraints, one-line docstrings), which
   produces their validation, their error messages and ``neg train --list``;
 - ``collect(ctx, params) -> Batch``: steps 1 and 2 of the shared loop (DESIGN §4):
   choose the prefixes to learn on (a student rollout, an expert rollout, a
   dataset minibatch) and query the expert there;
-- ``loss(logits, batch, params) -> (B, H)``: step 3's per-position loss.
+- ``loss(logits, batch, params) -> (B, H)``: step 3's per-position loss;
+- or ``run(cfg, params, problem, kit) -> RunResult``: a whole run outside that loop (``ppo``).
 
-The registry is a plain dict, :data:`ALGORITHMS`; :func:`register` adds to it.
+The registry is a plain dict, :data:`ALGORITHMS` (it lives in :mod:`agents.registry`, below
+the training configuration, which checks names and parameters there); :func:`register`
+adds to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
-from noisy_expert_gym._util import did_you_mean, lookup, sample_categorical
+from agents.registry import ALGORITHMS
 from noisy_expert_gym.contracts import Oracle, TaskCore
-from noisy_expert_gym.declared import Declared, error_lines
+from noisy_expert_gym.declarations import Declared
 from noisy_expert_gym.oracle import ExpertAccessError
+from noisy_expert_gym.utils import lookup, sample_categorical
 
-if TYPE_CHECKING:  # the config imports the registry to validate `algo`; never the other way at run time
+if TYPE_CHECKING:
     from agents.budget import Budget
     from agents.config import TrainConfig
-    from agents.expert_rows import MixtureRows
+    from agents.evaluation import HeldOut
+    from agents.monitor import Monitor
     from agents.result import RunResult
+    from noisy_expert_gym.noise import MixtureRows
     from noisy_expert_gym.problems import Problem
 
 
@@ -120,6 +127,21 @@ class Context:
         return probs, self.sample(probs)
 
 
+@dataclass(frozen=True)
+class RunKit:
+    """What the trainer hands an algorithm that runs its own loop (``Algorithm.run``: ``ppo``): the
+    shared plumbing, written once (:mod:`agents.budget`, :mod:`agents.evaluation`,
+    :mod:`agents.monitor`, :mod:`agents.checkpoint`), which the algorithm files do not import."""
+
+    device: torch.device  # the run's device (cfg.device resolved)
+    budget: Budget  # the trajectory budget, a hard cap
+    held_out: Callable[[], HeldOut]  # builds the run's held-out evaluation (fixed prompts, the metrics)
+    monitor: Callable[[int, str], Monitor]  # monitor(total, unit): progress bar, TensorBoard, progress row
+    checkpoint: str | None  # where the run saves its model (in cfg.checkpoint_dir), None without one
+    save_config: Callable[[str], None]  # save_config(path): the run's TrainConfig as JSON, atomically
+    result: Callable[..., RunResult]  # result(**fields): a RunResult with the run's identity filled in
+
+
 def epoch_order(ctx: Context, n: int) -> torch.Tensor:
     """The problem indices of this rank's next n prompts under ``prompt_order = "epoch"``.
 
@@ -191,9 +213,9 @@ class Algorithm:
         queries_expert: learns from the noisy expert's answers. False for the
             reinforcement-learning reference (``ppo``), which the boards refuse:
             they measure learning from the expert.
-        run: optional ``run(cfg, params, problem) -> RunResult`` for an algorithm that
+        run: optional ``run(cfg, params, problem, kit) -> RunResult`` for an algorithm that
             does not fit the student-prefix loop (``ppo``); ``agents.train`` hands
-            the whole run to it.
+            the whole run to it, with the shared plumbing in a :class:`RunKit`.
         needs_probs: ``needs_probs(params) -> bool`` of the *validated* parameters (an
             instance of ``params``): True when the algorithm reads the expert's
             probabilities (``probs_along``, ``log_prob``: exact estimators, reverse KL's
@@ -221,7 +243,7 @@ class Algorithm:
     setup: Callable[[Context, Any], None] | None = None
     uses_clean_expert: bool = False
     queries_expert: bool = True
-    run: Callable[[TrainConfig, Any, Problem], RunResult] | None = None
+    run: Callable[[TrainConfig, Any, Problem, RunKit], RunResult] | None = None
     needs_probs: Callable[[Any], bool] = always
     sample_only_hint: str = ""
     queries_per_trajectory: Callable[[Any, int], int] = one_per_prefix
@@ -230,9 +252,6 @@ class Algorithm:
     def defaults(self) -> dict[str, Any]:
         """The hyperparameters' defaults."""
         return self.params().model_dump()
-
-
-ALGORITHMS: dict[str, Algorithm] = {}
 
 
 def register(alg: Algorithm) -> Algorithm:
@@ -292,87 +311,19 @@ def sample_algorithms() -> list[str]:
             if a.queries_expert and not a.uses_clean_expert and not a.needs_probs(a.params())]
 
 
-# --------------------------------------------------------------------------- declared parameters
-def _not_bool(v: Any) -> Any:
-    if isinstance(v, bool):
-        raise ValueError(f"must be a number, not a boolean, got {v!r}")  # noqa: TRY004  (pydantic wants ValueError)
-    return v
-
-
-def _unit(v: float) -> float:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"must be in [0, 1], got {v!r}")
-    return v
-
-
-UnitInterval = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_unit)]
-"""A number in [0, 1] (a probability, a mixing weight)."""
-NonNegative = Annotated[float, BeforeValidator(_not_bool), Field(ge=0.0)]
-Positive = Annotated[float, BeforeValidator(_not_bool), Field(gt=0.0)]
-Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]
-"""An integer >= 1."""
-NonNegativeInt = Annotated[int, BeforeValidator(_not_bool), Field(ge=0)]
-
-
-def problems_of(err: ValidationError, model: type[Declared], where: str = "") -> list[str]:
-    """:func:`~noisy_expert_gym.declared.error_lines`, plus a did-you-mean for a value outside a
-    ``Literal``'s choices; our own validators' messages say what they got themselves."""
-    out = []
-    for e, line in zip(err.errors(include_url=False), error_lines(err, model, where), strict=True):
-        loc = e.get("loc", ())
-        if e["type"] == "value_error":
-            line = line.removesuffix(f", got {e.get('input')!r}")
-        elif e["type"] == "literal_error" and loc and loc[0] in model.model_fields:
-            choices = [c for c in get_args(model.model_fields[loc[0]].annotation) if isinstance(c, str)]
-            hint = did_you_mean(str(e.get("input")), choices)
-            line += f".{hint}" if hint else ""
-        out.append(line)
-    return out
-
-
-def check_params(name: str, params: dict[str, Any]) -> list[str]:
-    """Every problem with an algorithm name and its parameters (empty list: all fine)."""
-    if name not in ALGORITHMS:
-        return [f"unknown algorithm `{name}`; valid: {', '.join(ALGORITHMS)}.{did_you_mean(name, ALGORITHMS)}"]
-    model = ALGORITHMS[name].params
-    try:
-        model.model_validate(dict(params))
-    except ValidationError as err:
-        valid = list(model.model_fields)
-        return [f"`{name}` has no parameter `{e['loc'][0]}` (valid: {', '.join(valid) or 'none'})."
-                f"{did_you_mean(str(e['loc'][0]), valid)}" if e["type"] == "extra_forbidden" else f"{name}: {line}"
-                for e, line in zip(err.errors(include_url=False), problems_of(err, model), strict=True)]
-    return []
-
-
-def resolve_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Defaults merged with `params`, or ValueError listing every problem."""
-    problems = check_params(name, params)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return ALGORITHMS[name].params.model_validate(dict(params)).model_dump()
-
-
 __all__ = [
     "ALGORITHMS",
     "AccessModeError",
     "Algorithm",
     "Batch",
     "Context",
-    "Count",
-    "NonNegative",
-    "NonNegativeInt",
-    "Positive",
-    "UnitInterval",
+    "RunKit",
     "always",
     "check_expert_access",
-    "check_params",
     "epoch_order",
     "expert_access",
     "get_algorithm",
     "never",
-    "problems_of",
     "register",
-    "resolve_params",
     "sample_algorithms",
 ]

@@ -24,16 +24,16 @@ import torch
 from pydantic import field_validator, model_validator
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, never, register
-from noisy_expert_gym._util import atomic_path
+from agents.algos.base import Algorithm, Batch, Context, never, register
 from noisy_expert_gym.contracts import Oracle, TaskCore
-from noisy_expert_gym.declared import Declared
+from noisy_expert_gym.declarations import Declared, PositiveInt, UnitInterval
+from noisy_expert_gym.utils import atomic_path
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "noisy_expert_gym", "datasets")
 
 
 class BCParams(Declared):
-    epochs: Count = 1
+    epochs: PositiveInt = 1
     """Passes over the dataset (later passes in a fresh random order; they spend no budget)."""
     dataset: str | None = None
     """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`); it must have been made on the run's env and problem kwargs."""

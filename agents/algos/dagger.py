@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, UnitInterval, never, register
-from noisy_expert_gym.declared import Declared
+from agents.algos.base import Algorithm, Batch, Context, never, register
+from noisy_expert_gym.declarations import Declared, PositiveInt, UnitInterval
 
 
 class DAggerParams(Declared):
@@ -30,7 +30,7 @@ class DAggerParams(Declared):
     """Expert share of the roll-in in the first round."""
     decay: UnitInterval = 0.5
     """Factor on the expert share from one round to the next."""
-    iterations: Count = 10
+    iterations: PositiveInt = 10
     """Rounds the trajectory budget is split into."""
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, always, register
-from noisy_expert_gym.declared import Declared
+from agents.algos.base import Algorithm, Batch, Context, always, register
+from noisy_expert_gym.declarations import Declared, NonNegativeFloat, UnitInterval
 
 
 class GKDParams(Declared):
@@ -23,7 +23,7 @@ class GKDParams(Declared):
     """Student-data fraction: the probability that an update learns on the student's own rollouts."""
     beta: UnitInterval = 0.5
     """JSD interpolation: 0 forward KL(teacher || student), 1 reverse KL(student || teacher)."""
-    tau: NonNegative = 1.0
+    tau: NonNegativeFloat = 1.0
     """Temperature of the student's rollouts."""
 
 

@@ -45,13 +45,13 @@ from typing import Literal
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, Count, register
-from noisy_expert_gym.declared import Declared
-from noisy_expert_gym.oracle import majority_vote
+from agents.algos.base import Algorithm, Batch, Context, register
+from noisy_expert_gym.declarations import Declared, PositiveInt
+from noisy_expert_gym.sampling import majority_vote
 
 
 class NAILModeParams(Declared):
-    k: Count = 5
+    k: PositiveInt = 5
     """Expert samples per visited prefix, >= 1; the label is their majority vote (k queries per prefix)."""
     ties: Literal["random", "lowest"] = "random"
     """Tie-breaking of the vote (and of equal argmax rows): `random` among the tied tokens, or the `lowest` id."""

@@ -34,39 +34,39 @@ import torch
 
 from agents import expert_rows as rows
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, NonNegative, UnitInterval, always, register
-from noisy_expert_gym.declared import Declared
+from agents.algos.base import Algorithm, Batch, Context, always, register
+from noisy_expert_gym.declarations import Declared, NonNegativeFloat, UnitInterval
 
 Forward = Literal["mc", "exact"]
 Reverse = Literal["score", "exact"]
 
 
 class OPDForward(Declared):
-    tau: NonNegative = 1.0
+    tau: NonNegativeFloat = 1.0
     """Student rollout temperature (1: sampled, 0: greedy)."""
     estimator: Forward = "mc"
     """Forward KL: `mc` (-log pi_theta(a), a ~ pi~) or `exact` (the full pi~ row)."""
 
 
 class OPDReverse(Declared):
-    tau: NonNegative = 1.0
+    tau: NonNegativeFloat = 1.0
     """Student rollout temperature (1: sampled; its token is reused by the score function)."""
     estimator: Reverse = "score"
     """Reverse KL: `score` (score function) or `exact`."""
 
 
 class NAILForward(OPDForward):
-    tau: NonNegative = 0.0
+    tau: NonNegativeFloat = 0.0
     """Student rollout temperature (0: greedy)."""
 
 
 class NAILReverse(OPDReverse):
-    tau: NonNegative = 0.0
+    tau: NonNegativeFloat = 0.0
     """Student rollout temperature (0: greedy; the score function draws a fresh a' ~ pi_theta)."""
 
 
 class NAILMixed(Declared):
-    tau: NonNegative = 0.0
+    tau: NonNegativeFloat = 0.0
     """Student rollout temperature (0: greedy)."""
     beta: UnitInterval = 0.5
     """Weight of the reverse KL: 0 forward only, 1 reverse only."""
@@ -103,12 +103,12 @@ def mixed_needs_probs(params: NAILMixed) -> bool:
 def forward_loss(logits: torch.Tensor, batch: Batch, estimator: str) -> torch.Tensor:
     if estimator == "mc":
         return losses.mc_forward(logits, batch.actions)
-    return rows.forward_kl(logits, batch.probs)
+    return losses.forward_kl_rows(logits, batch.probs)
 
 
 def reverse_loss(logits: torch.Tensor, batch: Batch, estimator: str, tau: float) -> torch.Tensor:
     if estimator == "exact":
-        return rows.reverse_kl(logits, batch.probs)
+        return losses.reverse_kl_rows(logits, batch.probs)
     if tau == 0:  # greedy rollouts: the rollout token is not a sample, draw a fresh a' ~ pi_theta
         a, log_q = losses.sample_actions(logits.detach(), generator=batch.gen)
     else:  # sampled rollouts: reuse the rollout token; q = softmax(logits / tau), detached

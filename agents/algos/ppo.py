@@ -50,60 +50,52 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from agents.algos.base import (
-    Algorithm,
-    Count,
-    NonNegative,
-    NonNegativeInt,
-    Positive,
-    UnitInterval,
-    never,
-    register,
-)
-from agents.budget import Budget
-from agents.checkpoint import PPO_CHECKPOINT_NAME, save_config
+from agents.algos.base import Algorithm, RunKit, never, register
 from agents.contracts import StepFn
-from agents.device import resolve_device
-from agents.evaluation import HeldOut
-from agents.monitor import Monitor
-from agents.result import RunResult
-from noisy_expert_gym._util import atomic_path
 from noisy_expert_gym.contracts import TaskCore
-from noisy_expert_gym.declared import Declared
+from noisy_expert_gym.declarations import (
+    Declared,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
+from noisy_expert_gym.utils import atomic_path
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
+    from agents.result import RunResult
     from noisy_expert_gym.problems import Problem
 
-CHECKPOINT_NAME = PPO_CHECKPOINT_NAME
 
 
 class PPOParams(Declared):
-    n_envs: Count = 16
+    n_envs: PositiveInt = 16
     """Sub-envs of the vector env."""
-    episodes_per_env: Count = 4
+    episodes_per_env: PositiveInt = 4
     """Whole episodes each sub-env plays per rollout."""
-    n_epochs: Count = 4
+    n_epochs: PositiveInt = 4
     """PPO epochs over each rollout."""
-    minibatch_size: Count = 256
+    minibatch_size: PositiveInt = 256
     """PPO minibatch size (at most the rollout's size)."""
-    learning_rate: Positive = 1e-3
+    learning_rate: PositiveFloat = 1e-3
     """Adam learning rate."""
     gamma: UnitInterval = 1.0
     """Discount factor."""
     gae_lambda: UnitInterval = 0.95
     """GAE lambda."""
-    clip_range: Positive = 0.2
+    clip_range: PositiveFloat = 0.2
     """PPO's ratio clip."""
-    ent_coef: NonNegative = 0.01
+    ent_coef: NonNegativeFloat = 0.01
     """Entropy bonus coefficient."""
-    vf_coef: NonNegative = 0.5
+    vf_coef: NonNegativeFloat = 0.5
     """Value-loss coefficient."""
     extractor: Literal["mean", "gru"] = "mean"
     """Token features: `mean` (per-token MLP, mean over the written tokens) or `gru`."""
-    embed_dim: Count = 32
+    embed_dim: PositiveInt = 32
     """Token and position embedding width."""
-    hidden: Count = 64
+    hidden: PositiveInt = 64
     """Features width (MLP width / GRU hidden size)."""
     cpu_threads: NonNegativeInt = 1
     """Torch threads on CPU (0: leave torch's setting)."""
@@ -158,8 +150,11 @@ class SB3TokenPolicy(torch.nn.Module):
 
 
 # --------------------------------------------------------------------------- the run
-def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
-    """Train SB3 PPO on ``problem`` for ``cfg.budget_trajectories`` episodes; a RunResult."""
+def run(cfg: TrainConfig, params: PPOParams, problem: Problem, kit: RunKit) -> RunResult:
+    """Train SB3 PPO on ``problem`` for ``cfg.budget_trajectories`` episodes; a RunResult.
+
+    ``kit`` is the trainer's plumbing: device, budget, held-out evaluation, monitor, config file, result.
+    """
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -168,16 +163,16 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
 
     if cfg.resume:
         raise ValueError("`ppo` does not support resume; start a fresh run (its model is saved as "
-                         f"{CHECKPOINT_NAME} in checkpoint_dir)")
-    device = resolve_device(cfg.device)
-    budget, task, n_envs = Budget(cfg.budget_trajectories), problem.task, params.n_envs
+                         f"{os.path.basename(kit.checkpoint or '')} in checkpoint_dir)")
+    device = kit.device
+    budget, task, n_envs = kit.budget, problem.task, params.n_envs
     if cfg.budget_trajectories < n_envs:
         raise ValueError(f"budget_trajectories={cfg.budget_trajectories} is less than one round of PPO's "
                          f"n_envs={n_envs} sub-envs (they play in lockstep); raise the budget or lower n_envs")
     per_rollout = n_envs * params.episodes_per_env
     phases = rollout_plan(cfg.budget_trajectories, n_envs, params.episodes_per_env)
     n_steps = phases[0][0] * task.horizon
-    monitor = Monitor(cfg, total=sum(e * k for e, k in phases) * n_envs, unit="ep")  # first: its error names the extra
+    monitor = kit.monitor(sum(e * k for e, k in phases) * n_envs, "ep")  # first: its error names the extra
     venv = make_sb3_vec_env(problem=problem, num_envs=n_envs)
     with warnings.catch_warnings():  # m is often prime: a truncated last minibatch is expected
         warnings.filterwarnings("ignore", message=".*mini-batch size.*")
@@ -191,9 +186,9 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
                                                          "features_dim": params.hidden, "kind": params.extractor}},
             tensorboard_log=cfg.tensorboard_dir, seed=cfg.seed, device=device, verbose=0)
     policy = SB3TokenPolicy(model.policy, task)
-    held_out = HeldOut.for_run(cfg, problem, device)
+    held_out = kit.held_out()
     eval_every = budget.eval_every(cfg.eval_every, per_rollout)
-    ckpt = os.path.join(cfg.checkpoint_dir, CHECKPOINT_NAME) if cfg.checkpoint_dir else None
+    ckpt = kit.checkpoint
     curve: list[dict[str, float]] = []
     t0 = time.perf_counter()
 
@@ -237,7 +232,7 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
             curve.append(m)
             monitor.log(m)
             if ckpt is not None:
-                save(model, cfg, ckpt)
+                save(model, kit, ckpt)
             self.stop = cfg.stop_at is not None and m["greedy_full_exact"] >= cfg.stop_at
 
     threads = torch.get_num_threads()
@@ -260,11 +255,8 @@ def run(cfg: TrainConfig, params: PPOParams, problem: Problem) -> RunResult:
         torch.set_num_threads(threads)
         monitor.close()
         venv.close()
-    return RunResult(
-        algo=cfg.algo, env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), config=cfg.to_dict(),
-        seed=cfg.seed, final_metrics=dict(curve[-1]) if curve else {}, curve=curve,
-        trajectories=budget.trajectories, queries=0, wall_time=time.perf_counter() - t0, device=str(device),
-        uses_clean_expert=False, policy=policy)
+    return kit.result(final_metrics=dict(curve[-1]) if curve else {}, curve=curve, trajectories=budget.trajectories,
+                      queries=0, wall_time=time.perf_counter() - t0, uses_clean_expert=False, policy=policy)
 
 
 def rollout_plan(budget: int, n_envs: int, episodes_per_env: int) -> list[tuple[int, int]]:
@@ -283,11 +275,11 @@ def set_rollout_steps(model: Any, n_steps: int) -> None:
         gae_lambda=model.gae_lambda, n_envs=model.n_envs, **model.rollout_buffer_kwargs)
 
 
-def save(model: Any, cfg: TrainConfig, path: str) -> None:
-    """The SB3 model as ``path`` (a zip) and its TrainConfig beside it (``.json``), both atomically."""
+def save(model: Any, kit: RunKit, path: str) -> None:
+    """The SB3 model as ``path`` (a zip) and the run's TrainConfig beside it (``.json``), both atomically."""
     with atomic_path(path, suffix=".zip") as tmp:
         model.save(tmp)
-    save_config(os.path.splitext(path)[0] + ".json", cfg)
+    kit.save_config(os.path.splitext(path)[0] + ".json")
 
 
 def _never(*_: Any) -> Any:

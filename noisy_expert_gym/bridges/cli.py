@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from noisy_expert_gym._util import parse_kv
+from noisy_expert_gym.utils import parse_kv
 
 
 def _cmd_export_minari(args: argparse.Namespace) -> int:

@@ -43,9 +43,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.bridges import require
 from noisy_expert_gym.problems import REGISTRY, Problem, family_of, make_problem
+from noisy_expert_gym.utils import did_you_mean
 
 NAMESPACE = "noisy-expert"
 EXPERTS = ("noisy", "clean")

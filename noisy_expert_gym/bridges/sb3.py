@@ -35,8 +35,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.problems import Problem
+from noisy_expert_gym.utils import did_you_mean
 
 
 # --------------------------------------------------------------------------- the VecEnv adapter

@@ -18,8 +18,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.rendering import record_episode_gif
+from noisy_expert_gym.utils import did_you_mean
 
 FORMATS = ("auto", "gif", "mp4")
 

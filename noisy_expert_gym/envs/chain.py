@@ -13,10 +13,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.chain import REWARDS, chain_step
+from noisy_expert_gym.utils import did_you_mean
 
 RENDER_MODES = ["ansi", "rgb_array"]
 

@@ -28,7 +28,6 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.envs.chain import (
     RENDER_MODES,
     chain_parts,
@@ -39,6 +38,7 @@ from noisy_expert_gym.envs.chain import (
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.chain import chain_step
+from noisy_expert_gym.utils import did_you_mean
 
 METRIC_KEYS = ("full_exact", "final_exact", "num_errors", "correct_prefix_len")
 RESET_OPTIONS = ("reset_mask",)

@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.envs.modadd import check_action
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.tasks.gsm8k.core import GSM8KTask
+from noisy_expert_gym.utils import did_you_mean
 
 ENV_ID = "NoisyGSM8K-v1"
 RENDER_MODES = ["ansi"]

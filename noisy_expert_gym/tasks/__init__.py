@@ -26,7 +26,8 @@ uses), ``sample_symbols(rng, n)`` (a prompt's symbols; n prompts drawn at once
 equal n drawn one at a time) and ``metrics(..., states=)`` (the true run when known).
 """
 
-from noisy_expert_gym.tasks.automaton import Automaton, AutomatonTask, make_automaton
+from noisy_expert_gym.tasks.automata import Automaton, make_automaton
+from noisy_expert_gym.tasks.automaton import AutomatonTask
 from noisy_expert_gym.tasks.gsm8k import GSM8KTask
 from noisy_expert_gym.tasks.modadd import ModAddTask
 

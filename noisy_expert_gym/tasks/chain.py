@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import cumsum, is_torch
+from noisy_expert_gym.utils import cumsum, is_torch
 
 REWARDS: tuple[str, ...] = ("final", "full", "dense")
 

@@ -19,12 +19,36 @@ Every function accepts numpy arrays or torch tensors and returns the same kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import model_validator
 
-from noisy_expert_gym._util import cumsum
+from noisy_expert_gym.declarations import Declared, checked
 from noisy_expert_gym.tasks.chain import REWARDS, ChainTask, chain_step
+from noisy_expert_gym.tasks.kwargs import (
+    Access,
+    CorruptionSeed,
+    Eta,
+    Kappa,
+    Law,
+    check_noise_applies,
+)
+from noisy_expert_gym.utils import cumsum
+
+
+def check_modulus(p: Any) -> Any:
+    """`p` if it is an integer >= 2, else a ValueError."""
+    if not isinstance(p, (int, np.integer)) or p < 2:
+        raise ValueError(f"`p` (the modulus) must be an integer >= 2, got {p!r}")
+    return p
+
+
+def check_operands(m: Any) -> Any:
+    """`m` if it is an integer >= 1, else a ValueError."""
+    if not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"`m` (number of operands) must be an integer >= 1, got {m!r}")
+    return m
 
 
 @dataclass(frozen=True)
@@ -40,10 +64,8 @@ class ModAddTask(ChainTask):
     state_name = "residues"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.p, (int, np.integer)) or self.p < 2:
-            raise ValueError(f"`p` (the modulus) must be an integer >= 2, got {self.p!r}")
-        if not isinstance(self.m, (int, np.integer)) or self.m < 1:
-            raise ValueError(f"`m` (number of operands) must be an integer >= 1, got {self.m!r}")
+        check_modulus(self.p)
+        check_operands(self.m)
 
     @property
     def n(self) -> int:
@@ -83,31 +105,38 @@ def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: 
                       inplace=inplace)
 
 
-def build_problem(p: int = 7, m: int = 31, eta: float = 0.1, law: str = "absorbing", kappa: float = 1.0,
-                  corruption_seed: int = 0, access: str = "full") -> tuple[Any, Any, Any]:
-    """NoisyModAdd's problem: ``(task core, noisy expert, clean expert)``.
+class ModAddKwargs(Declared):
+    """NoisyModAdd's keyword arguments (``make_problem("NoisyModAdd-v0", ...)``, ``gym.make``), declared."""
 
-    Args:
-        p: modulus, >= 2.
-        m: number of operands = chain length = horizon, >= 1.
-        eta: noise level in [0, 1].
-        law: ``absorbing`` (default), ``mixture``, ``biased``, ``corrupted`` or
-            ``corrupted-absorbing`` (:mod:`noisy_expert_gym.noise`).
-        kappa: concentration of the hidden corruption in [0, 1] (corruption laws
-            only): 0 near-uniform, 1 (default) one wrong token per state.
-        corruption_seed: secret seed of the corruption's wrong tokens, an integer in
-            [0, 2**64) (corruption laws only; default 0).
-        access: ``full`` (default) or ``sample``: the noisy expert answers with
-            sampled tokens only. The clean expert (evaluation only) is always ``full``.
+    p: Annotated[int, checked(check_modulus)] = 7
+    """The modulus, >= 2."""
+    m: Annotated[int, checked(check_operands)] = 31
+    """Number of operands = chain length = horizon, >= 1."""
+    eta: Eta = 0.1
+    """Noise level in [0, 1]."""
+    law: Law = "absorbing"
+    """`absorbing` (default), `mixture`, `biased`, `corrupted` or `corrupted-absorbing` (noisy_expert_gym.noise)."""
+    kappa: Kappa = 1.0
+    """Concentration of the hidden corruption in [0, 1] (corruption laws only): 0 near-uniform, 1 one wrong token per state."""
+    corruption_seed: CorruptionSeed = 0
+    """Secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
+    access: Access = "full"
+    """`full` or `sample`: the noisy expert answers with sampled tokens only (the clean expert is always `full`)."""
 
-    Raises:
-        ValueError: a value out of range, with the valid values.
-    """
+    @model_validator(mode="after")
+    def _noise(self) -> ModAddKwargs:
+        check_noise_applies(self)
+        return self
+
+
+def build_problem(kw: ModAddKwargs) -> tuple[Any, Any, Any]:
+    """NoisyModAdd's problem from its validated keyword arguments: ``(task core, noisy expert, clean expert)``."""
     from noisy_expert_gym.oracle import Expert
 
-    task = ModAddTask(p=p, m=m)
-    expert = Expert(task, law=law, eta=eta, kappa=kappa, corruption_seed=corruption_seed, access=access)
+    task = ModAddTask(p=kw.p, m=kw.m)
+    expert = Expert(task, law=kw.law, eta=kw.eta, kappa=kw.kappa, corruption_seed=kw.corruption_seed,
+                    access=kw.access)
     return task, expert, Expert(task, clean=True)
 
 
-__all__ = ["REWARDS", "ModAddTask", "build_problem", "modadd_step"]
+__all__ = ["REWARDS", "ModAddKwargs", "ModAddTask", "build_problem", "check_modulus", "check_operands", "modadd_step"]

@@ -6,7 +6,7 @@ import pytest
 
 from agents import ALGORITHMS, TrainConfig
 from agents.algos import check_params, resolve_params
-from noisy_expert_gym.declared import ConfigError
+from noisy_expert_gym.declarations import ConfigError
 
 
 def test_defaults_round_trip_and_field_names():

@@ -1,4 +1,5 @@
-"""The expert's rows in structured form equal the dense computation (agents.expert_rows)."""
+"""The losses and the trainer read the expert's rows in either form alike (agents.expert_rows, agents.losses);
+the oracle's structured rows themselves: tests/noisy_expert_gym/test_structured_rows.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from agents import losses
 from agents.algos import Batch
 from agents.algos.online import NAILMixed, OPDForward, collect_online, loss_forward, loss_mixed
 from noisy_expert_gym import make_problem
-from noisy_expert_gym._util import sample_categorical
+from noisy_expert_gym.noise import MixtureRows
 from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 
 LAWS = [("mixture", 0.3), ("absorbing", 0.3), ("absorbing", 1.0), ("mixture", 0.0)]
@@ -40,32 +41,13 @@ def chains(task, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("law", "eta"), LAWS)
-def test_structured_rows_are_the_dense_rows(gsm8k_dir: str, law: str, eta: float) -> None:
-    problem = gsm8k_problem(gsm8k_dir, law, eta)
-    prompts, chain = chains(problem.task, 6, 0)
-    dense_expert, struct_expert = problem.expert, problem.expert.with_rng(None)
-    dense = dense_expert.probs_along(prompts, chain)
-    s = rows.structured_along(struct_expert, prompts, chain)
-    assert isinstance(s, rows.MixtureRows) and s.shape == tuple(dense.shape)
-    torch.testing.assert_close(s.dense(), dense)
-    assert struct_expert.num_queries == dense_expert.num_queries == chain.numel()  # counted alike
-    a = torch.randint(0, problem.task.num_actions, chain.shape, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(rows.prob_at(s, a), rows.prob_at(dense, a))
-    torch.testing.assert_close(rows.prob_at(s, s.clean), s.prob_clean())
-    # The absorbing law's uniform weight is 1 exactly where the prefix has left the path.
-    if law == "absorbing":
-        err = torch.as_tensor(problem.task.error_along(prompts, chain))
-        assert torch.equal(s.weight == 1.0, err if eta < 1 else torch.ones_like(err))
-
-
-@pytest.mark.parametrize(("law", "eta"), LAWS)
 def test_losses_and_gradients_equal_the_dense_ones(gsm8k_dir: str, law: str, eta: float) -> None:
     problem = gsm8k_problem(gsm8k_dir, law, eta)
     prompts, chain = chains(problem.task, 4, 2)
-    s = rows.structured_along(problem.expert, prompts, chain)
+    s = problem.expert.structured_along(prompts, chain)
     dense = s.dense().double()
     logits = torch.randn(*dense.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    for ours, ref in ((rows.forward_kl, losses.forward_kl), (rows.reverse_kl, losses.reverse_kl)):
+    for ours, ref in ((losses.forward_kl_rows, losses.forward_kl), (losses.reverse_kl_rows, losses.reverse_kl)):
         x1, x2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
         v1, v2 = ours(x1, s), ref(x2, dense)
         torch.testing.assert_close(v1, v2)
@@ -78,41 +60,16 @@ def test_losses_and_gradients_equal_the_dense_ones(gsm8k_dir: str, law: str, eta
 def test_masked_student_tokens_follow_the_dense_conventions(gsm8k_dir: str) -> None:
     problem = gsm8k_problem(gsm8k_dir, "absorbing", 0.2)
     prompts, chain = chains(problem.task, 3, 4)
-    s = rows.structured_along(problem.expert, prompts, chain)
+    s = problem.expert.structured_along(prompts, chain)
     dense = s.dense()
     logits = torch.randn(dense.shape, generator=torch.Generator().manual_seed(5))
     off = ~s.support
     off[s.clean.flatten()] = False  # tokens with pi~ = 0 at every prefix
     logits[..., off] = -torch.inf
-    for ours, ref in ((rows.forward_kl, losses.forward_kl), (rows.reverse_kl, losses.reverse_kl)):
+    for ours, ref in ((losses.forward_kl_rows, losses.forward_kl), (losses.reverse_kl_rows, losses.reverse_kl)):
         v1, v2 = ours(logits, s), ref(logits, dense)
         assert torch.isfinite(v1).all()
         torch.testing.assert_close(v1, v2)
-
-
-@pytest.mark.parametrize(("law", "eta"), LAWS)
-def test_structured_draws_are_the_dense_draws(gsm8k_dir: str, law: str, eta: float) -> None:
-    problem = gsm8k_problem(gsm8k_dir, law, eta)
-    prompts, chain = chains(problem.task, 64, 6)
-    s = rows.structured_along(problem.expert, prompts, chain)
-    a = rows.sample(s, torch.Generator().manual_seed(7))
-    b = sample_categorical(s.dense(), torch.Generator().manual_seed(7))
-    # The same uniform per row and the same inverse CDF; only float rounding at a step may differ.
-    assert (a != b).float().mean() < 1e-3
-    assert bool(s.support[a].logical_or(a == s.clean).all())  # never outside pi~'s support
-
-
-def test_structured_draws_have_the_right_law() -> None:
-    """Many draws from one row: the clean token's and a uniform token's frequencies."""
-    support = torch.zeros(50, dtype=torch.bool)
-    support[10:30] = True  # n = 20; the clean token 3 is outside U, token 20 inside
-    for clean_id, w in ((3, 0.4), (20, 0.4), (20, 1.0), (3, 0.0)):
-        n_draws = 200_000
-        s = rows.MixtureRows(torch.full((n_draws, 1), clean_id), torch.full((n_draws, 1), w), support)
-        a = rows.sample(s, torch.Generator().manual_seed(8))[:, 0]
-        freq = torch.bincount(a, minlength=50).double() / n_draws
-        want = s.dense()[0, 0].double()
-        assert (freq - want).abs().max() < 4e-3, (clean_id, w)
 
 
 def test_expert_rows_chooses_the_form(gsm8k_dir: str) -> None:
@@ -120,7 +77,7 @@ def test_expert_rows_chooses_the_form(gsm8k_dir: str) -> None:
     prompts, chain = chains(problem.task, 2, 9)
     assert problem.task.num_actions < rows.STRUCTURED_MIN_ACTIONS
     assert torch.is_tensor(rows.expert_rows(problem.expert, prompts, chain, "auto"))  # small vocabulary: dense
-    assert isinstance(rows.expert_rows(problem.expert, prompts, chain, "structured"), rows.MixtureRows)
+    assert isinstance(rows.expert_rows(problem.expert, prompts, chain, "structured"), MixtureRows)
     corrupted = make_problem("NoisyModAdd-v0", m=4, law="corrupted", eta=0.2)
     p = corrupted.task.sample_prompts(torch.Generator().manual_seed(0), 2)
     c = torch.zeros((2, corrupted.task.horizon), dtype=torch.long)
@@ -164,7 +121,7 @@ def test_online_losses_are_the_same_with_either_form(gsm8k_dir: str, estimator: 
     for form in ("dense", "structured"):
         batches.append(collect_online(_Ctx(problem, form), OPDForward(estimator=estimator, tau=0.0)))
     d, s = batches
-    assert torch.is_tensor(d.probs) and isinstance(s.probs, rows.MixtureRows)
+    assert torch.is_tensor(d.probs) and isinstance(s.probs, MixtureRows)
     assert torch.equal(d.chain, s.chain) and (d.actions != s.actions).float().mean() < 1e-3
     s.actions = d.actions  # compare the losses on the same labels
     logits = torch.randn(d.probs.shape, generator=torch.Generator().manual_seed(1))

@@ -19,7 +19,8 @@ from agents.algos.mode import argmax_label
 from agents.budget import Budget
 from agents.config import TrainConfig
 from noisy_expert_gym import make_problem
-from noisy_expert_gym.noise import prefix_keys_along, wrong_tokens
+from noisy_expert_gym.noise import wrong_tokens
+from noisy_expert_gym.prefix_keys import prefix_keys_along
 from noisy_expert_gym.theory_corruption import (
     majority_vote_prob,
     mode_boundary,

@@ -15,9 +15,9 @@ from agents.checkpoint import load_checkpoint
 from agents.cli import add_subcommands
 from agents.policy import TransformerPolicy, make_config
 from agents.record import GreedyActor
-from noisy_expert_gym._util import run_command
 from noisy_expert_gym.bridges import video
 from noisy_expert_gym.tasks import ModAddTask
+from noisy_expert_gym.utils import run_command
 
 TASK = ModAddTask(7, 3)
 TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "preset": "tiny", "batch_size": 32,

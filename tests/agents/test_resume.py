@@ -25,7 +25,7 @@ from agents.algos.base import Algorithm, Batch
 from agents.checkpoint import load_checkpoint, rng_state, set_rng_state
 from agents.losses import mc_forward
 from noisy_expert_gym import make_problem
-from noisy_expert_gym.declared import Declared
+from noisy_expert_gym.declarations import Declared
 
 TINY = {"env_id": "NoisyModAdd-v0", "env_kwargs": {"m": 3, "eta": 0.1}, "preset": "tiny", "batch_size": 32,
         "eval_prompts": 64, "device": "cpu", "progress": False, "precision": "fp32"}

@@ -15,17 +15,11 @@ from scipy import stats
 
 import noisy_expert_gym  # noqa: F401
 from noisy_expert_gym import make_problem
-from noisy_expert_gym._util import sample_categorical
 from noisy_expert_gym.contracts import Oracle
-from noisy_expert_gym.oracle import (
-    ACCESS_MODES,
-    Expert,
-    ExpertAccessError,
-    OracleBase,
-    majority_vote,
-    sample_k,
-)
+from noisy_expert_gym.oracle import ACCESS_MODES, Expert, ExpertAccessError, OracleBase
+from noisy_expert_gym.sampling import majority_vote, sample_k
 from noisy_expert_gym.tasks import ModAddTask
+from noisy_expert_gym.utils import sample_categorical
 from tests.noisy_expert_gym import (
     CORRUPTION_LAW_NAMES,
     LAW_NAMES,

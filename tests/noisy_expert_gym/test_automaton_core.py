@@ -13,8 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noisy_expert_gym.tasks.automaton import (
-    AutomatonTask,
+from noisy_expert_gym.tasks.automata import (
     make_automaton,
     modadd_automaton,
     random_automaton,
@@ -23,6 +22,7 @@ from noisy_expert_gym.tasks.automaton import (
     s5_automaton,
     s5_elements,
 )
+from noisy_expert_gym.tasks.automaton import AutomatonTask
 from noisy_expert_gym.tasks.chain import chain_step
 from noisy_expert_gym.tasks.modadd import ModAddTask
 from tests.noisy_expert_gym import (

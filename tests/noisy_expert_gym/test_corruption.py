@@ -19,8 +19,10 @@ from scipy import stats
 import noisy_expert_gym  # noqa: F401
 from noisy_expert_gym import make_problem, theory
 from noisy_expert_gym import theory_corruption as tc
-from noisy_expert_gym.noise import NoiseLaw, prefix_keys, prefix_keys_along, wrong_tokens
-from noisy_expert_gym.oracle import Expert, majority_vote
+from noisy_expert_gym.noise import NoiseLaw, wrong_tokens
+from noisy_expert_gym.oracle import Expert
+from noisy_expert_gym.prefix_keys import prefix_keys, prefix_keys_along
+from noisy_expert_gym.sampling import majority_vote
 from noisy_expert_gym.tasks import ModAddTask
 from tests.noisy_expert_gym import (
     CORRUPTION_LAW_NAMES,

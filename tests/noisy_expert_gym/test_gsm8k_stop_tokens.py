@@ -16,8 +16,8 @@ import pytest
 
 import noisy_expert_gym  # noqa: F401  (registers the envs)
 from noisy_expert_gym.tasks.gsm8k import GSM8KTask, HFTokenizer, WordProblem
+from noisy_expert_gym.tasks.gsm8k.hf_tokenizer import detect_stop_tokens
 from noisy_expert_gym.tasks.gsm8k.reference import ReferenceExpert
-from noisy_expert_gym.tasks.gsm8k.tokenizer import detect_stop_tokens
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -21,7 +21,7 @@ from noisy_expert_gym.tasks.gsm8k import (
     tinygsm_problem,
     write_tinygsm_example,
 )
-from noisy_expert_gym.tasks.gsm8k.data import strip_docstring
+from noisy_expert_gym.tasks.gsm8k.tinygsm_code import strip_docstring
 
 GOLDS = ["19", "31.75", "-11", "125"]  # the fifth example (a loop) has no gold
 

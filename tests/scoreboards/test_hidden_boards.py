@@ -193,7 +193,7 @@ def test_secret_and_instance_never_reach_the_worker(tmp_path, secret, monkeypatc
     """Everything the worker sees -- its spec, its environment, every message over the pipe (answers,
     prompts, the harness's act requests) -- holds neither the secret nor anything drawn from it:
     the hidden seeds, the harness's stream seeds, the transition table, the relabelling."""
-    from noisy_expert_gym.tasks.automaton import make_automaton, relabelling
+    from noisy_expert_gym.tasks.automata import make_automaton, relabelling
 
     text = (HIDDEN.replace('automaton = "modadd", n = 7, m = 3', "n = 11, k = 11, m = 3")
             .replace('hidden = ["relabel_seed"]', 'hidden = ["automaton_seed", "relabel_seed"]'))

@@ -34,7 +34,7 @@ import re
 from decimal import Decimal
 from fractions import Fraction
 
-from noisy_expert_gym._util import did_you_mean
+from noisy_expert_gym.utils import did_you_mean
 
 #: A calculator annotation ``<<expression=result>>``.
 ANNOTATION_RE = re.compile(r"<<[^<>]*>>")

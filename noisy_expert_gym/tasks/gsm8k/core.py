@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import did_you_mean, is_torch
 from noisy_expert_gym.tasks.gsm8k.answers import (
     answer_line,
     answer_tolerance,
@@ -62,13 +61,18 @@ from noisy_expert_gym.tasks.gsm8k.dynamic_oracle import (
     _np,
     _ragged,
 )
-from noisy_expert_gym.tasks.gsm8k.tokenizer import SYSTEM_PROMPTS, make_tokenizer
+from noisy_expert_gym.tasks.gsm8k.hf_tokenizer import SYSTEM_PROMPTS
+from noisy_expert_gym.tasks.gsm8k.kwargs import (
+    DEFAULT_MAX_NEW_TOKENS,
+    check_max_new_tokens,
+    check_max_prompt_tokens,
+    check_overflow,
+    check_subset,
+    check_uniform_over,
+)
+from noisy_expert_gym.tasks.gsm8k.tokenizer import make_tokenizer
+from noisy_expert_gym.utils import is_torch
 
-#: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
-#: both built-in tokenizers: the longest is 1,228 tokens + EOS.
-DEFAULT_MAX_NEW_TOKENS = 1280
-OVERFLOW: tuple[str, ...] = ("drop", "error")
-UNIFORM_OVER: tuple[str, ...] = ("text", "digits", "all")
 #: Above this many prompt tokens (problems x P) torch prompts are gathered on the CPU per draw
 #: instead of kept whole on the device.
 _DEVICE_PROMPTS_MAX = 1 << 24
@@ -113,19 +117,12 @@ class GSM8KTask(DynamicOracle):
                  strip_annotations: bool = True, overflow: str = "drop", uniform_over: str = "text",
                  strict_answer: bool = False, subset: int | None = None, seed: int = 0,
                  answer_format: str = "####") -> None:
-        if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) \
-                or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}")
-        if max_prompt_tokens is not None and (not isinstance(max_prompt_tokens, (int, np.integer))
-                                              or max_prompt_tokens < 2):
-            raise ValueError(f"`max_prompt_tokens` must be an integer >= 2 or None, got {max_prompt_tokens!r}")
-        for name, value, valid in (("overflow", overflow, OVERFLOW), ("uniform_over", uniform_over, UNIFORM_OVER)):
-            if value not in valid:
-                raise ValueError(f"unknown `{name}` `{value}`; valid values: {', '.join(valid)}."
-                                 f"{did_you_mean(str(value), valid)}")
+        check_max_new_tokens(max_new_tokens)
+        check_max_prompt_tokens(max_prompt_tokens)
+        check_overflow(overflow)
+        check_uniform_over(uniform_over)
         check_answer_format(answer_format)
-        if subset is not None and (not isinstance(subset, (int, np.integer)) or subset < 1):
-            raise ValueError(f"`subset` must be an integer >= 1 or None, got {subset!r}")
+        check_subset(subset)
         if len(problems) == 0:
             raise ValueError("GSM8KTask needs at least one problem")
         self.tokenizer = tok = make_tokenizer(tokenizer, system_prompt=SYSTEM_PROMPTS[answer_format])

@@ -22,7 +22,7 @@ name order), ``$NEG_TINYGSM_DIR``, or the hub (``TinyGSM/TinyGSM``, needs
 - gold answer: the row's ``answer`` when it has one (a number, a numeric
   string, or a GSM-8K answer ending ``#### n`` -- how the authors' 400k file
   stores golds computed offline); else the value the ``code`` returns, read by
-  :func:`code_answer`, a *static* evaluator of straight-line arithmetic
+  :func:`~noisy_expert_gym.tasks.gsm8k.tinygsm_code.code_answer`, a *static* evaluator of straight-line arithmetic
   (assignments, + - * / // % **, round/int/float/abs/min/max, math.ceil/floor/
   sqrt) over the parsed syntax tree. The code is never executed: no ``exec``,
   ``eval``, import or attribute access beyond those names. Rows whose program
@@ -42,11 +42,9 @@ name order), ``$NEG_TINYGSM_DIR``, or the hub (``TinyGSM/TinyGSM``, needs
 
 from __future__ import annotations
 
-import ast
 import gzip
 import json
 import math
-import operator
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -54,8 +52,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym._util import did_you_mean
 from noisy_expert_gym.tasks.gsm8k.answers import ANSWER_MARK, normalize_number, parse_gold
+from noisy_expert_gym.tasks.gsm8k.tinygsm_code import code_answer, strip_docstring
+from noisy_expert_gym.utils import did_you_mean
 
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Datasets :func:`load_problems` reads.
@@ -117,6 +116,28 @@ def write_jsonl(path: str | os.PathLike, problems: list[WordProblem] | list[dict
     return path
 
 
+def check_dataset(dataset: Any) -> Any:
+    """`dataset` if it is one of :data:`DATASETS`, else a ValueError."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown `dataset` `{dataset}`; valid values: `gsm8k`, `tinygsm`."
+                         f"{did_you_mean(str(dataset), DATASETS)}")
+    return dataset
+
+
+def check_split(split: Any) -> Any:
+    """`split` if it is one of :data:`SPLITS`, else a ValueError."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown `split` `{split}`; valid values: `train`, `test`.{did_you_mean(split, SPLITS)}")
+    return split
+
+
+def check_limit(limit: Any) -> Any:
+    """`limit` if it is None or an integer >= 1, else a ValueError."""
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"`limit` must be an integer >= 1 or None, got {limit!r}")
+    return limit
+
+
 def load_problems(split: str = "train", data_dir: str | os.PathLike | None = None, dataset: str = "gsm8k",
                   limit: int | None = None) -> list[WordProblem]:
     """The problems of a split of GSM-8K or TinyGSM (see the module docstring for the sources).
@@ -131,13 +152,9 @@ def load_problems(split: str = "train", data_dir: str | os.PathLike | None = Non
         ValueError: unknown split or dataset.
         FileNotFoundError: no data found; the message says how to provide it.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown `dataset` `{dataset}`; valid values: `gsm8k`, `tinygsm`."
-                         f"{did_you_mean(str(dataset), DATASETS)}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown `split` `{split}`; valid values: `train`, `test`.{did_you_mean(split, SPLITS)}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"`limit` must be an integer >= 1 or None, got {limit!r}")
+    check_dataset(dataset)
+    check_split(split)
+    check_limit(limit)
     if dataset == "tinygsm":
         return load_tinygsm(split, data_dir, limit)
     source = data_dir if data_dir is not None else os.environ.get(ENV_VAR) or None
@@ -170,91 +187,6 @@ def missing_tinygsm_message(detail: str = "") -> str:
     )
 
 
-class _Unsupported(Exception):
-    """A program outside :func:`code_answer`'s arithmetic subset."""
-
-
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-_CALLS = {"round": round, "int": int, "float": float, "abs": abs, "min": min, "max": max}
-_MATH = {"ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt}
-_MAX_MAGNITUDE = 1e18
-
-
-def _value(node: ast.AST, env: dict[str, float]) -> Any:
-    """The number an expression of the subset denotes (never runs code)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return node.value
-    if isinstance(node, ast.Name) and node.id in env:
-        return env[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _value(node.operand, env)
-        return -v if isinstance(node.op, ast.USub) else v
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        a, b = _value(node.left, env), _value(node.right, env)
-        if isinstance(node.op, ast.Pow) and (abs(b) > 64 or abs(a) > 1e6):
-            raise _Unsupported("power too large")
-        try:
-            v = _BINOPS[type(node.op)](a, b)
-        except (ZeroDivisionError, OverflowError, ValueError):
-            raise _Unsupported("arithmetic error") from None
-        if isinstance(v, complex) or abs(v) > _MAX_MAGNITUDE:
-            raise _Unsupported("out of range")
-        return v
-    if isinstance(node, ast.Call) and not node.keywords:
-        f = None
-        if isinstance(node.func, ast.Name) and node.func.id in _CALLS and node.func.id not in env:
-            f = _CALLS[node.func.id]
-        elif isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name) \
-                and node.func.value.id == "math" and node.func.attr in _MATH:
-            f = _MATH[node.func.attr]
-        if f is not None and 1 <= len(node.args) <= 2:
-            try:
-                return f(*(_value(a, env) for a in node.args))
-            except (TypeError, ValueError, OverflowError):
-                raise _Unsupported("bad call") from None
-    raise _Unsupported(type(node).__name__)
-
-
-def code_answer(code: str) -> int | float | None:
-    """The number a TinyGSM program returns, by static evaluation of straight-line arithmetic.
-
-    The body of the first function (else the module) may hold only its docstring,
-    ``import math``, assignments and augmented assignments to names, and a final
-    ``return``, over numbers, names, + - * / // % **, ``round``/``int``/``float``/
-    ``abs``/``min``/``max`` and ``math.ceil``/``floor``/``sqrt``. Anything else, or no
-    numeric return value: None. The program is parsed, never executed.
-    """
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-    body = next((n.body for n in tree.body if isinstance(n, ast.FunctionDef)), tree.body)
-    env: dict[str, Any] = {}
-    try:
-        for stmt in body:
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-                continue  # the docstring
-            if isinstance(stmt, ast.Import) and all(a.name == "math" and a.asname is None for a in stmt.names):
-                continue
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-                env[stmt.targets[0].id] = _value(stmt.value, env)
-            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-                env[stmt.target.id] = _value(stmt.value, env)
-            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) \
-                    and type(stmt.op) in _BINOPS and stmt.target.id in env:
-                node = ast.BinOp(left=ast.Name(id=stmt.target.id), op=stmt.op, right=stmt.value)
-                env[stmt.target.id] = _value(node, env)
-            elif isinstance(stmt, ast.Return) and stmt.value is not None:
-                v = _value(stmt.value, env)
-                return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-            else:
-                raise _Unsupported(type(stmt).__name__)
-    except _Unsupported:
-        return None
-    return None
-
-
 def _number_text(v: Any) -> str | None:
     """A gold answer as text: ints as written, floats rounded to 6 decimals (12.0 -> ``12``)."""
     if isinstance(v, bool):
@@ -272,22 +204,6 @@ def _number_text(v: Any) -> str | None:
             return None
         return v.strip()
     return None
-
-
-def strip_docstring(code: str) -> str:
-    """`code` without its first function's (or the module's) docstring, trailing spaces trimmed."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return code.strip()
-    owner = next((n for n in tree.body if isinstance(n, ast.FunctionDef)), tree)
-    first = owner.body[0] if owner.body else None
-    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-            and isinstance(first.value.value, str)):
-        return code.strip()
-    lines = code.splitlines()
-    kept = lines[: first.lineno - 1] + lines[first.end_lineno:]
-    return "\n".join(line.rstrip() for line in kept).strip()
 
 
 def tinygsm_problem(row: dict[str, Any], index: int = 0) -> WordProblem | None:

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch
+from noisy_expert_gym.utils import is_torch
 
 _NL = 10  # b"\n"
 

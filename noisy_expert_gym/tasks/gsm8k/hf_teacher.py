@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch
-from noisy_expert_gym.oracle import LogitsOracle, RngLike, sample_from
+from noisy_expert_gym.oracle import LogitsOracle, RngLike
+from noisy_expert_gym.sampling import sample_from
+from noisy_expert_gym.utils import is_torch
 
 
 def load_teacher(name_or_path: str, device: Any = None, torch_dtype: Any = None,

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym._util import is_torch
-from noisy_expert_gym.oracle import Expert, sample_from
+from noisy_expert_gym.oracle import Expert
+from noisy_expert_gym.sampling import sample_from
+from noisy_expert_gym.utils import is_torch
 
 
 class ReferenceExpert(Expert):

@@ -1,6 +1,7 @@
-"""Small shared helpers, written once for every layer: name lookup with suggestions,
-array-backend dispatch, categorical sampling, atomic file writes, the command line's
-``key=value`` options and one-line errors."""
+"""Shared helpers, written once for every layer (public: ``agents`` and ``scoreboards``
+import them too): name lookup with suggestions, array-backend dispatch, categorical
+sampling, atomic file writes, the command line's ``key=value`` options and one-line
+errors."""
 
 from __future__ import annotations
 

@@ -1,0 +1,44 @@
+"""The keyword arguments every task family shares, declared once: the noise law and the expert's access.
+
+Each family declares its keyword arguments as a :class:`~noisy_expert_gym.declarations.Declared`
+model beside its ``build_problem`` (:class:`~noisy_expert_gym.tasks.modadd.ModAddKwargs`,
+:class:`~noisy_expert_gym.tasks.automaton.AutomatonKwargs`,
+:class:`~noisy_expert_gym.tasks.gsm8k.kwargs.GSM8KKwargs`), with these field types for
+the parts they share. A field is checked by the function of the module that owns its
+rule (the noise law's, the oracle's), so a keyword argument is refused with the same
+message whether it reaches ``gym.make``, ``make_problem`` or the class itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from noisy_expert_gym.declarations import checked
+from noisy_expert_gym.noise import (
+    EXPERT_LAWS,
+    check_corruption_applies,
+    check_corruption_seed,
+    check_eta,
+    check_kappa,
+    check_law_name,
+)
+from noisy_expert_gym.oracle import check_access
+
+Eta = Annotated[float, checked(check_eta)]
+"""The noise level in [0, 1]."""
+Law = Annotated[str, checked(lambda law: check_law_name(law, EXPERT_LAWS))]
+"""A noise law an :class:`~noisy_expert_gym.oracle.Expert` takes (:data:`~noisy_expert_gym.noise.EXPERT_LAWS`)."""
+Kappa = Annotated[float, checked(check_kappa)]
+"""The hidden corruption's concentration in [0, 1] (corruption laws only)."""
+CorruptionSeed = Annotated[int, checked(check_corruption_seed)]
+"""The secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
+Access = Annotated[str, checked(check_access)]
+"""How the noisy expert may be queried: ``full`` or ``sample``."""
+
+
+def check_noise_applies(kw: Any) -> None:
+    """A model's cross-field check of the noise arguments: the corruption's parameters only with a corruption law."""
+    check_corruption_applies(kw.law, kw.kappa, kw.corruption_seed)
+
+
+__all__ = ["Access", "CorruptionSeed", "Eta", "Kappa", "Law", "check_noise_applies"]
