@@ -144,6 +144,11 @@ class NoisyGSM8KEnv(gym.Env):
       the above (``turn``) or its EOS only (``eos``, v0's); ``stop_tokens`` (ids or
       token strings, default ()): more stop tokens.
     - ``device``, ``torch_dtype``, ``max_batch``: LM teacher options.
+    - ``access`` (str, default ``"full"``), ``top_k`` (int, default None),
+      ``logit_noise`` (float, default 0.0), ``logit_noise_dist`` (str, default
+      ``"gaussian"``): the reference teacher's access mode (``full``, ``topk`` with
+      ``top_k``, ``sample``) and per-query logit noise, as NoisyModAdd's; an LM
+      teacher takes the defaults only.
     - ``render_mode``: None or ``"ansi"``.
 
     ## Version History
@@ -156,6 +161,10 @@ class NoisyGSM8KEnv(gym.Env):
       reference teacher accepts HF tokenizers. Identical to v0 with the built-in
       tokenizers.
     - v0: initial release. Still registered: v1 with ``stop_on="eos"``.
+    - v1 and v0 (no change for existing kwargs; their outputs are bit-identical):
+      kwargs ``access``, ``top_k``, ``logit_noise``, ``logit_noise_dist`` for the
+      reference teacher (off by default). No version bump: new optional kwargs
+      with behaviour-preserving defaults.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
