@@ -1,7 +1,7 @@
 """The `neg` command line: one entry point in the top layer, subcommands from every package.
 
 Each package contributes ``add_subcommands(subparsers)``: the env layer (``neg demo``,
-``neg export-minari``), the agents (``neg train``, ``neg record``) and the
+``neg export-minari``, ``neg serve-expert``), the agents (``neg train``, ``neg record``) and the
 scoreboards (``neg bench``, ``neg board``, ``neg submit``, in
 :mod:`scoreboards.commands`). ``neg CMD`` imports only the module that adds CMD, and
 the modules import their heavy dependencies inside the commands, so ``neg demo``
@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from noisy_expert_gym.utils import OneLineParser, run_command
 
 #: Modules that contribute subcommands, in help order.
-CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")
+CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli",
+                "noisy_expert_gym.serve.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
 #: not add CMD after all).
 COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands",
             "board": "scoreboards.commands", "submit": "scoreboards.commands",
-            "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
+            "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli",
+            "serve-expert": "noisy_expert_gym.serve.cli"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
