@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from noisy_expert_gym._util import OneLineParser, run_command
 
 #: Modules that contribute subcommands, in help order.
-CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")
+CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands.bench", "noisy_expert_gym.bridges.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
 #: not add CMD after all).
-COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands",
-            "board": "scoreboards.commands", "submit": "scoreboards.commands",
+COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands.bench",
+            "board": "scoreboards.commands.bench", "submit": "scoreboards.commands.bench",
             "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
 
 

@@ -11,7 +11,7 @@ Tables:
 - ``final_metrics``: (run key, metric, value).
 - ``samples``: a few greedy evaluation episodes per run (prompt, chain), for the
   report's animations.
-- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`), with
+- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.leaderboard.boards`), with
   what makes them verifiable: the code's digest and how to re-run it, the library
   versions, the protocol hash, the hidden instances' commitment, and the harness's
   learning curve of each run;
@@ -242,7 +242,7 @@ class ResultStore:
         """Write a finished run (row, curve, final metrics) in one transaction.
 
         Args:
-            run: the :class:`~scoreboards.specs.RunSpec`.
+            run: the :class:`~scoreboards.sweeps.specs.RunSpec`.
             result: ``RunResult.to_dict()`` of the training run.
             _fail_after_curves: test hook that raises inside the transaction.
         """

@@ -61,7 +61,7 @@ def test_submit_and_show(tmp_path, db_path, capsys):
 
 
 def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
-    from scoreboards import hidden
+    from scoreboards.leaderboard import hidden
 
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)

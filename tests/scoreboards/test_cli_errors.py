@@ -13,7 +13,7 @@ import argparse
 
 import pytest
 
-from scoreboards import hidden
+from scoreboards.leaderboard import hidden
 from scoreboards.cli import build_parser, main
 from scoreboards.store import ResultStore
 
@@ -183,7 +183,7 @@ def test_an_unknown_name_suggests_the_shipped_one_and_the_path_form(workdir, cap
 
 
 def test_an_internal_error_is_one_line_too_with_the_traceback_on_request(monkeypatch, capsys):
-    from scoreboards import commands
+    from scoreboards.commands import bench as commands
 
     def boom(args):
         raise KeyError("bug")

@@ -30,8 +30,8 @@ def _figs_cpu():
 @pytest.mark.parametrize("name", sorted(TOY))
 def test_cpu_figure_spec_at_toy_size(name, db_path, tmp_path, monkeypatch, capsys):
     from scoreboards.cli import main
-    from scoreboards.report import gather
-    from scoreboards.specs import load_spec
+    from scoreboards.analysis.report import gather
+    from scoreboards.sweeps.specs import load_spec
     from scoreboards.store import ResultStore
 
     overrides = COMMON + TOY[name]

@@ -14,8 +14,8 @@ import pytest
 
 from agents.trainer import train
 from noisy_expert_gym.tasks.gsm8k.data import write_example_data
-from scoreboards.runner import run_sweep
-from scoreboards.specs import load_spec
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
 
 TOY = ["env.kwargs.subset=4", "env.grid.eta=[0.02]", "train.preset=\"tiny\"", "budget.trajectories=8", "eval.every=8",

@@ -10,10 +10,10 @@ import stat
 import numpy as np
 import pytest
 
-from scoreboards import hidden
-from scoreboards.boards import board_secret, load_board, render_board, submit
+from scoreboards.leaderboard import hidden
+from scoreboards.leaderboard.boards import board_secret, load_board, render_board, submit
 from scoreboards.store import ResultStore
-from scoreboards.submission import run_submission, unsandboxed
+from scoreboards.leaderboard.submission import run_submission, unsandboxed
 
 SUBS = "tests.scoreboards.subs"
 #: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.
@@ -241,7 +241,7 @@ def test_nail_f_learns_from_the_expert_on_a_hidden_board(tmp_path, secret):
     chance (sum_t 7^-t < 0.17 positions)."""
     board = _board(tmp_path)
     train = {"preset": "cpu-rope", "batch_size": 64, "lr": 3e-3, "device": "cpu"}
-    out = run_submission(board, "scoreboards.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
                          extra_spec={"algo": "nail-f", "algo_params": {}, "train": train})
     assert out.trajectories == 2048
     assert out.metrics["greedy_correct_prefix_len"] > 1.0, out.metrics
@@ -251,7 +251,7 @@ def test_nail_f_learns_from_the_expert_on_a_hidden_board(tmp_path, secret):
 def test_nail_f_beats_chance_on_the_shipped_cpu_board(secret):
     board = load_board("modadd-m5-eta0.2-hidden")
     base = next(b for b in board.baselines if b["algo"] == "nail-f")
-    out = run_submission(board, "scoreboards.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
                          extra_spec={"algo": "nail-f", "algo_params": {}, "train": base["train"]})
     n, m = 7, board.env_kwargs["m"]
     assert out.metrics["greedy_full_exact"] > 100 / n**m, out.metrics

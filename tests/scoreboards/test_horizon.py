@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scoreboards.horizon import (
+from scoreboards.analysis.horizon_fit import (
     Hit,
     bootstrap_fits,
     is_horizon_spec,
@@ -128,8 +128,8 @@ TOY = ["seeds=[0, 1]", "env.grid.m=[2, 3]", "budget.trajectories=768", "eval.eve
 @pytest.mark.parametrize("name", ["quick", "horizon"])
 def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_path, capsys):
     from scoreboards.cli import main
-    from scoreboards.report import gather
-    from scoreboards.specs import load_spec
+    from scoreboards.analysis.report import gather
+    from scoreboards.sweeps.specs import load_spec
     from scoreboards.store import ResultStore
 
     db, sets = str(db_path), [a for o in TOY for a in ("--set", o)]

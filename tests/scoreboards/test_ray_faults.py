@@ -19,8 +19,8 @@ import time
 import pytest
 import torch
 
-from scoreboards.runner import checkpoint_root, run_sweep
-from scoreboards.specs import load_spec
+from scoreboards.sweeps.runner import checkpoint_root, run_sweep
+from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
 
 OVERRIDES = ["seeds=[0, 1]", 'algorithms=[{name="nail-f"}]', "env.grid.eta=[0.2]", "budget.trajectories=3072",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from scoreboards.report import build_report
-from scoreboards.runner import run_sweep
-from scoreboards.specs import load_spec
-from scoreboards.stats import summarize
+from scoreboards.analysis.report import build_report
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
+from scoreboards.analysis.stats import summarize
 from scoreboards.store import ResultStore
 from tests.scoreboards.fakes import fake_train
 

@@ -7,10 +7,10 @@ import pytest
 
 from noisy_expert_gym.noise import noisy_probs
 from noisy_expert_gym.theory_corruption import mode_boundary, prob_mode_condition
-from scoreboards import plots
-from scoreboards.report import build_report, theory_lines
-from scoreboards.runner import run_sweep
-from scoreboards.specs import load_spec
+from scoreboards.analysis import plots
+from scoreboards.analysis.report import build_report, theory_lines
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
 from tests.scoreboards.fakes import fake_train
 

@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from scoreboards.report import build_report
-from scoreboards.runner import run_sweep
-from scoreboards.specs import load_spec
+from scoreboards.analysis.report import build_report
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
 from tests.scoreboards.fakes import failing_train, fake_train, real_or_fail
 
@@ -59,8 +59,8 @@ def test_interrupted_runs_resume_from_their_checkpoint(tiny_spec_path, db_path):
 
 KILLED_SWEEP = textwrap.dedent("""
     import sys
-    from scoreboards.runner import run_sweep
-    from scoreboards.specs import load_spec
+    from scoreboards.sweeps.runner import run_sweep
+    from scoreboards.sweeps.specs import load_spec
     from tests.scoreboards.fakes import dying_train
     spec = load_spec(sys.argv[1], overrides=["seeds=[0, 1, 2]", 'algorithms=[{name="bc"}]', "env.grid.eta=[0.0]"])
     run_sweep(spec, sys.argv[2], workers=0, train_fn=dying_train, progress=False)
@@ -128,7 +128,7 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
 
 def test_in_flight_display_reads_the_trainers_progress_rows(tiny_spec_path, tmp_path):
     from agents.checkpoint import write_progress
-    from scoreboards.runner import _in_flight
+    from scoreboards.sweeps.runner import _in_flight
 
     run = load_spec(tiny_spec_path).runs()[0]
     assert _in_flight(tmp_path, [run]) == ""

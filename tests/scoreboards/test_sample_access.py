@@ -7,10 +7,10 @@ import types
 import numpy as np
 import pytest
 
-from scoreboards.boards import load_board, submit
-from scoreboards.builtin import needs_probs
+from scoreboards.leaderboard.boards import load_board, submit
+from scoreboards.leaderboard.builtin import needs_probs
 from scoreboards.store import ResultStore
-from scoreboards.submission import ExpertServer, SubmissionRejected
+from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected
 
 SUBS = "tests.scoreboards.subs"
 SAMPLE = """

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoreboards import sandbox
-from scoreboards.boards import load_board, submit
+from scoreboards.leaderboard.submission import sandbox
+from scoreboards.leaderboard.boards import load_board, submit
 from scoreboards.cli import main
-from scoreboards.sandbox import Limits, SandboxUnavailable, View
+from scoreboards.leaderboard.submission.sandbox import Limits, SandboxUnavailable, View
 from scoreboards.store import ResultStore
-from scoreboards.submission import SubmissionRejected, run_submission, unsandboxed, wire
+from scoreboards.leaderboard.submission import SubmissionRejected, run_submission, unsandboxed, wire
 from tests.scoreboards.test_submission import BOARD
 
 ATTACKS = Path(__file__).resolve().parent / "attacks"
-ROOT = Path(sandbox.__file__).resolve().parent.parent
+ROOT = Path(sandbox.__file__).resolve().parents[3]
 #: A board small enough that one sandboxed run takes about a second.
 TINY = (BOARD.replace("trajectories = 1024", "trajectories = 64").replace("queries = 6144", "queries = 384")
         .replace("prompts = 256", "prompts = 8").replace("seeds = [1001, 1002]", "seeds = [1001]")
@@ -282,11 +282,11 @@ def test_the_view_shows_no_harness_files(board):
     assert "--bind" not in args and "--dev-bind" not in args and "--share-net" not in args
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
         assert flag in args
-    for m in ("boards", "specs"):
+    for m in ("leaderboard/shipped_boards", "sweeps/shipped_specs"):
         assert args[args.index(f"/neg/code/scoreboards/{m}") - 1] == "--tmpfs"
     assert not any("nvidia" in a for a in args) and "/sys" not in args
     assert v.worker_target == "/neg/submission/env_spy.py:EnvSpy" and v.data[0][1] == "/neg/submission/env_spy.py"
-    trusted = View.build(trusted=True, limits=Limits.for_board(board), target="scoreboards.builtin:BuiltinSubmission")
+    trusted = View.build(trusted=True, limits=Limits.for_board(board), target="scoreboards.leaderboard.builtin:BuiltinSubmission")
     assert {d for _, d in trusted.binds} >= {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
     assert not {d for _, d in v.binds} & {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
 
@@ -355,9 +355,9 @@ def test_a_sandbox_that_cannot_start_says_why(tmp_path, monkeypatch):
 def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
     """`neg` run outside the checkout: an editable install has no path entry for the packages (its
     import finder maps them), so the view must not depend on the working directory or sys.path."""
-    code = ("from scoreboards.sandbox import View, Limits; "
+    code = ("from scoreboards.leaderboard.submission.sandbox import View, Limits; "
             "v = View.build(trusted=True, limits=Limits(wall_s=10.0, cpu_s=10.0), "
-            "target='scoreboards.builtin:BuiltinSubmission'); "
+            "target='scoreboards.leaderboard.builtin:BuiltinSubmission'); "
             "print(sorted(d for _, d in v.binds if d.startswith('/neg/code')))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
@@ -365,7 +365,7 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['/neg/code/agents', '/neg/code/noisy_expert_gym', '/neg/code/scoreboards']"
     # ... and with no path entry at all, the import system's finders still place them.
-    from scoreboards.sandbox import _find_top_level
+    from scoreboards.leaderboard.submission.sandbox import _find_top_level
 
     assert _find_top_level("scoreboards", []) == ROOT / "scoreboards"
 

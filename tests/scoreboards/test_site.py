@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scoreboards.boards import load_board
-from scoreboards.site import publish
+from scoreboards.leaderboard.boards import load_board
+from scoreboards.leaderboard.site import publish
 from scoreboards.store import ResultStore
 
 EVIL = "<script>alert(1)</script>"

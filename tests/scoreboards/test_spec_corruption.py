@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from scoreboards.report import build_report
-from scoreboards.runner import run_sweep
-from scoreboards.specs import load_spec
+from scoreboards.analysis.report import build_report
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
 
 TOY = ["budget.trajectories=64", "seeds=[0]", "env.grid.eta=[0.3, 0.8]", "env.grid.kappa=[1.0]",

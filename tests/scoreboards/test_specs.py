@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from scoreboards.specs import SpecError, load_spec, parse_spec, shipped_specs
+from scoreboards.sweeps.specs import SpecError, load_spec, parse_spec, shipped_specs
 from tests.scoreboards.conftest import TINY_SPEC
 
 CPU_GSM8K = ("gsm8k-small", "gsm8k-warm")  # validated on the fixture's few problems
@@ -109,7 +109,7 @@ def test_duplicate_labels_and_empty_algorithms():
 def test_run_identity_is_the_trainers(tiny_spec_path):
     """One list of the fields that do not change what is learned: the key ignores them;
     stop_at (where a sweep's run stops) and everything else change it."""
-    from scoreboards.spec_model import NOT_IDENTITY, run_identity
+    from scoreboards.sweeps.spec_model import NOT_IDENTITY, run_identity
 
     assert {"device", "checkpoint_every", "tensorboard_dir", "data_dir"} <= NOT_IDENTITY
     keys = [r.key for r in load_spec(tiny_spec_path).runs()]
@@ -133,7 +133,7 @@ def test_numbers_keep_the_type_they_were_written_with(tiny_spec_path):
 def test_gsm8k_paper_is_the_authors_recipe():
     # The values issue 16 asks for, read back through the loader (no env built: it names weights).
     from agents.hf_policy import PAPER_LORA
-    from scoreboards.specs import needs_download
+    from scoreboards.sweeps.specs import needs_download
 
     spec = load_spec("gsm8k-paper", check_envs=False)
     runs = spec.runs()

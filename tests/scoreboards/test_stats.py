@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from scoreboards.stats import (
+from scoreboards.analysis.stats import (
     area_under_curve,
     bootstrap_ci,
     curve_band,

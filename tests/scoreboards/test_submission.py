@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoreboards.boards import load_board, render_board, shipped_boards, submit
+from scoreboards.leaderboard.boards import load_board, render_board, shipped_boards, submit
 from scoreboards.store import ResultStore
-from scoreboards.submission import ExpertServer, SubmissionRejected, run_submission
+from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected, run_submission
 
 BOARD = """
 description = "test board"

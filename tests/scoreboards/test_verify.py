@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 
-from scoreboards import hidden
-from scoreboards.boards import load_board, submit
-from scoreboards.entry_code import code_digest, rerun_target, submission_code
+from scoreboards.leaderboard import hidden
+from scoreboards.leaderboard.boards import load_board, submit
+from scoreboards.leaderboard.entry_code import code_digest, rerun_target, submission_code
 from scoreboards.store import ResultStore
-from scoreboards.submission import SubmissionRejected
-from scoreboards.verify import status, verify_entry
+from scoreboards.leaderboard.submission import SubmissionRejected
+from scoreboards.leaderboard.verify import status, verify_entry
 
 BOARD = """
 description = "test board"

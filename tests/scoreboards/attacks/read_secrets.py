@@ -24,7 +24,8 @@ class ReadSecrets:
         import scoreboards
 
         shipped = Path(scoreboards.__file__).parent
-        read += [str(p) for p in shipped.glob("boards/*.toml")] + [str(p) for p in shipped.glob("specs/*.toml")]
+        read += [str(p) for p in shipped.glob("leaderboard/shipped_boards/*.toml")]
+        read += [str(p) for p in shipped.glob("sweeps/shipped_specs/*.toml")]
         for root, dirs, files in os.walk("/" if self.spec.get("walk", True) else "/nonexistent"):
             if root in ("/usr", "/proc", "/sys", "/dev") or root.startswith((sys.prefix, sys.base_prefix)):
                 dirs[:] = []  # the system and the Python installation: public, read-only

@@ -1,6 +1,6 @@
 """The worker process of a submission run: limit itself, load the class, train it on the client, then act.
 
-:func:`main` runs inside the sandbox (:mod:`scoreboards.sandbox`), started as
+:func:`main` runs inside the sandbox (:mod:`scoreboards.leaderboard.submission.sandbox`), started as
 ``python -c ... FD`` with FD one end of a socket pair to the harness. It reads the
 harness's start message (target, public spec, limits, the uid to switch to), and,
 before any submission code runs, sets its resource limits (:func:`apply_limits`),
@@ -9,10 +9,10 @@ for untrusted submissions, loses access to the env package
 (:data:`BLOCKED_PACKAGES`, which holds the clean expert; a guard against peeking,
 the sandbox being the security boundary). Then the target class is loaded
 (:func:`load_target`), its interface checked (:func:`check_interface`), and it
-trains on an :class:`~scoreboards.submission.client.ExpertClient`; afterwards the
+trains on an :class:`~scoreboards.leaderboard.submission.client.ExpertClient`; afterwards the
 worker answers the harness's ``act`` requests until told to stop. Errors go back to
 the harness as ``{"op": "error", "args": [{"stage", "message"}]}``. Every message
-uses :mod:`~scoreboards.submission.wire` (no pickle).
+uses :mod:`~scoreboards.leaderboard.submission.wire` (no pickle).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from scoreboards.submission import wire
-from scoreboards.submission.client import BudgetExceeded, ExpertClient, ProtocolError, to_numpy
+from scoreboards.leaderboard.submission import wire
+from scoreboards.leaderboard.submission.client import BudgetExceeded, ExpertClient, ProtocolError, to_numpy
 
 BLOCKED_PACKAGES = ("noisy_expert_gym",)
 

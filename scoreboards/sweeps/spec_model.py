@@ -3,7 +3,7 @@
 A spec names an env and a grid over its kwargs, algorithms (each with fixed
 parameters and an optional grid), seeds, a budget, an evaluation schedule and the
 training fields shared by every run. :class:`SpecFile` declares the file (its types
-and constraints are the validation; :mod:`scoreboards.specs` loads it and lists
+and constraints are the validation; :mod:`scoreboards.sweeps.specs` loads it and lists
 every problem in one :class:`SpecError`); :class:`Spec` is the validated
 experiment, and :meth:`Spec.runs` its grid of :class:`RunSpec` runs, each keyed by
 its identity (:func:`run_key`).

@@ -1,6 +1,6 @@
 """Experiment specs: load a shipped spec or a TOML file, apply overrides, validate it as a whole.
 
-The file format and the spec model are in :mod:`scoreboards.spec_model`; this module
+The file format and the spec model are in :mod:`scoreboards.sweeps.spec_model`; this module
 finds the file (a shipped name from ``scoreboards/specs/`` or a path), applies
 ``--set section.key=value`` overrides and validates the result, collecting every
 problem into one :class:`SpecError`::
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scoreboards.config import apply_overrides, load_toml, parse_override, shipped, validate
-from scoreboards.spec_model import (
+from scoreboards.sweeps.spec_model import (
     REPORT_METRICS,
     AlgoEntry,
     RunSpec,
@@ -29,7 +29,7 @@ from scoreboards.spec_model import (
     run_key,
 )
 
-SPEC_DIR = Path(__file__).resolve().parent / "specs"
+SPEC_DIR = Path(__file__).resolve().parent / "shipped_specs"
 
 
 def shipped_specs() -> list[str]:

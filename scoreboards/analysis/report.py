@@ -26,8 +26,8 @@ from noisy_expert_gym._util import write_atomic
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
 from scoreboards.provenance import canonical_json, code_version
-from scoreboards.spec_model import RunSpec, Spec, env_label, run_identity
-from scoreboards.stats import (
+from scoreboards.sweeps.spec_model import RunSpec, Spec, env_label, run_identity
+from scoreboards.analysis.stats import (
     area_under_curve,
     probability_of_improvement,
     steps_to_target,
@@ -129,7 +129,7 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
 
 def _figures(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]],
              out: Path) -> list[Path]:
-    from scoreboards import plots
+    from scoreboards.analysis import plots
 
     figs: list[Path] = []
     metric, target = spec.report["metric"], spec.report["target"]
@@ -279,9 +279,9 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
 
 def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]], out: Path,
              seed: int, figures: bool) -> tuple[str, Path | None]:
-    """The horizon-scaling section (:mod:`scoreboards.horizon`) of a spec that sweeps ``m`` with
+    """The horizon-scaling section (:mod:`scoreboards.analysis.horizon_fit`) of a spec that sweeps ``m`` with
     early stopping: verdict tables and the T-vs-m figure; ("", None) for other specs."""
-    from scoreboards import horizon
+    from scoreboards.analysis import horizon_fit as horizon
 
     if not horizon.is_horizon_spec(spec) or not any(row for _, row in results):
         return "", None

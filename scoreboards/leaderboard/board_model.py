@@ -1,7 +1,7 @@
 """The leaderboard file, declared: :class:`BoardFile` and the :class:`Board` it validates into.
 
 The tables of ``scoreboards/boards/NAME.toml`` (the format is shown in
-:mod:`scoreboards.boards`) are declared below; their types and constraints are the
+:mod:`scoreboards.leaderboard.boards`) are declared below; their types and constraints are the
 validation, the env's kwargs are checked by building its problem once, and
 :func:`scoreboards.config.validate` lists every problem in one :class:`BoardError`.
 """
@@ -25,7 +25,7 @@ from scoreboards.config import (
     check_algorithm,
     report_with,
 )
-from scoreboards.hidden import HIDEABLE
+from scoreboards.leaderboard.hidden import HIDEABLE
 
 BOARD_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len")
 #: How a board's expert may be queried (``[env] access``).
@@ -189,7 +189,7 @@ class BoardFile(TomlModel):
     @model_validator(mode="after")
     def _baselines_fit_access(self) -> BoardFile:
         if self.env.access == "sample":
-            from scoreboards.builtin import needs_probs
+            from scoreboards.leaderboard.builtin import needs_probs
 
             bad = [b.algo for b in self.baselines if needs_probs(b.algo, b.params)]
             if bad:

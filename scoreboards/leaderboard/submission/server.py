@@ -1,6 +1,6 @@
 """The harness end of the socket: the session with one worker, and the expert server.
 
-:class:`Session` receives the worker's messages (:mod:`~scoreboards.submission.wire`)
+:class:`Session` receives the worker's messages (:mod:`~scoreboards.leaderboard.submission.wire`)
 under the run's deadline and turns malformed messages, worker errors and deaths into a
 :class:`SubmissionRejected` with the reason.
 :class:`ExpertServer` answers the client's requests: it issues training prompts,
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.submission import wire
+from scoreboards.leaderboard.submission import wire
 
 #: Requests a worker may send while training; anything else is a protocol violation.
 QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout")
@@ -56,7 +56,7 @@ _SIGNALS = {signal.SIGXCPU: "exceeded its CPU time limit (SIGXCPU)",
 class Session:
     """The socket to one worker, with the run's deadline applied to every wait.
 
-    Everything the worker sends is decoded by :mod:`~scoreboards.submission.wire` (bounded
+    Everything the worker sends is decoded by :mod:`~scoreboards.leaderboard.submission.wire` (bounded
     JSON headers and numeric arrays, no pickle); a message that breaks the format, a worker
     that dies or stalls, and a deadline that passes all end the run as
     :class:`SubmissionRejected`. ``proc`` is the worker's process (``poll()``,

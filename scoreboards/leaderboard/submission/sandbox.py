@@ -10,8 +10,8 @@ Every submission worker (user code and the built-in baselines alike) is started 
 - **files**: a read-only ``/usr`` (with the host's ``/bin``, ``/lib*`` links), the
   dynamic linker's cache, the Python installation and virtual environment
   read-only, the project packages the worker needs read-only under
-  ``/neg/code`` (``scoreboards`` always, with its ``boards/`` and ``specs/``
-  masked by empty directories; ``noisy_expert_gym`` and ``agents`` only for the
+  ``/neg/code`` (``scoreboards`` always, with its ``leaderboard/shipped_boards/`` and
+  ``sweeps/shipped_specs/`` masked by empty directories; ``noisy_expert_gym`` and ``agents`` only for the
   trusted built-in adapter), the submission's own files read-only (a file
   submission is copied in as ``/neg/submission/NAME.py`` (a directory submission is bound
   read-only as ``/neg/submission/DIR/``); a ``module:Class``
@@ -32,7 +32,7 @@ Every submission worker (user code and the built-in baselines alike) is started 
 - **devices**: GPU device nodes (``/dev/nvidia*``, ``/dev/dri``) and ``/sys`` only
   when the board runs on a GPU;
 - **the only channel out**: one end of a socket pair, inherited as a file
-  descriptor, which the harness reads with :mod:`scoreboards.submission.wire`.
+  descriptor, which the harness reads with :mod:`scoreboards.leaderboard.submission.wire`.
   The worker's stdout and stderr are read by the harness into a 4 KiB tail shown
   only in a crash reason.
 
@@ -65,8 +65,9 @@ MODES = ("bwrap", "none")
 CODE_DIR, SRC_DIR, SUBMISSION_DIR = "/neg/code", "/neg/src", "/neg/submission"
 #: The project's packages; untrusted submissions see only the first.
 PROJECT_PACKAGES = ("scoreboards", "noisy_expert_gym", "agents")
-#: Directories of the ``scoreboards`` package that hold the harness's files (masked).
-MASKED = ("boards", "specs")
+#: Directories of the ``scoreboards`` package that hold the harness's files (masked): the shipped
+#: boards (their evaluation seeds) and specs.
+MASKED = ("leaderboard/shipped_boards", "sweeps/shipped_specs")
 #: Largest submission file copied into the sandbox.
 MAX_SUBMISSION_BYTES = 16 << 20
 #: Uids (and gids) the worker switches to when the harness runs as root: one per run,
@@ -323,7 +324,7 @@ def worker_env(limits: Limits, python_path: list[str] | None = None) -> dict[str
 
 # ----- starting the worker ------------------------------------------------------------------------
 #: The worker's entry point (``-c``: running it with ``-m`` would import the module twice).
-WORKER = "import sys; from scoreboards.submission.worker import main; sys.exit(main(int(sys.argv[1])))"
+WORKER = "import sys; from scoreboards.leaderboard.submission.worker import main; sys.exit(main(int(sys.argv[1])))"
 #: Bytes of the worker's stdout/stderr the harness keeps (shown only in a crash reason).
 TAIL_BYTES = 4096
 
@@ -376,7 +377,7 @@ def launch(target: str, trusted: bool, limits: Limits, sock_fd: int, mode: str =
     start: dict[str, Any] = {"target": target, "trusted": trusted, "user": None,
                              "limits": limits.rlimits(sandboxed=mode == "bwrap")}
     if mode == "none":
-        code = [str(Path(__file__).resolve().parent.parent)]
+        code = [str(Path(__file__).resolve().parents[3])]  # the folder holding the scoreboards package
         start["path"] = [*code, os.getcwd()]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([*code, os.environ.get("PYTHONPATH", "")])}
         cmd, fds, cwd = [sys.executable, "-c", WORKER, str(sock_fd)], [sock_fd], os.getcwd()

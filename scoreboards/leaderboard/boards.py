@@ -26,11 +26,11 @@ A board file (``scoreboards/boards/NAME.toml``)::
     algo = "nail-f"
     train = { preset = "tiny", batch_size = 256, lr = 3e-3 }
 
-The file is declared in :mod:`scoreboards.board_model` (its types and constraints are
+The file is declared in :mod:`scoreboards.leaderboard.board_model` (its types and constraints are
 the validation, and building the env's problem once checks its kwargs);
 :func:`load_board` lists every problem in one :class:`BoardError` or returns a
 :class:`Board`. :func:`submit` runs
-an entry under the protocol (:mod:`scoreboards.submission`) and records it;
+an entry under the protocol (:mod:`scoreboards.leaderboard.submission`) and records it;
 :func:`render_board` draws the table. Entries are recorded only when every seed's run
 is accepted; their rows carry the board's hash, so a changed protocol starts a fresh
 table.
@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym._util import write_atomic
-from scoreboards.board_model import BOARD_METRICS, Board, BoardError, BoardFile
+from scoreboards.leaderboard.board_model import BOARD_METRICS, Board, BoardError, BoardFile
 from scoreboards.config import load_toml, shipped, train_problems, validate
 from scoreboards.provenance import code_version, short_hash
-from scoreboards.stats import summarize
+from scoreboards.analysis.stats import summarize
 from scoreboards.store import ResultStore
 
-BOARD_DIR = Path(__file__).resolve().parent / "boards"
+BOARD_DIR = Path(__file__).resolve().parent / "shipped_boards"
 #: Board-file keys for people, outside the protocol hash.
 PROSE = ("description", "cost")
 
@@ -74,8 +74,8 @@ def load_board(name_or_path: str | Path) -> Board:
 # ----- entering a board ---------------------------------------------------------------------
 def submission_code_hash(target: str) -> str:
     """Short hash of a submission's code: every file of a directory submission, the file, or the
-    module's source file (:mod:`scoreboards.entry_code`); the code version for built-ins."""
-    from scoreboards.entry_code import code_digest, submission_code
+    module's source file (:mod:`scoreboards.leaderboard.entry_code`); the code version for built-ins."""
+    from scoreboards.leaderboard.entry_code import code_digest, submission_code
 
     if target.startswith("builtin:"):
         return short_hash(target, code_version(), n=12)
@@ -93,7 +93,7 @@ def check_builtin(board: Board, algo: str, params: dict[str, Any] | None, train:
             the expert protocol, or one that needs probabilities on a sample-only board.
     """
     from agents.algos import check_params, get_algorithm
-    from scoreboards.builtin import needs_probs
+    from scoreboards.leaderboard.builtin import needs_probs
 
     alg = get_algorithm(algo)
     if not alg.queries_expert:
@@ -112,7 +112,7 @@ def check_builtin(board: Board, algo: str, params: dict[str, Any] | None, train:
 
 def board_secret(board: Board, store: ResultStore) -> bytes | None:
     """The harness's secret for a hidden-rule board (None for an open board)."""
-    from scoreboards.hidden import load_secret
+    from scoreboards.leaderboard.hidden import load_secret
 
     return load_secret(store.path.parent) if board.hidden else None
 
@@ -128,8 +128,8 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
     Raises:
         SubmissionRejected: the first rejected run's reason.
     """
-    from scoreboards.entry_code import store_code
-    from scoreboards.submission import SubmissionRejected, run_submission
+    from scoreboards.leaderboard.entry_code import store_code
+    from scoreboards.leaderboard.submission import SubmissionRejected, run_submission
 
     trusted, clean, extra, kind, code_ref = False, False, None, "submission", None
     if target.startswith("builtin:"):
@@ -138,7 +138,7 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
         trusted, clean = True, alg.uses_clean_expert
         kind = "reference" if clean else "builtin"
         extra = {"algo": algo, "algo_params": dict(params or {}), "train": dict(train or {})}
-        run_target = "scoreboards.builtin:BuiltinSubmission"
+        run_target = "scoreboards.leaderboard.builtin:BuiltinSubmission"
     elif params or train:
         raise ValueError("--param/--train apply to builtin:ALGO targets only")
     else:
@@ -171,8 +171,8 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
     ``builtin:ALGO`` (the project's algorithms through the same path, with
     ``params``/``train`` for the algorithm parameters and training fields;
     ``builtin:bc-clean`` enters as an unranked reference ceiling). A submission's code is
-    copied into the results directory first (:mod:`scoreboards.entry_code`), so the entry
-    can be re-run (:func:`scoreboards.verify.verify_entry`).
+    copied into the results directory first (:mod:`scoreboards.leaderboard.entry_code`), so the entry
+    can be re-run (:func:`scoreboards.leaderboard.verify.verify_entry`).
 
     Returns:
         The stored entry.
@@ -181,7 +181,7 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
         SubmissionRejected: the first rejected run's reason; nothing is recorded.
         ValueError: a built-in that may not enter this board (see :func:`check_builtin`).
     """
-    from scoreboards.hidden import entry_provenance
+    from scoreboards.leaderboard.hidden import entry_provenance
     from scoreboards.provenance import package_versions
 
     if target.startswith("builtin:"):
@@ -252,7 +252,7 @@ def protocol(board: Board) -> list[tuple[str, str]]:
 def board_rows(board: Board, store: ResultStore) -> dict[str, Any]:
     """The board's current entries: ``ranked`` (best first), ``refs`` (clean-expert ceilings), and
     ``stale`` (entries made under an older protocol); each entry has ``verified`` and ``status``."""
-    from scoreboards.verify import status
+    from scoreboards.leaderboard.verify import status
 
     every = store.board_entries(board.name)
     rows = [r for r in every if r["board_hash"] == board.hash]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym._util import write_atomic
-from scoreboards.boards import OPEN_NOTE, Board, board_rows, protocol
+from scoreboards.leaderboard.boards import OPEN_NOTE, Board, board_rows, protocol
 from scoreboards.provenance import code_version
 from scoreboards.store import ResultStore, now
 
@@ -60,7 +60,7 @@ def _figures(board: Board, entries: list[dict[str, Any]], out: Path) -> str | No
 
 
 def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
-    from scoreboards.plots import learning_curves
+    from scoreboards.analysis.plots import learning_curves
 
     fig_dir = out / "curves"
     by_label: dict[str, list[list[dict[str, Any]]]] = {}

@@ -27,7 +27,7 @@ budget cap, and this module turns those runs into
   (censored ones hollow, drawn at their cap with an up arrow), the median per m,
   the better fit, the budget cap and the theory's curve.
 
-``python -m scoreboards.horizon SPEC --db results/neg.sqlite --png docs/x.png``
+``python -m scoreboards.analysis.horizon_fit SPEC --db results/neg.sqlite --png docs/x.png``
 prints the verdict table and writes the figure; ``neg bench report SPEC`` adds the
 same section to the spec's report when the spec sweeps ``m`` with ``stop_at``.
 """
@@ -437,7 +437,7 @@ def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") 
     the theory's 1/q^m anchored at the first algorithm's median at the smallest m."""
     import matplotlib.pyplot as plt
 
-    from scoreboards.plots import _color_map, save_atomic
+    from scoreboards.analysis.plots import _color_map, save_atomic
 
     groups = [g for g in groups if any(any(s.by_m.values()) for s in g.rows)]
     if not groups:
@@ -486,8 +486,8 @@ def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scoreboards.report import gather
-    from scoreboards.specs import load_spec
+    from scoreboards.analysis.report import gather
+    from scoreboards.sweeps.specs import load_spec
     from scoreboards.store import ResultStore
 
     ap = argparse.ArgumentParser(description="Horizon scaling of a spec's results: verdict table and figure.")

@@ -50,17 +50,17 @@ is computed by the harness. The harness also calls ``act`` while the submission
 trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for
 the entry's learning curve; an ``act`` that fails then only loses that point.
 
-On a hidden-rule board (:mod:`scoreboards.hidden`) the task is a secret instance of
+On a hidden-rule board (:mod:`scoreboards.leaderboard.hidden`) the task is a secret instance of
 its family drawn for each training seed; the spec carries only the public kwargs. Crashes, timeouts, wrong interfaces, over-budget
 runs, malformed answers and protocol violations (a query on a prompt the harness
 did not issue, an unknown request) reject the submission with a reason.
 
-The worker runs in an OS sandbox (:mod:`scoreboards.sandbox`: bubblewrap, no network,
+The worker runs in an OS sandbox (:mod:`scoreboards.leaderboard.submission.sandbox`: bubblewrap, no network,
 its own PID namespace, a read-only minimal view of the files, resource limits), and
 its only channel out is one socket to the harness, spoken in
-:mod:`~scoreboards.submission.wire` (length-prefixed JSON headers and raw numeric
+:mod:`~scoreboards.leaderboard.submission.wire` (length-prefixed JSON headers and raw numeric
 arrays; the harness never unpickles). Where no sandbox can be set up,
-:func:`run_submission` refuses (:class:`~scoreboards.sandbox.SandboxUnavailable`)
+:func:`run_submission` refuses (:class:`~scoreboards.leaderboard.submission.sandbox.SandboxUnavailable`)
 unless called with ``sandbox="none"`` or inside :func:`unsandboxed` (``neg submit
 --no-sandbox``, for one's own code); each run records which (``RunOutcome.sandbox``).
 Untrusted workers also cannot import ``noisy_expert_gym`` (the env package holding the
@@ -69,13 +69,13 @@ clean expert).
 The package, one job per module
 ===============================
 
-- :mod:`~scoreboards.submission.client`: :class:`ExpertClient`, the worker-side view;
-- :mod:`~scoreboards.submission.worker`: the worker process (its own limits, the
+- :mod:`~scoreboards.leaderboard.submission.client`: :class:`ExpertClient`, the worker-side view;
+- :mod:`~scoreboards.leaderboard.submission.worker`: the worker process (its own limits, the
   import guard, loading the target, the interface check, train then act);
-- :mod:`~scoreboards.submission.server`: the harness end of the socket
+- :mod:`~scoreboards.leaderboard.submission.server`: the harness end of the socket
   (:class:`Session`) and :class:`ExpertServer` (issues prompts, answers, budgets);
-- :mod:`~scoreboards.submission.wire`: the message format on the socket;
-- :mod:`~scoreboards.submission.scoring`: the harness's evaluation of ``act``;
+- :mod:`~scoreboards.leaderboard.submission.wire`: the message format on the socket;
+- :mod:`~scoreboards.leaderboard.submission.scoring`: the harness's evaluation of ``act``;
 - here: :func:`run_submission`, one run from start to score. The harness builds the
   board's problem once (``noisy_expert_gym.make_problem``) and serves its experts.
 """
@@ -93,19 +93,19 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.submission.client import (
+from scoreboards.leaderboard.submission.client import (
     BudgetExceeded,
     ExpertAccessError,
     ExpertClient,
     ProtocolError,
 )
-from scoreboards.submission.scoring import (
+from scoreboards.leaderboard.submission.scoring import (
     ACT_CHUNK,
     LearningCurve,
     evaluate_greedy,
     held_out_prompts,
 )
-from scoreboards.submission.server import (
+from scoreboards.leaderboard.submission.server import (
     ISSUE_FACTOR,
     ISSUE_MARGIN,
     PROB_OPS,
@@ -114,7 +114,7 @@ from scoreboards.submission.server import (
     Session,
     SubmissionRejected,
 )
-from scoreboards.submission.worker import BLOCKED_PACKAGES, check_interface, load_target
+from scoreboards.leaderboard.submission.worker import BLOCKED_PACKAGES, check_interface, load_target
 
 #: The sandbox mode of runs that do not name one (see :func:`unsandboxed`).
 _SANDBOX: ContextVar[str] = ContextVar("neg_submission_sandbox", default="bwrap")
@@ -184,8 +184,8 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
-        board: a :class:`~scoreboards.boards.Board` (its ``timeout_s`` and optional
-            sandbox limits, :meth:`~scoreboards.sandbox.Limits.for_board`).
+        board: a :class:`~scoreboards.leaderboard.boards.Board` (its ``timeout_s`` and optional
+            sandbox limits, :meth:`~scoreboards.leaderboard.submission.sandbox.Limits.for_board`).
         target: ``module:Class`` or ``path/to/file.py:Class``.
         seed: the training seed (the harness's prompt and expert RNGs derive from it).
         trusted: the project's own adapter (may import the env package).
@@ -194,15 +194,15 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         timeout: wall-clock limit in seconds (default: the board's).
         sandbox: ``"bwrap"`` or ``"none"`` (default: ``"bwrap"``, or ``"none"`` inside
             :func:`unsandboxed`).
-        secret: the harness's secret (hidden-rule boards: :mod:`scoreboards.hidden`).
+        secret: the harness's secret (hidden-rule boards: :mod:`scoreboards.leaderboard.hidden`).
 
     Raises:
         SubmissionRejected: with the reason.
         SandboxUnavailable: no sandbox can be set up here (the message says how to enable one).
     """
     from noisy_expert_gym import make_problem
-    from scoreboards.hidden import instance, scrub_environment
-    from scoreboards.sandbox import Limits, launch
+    from scoreboards.leaderboard.hidden import instance, scrub_environment
+    from scoreboards.leaderboard.submission.sandbox import Limits, launch
 
     limits = Limits.for_board(board, timeout)
     mode = sandbox or _SANDBOX.get()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.submission.server import Session, SubmissionRejected
+from scoreboards.leaderboard.submission.server import Session, SubmissionRejected
 
 #: Rows per `act` request during evaluation.
 ACT_CHUNK = 4096

@@ -96,7 +96,7 @@ def _check_target(target: str) -> None:
 
 
 def _spec(args: argparse.Namespace) -> Any:
-    from scoreboards.specs import load_spec, needs_download
+    from scoreboards.sweeps.specs import load_spec, needs_download
 
     overrides = args.set or []
     if getattr(args, "dry_run", False):
@@ -108,8 +108,8 @@ def _spec(args: argparse.Namespace) -> Any:
 
 
 def _bench_run(args: argparse.Namespace) -> int:
-    from scoreboards.report import build_report
-    from scoreboards.runner import run_sweep
+    from scoreboards.analysis.report import build_report
+    from scoreboards.sweeps.runner import run_sweep
 
     spec = _spec(args)
     runs = spec.runs()
@@ -142,7 +142,7 @@ def _bench_run(args: argparse.Namespace) -> int:
 
 
 def _bench_report(args: argparse.Namespace) -> int:
-    from scoreboards.report import build_report
+    from scoreboards.analysis.report import build_report
 
     spec = _spec(args)
     with _store(args) as store:
@@ -155,7 +155,7 @@ def _bench_report(args: argparse.Namespace) -> int:
 
 
 def _bench_export(args: argparse.Namespace) -> int:
-    from scoreboards.report import gather
+    from scoreboards.analysis.report import gather
 
     with _store(args) as store:
         keys = None
@@ -168,7 +168,7 @@ def _bench_export(args: argparse.Namespace) -> int:
 
 
 def _bench_list(args: argparse.Namespace) -> int:
-    from scoreboards.specs import load_spec, shipped_specs
+    from scoreboards.sweeps.specs import load_spec, shipped_specs
 
     for name in shipped_specs():
         s = load_spec(name, check_envs=False)
@@ -179,7 +179,7 @@ def _bench_list(args: argparse.Namespace) -> int:
 
 
 def _board_show(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board, render_board, write_board
+    from scoreboards.leaderboard.boards import load_board, render_board, write_board
 
     board = load_board(args.board)
     _output_file(args.out, "--out")
@@ -191,7 +191,7 @@ def _board_show(args: argparse.Namespace) -> int:
 
 
 def _board_list(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board, shipped_boards
+    from scoreboards.leaderboard.boards import load_board, shipped_boards
 
     for name in shipped_boards():
         b = load_board(name)
@@ -203,8 +203,8 @@ def _board_list(args: argparse.Namespace) -> int:
 
 
 def _board_verify(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board
-    from scoreboards.verify import verify_entry
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.verify import verify_entry
 
     board = load_board(args.board)
     with _store(args) as store:
@@ -214,8 +214,8 @@ def _board_verify(args: argparse.Namespace) -> int:
 
 
 def _board_publish(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board, shipped_boards
-    from scoreboards.site import publish
+    from scoreboards.leaderboard.boards import load_board, shipped_boards
+    from scoreboards.leaderboard.site import publish
 
     boards = [load_board(b) for b in (args.boards or shipped_boards())]
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -229,7 +229,7 @@ def _board_publish(args: argparse.Namespace) -> int:
 def _board_secret(args: argparse.Namespace) -> int:
     import os
 
-    from scoreboards.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.leaderboard.hidden import SECRET_ENV, load_secret, secret_id, secret_path
     from scoreboards.store import default_db
 
     if args.db and Path(args.db).is_dir():
@@ -246,9 +246,9 @@ def _board_secret(args: argparse.Namespace) -> int:
 
 def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, train: dict,
            timeout: float | None) -> bool:
-    from scoreboards.boards import submit
-    from scoreboards.sandbox import SandboxUnavailable
-    from scoreboards.submission import SubmissionRejected
+    from scoreboards.leaderboard.boards import submit
+    from scoreboards.leaderboard.submission.sandbox import SandboxUnavailable
+    from scoreboards.leaderboard.submission import SubmissionRejected
 
     try:
         e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
@@ -264,7 +264,7 @@ def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, 
 
 
 def _board_baselines(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board, render_board, write_board
+    from scoreboards.leaderboard.boards import load_board, render_board, write_board
 
     board = load_board(args.board)
     wanted = set(args.only or [])
@@ -281,8 +281,8 @@ def _board_baselines(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from scoreboards.boards import load_board, render_board, write_board
-    from scoreboards.submission import unsandboxed
+    from scoreboards.leaderboard.boards import load_board, render_board, write_board
+    from scoreboards.leaderboard.submission import unsandboxed
 
     _check_target(args.target)
     board = load_board(args.board)

@@ -1,7 +1,7 @@
 """The worker side of the expert: :class:`ExpertClient`, a submission's only view of it.
 
-Every request goes over the socket to the harness (:mod:`scoreboards.submission.server`)
-in the :mod:`~scoreboards.submission.wire` format, and the harness answers, counts and
+Every request goes over the socket to the harness (:mod:`scoreboards.leaderboard.submission.server`)
+in the :mod:`~scoreboards.leaderboard.submission.wire` format, and the harness answers, counts and
 budgets it; the client only mirrors the harness's counts (changing them changes nothing
 the harness uses). Arrays
 may be numpy arrays or torch tensors: answers come back as the same kind, on the same
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.submission import wire
+from scoreboards.leaderboard.submission import wire
 
 
 class BudgetExceeded(RuntimeError):

@@ -1,6 +1,6 @@
 """The sweep runner: every run of a spec on a local process pool or a Ray cluster.
 
-Runs are keyed by identity + seed + code version (:func:`scoreboards.spec_model.run_key`).
+Runs are keyed by identity + seed + code version (:func:`scoreboards.sweeps.spec_model.run_key`).
 A sweep skips runs the store already has as ``done``; interrupted runs resume from
 their checkpoints, kept under ``<db dir>/checkpoints/<run key>/``, so a killed
 sweep loses at most the work since the last checkpoint of the runs in flight.
@@ -26,7 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scoreboards.spec_model import RunSpec, Spec
+from scoreboards.sweeps.spec_model import RunSpec, Spec
 from scoreboards.store import ResultStore
 
 BACKENDS = ("local", "ray")
@@ -142,7 +142,7 @@ def _mp_context() -> Any:
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["agents", "scoreboards.runner"])
+        ctx.set_forkserver_preload(["agents", "scoreboards.sweeps.runner"])
         return ctx
     return get_context("spawn")
 
@@ -312,7 +312,7 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
     """Run every unfinished run of `spec` and record each result as it finishes.
 
     Args:
-        spec: a validated :class:`~scoreboards.specs.Spec`.
+        spec: a validated :class:`~scoreboards.sweeps.specs.Spec`.
         store: a :class:`ResultStore` or a database path (default ``results/neg.sqlite``).
         backend: ``local`` (process pool; ``workers=0`` trains in this process) or ``ray``.
         workers: local pool size (default: one per CPU core for CPU runs, 1 when the runs use

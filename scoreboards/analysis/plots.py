@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from noisy_expert_gym._util import atomic_path
-from scoreboards.stats import curve_band
+from scoreboards.analysis.stats import curve_band
 
 METRIC_NAMES = {
     "val_loss": "clean validation loss",
