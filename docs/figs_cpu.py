@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scoreboards.analysis.report import gather
-from scoreboards.sweeps.spec_model import env_label
-from scoreboards.sweeps.specs import load_spec
 from scoreboards.analysis.stats import steps_to_target, summarize
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.spec_model import env_label
+from scoreboards.sweeps.specs import load_spec
 
 SPECS = ("fig2-cpu", "fig3-cpu", "fig4-cpu", "fig5-cpu")
 METRIC = "greedy_full_exact"

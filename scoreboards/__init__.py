@@ -28,7 +28,7 @@ _EXPORTS = {
     "ResultStore": "scoreboards.store",
     "build_report": "scoreboards.analysis.report",
     "summarize": "scoreboards.analysis.stats", "probability_of_improvement": "scoreboards.analysis.stats",
-    "load_board": "scoreboards.leaderboard.boards", "submit": "scoreboards.leaderboard.boards", "render_board": "scoreboards.leaderboard.boards",
+    "load_board": "scoreboards.leaderboard.boards", "submit": "scoreboards.leaderboard.entries", "render_board": "scoreboards.leaderboard.render",
     "ExpertClient": "scoreboards.leaderboard.submission", "SubmissionRejected": "scoreboards.leaderboard.submission",
 }
 

@@ -25,15 +25,15 @@ import numpy as np
 from noisy_expert_gym._util import write_atomic
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
-from scoreboards.provenance import canonical_json, code_version
-from scoreboards.sweeps.spec_model import RunSpec, Spec, env_label, run_identity
 from scoreboards.analysis.stats import (
     area_under_curve,
     probability_of_improvement,
     steps_to_target,
     summarize,
 )
+from scoreboards.provenance import canonical_json, code_version
 from scoreboards.store import ResultStore, now
+from scoreboards.sweeps.spec_model import RunSpec, Spec, env_label, run_identity
 
 LOWER_IS_BETTER = ("val_loss",)
 
@@ -279,17 +279,19 @@ def _episode_gifs(spec: Spec, store: ResultStore, results: list[tuple[RunSpec, d
 
 def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]], out: Path,
              seed: int, figures: bool) -> tuple[str, Path | None]:
-    """The horizon-scaling section (:mod:`scoreboards.analysis.horizon_fit`) of a spec that sweeps ``m`` with
-    early stopping: verdict tables and the T-vs-m figure; ("", None) for other specs."""
-    from scoreboards.analysis import horizon_fit as horizon
+    """The horizon-scaling section (:mod:`scoreboards.analysis.horizon_fit`, written by
+    :mod:`scoreboards.analysis.horizon_report`) of a spec that sweeps ``m`` with early stopping:
+    verdict tables and the T-vs-m figure; ("", None) for other specs."""
+    from scoreboards.analysis import horizon_fit, horizon_report
 
-    if not horizon.is_horizon_spec(spec) or not any(row for _, row in results):
+    if not horizon_fit.is_horizon_spec(spec) or not any(row for _, row in results):
         return "", None
-    groups = horizon.analyse(spec, results, curves, n_boot=spec.report.get("horizon_boot", horizon.N_BOOT),
-                              seed=seed)
-    fig = (horizon.plot_horizon(groups, out / "horizon.png", title=f"{spec.name}: trajectories to target vs horizon")
+    groups = horizon_fit.analyse(spec, results, curves,
+                                 n_boot=spec.report.get("horizon_boot", horizon_fit.N_BOOT), seed=seed)
+    fig = (horizon_report.plot_horizon(groups, out / "horizon.png",
+                                       title=f"{spec.name}: trajectories to target vs horizon")
            if figures else None)
-    return horizon.markdown(groups, spec), fig
+    return horizon_report.markdown(groups, spec), fig
 
 
 def _slug(s: str) -> str:

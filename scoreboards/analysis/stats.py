@@ -1,6 +1,13 @@
 """Statistics over seeds: summaries with bootstrap CIs, IQM, probability of improvement,
 sample-efficiency summaries. SciPy does the statistics; everything is seeded.
 
+Trajectories to target, the expert trajectories a run needed to reach a target, has one
+definition here (:func:`time_to_target`): the first evaluation at or above the target,
+linearly interpolated from the one before (or not), and right-censored at the trajectories
+spent when never reached. The report's tables and figures take it uninterpolated (the first
+evaluation's trajectories: :func:`steps_to_target`, NaN when never reached); the horizon fits
+(:mod:`scoreboards.analysis.horizon_fit`) interpolated and censored.
+
 Conventions (following rliable, Agarwal et al. 2021):
 
 - the 95% confidence interval is SciPy's percentile bootstrap of the mean over seeds
@@ -16,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -96,12 +104,48 @@ def _xy(curve: Sequence[dict], metric: str, x: str) -> tuple[np.ndarray, np.ndar
     return a[:, 0], a[:, 1]
 
 
+@dataclass(frozen=True)
+class Hit:
+    """Trajectories to target of one run: ``t`` reached (``censored`` False) or ``t`` = the
+    trajectories spent without reaching it (``censored`` True: the true value is > t)."""
+
+    t: float
+    censored: bool
+    seed: int = 0
+
+
+def time_to_target(curve: Sequence[dict[str, Any]], target: float, metric: str = "greedy_full_exact",
+                   interpolate: bool = True, spent: float | None = None, x: str = "trajectories") -> Hit:
+    """Trajectories (`x`) at which `metric` first reaches `target` on a learning curve.
+
+    Args:
+        curve: evaluation rows with `x` and `metric`.
+        interpolate: interpolate linearly between the evaluation below the target and the
+            first one at or above it (from (0, 0) when the first evaluation already reaches
+            it); False: the first evaluation's trajectories (an upper bound).
+        spent: trajectories the run spent (default: the last evaluation's); a censored
+            run's value.
+    """
+    pts = sorted((float(r[x]), float(r[metric])) for r in curve
+                 if r.get(metric) is not None and r.get(x) is not None)
+    for i, (t, y) in enumerate(pts):
+        if y >= target:
+            if not interpolate:
+                return Hit(t, False)
+            t0, y0 = pts[i - 1] if i else (0.0, 0.0)
+            if y0 >= target or y == y0:
+                return Hit(t, False)
+            return Hit(t0 + (t - t0) * (target - y0) / (y - y0), False)
+    last = pts[-1][0] if pts else 0.0
+    return Hit(float(spent if spent is not None else last), True)
+
+
 def steps_to_target(curve: Sequence[dict], target: float, metric: str = "greedy_full_exact",
                     x: str = "trajectories") -> float:
-    """The first evaluation's `x` (expert trajectories) at which `metric` >= target; NaN if never."""
-    xs, ys = _xy(curve, metric, x)
-    hit = np.nonzero(ys >= target)[0]
-    return float(xs[hit[0]]) if hit.size else float("nan")
+    """:func:`time_to_target` uninterpolated, as a number: the first evaluation's `x` (expert
+    trajectories) at which `metric` >= target; NaN if never."""
+    hit = time_to_target(curve, target, metric, interpolate=False, x=x)
+    return float("nan") if hit.censored else hit.t
 
 
 def area_under_curve(curve: Sequence[dict], metric: str = "greedy_full_exact", x: str = "trajectories",

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym._util import write_atomic
-from scoreboards.leaderboard.boards import OPEN_NOTE, Board, board_rows, protocol
+from scoreboards.leaderboard.board_model import Board
+from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
 from scoreboards.provenance import code_version
 from scoreboards.store import ResultStore, now
 

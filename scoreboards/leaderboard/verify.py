@@ -1,6 +1,6 @@
 """Re-running a board entry from its stored code (``neg board verify BOARD ENTRY``).
 
-An entry records what is needed to run it again (:mod:`scoreboards.leaderboard.boards`): its code's
+An entry records what is needed to run it again (:mod:`scoreboards.leaderboard.entries`): its code's
 digest (the copy under ``<results dir>/code/``) or, for a built-in, the algorithm with its
 parameters and training fields; the board's protocol hash; on a hidden-rule board the
 secret's id and a commitment to the hidden instances. :func:`verify_entry` checks those
@@ -51,7 +51,7 @@ def verify_entry(board: Any, entry_id: int, store: Any, timeout: float | None = 
     Raises:
         ValueError: the board has no such entry.
     """
-    from scoreboards.leaderboard.boards import board_secret, run_entry
+    from scoreboards.leaderboard.entries import board_secret, run_entry
     from scoreboards.leaderboard.entry_code import rerun_target
     from scoreboards.leaderboard.hidden import entry_provenance, secret_id
     from scoreboards.leaderboard.submission import SubmissionRejected

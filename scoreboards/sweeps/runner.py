@@ -26,8 +26,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scoreboards.sweeps.spec_model import RunSpec, Spec
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.spec_model import RunSpec, Spec
 
 BACKENDS = ("local", "ray")
 TrainFn = Callable[..., Any]

@@ -13,8 +13,8 @@ import argparse
 
 import pytest
 
-from scoreboards.leaderboard import hidden
 from scoreboards.cli import build_parser, main
+from scoreboards.leaderboard import hidden
 from scoreboards.store import ResultStore
 
 TRAIN = ["--env-kw", "m=3", "--preset", "tiny", "--batch-size", "8", "--eval-prompts", "8", "--device", "cpu",
@@ -46,7 +46,7 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
         + ([["bench", cmd, "quick", "--db", "missing.sqlite"]] if cmd != "run" else []),
         "folder": [["bench", cmd, "folder/", "--db", "good.sqlite"], ["bench", cmd, "quick", "--db", "folder"]],
         "malformed": [["bench", cmd, "bad.toml", "--db", "good.sqlite"], ["bench", cmd, "quick", "--db", "bad.sqlite"]],
-    } for cmd in ("run", "report", "export")},
+    } for cmd in ("run", "report", "horizon", "export")},
     "bench list": {"wrong name": [["bench", "list", "quick"]]},
     **{f"board {cmd}": {
         "wrong name": [["board", cmd, "modadd-m5", "--db", "good.sqlite"]],

@@ -14,9 +14,9 @@ import pytest
 
 from agents.trainer import train
 from noisy_expert_gym.tasks.gsm8k.data import write_example_data
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.runner import run_sweep
 from scoreboards.sweeps.specs import load_spec
-from scoreboards.store import ResultStore
 
 TOY = ["env.kwargs.subset=4", "env.grid.eta=[0.02]", "train.preset=\"tiny\"", "budget.trajectories=8", "eval.every=8",
        "eval.prompts=4", "train.batch_size=4", "train.lr=1e-9", "train.warmup_updates=0"]

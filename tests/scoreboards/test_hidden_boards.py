@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from scoreboards.leaderboard import hidden
-from scoreboards.leaderboard.boards import board_secret, load_board, render_board, submit
-from scoreboards.store import ResultStore
+from scoreboards.leaderboard.boards import load_board
+from scoreboards.leaderboard.entries import board_secret, submit
+from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import run_submission, unsandboxed
+from scoreboards.store import ResultStore
 
 SUBS = "tests.scoreboards.subs"
 #: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from scoreboards.analysis.horizon_fit import (
-    Hit,
     bootstrap_fits,
     is_horizon_spec,
     scaling,
     theory_curve,
-    time_to_target,
     tobit_fit,
 )
+from scoreboards.analysis.stats import Hit, time_to_target
 
 
 def curve(points):
@@ -127,10 +126,10 @@ TOY = ["seeds=[0, 1]", "env.grid.m=[2, 3]", "budget.trajectories=768", "eval.eve
 
 @pytest.mark.parametrize("name", ["quick", "horizon"])
 def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_path, capsys):
-    from scoreboards.cli import main
     from scoreboards.analysis.report import gather
-    from scoreboards.sweeps.specs import load_spec
+    from scoreboards.cli import main
     from scoreboards.store import ResultStore
+    from scoreboards.sweeps.specs import load_spec
 
     db, sets = str(db_path), [a for o in TOY for a in ("--set", o)]
     assert main(["bench", "run", name, "--db", db, *sets, "--workers", "0", "--threads", "1",

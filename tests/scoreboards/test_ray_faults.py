@@ -19,9 +19,9 @@ import time
 import pytest
 import torch
 
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.runner import checkpoint_root, run_sweep
 from scoreboards.sweeps.specs import load_spec
-from scoreboards.store import ResultStore
 
 OVERRIDES = ["seeds=[0, 1]", 'algorithms=[{name="nail-f"}]', "env.grid.eta=[0.2]", "budget.trajectories=3072",
              "train.batch_size=32", "train.checkpoint_every=1", "eval.every=1024"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from scoreboards.analysis.report import build_report
-from scoreboards.sweeps.runner import run_sweep
-from scoreboards.sweeps.specs import load_spec
 from scoreboards.analysis.stats import summarize
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
 from tests.scoreboards.fakes import fake_train
 
 GRID = ["env.kwargs={p=7}", "env.grid.m=[3, 4]", "env.grid.eta=[0.0, 0.2]",

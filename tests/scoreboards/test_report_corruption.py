@@ -9,9 +9,9 @@ from noisy_expert_gym.noise import noisy_probs
 from noisy_expert_gym.theory_corruption import mode_boundary, prob_mode_condition
 from scoreboards.analysis import plots
 from scoreboards.analysis.report import build_report, theory_lines
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.runner import run_sweep
 from scoreboards.sweeps.specs import load_spec
-from scoreboards.store import ResultStore
 from tests.scoreboards.fakes import fake_train
 
 P = 7

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 
 from scoreboards.analysis.report import build_report
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.runner import run_sweep
 from scoreboards.sweeps.specs import load_spec
-from scoreboards.store import ResultStore
 from tests.scoreboards.fakes import failing_train, fake_train, real_or_fail
 
 CALLS: list[str] = []

@@ -7,10 +7,11 @@ import types
 import numpy as np
 import pytest
 
-from scoreboards.leaderboard.boards import load_board, submit
+from scoreboards.leaderboard.boards import load_board
 from scoreboards.leaderboard.builtin import needs_probs
-from scoreboards.store import ResultStore
+from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected
+from scoreboards.store import ResultStore
 
 SUBS = "tests.scoreboards.subs"
 SAMPLE = """

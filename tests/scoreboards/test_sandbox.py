@@ -17,12 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoreboards.leaderboard.submission import sandbox
-from scoreboards.leaderboard.boards import load_board, submit
 from scoreboards.cli import main
+from scoreboards.leaderboard.boards import load_board
+from scoreboards.leaderboard.entries import submit
+from scoreboards.leaderboard.submission import (
+    SubmissionRejected,
+    run_submission,
+    sandbox,
+    unsandboxed,
+    wire,
+)
 from scoreboards.leaderboard.submission.sandbox import Limits, SandboxUnavailable, View
 from scoreboards.store import ResultStore
-from scoreboards.leaderboard.submission import SubmissionRejected, run_submission, unsandboxed, wire
 from tests.scoreboards.test_submission import BOARD
 
 ATTACKS = Path(__file__).resolve().parent / "attacks"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from scoreboards.analysis.report import build_report
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.runner import run_sweep
 from scoreboards.sweeps.specs import load_spec
-from scoreboards.store import ResultStore
 
 TOY = ["budget.trajectories=64", "seeds=[0]", "env.grid.eta=[0.3, 0.8]", "env.grid.kappa=[1.0]",
        "eval.every=32", "eval.prompts=16", 'train.preset="tiny"']

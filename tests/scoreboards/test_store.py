@@ -11,8 +11,8 @@ from multiprocessing import get_context
 
 import pytest
 
-from scoreboards.sweeps.specs import load_spec
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.specs import load_spec
 from tests.scoreboards.fakes import fake_train
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoreboards.leaderboard.boards import load_board, render_board, shipped_boards, submit
-from scoreboards.store import ResultStore
+from scoreboards.leaderboard.boards import load_board, shipped_boards
+from scoreboards.leaderboard.entries import submit
+from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected, run_submission
+from scoreboards.store import ResultStore
 
 BOARD = """
 description = "test board"

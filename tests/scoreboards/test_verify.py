@@ -8,11 +8,12 @@ import textwrap
 import pytest
 
 from scoreboards.leaderboard import hidden
-from scoreboards.leaderboard.boards import load_board, submit
+from scoreboards.leaderboard.boards import load_board
+from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.entry_code import code_digest, rerun_target, submission_code
-from scoreboards.store import ResultStore
 from scoreboards.leaderboard.submission import SubmissionRejected
 from scoreboards.leaderboard.verify import status, verify_entry
+from scoreboards.store import ResultStore
 
 BOARD = """
 description = "test board"

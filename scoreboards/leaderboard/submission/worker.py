@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from scoreboards.leaderboard.submission import wire
-from scoreboards.leaderboard.submission.client import BudgetExceeded, ExpertClient, ProtocolError, to_numpy
+from scoreboards.leaderboard.submission.client import (
+    BudgetExceeded,
+    ExpertClient,
+    ProtocolError,
+    to_numpy,
+)
 
 BLOCKED_PACKAGES = ("noisy_expert_gym",)
 
