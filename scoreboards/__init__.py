@@ -7,13 +7,18 @@ statistics, plots, reports, and leaderboards with verified submissions.
 ...     run_sweep(spec, db)
 ...     print(build_report(spec, db).tables)
 
-The top layer (it imports ``agents`` and ``noisy_expert_gym``; neither imports it).
-The ``neg`` entry point is :mod:`scoreboards.cli`, collecting every package's
-subcommands; the scoreboards' own are ``neg bench run|report|export|list``,
-``neg board show|list|baselines`` and ``neg submit`` (:mod:`scoreboards.commands`).
-Specs and boards are declared models (:mod:`scoreboards.sweeps.spec_model`,
-:mod:`scoreboards.leaderboard.boards`, on :mod:`scoreboards.config`). Modules are imported on
-first use (the submission worker must not pull in the env package).
+The top layer (it imports ``agents`` and ``noisy_expert_gym``; neither imports it), one
+subpackage per concern: :mod:`scoreboards.sweeps` (specs and running them),
+:mod:`scoreboards.analysis` (statistics, figures, reports, horizon scaling) and
+:mod:`scoreboards.leaderboard` (boards, submissions and their sandbox, verification, the web
+site), over what they share (:mod:`scoreboards.config`, :mod:`scoreboards.store`,
+:mod:`scoreboards.export`, :mod:`scoreboards.provenance`). The ``neg`` entry point is
+:mod:`scoreboards.cli`, collecting every package's subcommands; the scoreboards' own are
+``neg bench run|report|horizon|export|list``, ``neg board show|list|baselines|verify|publish|secret``
+and ``neg submit`` (:mod:`scoreboards.commands`). Specs and boards are declared models
+(:mod:`scoreboards.sweeps.spec_model`, :mod:`scoreboards.leaderboard.board_model`, on
+:mod:`scoreboards.config`). Modules are imported on first use (the submission worker must
+not pull in the env package).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ _EXPORTS = {
     "ResultStore": "scoreboards.store",
     "build_report": "scoreboards.analysis.report",
     "summarize": "scoreboards.analysis.stats", "probability_of_improvement": "scoreboards.analysis.stats",
-    "load_board": "scoreboards.leaderboard.boards", "submit": "scoreboards.leaderboard.entries", "render_board": "scoreboards.leaderboard.render",
+    "load_board": "scoreboards.leaderboard.boards", "submit": "scoreboards.leaderboard.entries",
+    "render_board": "scoreboards.leaderboard.render",
     "ExpertClient": "scoreboards.leaderboard.submission", "SubmissionRejected": "scoreboards.leaderboard.submission",
 }
 

@@ -31,8 +31,8 @@ from scoreboards.analysis.stats import (
     steps_to_target,
     summarize,
 )
-from scoreboards.provenance import canonical_json, code_version
-from scoreboards.store import ResultStore, now
+from scoreboards.provenance import canonical_json, code_version, now
+from scoreboards.store import ResultStore
 from scoreboards.sweeps.spec_model import RunSpec, Spec, env_label, run_identity
 
 LOWER_IS_BETTER = ("val_loss",)

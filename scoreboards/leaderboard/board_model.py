@@ -1,6 +1,6 @@
 """The leaderboard file, declared: :class:`BoardFile` and the :class:`Board` it validates into.
 
-The tables of ``scoreboards/boards/NAME.toml`` (the format is shown in
+The tables of ``scoreboards/leaderboard/shipped_boards/NAME.toml`` (the format is shown in
 :mod:`scoreboards.leaderboard.boards`) are declared below; their types and constraints are the
 validation, the env's kwargs are checked by building its problem once, and
 :func:`scoreboards.config.validate` lists every problem in one :class:`BoardError`.

@@ -1,6 +1,6 @@
 """Leaderboards: a fixed protocol (env, budget, held-out evaluation) and ranked entries.
 
-A board file (``scoreboards/boards/NAME.toml``)::
+A board file (``scoreboards/leaderboard/shipped_boards/NAME.toml``)::
 
     description = "NoisyModAdd, m = 5, eta = 0.2 (absorbing): learn the chain from a noisy expert"
     cost = "about 1 CPU-minute per entry (3 seeds)"

@@ -7,7 +7,7 @@ code hash), the built-in baselines among the entries and the clean-expert ceilin
 below them, and learning curves (SVG, matplotlib) of every entry as the harness
 measured them during training.
 
-Pages are Jinja2 templates (``scoreboards/templates/``) with autoescaping on: every
+Pages are Jinja2 templates (``scoreboards/leaderboard/templates/``) with autoescaping on: every
 string from a submission (its name, its target) is escaped as text, and figures are
 embedded as ``<img>`` (an SVG there runs no script; matplotlib draws text as paths).
 """
@@ -23,8 +23,8 @@ from typing import Any
 from noisy_expert_gym._util import write_atomic
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
-from scoreboards.provenance import code_version
-from scoreboards.store import ResultStore, now
+from scoreboards.provenance import code_version, now
+from scoreboards.store import ResultStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

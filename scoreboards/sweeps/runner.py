@@ -312,7 +312,7 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
     """Run every unfinished run of `spec` and record each result as it finishes.
 
     Args:
-        spec: a validated :class:`~scoreboards.sweeps.specs.Spec`.
+        spec: a validated :class:`~scoreboards.sweeps.spec_model.Spec`.
         store: a :class:`ResultStore` or a database path (default ``results/neg.sqlite``).
         backend: ``local`` (process pool; ``workers=0`` trains in this process) or ``ray``.
         workers: local pool size (default: one per CPU core for CPU runs, 1 when the runs use

@@ -1,7 +1,7 @@
 """Experiment specs: load a shipped spec or a TOML file, apply overrides, validate it as a whole.
 
 The file format and the spec model are in :mod:`scoreboards.sweeps.spec_model`; this module
-finds the file (a shipped name from ``scoreboards/specs/`` or a path), applies
+finds the file (a shipped name from ``scoreboards/sweeps/shipped_specs/`` or a path), applies
 ``--set section.key=value`` overrides and validates the result, collecting every
 problem into one :class:`SpecError`::
 

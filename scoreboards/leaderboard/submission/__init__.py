@@ -184,7 +184,7 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
-        board: a :class:`~scoreboards.leaderboard.boards.Board` (its ``timeout_s`` and optional
+        board: a :class:`~scoreboards.leaderboard.board_model.Board` (its ``timeout_s`` and optional
             sandbox limits, :meth:`~scoreboards.leaderboard.submission.sandbox.Limits.for_board`).
         target: ``module:Class`` or ``path/to/file.py:Class``.
         seed: the training seed (the harness's prompt and expert RNGs derive from it).
