@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from scoreboards.cli import main
-from tests.scoreboards.test_submission import BOARD
+from tests.scoreboards.leaderboard.test_submission import BOARD
 
 ONE_RUN = ["--set", "seeds=[0]", "--set", "env.grid.eta=[0.2]", "--set", 'algorithms=[{name="bc"}]']
 

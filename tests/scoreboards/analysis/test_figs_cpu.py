@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMMON = ["seeds=[0]", "budget.trajectories=192", "eval.every=64", "eval.prompts=32"]
 TOY = {
     "fig2-cpu": ['env.kwargs={p=3, m=2}', "env.grid.eta=[0.2]"],  # 5 algorithms x 2 laws

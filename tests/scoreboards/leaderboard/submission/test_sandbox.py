@@ -1,5 +1,5 @@
 """The submission sandbox and its wire: hostile submissions end rejected or contained, the harness
-alive and its database unchanged (each attack is a file in tests/scoreboards/attacks/)."""
+alive and its database unchanged (each attack is a file in tests/scoreboards/leaderboard/submission/attacks/)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from scoreboards.leaderboard.submission import (
 )
 from scoreboards.leaderboard.submission.sandbox import Limits, SandboxUnavailable, View
 from scoreboards.store import ResultStore
-from tests.scoreboards.test_submission import BOARD
+from tests.scoreboards.leaderboard.test_submission import BOARD
 
 ATTACKS = Path(__file__).resolve().parent / "attacks"
 ROOT = Path(sandbox.__file__).resolve().parents[3]
