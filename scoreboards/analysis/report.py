@@ -24,6 +24,7 @@ import numpy as np
 
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
+from noisy_expert_gym.utils import write_atomic
 from scoreboards.analysis.stats import (
     area_under_curve,
     probability_of_improvement,
