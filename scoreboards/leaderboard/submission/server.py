@@ -29,9 +29,12 @@ import numpy as np
 from scoreboards.leaderboard.submission import wire
 
 #: Requests a worker may send while training; anything else is a protocol violation.
-QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout")
+QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout", "topk", "topk_along")
 #: Requests that read the expert's probabilities: refused when a board's access is ``sample``.
 PROB_OPS = ("probs", "log_prob", "probs_along")
+#: Requests that read the top-k of the expert's rows: refused when a board's access is ``sample``; on a
+#: ``topk`` board k is at most the board's ``top_k``.
+TOPK_OPS = ("topk", "topk_along")
 #: Most samples per prefix one ``sample_along`` request may ask for.
 MAX_SAMPLES_PER_PREFIX = 1024
 #: Prompts a submission may draw, as a multiple of its trajectory budget (plus a margin).
@@ -163,6 +166,7 @@ class ExpertServer:
     budget_trajectories: int
     budget_queries: int | None
     access: str = "full"
+    top_k: int | None = None  # the board's k with access "topk"
     trajectories: int = 0
     queries: int = 0
     prefix_queries: int = 0  # single-prefix queries so far (probs / sample / log_prob on observations)
@@ -223,11 +227,17 @@ class ExpertServer:
             raise SubmissionRejected(f"protocol violation: unknown request `{op}` (the client offers "
                                      f"prompts, {', '.join(QUERY_OPS)})")
         if op in PROB_OPS and self.access != "full":
+            raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert answers "
+                                     f"{'sampled tokens only' if self.access == 'sample' else 'top-k and samples'} "
+                                     f"(access = \"{self.access}\"); check expert.access first")
+        if op in TOPK_OPS and self.access == "sample":
             raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert is sample-only "
                                      "(access = \"sample\"); use sample, sample_along or rollout (check "
                                      "expert.access first)")
         task, h = self.task, self.task.horizon
         try:
+            if op in TOPK_OPS:
+                return self._topk(op, args)
             if op in ("probs", "sample", "log_prob"):
                 obs = self._arr(args[0], "observations", 2)
                 self._check_issued(obs[:, : task.prompt_len])
@@ -266,3 +276,29 @@ class ExpertServer:
             return chain, self.expert.probs_along(prompts, chain).astype(np.float32)
         except (ValueError, IndexError) as e:
             raise SubmissionRejected(f"protocol violation: malformed `{op}` request: {e}") from None
+
+    def _topk(self, op: str, args: tuple) -> list[np.ndarray]:
+        """``topk(obs, k)`` / ``topk_along(prompts, chain, k)``: [ids int64, log-probabilities float32], charged
+        like ``probs`` / ``probs_along`` (one query per prefix)."""
+        task, h = self.task, self.task.horizon
+        k = args[-1] if len(args) >= 2 else None
+        cap = self.top_k if self.access == "topk" else task.num_actions
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= cap:
+            raise SubmissionRejected(f"protocol violation: `{op}` needs an integer k in [1, {cap}] (this board's "
+                                     f"expert has access = \"{self.access}\"), got {k!r}")
+        if op == "topk":
+            obs = self._arr(args[0], "observations", 2)
+            self._check_issued(obs[:, : task.prompt_len])
+            self._charge_prefixes(obs.shape[0])
+            t = self.expert.topk(obs, k)
+        else:
+            prompts = self._arr(args[0], "prompts", 2)
+            self._check_issued(prompts)
+            chain = self._arr(args[1], "chain", 2)
+            n = prompts.shape[0]
+            if chain.shape != (n, h):
+                raise SubmissionRejected(f"protocol violation: topk_along needs complete chains ({n}, {h}), got "
+                                         f"{chain.shape}")
+            self._charge(n, n * h)
+            t = self.expert.topk_along(prompts, chain, k)
+        return [np.asarray(t.ids, dtype=np.int64), np.asarray(t.logprobs, dtype=np.float32)]
