@@ -90,10 +90,12 @@ class BoardEnv(EnvTable):
         problems = []
         if len(set(self.hidden)) != len(self.hidden):
             problems.append(f"`hidden` has repeated names {self.hidden}")
-        for key in ("access", "top_k"):
-            if key in self.kwargs:
-                problems.append(f"declare `{key}` as `[env] {key}`, not as an env kwarg (the harness enforces the "
-                                "access mode on every request)")
+        if "access" in self.kwargs:
+            problems.append("declare the access mode as `[env] access`, not as an env kwarg (the harness "
+                            "enforces it on every request)")
+        if "top_k" in self.kwargs:
+            problems.append("declare `top_k` as `[env] top_k`, not as an env kwarg (the harness enforces it on "
+                            "every request)")
         if (self.access == "topk") != (self.top_k is not None) or (self.top_k is not None and self.top_k < 1):
             problems.append(f"`[env] top_k` is required with access = \"topk\" (an integer >= 1) and applies to it "
                             f"only; got access = {self.access!r}, top_k = {self.top_k!r}")

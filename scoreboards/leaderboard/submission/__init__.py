@@ -157,10 +157,11 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
     the hidden kwargs of a hidden-rule board)."""
     return {
         "board": board.name, "env_id": board.env_id, "env_kwargs": dict(board.env_kwargs), "seed": seed,
-        "rule": board.rule, "hidden": list(board.hidden), "access": board.access, "top_k": board.top_k,
+        "rule": board.rule, "hidden": list(board.hidden), "access": board.access,
         "vocab_size": task.vocab_size, "num_actions": task.num_actions, "horizon": task.horizon,
         "prompt_len": task.prompt_len, "obs_len": task.obs_len, "pad_token": task.pad_token,
         "budget_trajectories": board.budget_trajectories, "budget_queries": board.budget_queries,
+        **({"top_k": board.top_k} if board.access == "topk" else {}),  # a top-k board's k (public)
         **(extra or {}),
     }
 

@@ -226,11 +226,11 @@ class ExpertServer:
         if op not in QUERY_OPS:
             raise SubmissionRejected(f"protocol violation: unknown request `{op}` (the client offers "
                                      f"prompts, {', '.join(QUERY_OPS)})")
-        if op in PROB_OPS and self.access != "full":
-            raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert answers "
-                                     f"{'sampled tokens only' if self.access == 'sample' else 'top-k and samples'} "
-                                     f"(access = \"{self.access}\"); check expert.access first")
-        if op in TOPK_OPS and self.access == "sample":
+        if op in PROB_OPS and self.access == "topk":
+            raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert answers top-k and "
+                                     "samples (access = \"topk\"); use topk, topk_along, sample, sample_along or "
+                                     "rollout (check expert.access first)")
+        if (op in PROB_OPS or op in TOPK_OPS) and self.access == "sample":
             raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert is sample-only "
                                      "(access = \"sample\"); use sample, sample_along or rollout (check "
                                      "expert.access first)")
