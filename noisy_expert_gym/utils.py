@@ -36,6 +36,35 @@ def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
         ) from None
 
 
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that pickles and deep-copies (``types.MappingProxyType`` does neither:
+    gym#1866, Gymnasium#292). It equals any mapping with the same items; ``dict(m)`` is a copy to edit.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        object.__setattr__(self, "_data", dict(data))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a FrozenMap is read-only; copy it with dict(m) to change it")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return FrozenMap, (self._data,)
+
+
 def is_torch(x: Any) -> bool:
     """True for a torch tensor (torch is imported lazily so numpy users never pay for it)."""
     return type(x).__module__.startswith("torch")

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from noisy_expert_gym.envs.modadd import check_action
+from noisy_expert_gym.oracle import RngOf
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.tasks.gsm8k.core import GSM8KTask
 from noisy_expert_gym.utils import did_you_mean
@@ -167,7 +168,7 @@ class NoisyGSM8KEnv(gym.Env):
                              f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}")
         problem = env_problem(ENV_ID, problem, problem_kwargs)
         # The oracles draw from the env's np_random, re-read on each call so reseeding works.
-        self.problem = problem.with_rng(lambda: self.np_random)
+        self.problem = problem.with_rng(RngOf(self, "np_random"))
         self.task: GSM8KTask = problem.task
         self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.render_mode = render_mode
