@@ -45,7 +45,7 @@ from typing import Literal
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, register
+from agents.algos.base import UNUSED_ROWS, Algorithm, Batch, Context, register
 from noisy_expert_gym.declarations import Declared, PositiveInt
 from noisy_expert_gym.sampling import majority_vote
 
@@ -98,4 +98,5 @@ def needs_probs(params: NAILModeParams) -> bool:
 register(Algorithm("nail-mode", "NAIL, mode-seeking: greedy student rollouts, log-loss on the majority vote of "
                    "k noisy-expert samples per prefix (unknown corruption; sample-only experts)",
                    NAILModeParams, collect, loss, needs_probs=needs_probs, queries_per_trajectory=queries_per_trajectory,
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS,
                    sample_only_hint="use label='vote' (the majority of k samples per prefix)"))
