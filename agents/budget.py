@@ -1,6 +1,6 @@
 """Budget accounting, written once: what a run may spend and has spent.
 
-Budgets are in the paper's units (DESIGN §4): **expert trajectories** (an online
+Budgets are in the paper's units (docs/design.md §4): **expert trajectories** (an online
 update over k student rollouts spends k; BC's N-rollout dataset spends N; PPO
 counts episodes) and **expert prefix-queries** (every prefix an oracle answers).
 The student-prefix trainer and PPO both charge through :class:`Budget`, so the

@@ -119,7 +119,7 @@ def expert_mode_metrics(expert: Any, prompts: torch.Tensor, chain: torch.Tensor)
     ``expert_mode_rate`` ``(N,)``: the fraction of positions t whose token has the largest
     probability under the noisy expert's distribution at ``chain[:, :t]`` (ties: any of the
     largest counts); ``expert_mode_full`` ``(N,)``: 1.0 where every position does. Where the
-    mode condition holds (DESIGN.md: the clean token is the noisy expert's unique mode, e.g.
+    mode condition holds (docs/design.md §2.3: the clean token is the noisy expert's unique mode, e.g.
     the mixture law, or the absorbing law before the chain's first error), the mode is the
     clean token; under the `biased` law at eta > 1/2 it is the one wrong token the noise
     favours, so a learner that converges to the noisy expert's mode chain scores

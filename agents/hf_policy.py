@@ -24,12 +24,12 @@ of the chat template -- Gemma's ``<end_of_turn>`` -- and the tokenizer's EOS): t
 of the chain is the first stop token (tokens after it are masked by the trainer
 anyway), which saves most of a long horizon.
 
-Real use (GPU): the paper's GSM-8K runs (DESIGN §3) distil a 1B instruction-
+Real use (GPU): the paper's GSM-8K runs (docs/design.md §3) distil a 1B instruction-
 tuned teacher into a 270M student with LoRA, noise = teacher temperature
 (t = 1 "low", t = 4 "high"), greedy evaluation on all 1,319 test problems.
 Gemma 3 1B-it and Gemma 3 270M-it are that pair (one Gemma 3 tokenizer; the
 vocabulary check runs before training starts; gated on the hub: accept the
-licence and log in first). ``scoreboards/specs/gsm8k-paper.toml`` is the authors'
+licence and log in first). ``scoreboards/sweeps/shipped_specs/gsm8k-paper.toml`` is the authors'
 recipe, each value with its source; one run by hand::
 
     neg train --algo nail-f --env NoisyGSM8K-v1 \\

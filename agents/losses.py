@@ -6,7 +6,7 @@ mask and average (per token, per chain, per batch). ``P`` is always the
 (noisy) teacher / expert distribution and ``Q`` the student's,
 ``Q = softmax(student_logits / temperature)``.
 
-Which loss each algorithm uses (DESIGN.md section 4):
+Which loss each algorithm uses (docs/design.md §4):
 
 * LogLossBC, DAgger, OPD-F / NAIL-F (Monte Carlo): :func:`mc_forward` on a
   sampled expert token.

@@ -100,7 +100,7 @@ class PolicyConfig:
 PRESETS: dict[str, dict[str, int | str]] = {
     # The paper's modadd student: one layer, 8 heads, width 512, learned positions.
     "paper": {"n_layer": 1, "n_head": 8, "n_embd": 512},
-    # Small and fast on a 2-core CPU (the DESIGN.md prototype's scale).
+    # Small and fast on a 2-core CPU (the prototype's scale, docs/design.md §4.5).
     "cpu": {"n_layer": 2, "n_head": 4, "n_embd": 64},
     # The CPU size with rotary positions.
     "cpu-rope": {"n_layer": 2, "n_head": 4, "n_embd": 64, "pos": "rope"},

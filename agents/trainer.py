@@ -1,6 +1,6 @@
 """The one shared student-prefix trainer.
 
-Every algorithm is the same loop (DESIGN §4); only which prefixes are visited
+Every algorithm is the same loop (docs/design.md §4); only which prefixes are visited
 (``Algorithm.collect``) and the loss on them (``Algorithm.loss``) differ:
 
 1. collect: sample prompts; roll out (the student at temperature tau, an expert,

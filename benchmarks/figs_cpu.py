@@ -5,7 +5,7 @@ greedy full-chain exact match over seeds (mean, 95% percentile-bootstrap CI, per
 how many seeds reached the report's target and the median trajectories to it, the final clean
 validation loss and correct greedy prefix; and one figure of the learning curves (mean over
 seeds, thin lines per seed), one panel per env config (fig4-cpu: final accuracy vs m instead).
-Runs are matched by identity and seed, any code version (scoreboards.report.gather). Run from the
+Runs are matched by identity and seed, any code version (scoreboards.analysis.report.gather). Run from the
 repository root:
 
     python benchmarks/figs_cpu.py [--db results/neg.sqlite] [--out docs] [SPEC ...]
@@ -24,11 +24,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scoreboards.report import gather
-from scoreboards.spec_model import env_label
-from scoreboards.specs import load_spec
-from scoreboards.stats import steps_to_target, summarize
+from scoreboards.analysis.report import gather
+from scoreboards.analysis.stats import steps_to_target, summarize
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.spec_model import env_label
+from scoreboards.sweeps.specs import load_spec
 
 SPECS = ("fig2-cpu", "fig3-cpu", "fig4-cpu", "fig5-cpu")
 METRIC = "greedy_full_exact"

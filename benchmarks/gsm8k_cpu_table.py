@@ -21,8 +21,8 @@ from agents.config import TrainConfig
 from agents.evaluation import HeldOut
 from agents.policies import build_policy
 from noisy_expert_gym import make_problem
-from scoreboards.specs import load_spec
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.specs import load_spec
 
 METRICS = ("val_loss", "greedy_correct_prefix_len", "greedy_final_exact")
 

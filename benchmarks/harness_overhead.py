@@ -41,8 +41,8 @@ def sleep_train(cfg: Any) -> Any:
 
 
 def sweep_overhead(spec_name: str, workers: int | None, fake: float | None, overrides: list[str]) -> dict:
-    from scoreboards.runner import run_sweep
-    from scoreboards.specs import load_spec
+    from scoreboards.sweeps.runner import run_sweep
+    from scoreboards.sweeps.specs import load_spec
 
     spec = load_spec(spec_name, overrides=overrides)
     train_fn = None
@@ -90,8 +90,8 @@ class PipeProbe:
 
 def pipe_cost(batch: int, reps: int, m: int) -> dict:
     from noisy_expert_gym import make_problem
-    from scoreboards.boards import Board
-    from scoreboards.submission import run_submission
+    from scoreboards.leaderboard.board_model import Board
+    from scoreboards.leaderboard.submission import run_submission
 
     board = Board(name="perf", description="", cost="", env_id="NoisyModAdd-v0",
                   env_kwargs={"p": 7, "m": m, "eta": 0.2}, budget_trajectories=batch * (reps + 1),

@@ -134,7 +134,7 @@ class Setting:
 class StepBench:
     """One training update at a :class:`Setting`, timed phase by phase.
 
-    The update is the trainer's (DESIGN.md section 4): sample prompts, roll the
+    The update is the trainer's (docs/design.md §4): sample prompts, roll the
     student out (greedy for NAIL-F), query the expert at every prefix, take the
     forward-KL loss on the teacher-forced logits, one AdamW step.
     """

@@ -21,7 +21,7 @@ import numpy as np
 
 @runtime_checkable
 class TaskCore(Protocol):
-    """A finite-horizon token MDP as pure batched functions (DESIGN §3, §5).
+    """A finite-horizon token MDP as pure batched functions (docs/design.md §3, §5).
 
     The clean expert pi* is deterministic here and defined on every prefix
     (``clean_actions``); the noise laws of :mod:`noisy_expert_gym.noise` need

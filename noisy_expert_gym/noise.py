@@ -1,4 +1,4 @@
-"""Noise laws: how the noisy expert pi~ is made from the clean expert pi* (DESIGN §2).
+"""Noise laws: how the noisy expert pi~ is made from the clean expert pi* (docs/design.md §2).
 
 Each law is a pure function of the clean action, whether the prefix already
 contains an error, the law's structured slip, the support of the uniform part
@@ -23,7 +23,7 @@ holds a batch of such rows as a clean token and a weight per prefix, which over 
 (:meth:`~noisy_expert_gym.oracle.Expert.structured_along`). Its dense rows are
 :func:`noisy_probs`'s.
 
-**Unknown corruption** (DESIGN §2; our reconstruction of the paper's extension).
+**Unknown corruption** (docs/design.md §2; our reconstruction of the paper's extension).
 The corruption c(.|s) = (1 - kappa) U + kappa delta(w(s)) is hidden and
 state-dependent: the "wrong" token w(s) is drawn uniformly among the answer
 tokens other than the clean one, by a hash of the prefix s and a secret

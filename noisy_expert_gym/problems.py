@@ -1,6 +1,6 @@
 """The problem object: a task core with its noisy and clean experts, built once.
 
-A **problem** (DESIGN §5) is what every consumer of an MDP needs: the pure batched
+A **problem** (docs/design.md §5) is what every consumer of an MDP needs: the pure batched
 task core, the noisy expert pi~ the learner may query and the clean expert pi*
 that judges it. It is built once per process and handed to whoever needs it -- the
 Gymnasium envs, the trainer, the scoreboard harness, the bridges -- so a language
@@ -38,7 +38,7 @@ from noisy_expert_gym.utils import FrozenMap, did_you_mean
 
 @dataclass(frozen=True)
 class Problem:
-    """A task core with its noisy expert pi~ and clean expert pi* (DESIGN §2, §5).
+    """A task core with its noisy expert pi~ and clean expert pi* (docs/design.md §2, §5).
 
     Attributes:
         env_id: the registered env id whose MDP this is.
@@ -133,7 +133,7 @@ REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyModAddMixture-v0": ("modadd", {"law": "mixture"}),
     # eta > 1/2 breaks the mode condition: the stress case for horizon-free claims.
     "NoisyModAddBiased-v0": ("modadd", {"law": "biased", "eta": 0.6}),
-    # State tracking (DESIGN §3). The family's defaults (m = 31, eta = 0.1, absorbing) are
+    # State tracking (docs/design.md §3). The family's defaults (m = 31, eta = 0.1, absorbing) are
     # NoisyModAdd-v0's, so the ids differ from it only in the rule. NoisyAutomaton-v0: a random
     # permutation automaton with n = k = 7 (automaton_seed 0) -- modadd's vocabulary and sizes,
     # and under `absorbing` / `mixture` exactly its noise statistics (theory), with a

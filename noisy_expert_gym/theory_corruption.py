@@ -1,6 +1,6 @@
 """Closed forms for the unknown-corruption laws `corrupted` and `corrupted-absorbing`.
 
-Our reconstruction of the paper's extension to unknown corruption (DESIGN §2): the
+Our reconstruction of the paper's extension to unknown corruption (docs/design.md §2): the
 learner knows only that the clean expert is deterministic; the expert answers
 
     pi~(.|s) = (1 - eta) delta(a*(s)) + eta c(.|s),   c(.|s) = (1 - kappa) U + kappa delta(w(s)),

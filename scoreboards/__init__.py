@@ -7,13 +7,18 @@ statistics, plots, reports, and leaderboards with verified submissions.
 ...     run_sweep(spec, db)
 ...     print(build_report(spec, db).tables)
 
-The top layer (it imports ``agents`` and ``noisy_expert_gym``; neither imports it).
-The ``neg`` entry point is :mod:`scoreboards.cli`, collecting every package's
-subcommands; the scoreboards' own are ``neg bench run|report|export|list``,
-``neg board show|list|baselines`` and ``neg submit`` (:mod:`scoreboards.commands`).
-Specs and boards are declared models (:mod:`scoreboards.spec_model`,
-:mod:`scoreboards.boards`, on :mod:`scoreboards.config`). Modules are imported on
-first use (the submission worker must not pull in the env package).
+The top layer (it imports ``agents`` and ``noisy_expert_gym``; neither imports it), one
+subpackage per concern: :mod:`scoreboards.sweeps` (specs and running them),
+:mod:`scoreboards.analysis` (statistics, figures, reports, horizon scaling) and
+:mod:`scoreboards.leaderboard` (boards, submissions and their sandbox, verification, the web
+site), over what they share (:mod:`scoreboards.config`, :mod:`scoreboards.store`,
+:mod:`scoreboards.export`, :mod:`scoreboards.provenance`). The ``neg`` entry point is
+:mod:`scoreboards.cli`, collecting every package's subcommands; the scoreboards' own are
+``neg bench run|report|horizon|export|list``, ``neg board show|list|baselines|verify|publish|secret``
+and ``neg submit`` (:mod:`scoreboards.commands`). Specs and boards are declared models
+(:mod:`scoreboards.sweeps.spec_model`, :mod:`scoreboards.leaderboard.board_model`, on
+:mod:`scoreboards.config`). Modules are imported on first use (the submission worker must
+not pull in the env package).
 """
 
 from __future__ import annotations
@@ -22,14 +27,15 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "load_spec": "scoreboards.specs", "parse_spec": "scoreboards.specs", "Spec": "scoreboards.spec_model",
-    "SpecError": "scoreboards.spec_model", "RunSpec": "scoreboards.spec_model",
-    "run_sweep": "scoreboards.runner", "SweepSummary": "scoreboards.runner",
+    "load_spec": "scoreboards.sweeps.specs", "parse_spec": "scoreboards.sweeps.specs", "Spec": "scoreboards.sweeps.spec_model",
+    "SpecError": "scoreboards.sweeps.spec_model", "RunSpec": "scoreboards.sweeps.spec_model",
+    "run_sweep": "scoreboards.sweeps.runner", "SweepSummary": "scoreboards.sweeps.runner",
     "ResultStore": "scoreboards.store",
-    "build_report": "scoreboards.report",
-    "summarize": "scoreboards.stats", "probability_of_improvement": "scoreboards.stats",
-    "load_board": "scoreboards.boards", "submit": "scoreboards.boards", "render_board": "scoreboards.boards",
-    "ExpertClient": "scoreboards.submission", "SubmissionRejected": "scoreboards.submission",
+    "build_report": "scoreboards.analysis.report",
+    "summarize": "scoreboards.analysis.stats", "probability_of_improvement": "scoreboards.analysis.stats",
+    "load_board": "scoreboards.leaderboard.boards", "submit": "scoreboards.leaderboard.entries",
+    "render_board": "scoreboards.leaderboard.render",
+    "ExpertClient": "scoreboards.leaderboard.submission", "SubmissionRejected": "scoreboards.leaderboard.submission",
 }
 
 __all__ = list(_EXPORTS)

@@ -2,10 +2,10 @@
 
 Each package contributes ``add_subcommands(subparsers)``: the env layer (``neg demo``,
 ``neg export-minari``), the agents (``neg train``, ``neg record``) and the
-scoreboards (``neg bench``, ``neg board``, ``neg submit``, in
-:mod:`scoreboards.commands`). ``neg CMD`` imports only the module that adds CMD, and
-the modules import their heavy dependencies inside the commands, so ``neg demo``
-does not pay for torch. It lives here because only the top layer may import all
+scoreboards (``neg bench`` in :mod:`scoreboards.commands.bench`, ``neg board`` and
+``neg submit`` in :mod:`scoreboards.commands.board`). ``neg CMD`` imports only the
+module that adds CMD, and the modules import their heavy dependencies inside the
+commands, so ``neg demo`` does not pay for torch. It lives here because only the top layer may import all
 three packages.
 """
 
@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from noisy_expert_gym.utils import OneLineParser, run_command
 
 #: Modules that contribute subcommands, in help order.
-CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands", "noisy_expert_gym.bridges.cli")
+CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands.bench", "scoreboards.commands.board",
+                "noisy_expert_gym.bridges.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
 #: not add CMD after all).
-COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands",
-            "board": "scoreboards.commands", "submit": "scoreboards.commands",
+COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands.bench",
+            "board": "scoreboards.commands.board", "submit": "scoreboards.commands.board",
             "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
 
 

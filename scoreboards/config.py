@@ -1,6 +1,6 @@
 """What specs and boards share: their TOML files, declared field types and error lines.
 
-Specs (:mod:`scoreboards.spec_model`) and boards (:mod:`scoreboards.board_model`) are
+Specs (:mod:`scoreboards.sweeps.spec_model`) and boards (:mod:`scoreboards.leaderboard.board_model`) are
 :class:`~noisy_expert_gym.declarations.Declared` models: the types and constraints
 below *are* their validation. :func:`validate` runs a model over a parsed TOML
 table and turns every problem into one line that names the place in the file's

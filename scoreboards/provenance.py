@@ -1,4 +1,4 @@
-"""Code provenance: the package version, git commit and library versions behind a result.
+"""Code provenance: the package version, git commit and library versions behind a result, and when.
 
 A run's key includes :func:`code_version`, so results made by different code are
 never mistaken for one another (re-running a spec after a commit re-runs it).
@@ -11,6 +11,7 @@ import hashlib
 import json
 import platform
 import subprocess
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,11 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+def now() -> str:
+    """The time a result is recorded: UTC, ISO 8601, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def canonical_json(obj: Any) -> str:

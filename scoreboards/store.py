@@ -11,7 +11,7 @@ Tables:
 - ``final_metrics``: (run key, metric, value).
 - ``samples``: a few greedy evaluation episodes per run (prompt, chain), for the
   report's animations.
-- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.boards`), with
+- ``board_entries``: accepted leaderboard entries (see :mod:`scoreboards.leaderboard.entries`), with
   what makes them verifiable: the code's digest and how to re-run it, the library
   versions, the protocol hash, the hidden instances' commitment, and the harness's
   learning curve of each run;
@@ -25,19 +25,16 @@ processes safe.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import atomic_path, write_atomic
-from scoreboards.provenance import canonical_json, code_version, git_commit, package_versions
+from scoreboards.provenance import canonical_json, code_version, git_commit, now, package_versions
 
 DEFAULT_DB = "results/neg.sqlite"
 #: Environment variable naming the default database file.
@@ -154,10 +151,6 @@ def default_db() -> Path:
     return Path(os.environ.get(DB_ENV) or DEFAULT_DB)
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _num(v: Any) -> float | None:
     try:
         f = float(v)
@@ -242,7 +235,7 @@ class ResultStore:
         """Write a finished run (row, curve, final metrics) in one transaction.
 
         Args:
-            run: the :class:`~scoreboards.specs.RunSpec`.
+            run: the :class:`~scoreboards.sweeps.spec_model.RunSpec`.
             result: ``RunResult.to_dict()`` of the training run.
             _fail_after_curves: test hook that raises inside the transaction.
         """
@@ -414,59 +407,9 @@ class ResultStore:
     # ----- export ------------------------------------------------------------------
     def export(self, out_dir: str | Path, fmt: str = "csv", keys: Iterable[str] | None = None,
                spec: str | None = None) -> list[Path]:
-        """Write finished runs and their curves to `out_dir` as ``csv``, ``json`` or ``parquet``.
+        """Write finished runs (all, or those of `keys` / `spec`) and their curves to `out_dir` as
+        ``csv``, ``json`` or ``parquet`` (:func:`scoreboards.export.write_export`)."""
+        from scoreboards.export import write_export
 
-        csv/parquet: ``runs.<ext>`` (one row per run, final metrics as ``final.<metric>``
-        columns) and ``curves.<ext>`` (long format). json: one ``results.json`` holding
-        every run with its nested curve and final metrics.
-        """
-        if fmt not in ("csv", "json", "parquet"):
-            raise ValueError(f"unknown export format `{fmt}`; valid values: csv, json, parquet")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         runs = self.runs(keys=keys, spec=spec)
-        curves = self.curves([r["key"] for r in runs])
-        if fmt == "json":
-            payload = {"exported_at": now(), "database": str(self.path),
-                       "runs": [{**r, "curve": curves.get(r["key"], [])} for r in runs]}
-            path = out / "results.json"
-            write_atomic(path, json.dumps(payload, indent=1, default=str))
-            return [path]
-        flat = []
-        metrics = sorted({m for r in runs for m in r["final_metrics"]})
-        for r in runs:
-            row = {k: (canonical_json(v) if isinstance(v, dict) else v)
-                   for k, v in r.items() if k != "final_metrics"}
-            row.update({f"final.{m}": r["final_metrics"].get(m) for m in metrics})
-            flat.append(row)
-        long = [{"key": k, "step": i, **{a: p.get(a) for a in ("trajectories", "queries", "wall_time")},
-                 "metric": m, "value": v}
-                for k, pts in curves.items() for i, p in enumerate(pts)
-                for m, v in p.items() if m not in CURVE_AXES]
-        paths = [out / f"runs.{fmt}", out / f"curves.{fmt}"]
-        for path, rows in zip(paths, (flat, long)):
-            if fmt == "csv":
-                _write_csv(path, rows)
-            else:
-                _write_parquet(path, rows)
-        return paths
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError("Parquet export needs pyarrow: pip install 'noisy-expert-gym[parquet]'") from None
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+        return write_export(out_dir, fmt, runs, self.curves([r["key"] for r in runs]), self.path)

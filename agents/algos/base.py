@@ -8,7 +8,7 @@ an algorithm that runs its own). An algorithm declares
 - ``params``: a :class:`~noisy_expert_gym.declarations.Declared` model of its
   hyperparameters (types, defaults, constraints, one-line docstrings), which
   produces their validation, their error messages and ``neg train --list``;
-- ``collect(ctx, params) -> Batch``: steps 1 and 2 of the shared loop (DESIGN §4):
+- ``collect(ctx, params) -> Batch``: steps 1 and 2 of the shared loop (docs/design.md §4):
   choose the prefixes to learn on (a student rollout, an expert rollout, a
   dataset minibatch) and query the expert there;
 - ``loss(logits, batch, params) -> (B, H)``: step 3's per-position loss;

@@ -1,7 +1,7 @@
 """LogLossBC (offline SFT) on a fixed dataset of expert rollouts; `bc-clean` uses the clean expert.
 
 The dataset of N rollouts of the noisy expert (its corrupted tokens fed back,
-DESIGN §2) is generated through the oracle once and cached on disk; N is what the
+docs/design.md §2) is generated through the oracle once and cached on disk; N is what the
 budget affords, ``budget_trajectories`` or ``budget_queries // H`` if smaller (a
 rollout costs H queries), so buying the dataset never overshoots either cap. Training streams it in order (the rollouts are i.i.d.), so the
 learning curve against "trajectories consumed" is comparable with the online

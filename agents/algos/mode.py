@@ -1,12 +1,12 @@
 """`nail-mode`: NAIL with mode-seeking labels, the majority vote of k noisy-expert samples.
 
-Our reconstruction of the paper's extension to **unknown corruption** (DESIGN §2,
+Our reconstruction of the paper's extension to **unknown corruption** (docs/design.md §2,
 issue 15; the paper's public text gives no algorithm): the learner knows only that
 the clean expert pi* is deterministic, the noisy expert may be a sample-only API
 (``access="sample"``), and pi~(.|s) = (1 - eta) pi*(.|s) + eta c(.|s) with a hidden,
 state-dependent corruption c.
 
-The loop is NAIL's (DESIGN §4): greedy student rollouts (tau = 0), the expert queried
+The loop is NAIL's (docs/design.md §4): greedy student rollouts (tau = 0), the expert queried
 at every visited prefix, log-loss on the fixed prefixes. Only the label differs:
 
     label(s) = majority_vote(a_1, ..., a_k),  a_j ~ pi~(.|s) i.i.d.   (k queries at s)

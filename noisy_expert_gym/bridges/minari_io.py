@@ -1,7 +1,7 @@
 """Minari bridge: expert rollouts of any env with an oracle as a Minari dataset, and back.
 
 The offline data of the paper ("noisy expert trajectories": pi~ rolled out with
-its own corrupted tokens fed back, DESIGN §2) exported through Minari's buffer
+its own corrupted tokens fed back, docs/design.md §2) exported through Minari's buffer
 API (``EpisodeBuffer`` + ``minari.create_dataset_from_buffers``), so jax, which
 Minari's ``DataCollector`` needs, is not. The clean expert's rollouts can be
 exported too, flagged ``uses_clean_expert`` in the metadata (reference data

@@ -32,7 +32,7 @@ class NoisyAutomatonEnv(AutomatonAttributes, ChainEnv):
     ## Description
     The agent reads m input symbols x_1..x_m and writes the run of a finite
     automaton with n states, s_t = delta(s_{t-1}, x_t) from a fixed start state
-    s_0, one state per step; s_m is the answer (DESIGN §3, "State tracking";
+    s_0, one state per step; s_m is the answer (docs/design.md §3, "State tracking";
     :mod:`noisy_expert_gym.tasks.automaton`). The env carries a queryable *noisy
     expert* ``env.unwrapped.expert`` (pi~ of "Behavior Cloning is Not All You
     Need", arXiv 2606.30923): the clean expert passed through a noise law. Agents

@@ -34,7 +34,7 @@ class NoisyGSM8KEnv(gym.Env):
     ``env.unwrapped.clean_expert``. Two kinds of expert:
 
     - ``expert="reference"`` (default, no download): a deterministic dynamic
-      oracle built from the reference solution (DESIGN §6; defined precisely in
+      oracle built from the reference solution (docs/design.md §6; defined precisely in
       :mod:`noisy_expert_gym.tasks.gsm8k.core`, for any tokenizer): on the reference
       path it writes the next reference token; off it, the shortest continuation
       ending with the final-answer line and EOS. Noise ``law``: ``absorbing``

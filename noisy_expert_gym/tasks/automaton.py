@@ -1,4 +1,4 @@
-"""State tracking: the chain of thought is the run of a finite automaton (DESIGN §3).
+"""State tracking: the chain of thought is the run of a finite automaton (docs/design.md §3).
 
 A prompt is m input symbols x_1..x_m from an alphabet of size k; the chain of
 thought is the run s_1..s_m of an automaton with n states,

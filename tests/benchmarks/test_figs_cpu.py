@@ -20,10 +20,10 @@ TOY = {
 
 @pytest.mark.parametrize("name", sorted(TOY))
 def test_cpu_figure_spec_at_toy_size(name, db_path, tmp_path, monkeypatch, capsys):
+    from scoreboards.analysis.report import gather
     from scoreboards.cli import main
-    from scoreboards.report import gather
-    from scoreboards.specs import load_spec
     from scoreboards.store import ResultStore
+    from scoreboards.sweeps.specs import load_spec
 
     overrides = COMMON + TOY[name]
     sets = [a for o in overrides for a in ("--set", o)]

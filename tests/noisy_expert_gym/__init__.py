@@ -1,6 +1,6 @@
 """Tests of noisy_expert_gym, and the slow pure-Python reference they check against.
 
-The reference below re-derives DESIGN §2-§3 one sequence at a time with plain
+The reference below re-derives docs/design.md §2-§3 one sequence at a time with plain
 Python ints and floats, sharing no code with the package: the tests compare the
 batched numpy/torch implementation with it, never with the implementation's
 own output.
@@ -89,7 +89,7 @@ def ref_corruption(p: int, xs: Sequence[int], ys: Sequence[int], kappa: float, s
 
 def ref_probs(law: str, eta: float, p: int, xs: Sequence[int], ys: Sequence[int], kappa: float = 1.0,
               seed: int = 0) -> list[float]:
-    """pi~(.|s) of DESIGN §2 for modadd (U uniform on the p residues, slip = clean + 1).
+    """pi~(.|s) of docs/design.md §2 for modadd (U uniform on the p residues, slip = clean + 1).
 
     ``kappa`` and ``seed`` are the corruption laws' concentration and secret seed.
     """
@@ -247,7 +247,7 @@ def ref_auto_has_error(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int])
 
 
 def ref_auto_probs(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
-    """pi~(.|s) of DESIGN §2 for an automaton (U uniform on the n states)."""
+    """pi~(.|s) of docs/design.md §2 for an automaton (U uniform on the n states)."""
     n, c = auto.n, ref_auto_clean_next(auto, xs, ys)
     if law == "clean":
         return [1.0 if a == c else 0.0 for a in range(n)]

@@ -1,4 +1,4 @@
-"""The expert oracle: closed forms of DESIGN §2, query counting, sampling statistics, bad input."""
+"""The expert oracle: closed forms of docs/design.md §2, query counting, sampling statistics, bad input."""
 
 from __future__ import annotations
 

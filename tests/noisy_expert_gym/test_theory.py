@@ -31,7 +31,7 @@ ALPHA = 1e-4
 
 
 def test_design_example_absorbing_p7_m31_eta02():
-    # DESIGN §2: "only about (0.8 + 0.2/7)^31 ~ 0.3% of expert trajectories are fully clean".
+    # docs/design.md §2.5: about 0.3% of expert trajectories, (0.8 + 0.2/7)^31, are fully clean.
     got = theory.prob_fully_clean("absorbing", 0.2, 7, 31)
     assert got == pytest.approx((0.8 + 0.2 / 7) ** 31, rel=1e-12)
     assert 0.0025 < got < 0.0035

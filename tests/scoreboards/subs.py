@@ -175,7 +175,7 @@ class Spy(TableLearner):
     def train(self, expert):
         import pickle
 
-        from scoreboards.submission import client as client_module
+        from scoreboards.leaderboard.submission import client as client_module
 
         seen = []
         recv = client_module.wire.recv

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from scoreboards.cli import main
-from tests.scoreboards.test_submission import BOARD
+from tests.scoreboards.leaderboard.test_submission import BOARD
 
 ONE_RUN = ["--set", "seeds=[0]", "--set", "env.grid.eta=[0.2]", "--set", 'algorithms=[{name="bc"}]']
 
@@ -61,7 +61,7 @@ def test_submit_and_show(tmp_path, db_path, capsys):
 
 
 def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
-    from scoreboards import hidden
+    from scoreboards.leaderboard import hidden
 
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)

@@ -13,8 +13,8 @@ import argparse
 
 import pytest
 
-from scoreboards import hidden
 from scoreboards.cli import build_parser, main
+from scoreboards.leaderboard import hidden
 from scoreboards.store import ResultStore
 
 TRAIN = ["--env-kw", "m=3", "--preset", "tiny", "--batch-size", "8", "--eval-prompts", "8", "--device", "cpu",
@@ -46,7 +46,7 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
         + ([["bench", cmd, "quick", "--db", "missing.sqlite"]] if cmd != "run" else []),
         "folder": [["bench", cmd, "folder/", "--db", "good.sqlite"], ["bench", cmd, "quick", "--db", "folder"]],
         "malformed": [["bench", cmd, "bad.toml", "--db", "good.sqlite"], ["bench", cmd, "quick", "--db", "bad.sqlite"]],
-    } for cmd in ("run", "report", "export")},
+    } for cmd in ("run", "report", "horizon", "export")},
     "bench list": {"wrong name": [["bench", "list", "quick"]]},
     **{f"board {cmd}": {
         "wrong name": [["board", cmd, "modadd-m5", "--db", "good.sqlite"]],
@@ -183,7 +183,7 @@ def test_an_unknown_name_suggests_the_shipped_one_and_the_path_form(workdir, cap
 
 
 def test_an_internal_error_is_one_line_too_with_the_traceback_on_request(monkeypatch, capsys):
-    from scoreboards import commands
+    from scoreboards.commands import bench as commands
 
     def boom(args):
         raise KeyError("bug")

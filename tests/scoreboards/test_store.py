@@ -11,8 +11,8 @@ from multiprocessing import get_context
 
 import pytest
 
-from scoreboards.specs import load_spec
 from scoreboards.store import ResultStore
+from scoreboards.sweeps.specs import load_spec
 from tests.scoreboards.fakes import fake_train
 
 
@@ -61,7 +61,7 @@ def test_exception_inside_the_write_transaction_leaves_no_trace(tiny_spec_path, 
 
 KILL_MID_WRITE = textwrap.dedent("""
     import os, sys
-    from scoreboards.specs import load_spec
+    from scoreboards.sweeps.specs import load_spec
     from scoreboards.store import ResultStore
     run = load_spec(sys.argv[1]).runs()[1]
     st = ResultStore(sys.argv[2])

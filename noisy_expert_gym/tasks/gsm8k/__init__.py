@@ -2,7 +2,7 @@
 
 - :mod:`~noisy_expert_gym.tasks.gsm8k.core`: :class:`GSM8KTask`, the pure batched task core;
 - :mod:`~noisy_expert_gym.tasks.gsm8k.dynamic_oracle`: the reference teacher's dynamic oracle
-  (DESIGN §6) on every prefix, for any tokenizer (a base class of the task core);
+  (docs/design.md §6) on every prefix, for any tokenizer (a base class of the task core);
 - :mod:`~noisy_expert_gym.tasks.gsm8k.reference`: :class:`ReferenceExpert`, that oracle as a
   queryable (noisy) expert;
 - :mod:`~noisy_expert_gym.tasks.gsm8k.hf_teacher`: :class:`HFTeacher`, a Hugging Face causal

@@ -14,7 +14,7 @@ of generated tokens y_1..y_H; everything after its first stop token (any of
 ``eos_tokens``; "EOS" below) is ignored by every function here
 (:meth:`GSM8KTask.valid_along`).
 
-The reference teacher's dynamic oracle (DESIGN §6), defined on every prefix for any
+The reference teacher's dynamic oracle (docs/design.md §6), defined on every prefix for any
 tokenizer, is :mod:`noisy_expert_gym.tasks.gsm8k.dynamic_oracle`.
 
 Noise (applied by :class:`noisy_expert_gym.oracle.Expert`): the uniform part U

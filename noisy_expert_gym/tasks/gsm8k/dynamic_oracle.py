@@ -1,6 +1,6 @@
 """The reference teacher of NoisyGSM8K as a dynamic oracle: the clean next token on every prefix.
 
-**The reference teacher** (DESIGN §6) is a deterministic dynamic oracle defined
+**The reference teacher** (docs/design.md §6) is a deterministic dynamic oracle defined
 on every prefix y = y_1..y_t, for any tokenizer. Text is taken as bytes: b(y) is
 the concatenation of the tokens' bytes (:meth:`decode_bytes`). Let R be the
 reference solution's tokens (its text encoded by the tokenizer) followed by EOS

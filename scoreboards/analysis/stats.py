@@ -1,0 +1,185 @@
+"""Statistics over seeds: summaries with bootstrap CIs, IQM, probability of improvement,
+sample-efficiency summaries. SciPy does the statistics; everything is seeded.
+
+Trajectories to target, the expert trajectories a run needed to reach a target, has one
+definition here (:func:`time_to_target`): the first evaluation at or above the target,
+linearly interpolated from the one before (or not), and right-censored at the trajectories
+spent when never reached. The report's tables and figures take it uninterpolated (the first
+evaluation's trajectories: :func:`steps_to_target`, NaN when never reached); the horizon fits
+(:mod:`scoreboards.analysis.horizon_fit`) interpolated and censored.
+
+Conventions (following rliable, Agarwal et al. 2021):
+
+- the 95% confidence interval is SciPy's percentile bootstrap of the mean over seeds
+  (``scipy.stats.bootstrap``, 10,000 resamples, seeded): with 3-5 seeds BCa is
+  unstable, and a single seed has no interval (reported as NaN);
+- the interquartile mean is ``scipy.stats.trim_mean(x, 0.25)``;
+- the probability of improvement of X over Y is P(X > Y) + 0.5 P(X = Y) over
+  independent seeds, i.e. the Mann-Whitney U statistic divided by n_x n_y.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_SEED = 0
+N_RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Summary of one metric over seeds."""
+
+    n: int
+    mean: float
+    std: float
+    """Sample standard deviation (ddof = 1; 0 for one seed)."""
+    ci_low: float
+    ci_high: float
+    iqm: float
+
+    def fmt(self, digits: int = 3) -> str:
+        """``0.912 [0.870, 0.950]`` (mean and 95% CI) or ``0.912`` for one seed."""
+        if self.n == 0:
+            return "-"
+        if math.isnan(self.ci_low):
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
+
+
+def bootstrap_ci(x: Sequence[float], confidence: float = 0.95, seed: int = DEFAULT_SEED,
+                 n_resamples: int = N_RESAMPLES) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean (NaN, NaN for fewer than two values)."""
+    a = np.asarray(x, dtype=float)
+    if a.size < 2:
+        return float("nan"), float("nan")
+    if np.all(a == a[0]):  # a degenerate sample: every resample has the same mean
+        return float(a[0]), float(a[0])
+    res = stats.bootstrap((a,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def iqm(x: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the middle 50% (``trim_mean(x, 0.25)``)."""
+    a = np.asarray(x, dtype=float)
+    return float(stats.trim_mean(a, 0.25)) if a.size else float("nan")
+
+
+def summarize(x: Sequence[float], seed: int = DEFAULT_SEED, ci: bool = True) -> Summary:
+    """Mean, std, 95% bootstrap CI (NaN when ``ci`` is False) and IQM over seeds (NaNs dropped)."""
+    a = np.asarray([v for v in x if v is not None and not math.isnan(v)], dtype=float)
+    if a.size == 0:
+        nan = float("nan")
+        return Summary(0, nan, nan, nan, nan, nan)
+    lo, hi = bootstrap_ci(a, seed=seed) if ci else (float("nan"), float("nan"))
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a))
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float], higher_is_better: bool = True
+                               ) -> float:
+    """P(X > Y) + 0.5 P(X = Y) for independent draws of X (seeds of one algorithm) and Y."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    if not higher_is_better:
+        a, b = -a, -b
+    diff = a[:, None] - b[None, :]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def _xy(curve: Sequence[dict], metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = [(p[x], p[metric]) for p in curve if p.get(metric) is not None and p.get(x) is not None]
+    pts.sort()
+    if not pts:
+        return np.empty(0), np.empty(0)
+    a = np.asarray(pts, dtype=float)
+    return a[:, 0], a[:, 1]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Trajectories to target of one run: ``t`` reached (``censored`` False) or ``t`` = the
+    trajectories spent without reaching it (``censored`` True: the true value is > t)."""
+
+    t: float
+    censored: bool
+    seed: int = 0
+
+
+def time_to_target(curve: Sequence[dict[str, Any]], target: float, metric: str = "greedy_full_exact",
+                   interpolate: bool = True, spent: float | None = None, x: str = "trajectories") -> Hit:
+    """Trajectories (`x`) at which `metric` first reaches `target` on a learning curve.
+
+    Args:
+        curve: evaluation rows with `x` and `metric`.
+        interpolate: interpolate linearly between the evaluation below the target and the
+            first one at or above it (from (0, 0) when the first evaluation already reaches
+            it); False: the first evaluation's trajectories (an upper bound).
+        spent: trajectories the run spent (default: the last evaluation's); a censored
+            run's value.
+    """
+    pts = sorted((float(r[x]), float(r[metric])) for r in curve
+                 if r.get(metric) is not None and r.get(x) is not None)
+    for i, (t, y) in enumerate(pts):
+        if y >= target:
+            if not interpolate:
+                return Hit(t, False)
+            t0, y0 = pts[i - 1] if i else (0.0, 0.0)
+            if y0 >= target or y == y0:
+                return Hit(t, False)
+            return Hit(t0 + (t - t0) * (target - y0) / (y - y0), False)
+    last = pts[-1][0] if pts else 0.0
+    return Hit(float(spent if spent is not None else last), True)
+
+
+def steps_to_target(curve: Sequence[dict], target: float, metric: str = "greedy_full_exact",
+                    x: str = "trajectories") -> float:
+    """:func:`time_to_target` uninterpolated, as a number: the first evaluation's `x` (expert
+    trajectories) at which `metric` >= target; NaN if never."""
+    hit = time_to_target(curve, target, metric, interpolate=False, x=x)
+    return float("nan") if hit.censored else hit.t
+
+
+def area_under_curve(curve: Sequence[dict], metric: str = "greedy_full_exact", x: str = "trajectories",
+                     x_max: float | None = None) -> float:
+    """Normalised area under the learning curve: the mean of `metric` over [0, x_max].
+
+    Trapezoid rule over the evaluations (with the first value held back to x = 0 and
+    the last held up to `x_max`, e.g. the budget, so runs stopped early compare
+    fairly); 1.0 means perfect from the start.
+    """
+    xs, ys = _xy(curve, metric, x)
+    if xs.size == 0:
+        return float("nan")
+    x_max = float(x_max if x_max is not None else xs[-1])
+    keep = xs <= x_max
+    xs, ys = xs[keep], ys[keep]
+    if xs.size == 0 or x_max <= 0:
+        return float("nan")
+    xs = np.concatenate([[0.0], xs, [x_max]])
+    ys = np.concatenate([[ys[0]], ys, [ys[-1]]])
+    return float(np.trapezoid(ys, xs) / x_max)
+
+
+def curve_band(curves: Sequence[Sequence[dict]], metric: str, x: str = "trajectories"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and standard deviation of `metric` over seeds on the union of evaluation points.
+
+    Each seed is linearly interpolated onto the common grid; a run stopped early
+    holds its last value. Returns (x, mean, std).
+    """
+    series = [s for s in (_xy(c, metric, x) for c in curves) if s[0].size]
+    if not series:
+        return np.empty(0), np.empty(0), np.empty(0)
+    grid = np.unique(np.concatenate([s[0] for s in series]))
+    ys = np.stack([np.interp(grid, sx, sy) for sx, sy in series])
+    std = ys.std(axis=0, ddof=1) if len(series) > 1 else np.zeros_like(grid)
+    return grid, ys.mean(axis=0), std

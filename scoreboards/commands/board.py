@@ -1,0 +1,244 @@
+"""``neg board show|list|baselines|verify|publish|secret`` and ``neg submit``: the leaderboards.
+
+:func:`add_subcommands` adds them to the parser of :mod:`scoreboards.cli`; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from scoreboards.commands.common import add_db_arg, open_store
+
+
+def _kv(items: list[str] | None) -> dict[str, Any]:
+    """``["beta=0.5", "tau=1"]`` -> {"beta": 0.5, "tau": 1} (values parsed as TOML)."""
+    from scoreboards.config import parse_override
+
+    out: dict[str, Any] = {}
+    for text in items or []:
+        keys, value = parse_override(text)
+        out[".".join(keys)] = value
+    return out
+
+
+def _output_file(path: str | None, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done."""
+    import os
+
+    if path and os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a folder; give a file path")
+
+
+def _check_target(target: str) -> None:
+    """A submission target's form, file and module, checked before anything runs."""
+    import ast
+    import importlib.util
+    import os
+
+    if ":" not in target:
+        raise ValueError(f"a submission target is `module:Class`, `path/to/file.py:Class`, `path/to/dir/:Class` "
+                         f"or `builtin:ALGO`, got `{target}`")
+    mod, _, cls = target.rpartition(":")
+    if not cls.isidentifier():
+        raise ValueError(f"`{cls}` in `{target}` is not a class name; write `{mod}:ClassName`")
+    if mod == "builtin":
+        return
+    if mod.endswith(".py") or "/" in mod or os.sep in mod:
+        if os.path.isdir(mod):
+            if not mod.endswith(("/", os.sep)):
+                raise ValueError(f"submission {mod} is a folder: write `{mod}/:{cls}` for a directory "
+                                 f"submission (its submission.py defines `{cls}`), or give the .py file")
+            if not os.path.isfile(os.path.join(mod, "submission.py")):
+                raise FileNotFoundError(f"submission directory {mod} has no submission.py; put the class "
+                                        f"`{cls}` there")
+            mod = os.path.join(mod, "submission.py")
+        if not os.path.exists(mod):
+            raise FileNotFoundError(f"submission file {mod} does not exist; check the path (`file.py:Class`)")
+        try:
+            with open(mod, "rb") as fh:
+                ast.parse(fh.read(), filename=mod)
+        except (SyntaxError, ValueError) as e:
+            raise ValueError(f"submission file {mod} is not valid Python ({type(e).__name__}: "
+                             f"{getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}); fix it") from None
+        return
+    try:
+        found = importlib.util.find_spec(mod)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ValueError(f"no module `{mod}` to import; give an importable module or a path "
+                         f"(path/to/file.py:{cls})")
+
+
+def _board_show(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.render import render_board, write_board
+
+    board = load_board(args.board)
+    _output_file(args.out, "--out")
+    with open_store(args) as store:
+        print(render_board(board, store))
+        if args.out:
+            print(f"written to {write_board(board, store, args.out)}")
+    return 0
+
+
+def _board_list(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board, shipped_boards
+
+    for name in shipped_boards():
+        b = load_board(name)
+        rule = f"hidden {'+'.join(b.hidden)}" if b.hidden else "OPEN (practice)"
+        access = "" if b.access == "full" else ", sample-only"
+        print(f"{name:32s} [{rule}{access}] {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; "
+              f"{b.cost}")
+    return 0
+
+
+def _board_verify(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.verify import verify_entry
+
+    board = load_board(args.board)
+    with open_store(args) as store:
+        v = verify_entry(board, args.entry, store, timeout=args.timeout)
+    print(f"entry {args.entry}: {v.outcome}: {v.detail}")
+    return 0 if v.ok else 1
+
+
+def _board_publish(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board, shipped_boards
+    from scoreboards.leaderboard.site import publish
+
+    boards = [load_board(b) for b in (args.boards or shipped_boards())]
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder for the site (it is created if missing)")
+    with open_store(args) as store:
+        index = publish(boards, store, args.out)
+    print(f"site written: open {index}")
+    return 0
+
+
+def _board_secret(args: argparse.Namespace) -> int:
+    import os
+
+    from scoreboards.leaderboard.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.store import default_db
+
+    if args.db and Path(args.db).is_dir():
+        raise ValueError(f"--db {args.db} is a folder; give the database file (the secret lives beside it)")
+    results = Path(args.db).parent if args.db else default_db().parent
+    where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
+    try:
+        secret = load_secret(results, create=args.create)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e}; `neg board secret --create` makes one") from None
+    print(f"board secret: {where} (id {secret_id(secret)}; the secret itself is never printed)")
+    return 0
+
+
+def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, train: dict,
+           timeout: float | None) -> bool:
+    from scoreboards.leaderboard.entries import submit
+    from scoreboards.leaderboard.submission import SubmissionRejected
+    from scoreboards.leaderboard.submission.sandbox import SandboxUnavailable
+
+    try:
+        e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
+    except SubmissionRejected as err:
+        print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
+        return False
+    except SandboxUnavailable as err:
+        print(f"NOT RUN {name or target.rpartition(':')[2]}: {err}", file=sys.stderr)
+        return False
+    ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
+    print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
+    return True
+
+
+def _board_baselines(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.render import render_board, write_board
+
+    board = load_board(args.board)
+    wanted = set(args.only or [])
+    ok = True
+    with open_store(args, create=True) as store:
+        for b in board.baselines:
+            if wanted and b["algo"] not in wanted:
+                continue
+            ok &= _enter(board, f"builtin:{b['algo']}", store, b.get("name"), b.get("params", {}),
+                         b.get("train", {}), args.timeout)
+        write_board(board, store)
+        print(render_board(board, store))
+    return 0 if ok else 1
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.render import render_board, write_board
+    from scoreboards.leaderboard.submission import unsandboxed
+
+    _check_target(args.target)
+    board = load_board(args.board)
+    with open_store(args, create=True) as store, unsandboxed() if args.no_sandbox else contextlib.nullcontext():
+        ok = _enter(board, args.target, store, args.name, _kv(args.param), _kv(args.train), args.timeout)
+        if ok:
+            write_board(board, store)
+            print(render_board(board, store))
+    return 0 if ok else 1
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    board = sub.add_parser("board", help="leaderboards: show them, enter the built-in baselines")
+    osub = board.add_subparsers(dest="board_command", metavar="ACTION")
+    p = osub.add_parser("show", help="print a board as Markdown")
+    p.add_argument("board", help="a shipped board's name (neg board list) or a .toml path")
+    p.add_argument("--out", default=None, help="also write the Markdown to this file")
+    add_db_arg(p)
+    p.set_defaults(func=_board_show)
+    p = osub.add_parser("list", help="the shipped boards")
+    p.set_defaults(func=_board_list)
+    p = osub.add_parser("baselines", help="enter the board's built-in baselines through the submission path")
+    p.add_argument("board")
+    p.add_argument("--only", nargs="*", help="only these algorithms")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    add_db_arg(p)
+    p.set_defaults(func=_board_baselines)
+    p = osub.add_parser("verify", help="re-run an entry from its stored code; is its score reproduced?")
+    p.add_argument("board")
+    p.add_argument("entry", type=int, help="the entry's id (the `entry` column of `neg board show` and of the web site)")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    add_db_arg(p)
+    p.set_defaults(func=_board_verify)
+    p = osub.add_parser("publish", help="write the leaderboards as a static web site (open OUT/index.html)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--boards", nargs="*", help="only these boards (default: every shipped board)")
+    add_db_arg(p)
+    p.set_defaults(func=_board_publish)
+    p = osub.add_parser("secret", help="where the harness's secret for hidden-rule boards lives, and its id")
+    p.add_argument("--create", action="store_true", help="create it if missing")
+    add_db_arg(p)
+    p.set_defaults(func=_board_secret)
+    board.set_defaults(func=lambda a: board.print_help() or 2)
+
+    p = sub.add_parser("submit", help="run a submission under a board's protocol and enter it",
+                       description="Run `module:Class`, `path/to/file.py:Class` or `builtin:ALGO` under "
+                                   "the board's protocol (a sandboxed worker process, a budgeted expert client, "
+                                   "held-out evaluation by the harness). See scoreboards/README.md.")
+    p.add_argument("target", help="module:Class, path/to/file.py:Class or builtin:ALGO")
+    p.add_argument("--board", required=True)
+    p.add_argument("--name", default=None, help="display name (default: the class or algorithm name)")
+    p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter")
+    p.add_argument("--train", action="append", metavar="K=V", help="builtin: training field (preset, lr, ...)")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run the worker without the bubblewrap sandbox (your own code only, where no "
+                        "sandbox can be set up); the entry is recorded as unsandboxed")
+    add_db_arg(p)
+    p.set_defaults(func=_submit)

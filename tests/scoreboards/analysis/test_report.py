@@ -1,0 +1,62 @@
+"""Reports from fake results: tables, probability of improvement, and every figure kind."""
+
+from __future__ import annotations
+
+from scoreboards.analysis.report import build_report
+from scoreboards.analysis.stats import summarize
+from scoreboards.store import ResultStore
+from scoreboards.sweeps.runner import run_sweep
+from scoreboards.sweeps.specs import load_spec
+from tests.scoreboards.fakes import fake_train
+
+GRID = ["env.kwargs={p=7}", "env.grid.m=[3, 4]", "env.grid.eta=[0.0, 0.2]",
+        'algorithms=[{name="bc"}, {name="nail-f"}, {name="bc-clean"}, {name="nail-mixed", grid={beta=[0.0, 1.0]}}]']
+
+
+def test_report_tables_and_figures(tiny_spec_path, db_path):
+    spec = load_spec(tiny_spec_path, overrides=GRID)
+    run_sweep(spec, db_path, workers=0, train_fn=fake_train, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st)
+        again = build_report(spec, st, out_dir=db_path.parent / "again", figures=False)
+    assert rep.found == rep.expected == 5 * 4 * 2
+    assert rep.tables == again.tables  # seeded bootstrap: reproducible
+    md = rep.path.read_text()
+    assert "### NoisyModAdd-v0 eta=0.2,m=3" in md and "Probability of improvement" in md
+    assert "bc-clean (reference, clean expert)" in md
+    # fake_train: nail-f's final accuracy at eta = 0 is 0.9 (+ 0.01 for seed 1).
+    s = summarize([0.9, 0.91])
+    assert f"| nail-f | 2 | {s.fmt()} |" in md
+    names = {p.name for p in rep.figures}
+    assert {"curves_eta_0.0_m_3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
+    assert all(p.stat().st_size > 1000 for p in rep.figures)
+    assert not list(rep.path.parent.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_report_of_a_partial_sweep(tiny_spec_path, db_path):
+    spec = load_spec(tiny_spec_path)
+    part = load_spec(tiny_spec_path, overrides=["seeds=[0]"])
+    run_sweep(part, db_path, workers=0, train_fn=fake_train, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st, figures=False)
+    assert (rep.found, rep.expected) == (8, 16)
+    assert "8 of 16 finished (run `neg bench run` to complete it)" in rep.markdown
+
+
+def test_report_shows_the_noisy_mode_chain_column_of_real_runs(tiny_spec_path, db_path):
+    """Runs of the real trainer on the biased law report greedy_expert_mode_full; the report's
+    "noisy-mode chain" column is its mean over seeds (the stress case's measure)."""
+    spec = load_spec(tiny_spec_path, overrides=[
+        'env.kwargs={p=3, m=2, law="biased"}', "env.grid.eta=[0.6]", "seeds=[0]", "budget.trajectories=256",
+        "eval.every=256", 'algorithms=[{name="bc-clean"}, {name="nail-f"}]'])
+    run_sweep(spec, db_path, workers=0, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st, figures=False)
+        rows = st.runs(status="done")
+    assert "| noisy-mode chain |" in rep.markdown
+    for r in rows:
+        v = r["final_metrics"]["greedy_expert_mode_full"]
+        assert 0.0 <= v <= 1.0
+        name = "bc-clean (reference, clean expert)" if r["config"]["algo"] == "bc-clean" else "nail-f"
+        line = next(ln for ln in rep.markdown.splitlines() if ln.startswith(f"| {name} |"))
+        assert line.split(" | ")[6] == f"{v:.3g}", line

@@ -1,0 +1,92 @@
+"""Statistics against SciPy and independent computations on known data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from scoreboards.analysis.stats import (
+    area_under_curve,
+    bootstrap_ci,
+    curve_band,
+    iqm,
+    probability_of_improvement,
+    steps_to_target,
+    summarize,
+)
+
+X = [0.61, 0.72, 0.55, 0.90, 0.68, 0.77, 0.49, 0.83]
+
+
+def test_bootstrap_ci_matches_scipy_and_an_independent_bootstrap():
+    lo, hi = bootstrap_ci(X, seed=3)
+    ref = sps.bootstrap((np.array(X),), np.mean, n_resamples=10_000, method="percentile",
+                        rng=np.random.default_rng(3)).confidence_interval
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+    # Independent: resample by hand; percentile intervals agree to Monte-Carlo error.
+    rng = np.random.default_rng(123)
+    means = np.asarray(X)[rng.integers(0, len(X), (20_000, len(X)))].mean(1)
+    assert lo == pytest.approx(np.percentile(means, 2.5), abs=0.01)
+    assert hi == pytest.approx(np.percentile(means, 97.5), abs=0.01)
+    assert bootstrap_ci(X, seed=3) == (lo, hi)  # seeded: reproducible
+
+
+def test_summary_fields():
+    s = summarize(X)
+    assert s.n == 8 and s.mean == pytest.approx(np.mean(X)) and s.std == pytest.approx(np.std(X, ddof=1))
+    assert s.ci_low < s.mean < s.ci_high
+    # IQM of 8 values: the mean of the middle 4 sorted values.
+    assert s.iqm == pytest.approx(np.mean(sorted(X)[2:6])) == pytest.approx(sps.trim_mean(X, 0.25))
+    one = summarize([0.5])
+    assert one.n == 1 and one.std == 0.0 and math.isnan(one.ci_low) and one.fmt() == "0.500"
+    same = summarize([1.0, 1.0, 1.0])
+    assert (same.ci_low, same.ci_high) == (1.0, 1.0)
+    assert summarize([float("nan"), 0.2, 0.4]).n == 2
+    assert summarize([]).fmt() == "-"
+
+
+def test_iqm_matches_trim_mean():
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 10, 13):
+        x = rng.random(n)
+        assert iqm(x) == pytest.approx(sps.trim_mean(x, 0.25))
+
+
+def test_probability_of_improvement_is_mann_whitney_u():
+    x = [0.9, 0.8, 0.8, 0.7, 0.95]
+    y = [0.8, 0.6, 0.7, 0.85]
+    u = sps.mannwhitneyu(x, y, alternative="two-sided").statistic  # counts ties as 1/2
+    assert probability_of_improvement(x, y) == pytest.approx(u / (len(x) * len(y)))
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in x for b in y])
+    assert probability_of_improvement(x, y) == pytest.approx(brute)
+    assert probability_of_improvement(x, y) + probability_of_improvement(y, x) == pytest.approx(1.0)
+    assert probability_of_improvement([1.0], [2.0], higher_is_better=False) == 1.0
+
+
+CURVE = [{"trajectories": 100, "acc": 0.0}, {"trajectories": 200, "acc": 0.5},
+         {"trajectories": 300, "acc": 0.99}, {"trajectories": 400, "acc": 1.0}]
+
+
+def test_steps_to_target_and_auc():
+    assert steps_to_target(CURVE, 0.99, metric="acc") == 300
+    assert steps_to_target(CURVE, 0.5, metric="acc") == 200
+    assert math.isnan(steps_to_target(CURVE, 1.01, metric="acc"))
+    # Trapezoid by hand over [0, 400]: value 0 held back to x = 0.
+    area = 100 * 0 + 100 * 0.25 + 100 * 0.745 + 100 * 0.995
+    assert area_under_curve(CURVE, metric="acc") == pytest.approx(area / 400)
+    # Held flat to a larger budget (a run stopped early).
+    assert area_under_curve(CURVE, metric="acc", x_max=800) == pytest.approx((area + 400 * 1.0) / 800)
+    assert area_under_curve(CURVE, metric="acc") == pytest.approx(
+        np.trapezoid([0, 0, 0.5, 0.99, 1.0], [0, 100, 200, 300, 400]) / 400)
+
+
+def test_curve_band_interpolates_and_holds():
+    a = [{"trajectories": 100, "m": 0.0}, {"trajectories": 200, "m": 1.0}]
+    b = [{"trajectories": 100, "m": 0.5}]  # stopped early: holds 0.5
+    xs, mean, std = curve_band([a, b], "m")
+    assert xs.tolist() == [100, 200]
+    assert mean.tolist() == pytest.approx([0.25, 0.75])
+    assert std.tolist() == pytest.approx([np.std([0, 0.5], ddof=1), np.std([1, 0.5], ddof=1)])

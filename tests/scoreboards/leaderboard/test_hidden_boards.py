@@ -1,0 +1,260 @@
+"""Hidden-rule boards: the harness draws each run's task instance from its secret, which never
+reaches the worker; knowing the family's rule is worth nothing there, learning from the expert is."""
+
+from __future__ import annotations
+
+import pickle
+import re
+import stat
+
+import numpy as np
+import pytest
+
+from scoreboards.leaderboard import hidden
+from scoreboards.leaderboard.boards import load_board
+from scoreboards.leaderboard.entries import board_secret, submit
+from scoreboards.leaderboard.render import render_board
+from scoreboards.leaderboard.submission import run_submission, unsandboxed
+from scoreboards.store import ResultStore
+
+SUBS = "tests.scoreboards.subs"
+#: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.
+TEST_SECRET = "5eed" * 16
+
+HIDDEN = """
+description = "test hidden board"
+
+[env]
+id = "NoisyAutomaton-v0"
+kwargs = { automaton = "modadd", n = 7, m = 3, eta = 0.2, law = "absorbing" }
+hidden = ["relabel_seed"]
+
+[budget]
+trajectories = 2048
+queries = 12288
+
+[eval]
+prompts = 512
+seeds = [1001, 1002]
+curve_points = 2
+
+[protocol]
+train_seeds = [0]
+timeout_s = 120
+
+[[baselines]]
+algo = "nail-f"
+"""
+
+
+@pytest.fixture
+def secret(tmp_path, monkeypatch):
+    """The harness's secret in a file of its own (what a results directory holds)."""
+    path = tmp_path / "secret"
+    path.write_text(TEST_SECRET + "\n")
+    monkeypatch.setenv(hidden.SECRET_FILE_ENV, str(path))
+    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
+    hidden._cached.clear()
+    return bytes.fromhex(TEST_SECRET)
+
+
+def _board(tmp_path, text=HIDDEN, name="hidden-test"):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(text)
+    return load_board(p)
+
+
+# ----- the secret and what derives from it ------------------------------------------------------
+def test_secret_file_is_made_once_private_and_never_printed(tmp_path, monkeypatch):
+    monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
+    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
+    hidden._cached.clear()
+    with pytest.raises(FileNotFoundError, match="no board secret"):
+        hidden.load_secret(tmp_path, create=False)
+    s = hidden.load_secret(tmp_path)
+    path = tmp_path / hidden.SECRET_FILE
+    assert len(s) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert hidden.load_secret(tmp_path) == s  # created once
+    assert hidden.secret_id(s) != s.hex()[:12] and s.hex() not in repr(hidden.instance(
+        _board(tmp_path), 0, s))
+    path.write_text("not hex")
+    with pytest.raises(ValueError, match="at least 32 hex characters"):
+        hidden.load_secret(tmp_path)
+
+
+def test_secret_from_the_environment_leaves_the_environment(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv(hidden.SECRET_ENV, TEST_SECRET)
+    hidden._cached.clear()
+    try:
+        assert hidden.load_secret(tmp_path) == bytes.fromhex(TEST_SECRET)
+        assert hidden.SECRET_ENV not in os.environ  # child processes cannot inherit it
+        assert hidden.load_secret(tmp_path) == bytes.fromhex(TEST_SECRET)
+        assert not (tmp_path / hidden.SECRET_FILE).exists()
+    finally:
+        hidden._cached.clear()
+    monkeypatch.setenv(hidden.SECRET_ENV, "abc")
+    with pytest.raises(ValueError, match="32 hex characters"):
+        hidden.load_secret(tmp_path)
+    hidden._cached.clear()
+
+
+def test_instances_derive_from_secret_board_and_seed(tmp_path, secret):
+    board = _board(tmp_path)
+    a, a2, b = (hidden.instance(board, s, secret) for s in (0, 0, 1))
+    other = hidden.instance(board, 0, bytes(32))
+    assert a.hidden == a2.hidden and set(a.hidden) == {"relabel_seed"}
+    assert a.hidden != b.hidden and a.hidden != other.hidden  # per seed, per secret
+    assert a.env_kwargs == {**board.env_kwargs, **a.hidden}
+    assert a.expert_seed != other.expert_seed and a.eval_seeds != other.eval_seeds
+    assert str(a.hidden["relabel_seed"]) not in repr(a)
+    # A changed protocol draws fresh instances.
+    changed = _board(tmp_path, HIDDEN.replace("trajectories = 2048", "trajectories = 2000"), "changed")
+    assert hidden.instance(changed, 0, secret).hidden != a.hidden
+    # The commitment binds the values and the board; it does not reveal the secret.
+    prov = hidden.entry_provenance(board, secret)
+    assert prov["secret_id"] == hidden.secret_id(secret) and len(prov["seed_commitment"]) == 64
+    assert hidden.entry_provenance(board, bytes(32))["seed_commitment"] != prov["seed_commitment"]
+    with pytest.raises(ValueError, match="needs its secret"):
+        hidden.instance(board, 0, None)
+    # Open boards need no secret and keep their public streams.
+    open_ = _board(tmp_path, HIDDEN.replace('hidden = ["relabel_seed"]', ""), "open")
+    assert open_.rule == "open" and hidden.instance(open_, 0, None).hidden == {}
+
+
+def test_board_file_checks_what_it_hides(tmp_path):
+    bad = {
+        'hidden = ["relabel_seed", "automaton_seed"]': "applies to automaton='random' only",
+        'hidden = ["automaton_sed"]': "automaton_seed",
+        'hidden = ["relabel_seed"]\naccess = "samples"': "[env] access",
+    }
+    for text, want in bad.items():
+        with pytest.raises(ValueError) as e:
+            _board(tmp_path, HIDDEN.replace('hidden = ["relabel_seed"]', text), "bad")
+        assert want in str(e.value), str(e.value)
+    both = HIDDEN.replace("law = \"absorbing\" }", "law = \"absorbing\", relabel_seed = 3 }")
+    with pytest.raises(ValueError, match="both hidden and given in kwargs"):
+        _board(tmp_path, both, "bad")
+    modadd = (HIDDEN.replace('id = "NoisyAutomaton-v0"', 'id = "NoisyModAdd-v0"')
+              .replace('automaton = "modadd", n = 7', "p = 7").replace('hidden = ["relabel_seed"]', ""))
+    with pytest.raises(ValueError, match="declare the access mode as `\\[env\\] access`"):
+        _board(tmp_path, modadd.replace('law = "absorbing" }', 'law = "absorbing", access = "sample" }'), "bad")
+    with pytest.raises(ValueError, match="`corruption_seed` apply to the corruption laws"):
+        _board(tmp_path, modadd.replace("[budget]", 'hidden = ["corruption_seed"]\n\n[budget]'), "bad")
+    corrupted = modadd.replace('law = "absorbing" }', 'law = "corrupted" }')
+    assert _board(tmp_path, corrupted.replace("[budget]", 'hidden = ["corruption_seed"]\n\n[budget]'),
+                  "ok").hidden == ["corruption_seed"]
+
+
+# ----- what a submission can and cannot do there --------------------------------------------------
+#: The adding cheat's bounds on a hidden instance with n states, m steps and N evaluation prompts:
+#: full chain <= 10 / n^m (chance is 1/n^m: at most one lucky prompt of 3,072 at n^m = 16,807),
+#: final answer <= 1.5 / n (chance 1/n, 11 standard errors below the bound at N = 3,072), correct
+#: greedy prefix <= 4 / (n - 1). Chance for the prefix is sum_t n^-t < 1 / (n - 1) on average over
+#: instances, but a fixed cheat against one instance agrees with its first transition on k of the
+#: n symbols by coincidence, k ~ Poisson(1) (a random permutation's fixed points): the prefix is
+#: about k / n + O(k / n^2), so the bound allows k <= 3 (P(k >= 4) < 2%) while the cheat's 5.0 on
+#: the open board (the whole chain) stays far above it. (With the bound 2 / (n - 1) an instance with
+#: k = 2 failed it: 0.353 on automaton-n7-m5-eta0.2-hidden, seed 1.)
+def _chance_bounds(n: int, m: int) -> dict[str, float]:
+    return {"greedy_full_exact": 10 / n**m, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
+
+
+@pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
+def test_adding_cheat_scores_chance_on_hidden_boards_and_1_on_the_open_one(name, secret):
+    """The 12-line cheat of issue 13: perfect where the rule is public, chance where it is hidden."""
+    open_score = run_submission(load_board("modadd-m5-eta0.2"), f"{SUBS}:AddingCheat", seed=0)
+    assert open_score.metrics["greedy_full_exact"] == 1.0 and open_score.trajectories == 0
+    board = load_board(name)
+    n, m = 7, board.env_kwargs["m"]
+    for seed in board.train_seeds:
+        out = run_submission(board, f"{SUBS}:AddingCheat", seed=seed, secret=secret)
+        for metric, bound in _chance_bounds(n, m).items():
+            assert out.metrics[metric] <= bound, (seed, metric, out.metrics)
+
+
+def test_hidden_board_entry_records_its_instances(tmp_path, secret, db_path):
+    board = _board(tmp_path)
+    with ResultStore(db_path) as st:
+        assert board_secret(board, st) == secret
+        e = submit(board, f"{SUBS}:TableLearner", st, log=lambda m: None)
+        assert e["rule"] == "hidden" and e["secret_id"] == hidden.secret_id(secret)
+        assert e["seed_commitment"] == hidden.entry_provenance(board, secret)["seed_commitment"]
+        # TableLearner learns from the expert: m = 3, its table covers the held-out prompts.
+        assert e["score"] > 0.9
+        (curve,) = e["curves"]
+        assert [p["trajectories"] for p in curve["points"]][-1] == e["per_seed"][0]["trajectories"]
+        assert len(curve["points"]) == 2 and curve["points"][-1]["greedy_full_exact"] == e["score"]
+        md = render_board(board, st)
+    assert "hidden: relabel_seed drawn by the harness" in md and "Open practice board" not in md
+    assert "Open practice board" in render_board(load_board("modadd-m5-eta0.2"), ResultStore(db_path))
+
+
+def test_secret_and_instance_never_reach_the_worker(tmp_path, secret, monkeypatch, db_path):
+    """Everything the worker sees -- its spec, its environment, every message over the pipe (answers,
+    prompts, the harness's act requests) -- holds neither the secret nor anything drawn from it:
+    the hidden seeds, the harness's stream seeds, the transition table, the relabelling."""
+    from noisy_expert_gym.tasks.automata import make_automaton, relabelling
+
+    text = (HIDDEN.replace('automaton = "modadd", n = 7, m = 3', "n = 11, k = 11, m = 3")
+            .replace('hidden = ["relabel_seed"]', 'hidden = ["automaton_seed", "relabel_seed"]'))
+    board = _board(tmp_path, text, "spied")
+    out = tmp_path / "spy.pkl"
+    monkeypatch.setenv("NEG_TEST_SPY_OUT", str(out))
+    monkeypatch.setenv(hidden.SECRET_ENV, TEST_SECRET)  # the harness reads it, the worker must not see it
+    hidden._cached.clear()
+    # Unsandboxed (the spy writes what it saw to the host): the harness alone must keep the secret
+    # from it, environment included; the sandbox only adds to that.
+    with ResultStore(db_path) as st, unsandboxed():
+        e = submit(board, f"{SUBS}:Spy", st, log=lambda m: None)
+    hidden._cached.clear()
+    seen = pickle.loads(out.read_bytes())
+    run = hidden.instance(board, 0, secret)
+    auto = make_automaton(**{k: v for k, v in run.env_kwargs.items() if k in ("n", "k", "automaton_seed",
+                                                                            "relabel_seed")})
+    sigma, tau = relabelling(11, 11, run.hidden["relabel_seed"])
+    acts = [msg for msg in seen["messages"] if msg["op"] == "act"]
+    assert acts, "the harness measured the learning curve during training"
+    assert e["score"] > 0.5  # the spy learned too: a real run, not an empty one
+
+    numbers = [*run.hidden.values(), run.expert_seed, *run.prompt_seed, *(s[1] for s in run.eval_seeds)]
+    blobs = [pickle.dumps(msg) for msg in seen["messages"]] + [pickle.dumps(seen["spec"])]
+    text_seen = repr(seen["spec"]) + repr(seen["environ"]) + "".join(repr(m) for m in seen["messages"])
+    for blob in blobs:
+        assert secret not in blob and secret.hex().encode() not in blob
+        for x in numbers:
+            assert x.to_bytes(8, "little") not in blob and x.to_bytes(8, "big") not in blob
+        for arr in (auto.table, auto.table.T.copy(), sigma, tau, np.argsort(sigma), np.argsort(tau)):
+            assert np.ascontiguousarray(arr, dtype=np.int64).tobytes() not in blob
+    assert TEST_SECRET not in text_seen and secret.hex() not in text_seen
+    assert not any(re.search(rf"\b{x}\b", text_seen) for x in numbers)
+    assert hidden.SECRET_ENV not in seen["environ"]
+    spec = seen["spec"]
+    assert spec["env_kwargs"] == board.env_kwargs and spec["rule"] == "hidden"
+    assert not {"automaton_seed", "relabel_seed"} & set(spec["env_kwargs"])
+    assert set(spec) == {"board", "env_id", "env_kwargs", "seed", "rule", "hidden", "access", "vocab_size",
+                         "num_actions", "horizon", "prompt_len", "obs_len", "pad_token", "budget_trajectories",
+                         "budget_queries"}
+
+
+def test_nail_f_learns_from_the_expert_on_a_hidden_board(tmp_path, secret):
+    """Cheap: 2,048 trajectories on m = 3 already put the greedy chain's correct prefix far above
+    chance (sum_t 7^-t < 0.17 positions)."""
+    board = _board(tmp_path)
+    train = {"preset": "cpu-rope", "batch_size": 64, "lr": 3e-3, "device": "cpu"}
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+                         extra_spec={"algo": "nail-f", "algo_params": {}, "train": train})
+    assert out.trajectories == 2048
+    assert out.metrics["greedy_correct_prefix_len"] > 1.0, out.metrics
+
+
+@pytest.mark.slow
+def test_nail_f_beats_chance_on_the_shipped_cpu_board(secret):
+    board = load_board("modadd-m5-eta0.2-hidden")
+    base = next(b for b in board.baselines if b["algo"] == "nail-f")
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+                         extra_spec={"algo": "nail-f", "algo_params": {}, "train": base["train"]})
+    n, m = 7, board.env_kwargs["m"]
+    assert out.metrics["greedy_full_exact"] > 100 / n**m, out.metrics
+    assert out.metrics["greedy_final_exact"] > 2 / n, out.metrics
