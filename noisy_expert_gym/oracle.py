@@ -86,6 +86,21 @@ def check_top_k_applies(access: str, top_k: Any, num_actions: int | None = None)
         raise ValueError(f"`top_k` applies to access='topk' only (got access={access!r}, top_k={top_k!r}): set "
                          "access='topk' or leave top_k unset (a full-access expert answers any k: topk(obs, k))")
     return None
+class RngOf:
+    """The numpy generator an object holds now, read on every call: ``RngOf(env, "np_random")`` follows an
+    env's reseeded ``np_random``; ``RngOf(vec, "_rngs", 0)`` sub-env 0's generator.
+
+    A plain object rather than a lambda, so the env whose oracles draw through it pickles, and a deep
+    copy of the env draws from its own copy's generator (a lambda is shared by ``deepcopy``, so the copy's
+    expert would draw from the original env's generator).
+    """
+
+    def __init__(self, owner: Any, attr: str, index: int | None = None) -> None:
+        self.owner, self.attr, self.index = owner, attr, index
+
+    def __call__(self) -> np.random.Generator:
+        value = getattr(self.owner, self.attr)
+        return value if self.index is None else value[self.index]
 
 
 class OracleBase:

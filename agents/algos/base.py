@@ -96,7 +96,8 @@ class Context:
         the task's problems (:func:`epoch_order`)."""
         n = n or self.batch_size
         if self.cfg.prompt_order == "epoch":
-            return self.task.prompts_for(epoch_order(self, n), like=torch.empty(0, device=self.device))
+            idx = epoch_order(self, n)  # first: it refuses a task without a problem list, with a clear error
+            return self.task.prompts_for(idx, like=torch.empty(0, device=self.device))
         return self.task.sample_prompts(self.gen, n, device=self.device)
 
     def rollout(self, prompts: torch.Tensor, tau: float, step_fn: StepFn | None = None) -> torch.Tensor:
@@ -164,6 +165,12 @@ class RunKit:
     result: Callable[..., RunResult]  # result(**fields): a RunResult with the run's identity filled in
 
 
+def epoch_permutation(seed: int, epoch: int, m: int) -> torch.Tensor:
+    """Epoch `epoch`'s order of `m` problems under ``prompt_order = "epoch"``: a permutation seeded by
+    (`seed`, `epoch`), the same for every consumer (the online learners' prompts, BC's dataset)."""
+    return torch.randperm(m, generator=torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * epoch + 1))
+
+
 def epoch_order(ctx: Context, n: int) -> torch.Tensor:
     """The problem indices of this rank's next n prompts under ``prompt_order = "epoch"``.
 
@@ -184,8 +191,7 @@ def epoch_order(ctx: Context, n: int) -> torch.Tensor:
     need = n * ctx.world_size
     while need > 0:
         if ctx.epoch_perm is None or ctx.epoch_perm[0] != st["epoch"]:
-            g = torch.Generator().manual_seed(int(ctx.cfg.seed) * 1_000_003 + 7_919 * int(st["epoch"]) + 1)
-            ctx.epoch_perm = (st["epoch"], torch.randperm(m, generator=g))
+            ctx.epoch_perm = (st["epoch"], epoch_permutation(int(ctx.cfg.seed), int(st["epoch"]), m))
         take = min(need, m - st["pos"])
         out.append(ctx.epoch_perm[1][st["pos"] : st["pos"] + take])
         st["pos"] += take
@@ -266,6 +272,9 @@ class Algorithm:
             affords ``budget_queries // queries_per_trajectory`` trajectories) and refuses a
             batch that spends more. Default :func:`one_per_prefix` (H); `nail-mode` with k
             samples per prefix declares k H.
+        unused: the :class:`~agents.config.TrainConfig` fields this algorithm does not read, with
+            why (``unused_reason``): the configuration refuses a value other than the default for
+            any of them, so no option is accepted and ignored.
     """
 
     name: str
@@ -284,6 +293,8 @@ class Algorithm:
     topk_hint: str = ""
     top_k: Callable[[Any], int | None] = lambda params: None
     topk_queries: Callable[[Any], bool] = never
+    unused: frozenset[str] = frozenset()
+    unused_reason: str = ""
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -301,6 +312,11 @@ def register(alg: Algorithm) -> Algorithm:
 def get_algorithm(name: str) -> Algorithm:
     """The algorithm called `name`; unknown names raise ValueError with a suggestion."""
     return lookup(ALGORITHMS, name, "algorithm")
+
+
+#: Why an algorithm that reads no expert rows through :mod:`agents.expert_rows` refuses ``expert_form``.
+UNUSED_ROWS = ("it does not read the expert's rows through expert_form (only the online KL learners do: opd-f, opd-r, "
+               "nail-f, nail-r, nail-mixed); drop expert_form")
 
 
 # --------------------------------------------------------------------------- expert access

@@ -46,7 +46,7 @@ from typing import Literal
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, register
+from agents.algos.base import UNUSED_ROWS, Algorithm, Batch, Context, register
 from noisy_expert_gym.declarations import Declared, PositiveInt
 from noisy_expert_gym.sampling import majority_vote
 
@@ -109,4 +109,5 @@ register(Algorithm("nail-mode", "NAIL, mode-seeking: greedy student rollouts, lo
                    NAILModeParams, collect, loss, needs_probs=needs_probs, queries_per_trajectory=queries_per_trajectory,
                    sample_only_hint="use label='vote' (the majority of k samples per prefix)",
                    needs_rows=needs_rows, topk_queries=lambda p: False,
-                   topk_hint="use ties='lowest' (the top-1 answer) or label='vote'"))
+                   topk_hint="use ties='lowest' (the top-1 answer) or label='vote'",
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))

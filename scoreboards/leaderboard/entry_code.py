@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import atomic_path
 
 #: The file holding the class of a directory submission (the worker's convention).
 ENTRY_FILE = "submission.py"
@@ -122,16 +122,16 @@ def store_code(target: str, results_dir: str | Path) -> tuple[str, str]:
     digest = code_digest(code)
     dest = code_dir(results_dir) / digest
     if rerun_target(results_dir, digest) is None:
-        tmp = dest.with_name(f".{digest}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for rel in code.files:
-            (tmp / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(code.root / rel, tmp / "files" / rel)
-        write_atomic(tmp / "manifest.json", json.dumps(
-            {"kind": code.kind, "files": list(code.files), "entry": code.entry, "class": code.cls,
-             "target": target}, indent=1))
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(tmp, dest)
+        # The copy is built in a temporary folder renamed into place when complete (a copy killed
+        # half-way is removed by the next store of this digest); an incomplete one there is replaced.
+        with atomic_path(dest) as tmp:
+            for rel in code.files:
+                (tmp / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(code.root / rel, tmp / "files" / rel)
+            (tmp / "manifest.json").write_text(json.dumps(
+                {"kind": code.kind, "files": list(code.files), "entry": code.entry, "class": code.cls,
+                 "target": target}, indent=1))
+            shutil.rmtree(dest, ignore_errors=True)
     run = rerun_target(results_dir, digest)
     assert run is not None
     return digest, (target if code.kind == "module" else run)

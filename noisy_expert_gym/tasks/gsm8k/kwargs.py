@@ -183,6 +183,35 @@ class GSM8KKwargs(Declared):
                                        self.logit_noise_dist))
         return self
 
+    @model_validator(mode="after")
+    def _applies(self) -> GSM8KKwargs:
+        """Refuse a value given to an option that has no effect with the chosen teacher, tokenizer or data
+        (it would be accepted and silently ignored)."""
+        def refuse(names: list[str], why: str) -> None:
+            given = [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) != _DEFAULTS[n]]
+            if given:
+                raise ValueError(f"{', '.join(given)} has no effect: {why}")
+
+        if self.is_hf:
+            refuse(["eta"], "an LM teacher's noise is its temperature `t` (eta is the reference expert's noise "
+                   "level); drop eta")
+        else:
+            refuse(["t", "device", "torch_dtype", "max_batch"], "these are options of an LM teacher "
+                   "(expert='hf:<model>'); the reference expert's noise is `eta` under `law`")
+        hf_tokenizer = self.is_hf or (isinstance(self.tokenizer, str) and self.tokenizer.startswith("hf:")) or (
+            hasattr(self.tokenizer, "get_vocab") or hasattr(self.tokenizer, "hf"))
+        if not hf_tokenizer:
+            refuse(["system_prompt", "chat_template"], "they shape the prompt of a Hugging Face tokenizer, and "
+                   "the built-in tokenizers prompt with the question alone; pass tokenizer='hf:<name>' or drop them")
+        if self.subset is None:
+            refuse(["seed"], "`seed` draws the `subset` of problems; pass subset=N too, or drop seed")
+        if self.problems is not None:
+            refuse(["data_dir", "split", "dataset", "limit"], "`problems` replaces the data these select; "
+                   "drop them, or drop `problems`")
+        return self
+
+
+_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in GSM8KKwargs.model_fields.items()}
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "EXPERTS", "OVERFLOW", "UNIFORM_OVER", "GSM8KKwargs", "check_expert",
            "check_max_new_tokens", "check_max_prompt_tokens", "check_overflow", "check_subset", "check_uniform_over"]
