@@ -80,5 +80,13 @@ def prob_at(rows: torch.Tensor | MixtureRows, actions: torch.Tensor) -> torch.Te
     return rows.gather(-1, actions[..., None].long())[..., 0]
 
 
-__all__ = ["EXPERT_FORMS", "MixtureRows", "STRUCTURED_LAWS", "STRUCTURED_MIN_ACTIONS", "expert_rows",
-           "is_structured", "prob_at", "sample"]
+__all__ = [
+    "EXPERT_FORMS",
+    "STRUCTURED_LAWS",
+    "STRUCTURED_MIN_ACTIONS",
+    "MixtureRows",
+    "expert_rows",
+    "is_structured",
+    "prob_at",
+    "sample",
+]

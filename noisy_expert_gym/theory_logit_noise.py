@@ -28,7 +28,11 @@ import math
 import numpy as np
 from scipy import integrate, special, stats
 
-from noisy_expert_gym.logit_noise import LOGIT_NOISE_DISTS, check_logit_noise, check_logit_noise_dist
+from noisy_expert_gym.logit_noise import (
+    LOGIT_NOISE_DISTS,
+    check_logit_noise,
+    check_logit_noise_dist,
+)
 
 
 def _row(p: np.ndarray) -> np.ndarray:

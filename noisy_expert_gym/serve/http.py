@@ -38,7 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, err: RequestError) -> None:
         self._send(err.status, err.body())
 
-    def do_GET(self) -> None:  # noqa: N802  (http.server's naming)
+    def do_GET(self) -> None:
         svc = self.server.service
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/health":
@@ -51,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(RequestError(f"no route GET {path or '/'}; routes: GET /health, GET /v1/models, "
                                      "GET /v1/budget, POST /v1/completions", None, 404, "NotFoundError"))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         if path != "/v1/completions":
             self._discard()
@@ -88,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 

@@ -15,6 +15,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from noisy_expert_gym.declarations import checked
+from noisy_expert_gym.logit_noise import (
+    check_logit_noise,
+    check_logit_noise_applies,
+    check_logit_noise_dist,
+)
 from noisy_expert_gym.noise import (
     EXPERT_LAWS,
     check_corruption_applies,
@@ -23,7 +28,6 @@ from noisy_expert_gym.noise import (
     check_kappa,
     check_law_name,
 )
-from noisy_expert_gym.logit_noise import check_logit_noise, check_logit_noise_applies, check_logit_noise_dist
 from noisy_expert_gym.oracle import check_access, check_top_k_applies
 from noisy_expert_gym.topk import check_top_k
 

@@ -44,7 +44,7 @@ def _seq(problem, n=1, t=3, seed=0):
 
 def test_routes_and_what_prompt_logprobs_answers():
     problem = make_problem("NoisyModAdd-v0", **KW)
-    with serving(problem, max_queries=1000) as (server, client):
+    with serving(problem, max_queries=1000) as (_server, client):
         assert client.health() and client.models() == ["NoisyModAdd-v0"]
         assert client.budget() == {"queries": 0, "max_queries": 1000, "remaining": 1000}
         seqs, prompts, chain = _seq(problem, n=3, t=4)

@@ -14,11 +14,11 @@ trl = pytest.importorskip("trl", reason="the `trl` extra (pip install -e '.[trl]
 pytest.importorskip("datasets")
 server_distillation = pytest.importorskip("trl.experimental.server_distillation")
 
-import torch  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from noisy_expert_gym import make_problem  # noqa: E402
-from noisy_expert_gym.serve import ExpertService, serve_in_thread  # noqa: E402
+from noisy_expert_gym import make_problem
+from noisy_expert_gym.serve import ExpertService, serve_in_thread
 
 PROBLEMS = [{"question": "What is 2 plus 3?", "answer": "2+3=5\n#### 5"},
             {"question": "What is 7 minus 1?", "answer": "7-1=6\n#### 6"}]
@@ -39,8 +39,7 @@ def char_tokenizer_for_hf(tok):
 
 def test_trl_server_distillation_trains_from_the_endpoint(tmp_path, monkeypatch):
     from datasets import Dataset
-
-    import trl.generation.vllm_client as vllm_client
+    from trl.generation import vllm_client
 
     problem = make_problem("NoisyGSM8K-v1", problems=PROBLEMS, eta=0.1, max_new_tokens=24, access="topk", top_k=4)
     task, tok = problem.task, problem.task.tokenizer
@@ -49,7 +48,7 @@ def test_trl_server_distillation_trains_from_the_endpoint(tmp_path, monkeypatch)
     assert hf_tok(PROBLEMS[0]["question"] + "<sep>")["input_ids"] == first[first != task.pad_token].tolist()
 
     monkeypatch.setattr(vllm_client, "is_vllm_available", lambda *a, **k: True)
-    server, thread = serve_in_thread(ExpertService(problem, max_queries=10_000))
+    server, _thread = serve_in_thread(ExpertService(problem, max_queries=10_000))
     try:
         torch.manual_seed(0)
         model = LlamaForCausalLM(LlamaConfig(

@@ -18,7 +18,14 @@ from noisy_expert_gym.noise import EXPERT_LAWS, check_law_name
 from noisy_expert_gym.tasks.gsm8k.answers import check_answer_format
 from noisy_expert_gym.tasks.gsm8k.data import check_dataset, check_limit, check_split
 from noisy_expert_gym.tasks.gsm8k.hf_tokenizer import check_stop_on
-from noisy_expert_gym.tasks.kwargs import Access, Eta, LogitNoiseDist, LogitNoiseScale, TopKTokens, check_noise_applies
+from noisy_expert_gym.tasks.kwargs import (
+    Access,
+    Eta,
+    LogitNoiseDist,
+    LogitNoiseScale,
+    TopKTokens,
+    check_noise_applies,
+)
 from noisy_expert_gym.utils import did_you_mean
 
 #: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
