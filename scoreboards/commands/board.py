@@ -57,11 +57,13 @@ def _check_target(target: str) -> None:
                 raise FileNotFoundError(f"submission directory {mod} has no submission.py; put the class "
                                         f"`{cls}` there")
             mod = os.path.join(mod, "submission.py")
-        if not os.path.exists(mod):
+        if not os.path.lexists(mod):
             raise FileNotFoundError(f"submission file {mod} does not exist; check the path (`file.py:Class`)")
+        from scoreboards.leaderboard.entry_code import submission_code
+
+        code = submission_code(target)  # read without following links: only regular files are accepted
         try:
-            with open(mod, "rb") as fh:
-                ast.parse(fh.read(), filename=mod)
+            ast.parse(code.data[code.entry], filename=mod)
         except (SyntaxError, ValueError) as e:
             raise ValueError(f"submission file {mod} is not valid Python ({type(e).__name__}: "
                              f"{getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}); fix it") from None

@@ -68,8 +68,6 @@ PROJECT_PACKAGES = ("scoreboards", "noisy_expert_gym", "agents")
 #: Directories of the ``scoreboards`` package that hold the harness's files (masked): the shipped
 #: boards (their evaluation seeds) and specs.
 MASKED = ("leaderboard/shipped_boards", "sweeps/shipped_specs")
-#: Largest submission file copied into the sandbox.
-MAX_SUBMISSION_BYTES = 16 << 20
 #: Uids (and gids) the worker switches to when the harness runs as root: one per run,
 #: far above any real account, so that the process limit counts this sandbox alone.
 SANDBOX_ID_BASE, SANDBOX_ID_SPAN = 2_000_000_000, 100_000_000
@@ -231,22 +229,24 @@ class View:
         return v
 
     def _add_submission(self, target: str) -> None:
-        """The submission's own files: a file is copied in; a module's top-level package is bound."""
+        """The submission's own files, copied in from the bytes the harness read once (without
+        following links: :func:`~scoreboards.leaderboard.entry_code.submission_code`), under a
+        neutral name; a module's top-level package is bound read-only."""
+        from scoreboards.leaderboard.entry_code import submission_code
+
         mod, sep, cls = target.rpartition(":")
         if not sep or not mod:
             return  # the worker reports the malformed target
-        if mod.endswith(".py") or os.sep in mod:
-            path = Path(mod)
-            if path.is_dir():  # a directory submission: its files, read-only, under its own name
-                inside = f"{SUBMISSION_DIR}/{path.resolve().name or 'submission'}"
-                self.binds.append((str(path.resolve()), inside))
-                self.worker_target = f"{inside}/:{cls}"
-            elif path.is_file():
-                if path.stat().st_size > MAX_SUBMISSION_BYTES:
-                    raise ValueError(f"submission file {path} is larger than {MAX_SUBMISSION_BYTES >> 20} MiB")
-                inside = f"{SUBMISSION_DIR}/{path.name}"
-                self.data.append((path.read_bytes(), inside))
-                self.worker_target = f"{inside}:{cls}"
+        if mod.endswith(".py") or "/" in mod or os.sep in mod:
+            if not os.path.lexists(mod):
+                return  # the worker reports the missing file
+            code = submission_code(target)
+            if code.kind == "dir":
+                self.data += [(data, f"{SUBMISSION_DIR}/{rel}") for rel, data in sorted(code.data.items())]
+                self.worker_target = f"{SUBMISSION_DIR}/:{cls}"
+            else:
+                self.data.append((code.data[code.entry], f"{SUBMISSION_DIR}/{code.entry}"))
+                self.worker_target = f"{SUBMISSION_DIR}/{code.entry}:{cls}"
             return
         top = mod.split(".")[0]
         if top in PROJECT_PACKAGES:
@@ -387,26 +387,28 @@ def launch(target: str, trusted: bool, limits: Limits, sock_fd: int, mode: str =
         start.update(target=view.worker_target, path=view.python_path, user=sandbox_ids())
         args, fds = list(view.bwrap_args()), [sock_fd]
         made: set[str] = {"/", "/tmp"}
-        for content, inside in view.data:  # copied in through a pipe each (bwrap reads them before it starts)
-            r, w = os.pipe()
-            os.set_blocking(w, True)
-            threading.Thread(target=_write_all, args=(w, content), daemon=True).start()
-            args += _parents(inside, made) + ["--perms", "0444", "--ro-bind-data", str(r), inside]
-            fds.append(r)
+        for content, inside in view.data:  # each from a memory file bwrap reads before it starts
+            fd = _memory_file(content)
+            args += _parents(inside, made) + ["--perms", "0444", "--ro-bind-data", str(fd), inside]
+            fds.append(fd)
         cmd = [bwrap, *args, "--", sys.executable, "-s", "-c", WORKER, str(sock_fd)]
         env, cwd = worker_env(limits, view.python_path), "/"
-    proc = subprocess.Popen(cmd, pass_fds=fds, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    for fd in fds[1:]:
-        os.close(fd)
+    try:
+        proc = subprocess.Popen(cmd, pass_fds=fds, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
     out = OutputTail(proc.stdout)
     out.start()
     return Worker(proc=proc, output=out, mode=mode, start=start)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except OSError:
-        pass
+def _memory_file(data: bytes) -> int:
+    """A memory file holding `data`, positioned at its start (bwrap reads it to the end)."""
+    fd = os.memfd_create("neg-submission", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
