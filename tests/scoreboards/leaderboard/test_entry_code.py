@@ -112,3 +112,56 @@ def test_the_code_store_is_private_to_the_harness(tmp_path):
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
     assert stored_code(tmp_path / "results", digest).data == {"submission.py": b"class A: pass\n",
                                                               "pkg/util.py": b"x = 1\n"}
+
+
+#: Three classes in one file: each spends a different budget, and each names itself in an error.
+TWO = '''
+import numpy as np
+
+
+class Spend64:
+    N = 64
+
+    def __init__(self, spec):
+        pass
+
+    def train(self, expert):
+        expert.rollout(expert.prompts(self.N))
+
+    def act(self, observations):
+        return np.zeros(len(observations), dtype=np.int64)
+
+
+class Spend128(Spend64):
+    N = 128
+
+
+class Broken(Spend64):
+    def train(self, expert):
+        raise RuntimeError("Broken ran")
+'''
+
+
+def test_stored_code_is_keyed_by_content_and_class(tmp_path, db_path):
+    """Issue 27: `two.py:Spend128` was entered after `two.py:Spend64` and ran Spend64 (the store kept
+    the first class of a file), every class of the file reported the first one's error, and
+    `verify` "reproduced" the wrong code under the wrong name."""
+    from scoreboards.leaderboard.verify import verify_entry
+    from tests.scoreboards.leaderboard.test_verify import BOARD
+
+    p = tmp_path / "keyed-board.toml"
+    p.write_text(BOARD.replace("prompts = 256", "prompts = 8"))
+    board = load_board(p)
+    two = tmp_path / "two.py"
+    two.write_text(TWO)
+    with ResultStore(db_path) as st:
+        e64 = submit(board, f"{two}:Spend64", st, log=lambda m: None)
+        e128 = submit(board, f"{two}:Spend128", st, log=lambda m: None)
+        with pytest.raises(SubmissionRejected, match="Broken ran"):
+            submit(board, f"{two}:Broken", st, log=lambda m: None)
+        assert (e64["trajectories"], e128["trajectories"]) == (64, 128)
+        assert e64["code_ref"] != e128["code_ref"]
+        v = verify_entry(board, e128["id"], st, log=lambda m: None)
+        assert v.outcome == "reproduced", v
+        (row,) = st.verifications([e128["id"]])[e128["id"]]
+        assert row["per_seed"][0]["seed"] == 0
