@@ -127,15 +127,13 @@ def _board_publish(args: argparse.Namespace) -> int:
 
 
 def _board_secret(args: argparse.Namespace) -> int:
-    import os
-
-    from scoreboards.leaderboard.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.leaderboard.hidden import load_secret, secret_id, secret_path
     from scoreboards.store import default_db
 
     if args.db and Path(args.db).is_dir():
         raise ValueError(f"--db {args.db} is a folder; give the database file (the secret lives beside it)")
     results = Path(args.db).parent if args.db else default_db().parent
-    where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
+    where = str(secret_path(results))
     try:
         secret = load_secret(results, create=args.create)
     except FileNotFoundError as e:

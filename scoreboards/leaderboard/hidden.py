@@ -11,16 +11,16 @@ expert, because nobody outside the harness knows the rule.
 The secret
 ==========
 
-32 random bytes (:func:`secrets.token_bytes`), looked up in this order:
-
-1. ``$NEG_BOARD_SECRET`` (64 hex characters): read once, then removed from this
-   process's environment so that no process it starts inherits it;
-2. the file ``$NEG_BOARD_SECRET_FILE``, else ``board-secret`` next to the results
-   database (``results/board-secret``), created on first use (mode 0600).
+32 random bytes (:func:`secrets.token_bytes`), in a file private to the harness's user
+(mode 0600): ``$NEG_BOARD_SECRET_FILE``, else ``board-secret`` next to the results
+database (``results/board-secret``), created on first use. The harness reads it into
+memory only. A file others may read is refused (``chmod 600``), and so is a secret in the
+environment (``$NEG_BOARD_SECRET``): a process's ``/proc/PID/environ`` keeps the
+environment it was started with for its whole life, whatever ``os.environ`` says later.
 
 It is never committed (``results/`` is git-ignored) and never leaves the harness: the
-worker process gets the public spec only (the sandbox also hides the results
-directory from it). Entries record :func:`secret_id` (a hash of the secret: which
+worker process gets the public spec only, and the sandbox shows it neither the results
+directory nor the secret's file (:mod:`~scoreboards.leaderboard.submission.sandbox`). Entries record :func:`secret_id` (a hash of the secret: which
 secret an entry was made under, revealing nothing of it).
 
 Everything hidden derives from it by HMAC-SHA256 keyed with the secret over
@@ -51,7 +51,7 @@ import numpy as np
 
 from scoreboards.provenance import canonical_json
 
-#: The environment variable holding the secret itself (hex).
+#: The environment variable that must not hold the secret (refused: see the module docstring).
 SECRET_ENV = "NEG_BOARD_SECRET"
 #: The environment variable naming the secret's file.
 SECRET_FILE_ENV = "NEG_BOARD_SECRET_FILE"
@@ -60,27 +60,6 @@ SECRET_FILE = "board-secret"
 #: Keyword arguments a board may hide (each must be one its env accepts).
 HIDEABLE = ("automaton_seed", "relabel_seed", "corruption_seed")
 _SECRET_BYTES = 32
-_cached: dict[str, bytes] = {}
-
-
-def _from_env() -> bytes | None:
-    """The secret from ``$NEG_BOARD_SECRET`` (then removed from the environment), if set."""
-    text = os.environ.pop(SECRET_ENV, None)
-    if text is not None:
-        try:
-            value = bytes.fromhex(text.strip())
-        except ValueError:
-            value = b""
-        if len(value) < 16:
-            raise ValueError(f"${SECRET_ENV} must hold at least 32 hex characters (16 bytes) of a random "
-                             "secret, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`")
-        _cached["env"] = value
-    return _cached.get("env")
-
-
-def scrub_environment() -> None:
-    """Move ``$NEG_BOARD_SECRET`` out of this process's environment (before starting a worker)."""
-    _from_env()
 
 
 def secret_path(results_dir: str | Path) -> Path:
@@ -89,7 +68,7 @@ def secret_path(results_dir: str | Path) -> Path:
 
 
 def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
-    """The harness's secret (see the module docstring for where it lives).
+    """The harness's secret, read from its private file into memory (module docstring).
 
     Args:
         results_dir: the results database's directory (the file's default home).
@@ -97,15 +76,17 @@ def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
 
     Raises:
         FileNotFoundError: no secret and ``create`` is False.
-        ValueError: a malformed secret.
+        ValueError: a malformed secret, a secret file others may read, or a secret in the
+            environment.
     """
-    env = _from_env()
-    if env is not None:
-        return env
+    if SECRET_ENV in os.environ:
+        raise ValueError(f"${SECRET_ENV} is set: the board secret is never in the environment (a process's "
+                         f"/proc/PID/environ keeps it for its whole life); put it in a file only you can read "
+                         f"(`chmod 600`), name that file in ${SECRET_FILE_ENV}, and unset ${SECRET_ENV}")
     path = secret_path(results_dir)
     if not path.exists():
         if not create:
-            raise FileNotFoundError(f"no board secret at {path} (set ${SECRET_ENV} or ${SECRET_FILE_ENV})")
+            raise FileNotFoundError(f"no board secret at {path} (set ${SECRET_FILE_ENV} or create one)")
         path.parent.mkdir(parents=True, exist_ok=True)
         try:  # O_EXCL: two harnesses starting together agree on one secret
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -114,8 +95,14 @@ def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
         else:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(_SECRET_BYTES) + "\n")
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if mode & 0o077:
+            raise ValueError(f"the board secret {path} can be read by others (mode {mode & 0o777:o}): "
+                             f"`chmod 600 {path}`")
+        text = f.read(4096)
     try:
-        value = bytes.fromhex(path.read_text().strip())
+        value = bytes.fromhex(text.decode("ascii").strip())
     except ValueError:
         value = b""
     if len(value) < 16:
@@ -184,7 +171,7 @@ def instance(board: Any, seed: int, secret: bytes | None) -> Instance:
                         prompt_seed=[seed, salt, 2], eval_seeds=list(board.eval_seeds))
     if secret is None:
         raise ValueError(f"board `{board.name}` runs on hidden instances: the harness needs its secret "
-                         f"(${SECRET_ENV} or the file {SECRET_FILE} next to the results database)")
+                         f"(the file ${SECRET_FILE_ENV} names, or {SECRET_FILE} next to the results database)")
     hidden = {key: derive(secret, board.hash, key, seed) for key in board.hidden}
     return Instance(seed=seed, env_kwargs={**board.env_kwargs, **hidden}, hidden=hidden,
                     expert_seed=derive(secret, board.hash, "expert-rng", seed),
@@ -202,5 +189,5 @@ def entry_provenance(board: Any, secret: bytes | None) -> dict[str, Any]:
 
 
 __all__ = ["HIDEABLE", "SECRET_ENV", "SECRET_FILE", "SECRET_FILE_ENV", "Instance", "commitment",
-           "commitment_nonce", "derive", "entry_provenance", "instance", "load_secret", "scrub_environment",
+           "commitment_nonce", "derive", "entry_provenance", "instance", "load_secret",
            "secret_id", "secret_path"]

@@ -63,8 +63,8 @@ arrays; the harness never unpickles). Where no sandbox can be set up,
 :func:`run_submission` refuses (:class:`~scoreboards.leaderboard.submission.sandbox.SandboxUnavailable`)
 unless called with ``sandbox="none"`` or inside :func:`unsandboxed` (``neg submit
 --no-sandbox``, for one's own code); each run records which (``RunOutcome.sandbox``).
-Untrusted workers also cannot import ``noisy_expert_gym`` (the env package holding the
-clean expert).
+Every worker may import the project's packages (read-only in the sandbox): a submission
+may build on the shipped student, trainer and losses.
 
 The package, one job per module
 ===============================
@@ -114,7 +114,7 @@ from scoreboards.leaderboard.submission.server import (
     Session,
     SubmissionRejected,
 )
-from scoreboards.leaderboard.submission.worker import BLOCKED_PACKAGES, check_interface, load_target
+from scoreboards.leaderboard.submission.worker import check_interface, load_target
 
 #: The sandbox mode of runs that do not name one (see :func:`unsandboxed`).
 _SANDBOX: ContextVar[str] = ContextVar("neg_submission_sandbox", default="bwrap")
@@ -178,9 +178,10 @@ def _serve(session: Session, server: ExpertServer, curve: LearningCurve | None =
                       "queries": server.queries})
 
 
-def run_submission(board: Any, target: str, seed: int, trusted: bool = False, clean: bool = False,
+def run_submission(board: Any, target: str, seed: int, clean: bool = False,
                    extra_spec: dict[str, Any] | None = None, timeout: float | None = None,
-                   sandbox: str | None = None, secret: bytes | None = None) -> RunOutcome:
+                   sandbox: str | None = None, secret: bytes | None = None,
+                   protect: list[Any] | tuple[Any, ...] = ()) -> RunOutcome:
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
@@ -188,20 +189,20 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
             sandbox limits, :meth:`~scoreboards.leaderboard.submission.sandbox.Limits.for_board`).
         target: ``module:Class`` or ``path/to/file.py:Class``.
         seed: the training seed (the harness's prompt and expert RNGs derive from it).
-        trusted: the project's own adapter (may import the env package).
         clean: serve the clean expert (the ``bc-clean`` reference ceiling only).
         extra_spec: extra public spec entries (the built-in adapter's algorithm).
         timeout: wall-clock limit in seconds (default: the board's).
         sandbox: ``"bwrap"`` or ``"none"`` (default: ``"bwrap"``, or ``"none"`` inside
             :func:`unsandboxed`).
         secret: the harness's secret (hidden-rule boards: :mod:`scoreboards.leaderboard.hidden`).
+        protect: results folders the sandbox must never show (the default one always is).
 
     Raises:
         SubmissionRejected: with the reason.
         SandboxUnavailable: no sandbox can be set up here (the message says how to enable one).
     """
     from noisy_expert_gym import make_problem
-    from scoreboards.leaderboard.hidden import instance, scrub_environment
+    from scoreboards.leaderboard.hidden import instance
     from scoreboards.leaderboard.submission.sandbox import Limits, launch
 
     limits = Limits.for_board(board, timeout)
@@ -216,11 +217,13 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
                           board.budget_queries, access=board.access)
     eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
     curve = LearningCurve(task, eval_prompts, board.budget_trajectories, board.curve_points)
-    scrub_environment()  # an unsandboxed worker inherits this environment: never the secret
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         theirs.set_inheritable(True)
-        worker = launch(target, trusted, limits, theirs.fileno(), mode)
+        worker = launch(target, limits, theirs.fileno(), mode, protect)
+    except ValueError as e:
+        ours.close()
+        raise SubmissionRejected(f"malformed submission: {e}") from None
     except BaseException:
         ours.close()
         raise
@@ -248,7 +251,7 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         ours.close()
 
 
-__all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
+__all__ = ["ACT_CHUNK", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
            "BudgetExceeded", "ExpertAccessError", "ExpertClient", "ExpertServer", "LearningCurve",
            "ProtocolError", "RunOutcome", "Session", "SubmissionRejected", "check_interface", "evaluate_greedy",
            "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]

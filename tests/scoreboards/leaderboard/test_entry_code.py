@@ -45,7 +45,6 @@ def test_linked_submission_files_are_refused_and_never_read(tmp_path, hidden_boa
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.setenv("NEG_TEST_HARNESS_TOKEN", "harness-token-5150")  # in the harness's environment
     monkeypatch.chdir(tmp_path)  # /proc/self/cwd/results/board-secret is the secret file, seen by the harness
-    hidden._cached.clear()
     d = tmp_path / "evil"
     d.mkdir()
     shutil.copyfile(ATTACKS / "reads_links.py", d / "submission.py")

@@ -119,7 +119,6 @@ def test_single_prefix_queries_count_as_trajectories_at_h_per_trajectory(op):
 
 
 @pytest.mark.parametrize("cls, reason", [
-    ("PeeksAtEnv", "may not import `noisy_expert_gym`"),
     ("PeeksRawRequest", "protocol violation: unknown request `clean_probs`"),
     ("ForgesPrompts", "did not issue"),
     ("Overspends", "over budget: 1,025 expert trajectories"),

@@ -152,7 +152,6 @@ def test_hidden_entry_reruns_only_under_its_secret(tmp_path, db_path, monkeypatc
     board = load_board(p)
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
-    hidden._cached.clear()
     with ResultStore(db_path) as st:
         e = submit(board, "tests.scoreboards.subs:TableLearner", st, log=lambda m: None)
         assert e["secret_id"] == hidden.secret_id(hidden.load_secret(db_path.parent))

@@ -98,7 +98,7 @@ def test_worker_environment_is_minimal(board, monkeypatch):
     monkeypatch.setenv("MKL_NUM_THREADS", "1 token")  # ... anything else in those variables does not
     reason = rejected(board, "env_spy:EnvSpy")
     env = json.loads(reason.split("RuntimeError: ENV ", 1)[1])
-    assert set(env) <= {"PATH", "PWD", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONPATH",
+    assert set(env) <= {"PATH", "PWD", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONPATH", "LD_LIBRARY_PATH",
                         "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS"}, env
     assert env["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in env
     assert "token" not in json.dumps(env)
@@ -279,22 +279,37 @@ def test_the_wire_round_trips_and_refuses(tmp_path):
 
 # ----- the sandbox itself --------------------------------------------------------------------------------
 def test_the_view_shows_no_harness_files(board):
-    """Read-only binds of the system, the Python environment and the project's packages only."""
-    v = View.build(trusted=False, limits=Limits.for_board(board), target=f"{ATTACKS / 'env_spy.py'}:EnvSpy")
+    """Read-only binds of the system, the Python environment and the project's packages only, every
+    one at a neutral place: nothing is shown at a host path but the system's own folders."""
+    v = View.build(limits=Limits.for_board(board), target=f"{ATTACKS / 'env_spy.py'}:EnvSpy")
     args = v.bwrap_args()
-    sources = [args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--ro-bind-try", "--bind", "--dev-bind")]
-    allowed = ("/usr", "/etc/ld.so.", "/etc/localtime", *sys_prefixes(), str(ROOT / "scoreboards"))
-    assert all(src.startswith(allowed) for src in sources), sources
+    pairs = [(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a in ("--ro-bind", "--ro-bind-try", "--bind",
+                                                                          "--dev-bind")]
+    allowed = ("/usr", "/etc/ld.so.", "/etc/localtime", "/dev/null", *sys_prefixes(), str(ROOT / "scoreboards"),
+               str(ROOT / "agents"), str(ROOT / "noisy_expert_gym"))
+    assert all(src.startswith(allowed) for src, _ in pairs), pairs
+    system = ("/usr", "/bin", "/sbin", "/lib", "/etc/ld.so.", "/etc/localtime", "/neg/")
+    assert all(dst.startswith(system) for _, dst in pairs), pairs
     assert "--bind" not in args and "--dev-bind" not in args and "--share-net" not in args
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
         assert flag in args
     for m in ("leaderboard/shipped_boards", "sweeps/shipped_specs"):
         assert args[args.index(f"/neg/code/scoreboards/{m}") - 1] == "--tmpfs"
     assert not any("nvidia" in a for a in args) and "/sys" not in args
-    assert v.worker_target == "/neg/submission/env_spy.py:EnvSpy" and v.data[0][1] == "/neg/submission/env_spy.py"
-    trusted = View.build(trusted=True, limits=Limits.for_board(board), target="scoreboards.leaderboard.builtin:BuiltinSubmission")
-    assert {d for _, d in trusted.binds} >= {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
-    assert not {d for _, d in v.binds} & {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
+    assert v.worker_target == "/neg/submission/env_spy.py:EnvSpy"
+    assert [d for _, d in v.data][-1] == "/neg/submission/env_spy.py"
+    assert {d for _, d in v.binds} >= {"/neg/code/scoreboards", "/neg/code/noisy_expert_gym", "/neg/code/agents"}
+    assert v.python.startswith(("/neg/", "/usr/"))
+
+
+def test_the_results_folder_is_never_bound(board, tmp_path, monkeypatch):
+    """A module submission whose package is (or holds) the results folder is refused, not bound."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "board-secret").write_text("00" * 32)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SubmissionRejected, match="malformed submission: the submission's package .* holds or lies in"):
+        run_submission(board, "results.anything:Cls", seed=0)
 
 
 def sys_prefixes() -> tuple[str, ...]:
@@ -304,10 +319,10 @@ def sys_prefixes() -> tuple[str, ...]:
 def test_gpu_devices_only_for_gpu_boards(board, monkeypatch):
     monkeypatch.setattr(sandbox.glob, "glob", lambda pat: ["/dev/nvidia0", "/dev/nvidiactl"] if "nvidia" in pat else [])
     board.device = "cuda"
-    args = View.build(trusted=True, limits=Limits.for_board(board)).bwrap_args()
+    args = View.build(limits=Limits.for_board(board)).bwrap_args()
     assert args[args.index("/dev/nvidia0") - 1] == "--dev-bind" and "/sys" in args
     board.device = "cpu"
-    assert "/dev/nvidia0" not in View.build(trusted=True, limits=Limits.for_board(board)).bwrap_args()
+    assert "/dev/nvidia0" not in View.build(limits=Limits.for_board(board)).bwrap_args()
 
 
 def test_limits_come_from_the_board(board):
@@ -362,7 +377,7 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
     """`neg` run outside the checkout: an editable install has no path entry for the packages (its
     import finder maps them), so the view must not depend on the working directory or sys.path."""
     code = ("from scoreboards.leaderboard.submission.sandbox import View, Limits; "
-            "v = View.build(trusted=True, limits=Limits(wall_s=10.0, cpu_s=10.0), "
+            "v = View.build(limits=Limits(wall_s=10.0, cpu_s=10.0), "
             "target='scoreboards.leaderboard.builtin:BuiltinSubmission'); "
             "print(sorted(d for _, d in v.binds if d.startswith('/neg/code')))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -379,9 +394,29 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
 def test_binds_under_tmp_are_not_hidden_by_the_private_tmp(board, tmp_path):
     """A venv or checkout under /tmp (a fresh clone in a temporary directory) is bound on top of the
     sandbox's private /tmp, not hidden by it (bwrap applies mounts in order)."""
-    v = View.build(trusted=False, limits=Limits.for_board(board), target="")
+    v = View.build(limits=Limits.for_board(board), target="")
     v.binds.append((str(tmp_path), str(tmp_path)))  # as a Python prefix under /tmp is bound
     args = v.bwrap_args()
     tmpfs_tmp = next(i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] == "/tmp")
     bind = next(i for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 2] == str(tmp_path))
     assert tmpfs_tmp < bind, args
+
+
+# ----- what the worker can see of the host ---------------------------------------------------------
+def test_a_submission_can_build_on_the_project_packages(board):
+    """Issue 27: a submission importing agents.policy and agents.losses runs in the sandbox (it
+    failed with ModuleNotFoundError: agents); the packages are shown read-only at /neg/code."""
+    out = run_submission(board, attack("uses_agents:UsesAgents"), seed=0)
+    assert out.sandbox == "bwrap" and 0 <= out.metrics["greedy_full_exact"] <= 1
+
+
+def test_nothing_the_worker_reads_names_a_host_path(board, tmp_path, monkeypatch):
+    """Issue 23: the interpreter, its prefixes, sys.path, the modules' files, the environment, the
+    working directory and the Python environment's .pth and install records name no host folder
+    (the checkout, the virtual environment, the Python installation, the results folder)."""
+    monkeypatch.chdir(tmp_path)
+    host = {str(ROOT), sys.prefix, os.path.realpath(sys.prefix), sys.base_prefix,
+            os.path.realpath(sys.base_prefix), str(tmp_path), os.path.expanduser("~")}
+    host = sorted(h for h in host if h not in ("/", "/usr", "/usr/local"))
+    reason = rejected(board, "reports_paths:ReportsPaths", host=host)
+    assert "characters (True); LEAKS {}" in reason, reason
