@@ -163,7 +163,7 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
 def _serve(session: Session, server: ExpertServer, curve: LearningCurve | None = None) -> None:
     """Answer the worker's requests until it reports that training is done."""
     while True:
-        op, args = session.recv()
+        op, args = session.recv(check=server.admit)  # its form and cost, from its header
         if op == "done":
             return
         if curve is not None:  # the worker waits for this answer: evaluate its act first when due
@@ -214,7 +214,7 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
     task = problem.task
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
                           np.random.default_rng(run.prompt_seed), board.budget_trajectories,
-                          board.budget_queries, access=board.access)
+                          board.budget_queries, access=board.access, request_bytes=limits.request_mb << 20)
     eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
     curve = LearningCurve(task, eval_prompts, board.budget_trajectories, board.curve_points)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -230,7 +230,8 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
     finally:
         theirs.close()
     t0 = time.monotonic()
-    session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text)
+    session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text,
+                      max_payload=server.max_payload, message_s=limits.message_s)
     try:
         session.send({**worker.start, "spec": public_spec(board, task, seed, extra_spec)})
         _serve(session, server, curve)

@@ -109,6 +109,11 @@ class Limits:
     """Size of each private tmpfs (``/tmp`` and ``/dev/shm``), MiB."""
     gpu: bool = False
     """Pass the GPU device nodes through (the board runs on a GPU)."""
+    message_s: float = 30.0
+    """Seconds one message may take to cross the socket once begun, each way (a stalled peer is cut
+    off then, not at the wall limit)."""
+    request_mb: int = 256
+    """Most MiB the harness may spend answering one request (checked from the request's header)."""
 
     @classmethod
     def for_board(cls, board: Any, timeout: float | None = None) -> Limits:
@@ -117,12 +122,14 @@ class Limits:
         wall = float(timeout or board.timeout_s)
         cpu = getattr(board, "cpu_s", None)
         cpu = wall * (os.cpu_count() or 1) if cpu is None else cpu
-        kw = {k: int(v) for k in ("memory_mb", "max_procs", "scratch_mb")
-              if (v := getattr(board, k, None)) is not None}
+        kw: dict[str, Any] = {k: int(v) for k in ("memory_mb", "max_procs", "scratch_mb", "request_mb")
+                              if (v := getattr(board, k, None)) is not None}
+        if (v := getattr(board, "message_timeout_s", None)) is not None:
+            kw["message_s"] = float(v)
         return cls(wall_s=wall, cpu_s=float(cpu), gpu=str(getattr(board, "device", "cpu")).startswith("cuda"), **kw)
 
     def __post_init__(self) -> None:
-        for k in ("wall_s", "cpu_s", "memory_mb", "max_procs", "scratch_mb"):
+        for k in ("wall_s", "cpu_s", "memory_mb", "max_procs", "scratch_mb", "message_s", "request_mb"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"sandbox limit `{k}` must be > 0, got {getattr(self, k)!r}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.leaderboard.submission.server import Session, SubmissionRejected
+from scoreboards.leaderboard.submission.server import Session, SubmissionRejected, request_form
 
 #: Rows per `act` request during evaluation.
 ACT_CHUNK = 4096
@@ -28,10 +28,25 @@ def held_out_prompts(task: Any, seeds: list[Any], per_seed: int) -> np.ndarray:
     return np.concatenate([task.sample_prompts(np.random.default_rng(s), per_seed) for s in seeds])
 
 
+def _act_reply(n: int) -> Any:
+    """The header check of a reply to an ``act`` request on `n` rows: ``actions`` with one (n,)
+    integer array, or ``act_failed`` with a reason and no array."""
+
+    def check(msg: Any, arrays: list[tuple[np.dtype, tuple[int, ...]]]) -> None:
+        kind, _ = request_form(msg)
+        if kind == "actions" and len(arrays) == 1 and arrays[0][1] != (n,):
+            raise SubmissionRejected(f"wrong interface: act() must return ({n},) integer actions for {n} "
+                                     f"observations, got {arrays[0][0]} {arrays[0][1]}")
+        if kind != "actions" and arrays:
+            raise SubmissionRejected(f"protocol violation: `{kind[:40]}` carries no arrays")
+
+    return check
+
+
 def _act(session: Session, rows: np.ndarray, num_actions: int) -> np.ndarray:
     """The submission's greedy actions for `rows`, checked."""
     session.send({"op": "act", "observations": rows})
-    kind, args = session.recv()
+    kind, args = session.recv(check=_act_reply(rows.shape[0]), max_payload=64 * rows.shape[0] + 4096)
     if kind == "act_failed":
         raise ActUnavailable(f"act() failed during training: {str(args[0] if args else '')[:500]}")
     if kind != "actions" or len(args) != 1:

@@ -181,3 +181,29 @@ def test_shipped_board_protocols_keep_their_hash():
     when a board's protocol does (then update these on purpose)."""
     assert load_board("modadd-m5-eta0.2").hash == "4790ead1563c"  # v2: [env] access, [eval] curve_points
     assert load_board("modadd-m31-eta0.2").hash == "32799f4842fc"
+
+
+def test_forged_prompts_colliding_with_issued_ones_are_refused():
+    """The server remembers issued prompts by a 64-bit hash of their rows. With the hash's weights
+    public and token values unchecked, a row equal to an issued prompt's hash but not to the prompt
+    -- out-of-range tokens that modular tasks reduce to any prompt, held-out ones included -- was
+    answered. Token values are checked and the weights are drawn per run."""
+    from noisy_expert_gym import make_problem
+
+    problem = make_problem("NoisyModAdd-v0", p=7, m=3, eta=0.2)
+    srv = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), budget_trajectories=64,
+                       budget_queries=None)
+    p = srv.handle("prompts", (1,))
+    public = np.random.default_rng(0x5EED).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
+    forged = p.astype(np.uint64)
+    forged[0, 0] += public[1]  # + w1 w0 - w0 w1 = the same hash under the old, public weights
+    forged[0, 1] -= public[0]
+    forged = forged.view(np.int64)
+    assert not np.array_equal(forged, p)
+    with pytest.raises(SubmissionRejected, match="protocol violation"):
+        srv.handle("probs", (problem.task.observe(forged, forged[:, :0]),))
+    with pytest.raises(SubmissionRejected, match="protocol violation"):
+        srv.handle("rollout", (forged,))
+    assert srv.trajectories == 0
+    weights = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), 1, None).weights
+    assert not np.array_equal(weights, srv.weights)  # drawn per server, never public

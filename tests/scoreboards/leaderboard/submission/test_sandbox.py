@@ -223,11 +223,16 @@ def test_the_pickle_payload_is_live(tmp_path):
     ("huge_header", "message header of 2,147,483,648 bytes"),
     ("huge_array", "declares 8,796,093,022,208 bytes of arrays, more than the limit"),
     ("object_dtype", "array dtype '|O' is not allowed"),
-    ("bad_ref", "bad array reference"),
+    ("bad_ref", "integer array(s) (obs), each sent once"),
     ("deep_json", "message header is not JSON"),
     ("not_a_request", "expected {\"op\": str, \"args\": [...]}"),
     ("terminal_escape", "expected {\"op\": str, \"args\": [...]}"),
     ("truncated", "the connection closed in the middle of a message"),
+    ("bool_count", "prompts(n) needs an integer n"),
+    ("float_count", "prompts(n) needs an integer n"),
+    ("zero_rows", "at least one row"),
+    ("bool_array", "must be an integer array"),
+    ("extra_array", "`done` carries no arrays"),
 ])
 def test_malformed_messages_are_rejected_and_never_unpickled(board, tmp_path, mode, why):
     marker = tmp_path / "pwned"
@@ -236,10 +241,32 @@ def test_malformed_messages_are_rejected_and_never_unpickled(board, tmp_path, mo
     assert not marker.exists()
 
 
-def test_a_stalled_message_times_out(board):
-    board.timeout_s = 3
-    reason = rejected(board, "malformed:Malformed", mode="truncated", stall=True, marker="-")
-    assert reason == "timeout: the run exceeded the board's limit of 3 s"
+def test_a_stalled_message_is_cut_off_at_the_message_deadline(board):
+    """Issue 23, finding 9: a worker that stops mid-message, or writes requests without reading the
+    answers (the socket fills both ways), held the harness until the wall limit (900 s on the
+    boards). Each message must now move within the board's `message_timeout_s`."""
+    board.timeout_s, board.message_timeout_s = 60, 2
+    for mode, why in (("truncated", "stopped in the middle of a message"), ("pipeline", "did not read")):
+        t = time.monotonic()
+        reason = rejected(board, "malformed:Malformed", mode=mode, stall=True, marker="-")
+        assert reason.startswith("stalled: ") and why in reason and "2 s" in reason, reason
+        assert time.monotonic() - t < 20
+
+
+def test_one_in_limit_message_cannot_inflate_the_harness(board):
+    """Issue 23, finding 4: a 128 MiB uint8 `probs` request grew the harness by 2.27 GiB (17.7x) before
+    the budget check refused it. The request's cost is checked from its header, before its payload
+    is read: refused, and the harness allocates next to nothing for it."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        reason = rejected(board, "malformed:Malformed", mode="amplify", marker="-")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reason.startswith("protocol violation: ") and "too large" in reason, reason
+    assert peak < 8 << 20, f"the harness allocated {peak >> 20} MiB"
 
 
 @pytest.mark.parametrize("mode, why", [
@@ -250,7 +277,7 @@ def test_a_stalled_message_times_out(board):
     ("too_large", "outside [0, 6]"),
     ("strings", "crashed in act(): TypeError: cannot send a 1-dimensional <U1 array"),
     ("objects", "crashed in act(): TypeError: cannot send a 1-dimensional object array"),
-    ("huge", "declares 400,000,000 bytes of arrays, more than the limit"),
+    ("huge", "declares 400,000,000 bytes of arrays, more than the limit of 4,608"),
 ])
 def test_bad_actions_are_rejected(board, mode, why):
     reason = rejected(board, "bad_actions:BadActions", mode=mode)
