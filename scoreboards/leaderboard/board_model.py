@@ -56,6 +56,16 @@ class Board:
     """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only."""
     curve_points: int = 4
     """Evaluations per run (the last is the score): the harness's learning curve of each entry."""
+    cpu_s: float | None = None
+    """CPU seconds per process (None: the wall limit x the CPU count)."""
+    memory_mb: int = 8192
+    max_procs: int = 256
+    scratch_mb: int = 1024
+    device: str = "cpu"
+    message_timeout_s: float = 30.0
+    request_mb: int = 256
+    verify_tolerance: float = 0.0
+    """The sandbox's limits and the harness's (see :class:`Protocol`)."""
 
     @property
     def seed_salt(self) -> int:
@@ -117,13 +127,42 @@ class BoardEval(TomlModel):
     each entry's learning curve, measured by the harness."""
 
 
+#: The devices a board may run its workers on.
+DEVICES = ("cpu", "cuda")
+
+
 class Protocol(TomlModel):
-    """``[protocol]``: the runs of an entry."""
+    """``[protocol]``: the runs of an entry and the limits of each run's sandbox.
+
+    Every limit has a default (below); the shipped boards state each of theirs. The sandbox
+    enforces them (:mod:`scoreboards.leaderboard.submission.sandbox`), the harness its side
+    (``message_timeout_s``, ``request_mb``: :mod:`scoreboards.leaderboard.submission.server`).
+    """
 
     train_seeds: Seeds
     """One independent run per seed; the score is their mean."""
     timeout_s: float = Field(1800.0, gt=0)
-    """Wall-clock limit per run (training + evaluation)."""
+    """Wall-clock limit per run (training + evaluation), seconds."""
+    cpu_s: float | None = Field(None, gt=0)
+    """CPU seconds per process (RLIMIT_CPU). Default: the wall limit x the machine's CPU count."""
+    memory_mb: int = Field(8192, gt=0)
+    """Memory of the sandbox, MiB: its processes together where the harness can make a memory
+    cgroup (shared memory, memory files and scratch files included), and per process always
+    (RLIMIT_AS, except on GPU boards; RLIMIT_DATA)."""
+    max_procs: int = Field(256, gt=0)
+    """Processes and threads of the sandbox together (RLIMIT_NPROC under its own uid)."""
+    scratch_mb: int = Field(1024, gt=0)
+    """Size of each private tmpfs (``/tmp``, ``/dev/shm``) and the largest file (RLIMIT_FSIZE), MiB."""
+    device: Literal[DEVICES] = "cpu"  # type: ignore[valid-type]
+    """``cuda``: the GPU device nodes are passed through (and no address-space limit is set)."""
+    message_timeout_s: float = Field(30.0, gt=0)
+    """Seconds one message may take to cross the socket once begun, each way: a worker that stops
+    mid-message or does not read the harness's answers is cut off then, not at the wall limit."""
+    request_mb: int = Field(256, gt=0)
+    """Most MiB the harness may spend answering one request (checked from its header)."""
+    verify_tolerance: float = Field(0.0, ge=0, le=1)
+    """How far a re-run's per-seed score may be from the stored one and count as reproduced
+    (``neg board verify``). 0: equal, as a deterministic CPU run is."""
 
 
 class Baseline(TomlModel):
@@ -205,7 +244,8 @@ class BoardFile(TomlModel):
                      eval_seeds=list(self.eval.seeds), metric=self.eval.metric,
                      train_seeds=list(self.protocol.train_seeds), timeout_s=self.protocol.timeout_s,
                      baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash,
-                     hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points)
+                     hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points,
+                     **self.protocol.model_dump(exclude={"train_seeds", "timeout_s"}))
 
 
 class BoardError(ConfigError):

@@ -247,6 +247,12 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
         except (SubmissionRejected, OSError, subprocess.TimeoutExpired):
             pass
         return out
+    except SubmissionRejected as e:
+        if worker.oom_killed():  # the kernel stopped a process of the sandbox: say so, whatever followed
+            raise SubmissionRejected(f"crashed: the sandbox ran out of memory (the board's memory_mb = "
+                                     f"{limits.memory_mb} MiB for all its processes together); then: "
+                                     f"{e.reason}") from None
+        raise
     finally:
         worker.kill()
         ours.close()

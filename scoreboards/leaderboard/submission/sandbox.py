@@ -64,6 +64,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scoreboards.leaderboard.submission import cgroups
+from scoreboards.leaderboard.submission.cgroups import Cgroup
+
 #: Sandbox modes recorded with each run: bubblewrap, or none (``--no-sandbox``).
 MODES = ("bwrap", "none")
 #: Where the worker sees the project packages, the submission's package and its file.
@@ -134,10 +137,13 @@ class Limits:
                 raise ValueError(f"sandbox limit `{k}` must be > 0, got {getattr(self, k)!r}")
 
     def rlimits(self, sandboxed: bool) -> dict[str, Any]:
-        """What the worker sets on itself (no process count without a sandbox: there
+        """What the worker sets on itself: CPU seconds, memory (``RLIMIT_DATA``, and ``RLIMIT_AS``,
+        which counts shared and file mappings too, except on GPU boards, where the driver reserves
+        address space far beyond what it uses), the largest file (``RLIMIT_FSIZE``: the scratch
+        size, which bounds memory files too), and the process count (not without a sandbox: there
         ``RLIMIT_NPROC`` would count every process of the user)."""
-        return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb,
-                "max_procs": self.max_procs if sandboxed else None}
+        return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb, "address_space": not self.gpu,
+                "file_mb": self.scratch_mb, "max_procs": self.max_procs if sandboxed else None}
 
 
 # ----- is there a sandbox? ------------------------------------------------------------------
@@ -497,9 +503,16 @@ class Worker:
     output: OutputTail
     mode: str
     start: dict[str, Any]
+    cgroup: Cgroup | None = None
+    """The sandbox's memory cgroup, where the harness could make one (:mod:`.cgroups`)."""
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the sandbox for want of memory (its cgroup's count)."""
+        return self.cgroup is not None and self.cgroup.oom_killed()
 
     def kill(self) -> None:
-        """End the worker and everything it started (bwrap's PID namespace dies with it)."""
+        """End the worker and everything it started (bwrap's PID namespace dies with it), and
+        remove its cgroup."""
         if self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -507,6 +520,8 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         self.output.join(1)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 def launch(target: str, limits: Limits, sock_fd: int, mode: str = "bwrap",
@@ -521,6 +536,7 @@ def launch(target: str, limits: Limits, sock_fd: int, mode: str = "bwrap",
     if mode not in MODES:
         raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, got {mode!r}")
     start: dict[str, Any] = {"target": target, "user": None, "limits": limits.rlimits(sandboxed=mode == "bwrap")}
+    cgroup = None
     if mode == "none":
         code = [str(Path(__file__).resolve().parents[3])]  # the folder holding the scoreboards package
         start["path"] = [*code, os.getcwd()]
@@ -532,15 +548,22 @@ def launch(target: str, limits: Limits, sock_fd: int, mode: str = "bwrap",
         start.update(target=view.worker_target, path=view.python_path, user=sandbox_ids())
         cmd, data_fds = bwrap_command(bwrap, view, ["-s", "-c", WORKER, str(sock_fd)])
         fds, env, cwd = [sock_fd, *data_fds], worker_env(view), "/"
+        cgroup = cgroups.create(limits.memory_mb, limits.max_procs)
+        if cgroup is not None:  # the whole sandbox, from its first process on
+            cmd = cgroup.wrap(cmd)
     try:
         proc = subprocess.Popen(cmd, pass_fds=fds, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except BaseException:
+        if cgroup is not None:
+            cgroup.remove()
+        raise
     finally:
         for fd in fds[1:]:
             os.close(fd)
     out = OutputTail(proc.stdout)
     out.start()
-    return Worker(proc=proc, output=out, mode=mode, start=start)
+    return Worker(proc=proc, output=out, mode=mode, start=start, cgroup=cgroup)
 
 
 def _memory_file(data: bytes) -> int:

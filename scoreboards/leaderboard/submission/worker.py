@@ -22,6 +22,7 @@ import importlib.util
 import math
 import os
 import resource
+import signal
 import socket
 import sys
 import traceback
@@ -86,11 +87,20 @@ MAX_ERROR_CHARS = 4000
 
 def apply_limits(limits: dict[str, Any]) -> None:
     """Set this process's resource limits (inherited by everything it starts; they can only be
-    lowered): CPU seconds, memory (``RLIMIT_DATA``), processes and threads, no core dumps."""
+    lowered): CPU seconds, memory (``RLIMIT_DATA``: private mappings; ``RLIMIT_AS``: every mapping,
+    shared memory and mapped memory files included), the largest file (``RLIMIT_FSIZE``: files
+    in the scratch space and memory files alike; SIGXFSZ is ignored, so a write past it fails
+    with EFBIG), processes and threads, no core dumps."""
     cpu = math.ceil(limits["cpu_s"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
     mem = int(limits["memory_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
+    if limits.get("address_space", True):
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    if limits.get("file_mb") is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        size = int(limits["file_mb"]) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("max_procs") is not None:
         n = int(limits["max_procs"])

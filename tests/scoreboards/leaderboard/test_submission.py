@@ -179,8 +179,8 @@ def test_builtin_enters_through_the_same_path(tmp_path, db_path):
 def test_shipped_board_protocols_keep_their_hash():
     """Entries are shown only under the hash they were made with: a hash changes only
     when a board's protocol does (then update these on purpose)."""
-    assert load_board("modadd-m5-eta0.2").hash == "4790ead1563c"  # v2: [env] access, [eval] curve_points
-    assert load_board("modadd-m31-eta0.2").hash == "32799f4842fc"
+    assert load_board("modadd-m5-eta0.2").hash == "fa7729817938"  # v3: the [protocol] limits, declared
+    assert load_board("modadd-m31-eta0.2").hash == "eb3e66fe8560"
 
 
 def test_forged_prompts_colliding_with_issued_ones_are_refused():
@@ -207,3 +207,38 @@ def test_forged_prompts_colliding_with_issued_ones_are_refused():
     assert srv.trajectories == 0
     weights = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), 1, None).weights
     assert not np.array_equal(weights, srv.weights)  # drawn per server, never public
+
+
+#: The limits a board declares in [protocol] (issue 23, finding 7), each with a value unlike its default.
+DECLARED = {"timeout_s": 123.0, "cpu_s": 77.0, "memory_mb": 777, "max_procs": 33, "scratch_mb": 55,
+            "message_timeout_s": 9.0, "request_mb": 66, "device": "cuda", "verify_tolerance": 0.01}
+
+
+def test_boards_declare_their_limits(tmp_path):
+    """Issue 23, finding 7: `memory_mb` etc. were refused ("valid: train_seeds, timeout_s"), and every
+    board ran with the harness's defaults."""
+    from scoreboards.leaderboard.submission.sandbox import Limits
+
+    p = tmp_path / "limits.toml"
+    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in DECLARED.items())
+    p.write_text(BOARD.replace("timeout_s = 60", lines))
+    board = load_board(p)
+    lim = Limits.for_board(board)
+    assert (lim.wall_s, lim.cpu_s, lim.memory_mb, lim.max_procs, lim.scratch_mb, lim.message_s, lim.request_mb,
+            lim.gpu) == (123.0, 77.0, 777, 33, 55, 9.0, 66, True)
+    assert board.verify_tolerance == 0.01
+    p.write_text(BOARD.replace("timeout_s = 60", "memory_mb = 0\nmax_procs = -1\ndevice = \"tpu\""))
+    with pytest.raises(ValueError) as e:
+        load_board(p)
+    for key in ("memory_mb", "max_procs", "device"):
+        assert f"[protocol] {key}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("name", shipped_boards())
+def test_shipped_boards_state_every_limit(name):
+    import tomllib
+
+    from scoreboards.leaderboard.boards import BOARD_DIR
+
+    raw = tomllib.loads((BOARD_DIR / f"{name}.toml").read_text())["protocol"]
+    assert set(DECLARED) <= set(raw), sorted(set(DECLARED) - set(raw))

@@ -27,8 +27,9 @@ from scoreboards.leaderboard.submission.server import QUERY_OPS, ExpertServer, S
 
 PROBLEM = make_problem("NoisyModAdd-v0", p=7, m=3, eta=0.2)
 TASK = PROBLEM.task
-#: What a rejection may say: the request broke the protocol, or would exceed the budget.
-REJECTIONS = ("protocol violation: ", "over budget: ")
+#: What a rejection may say: the request broke the protocol, or would exceed the budget, or (an
+#: `error` message: the worker's own crash report) the submission crashed.
+REJECTIONS = ("protocol violation: ", "over budget: ", "crashed in ", "malformed submission: ", "wrong interface: ")
 
 
 class _Alive:

@@ -125,7 +125,28 @@ def test_fork_bomb_hits_the_process_limit(board):
 
 def test_memory_and_scratch_are_limited(board):
     reason = rejected(board, "eats_memory:EatsMemory", **LIMITS)
-    assert "MemoryError: scratch: [Errno 28] No space left on device" in reason, reason
+    assert ("MemoryError: scratch: [Errno 28] No space left on device" in reason  # the tmpfs is full
+            or "MemoryError: scratch: [Errno 27] File too large" in reason), reason  # or the file size limit
+    assert "memory: Unable to allocate" in reason, reason
+
+
+def test_shared_memory_and_memory_files_are_limited(board):
+    """Issue 23, finding 3: with a 256 MiB limit, a shared mapping and a memfd of 1 GiB each were
+    allocated and touched (RLIMIT_DATA counts private mappings only). Every kind is bounded now."""
+    reason = rejected(board, "shares_memory:SharesMemory", memory_mb=LIMITS["memory_mb"])
+    assert "ALLOCATED" not in reason, reason
+    assert reason.count("refused") == 3 or "ran out of memory" in reason, reason
+
+
+def test_memory_of_all_the_sandbox_processes_together_is_limited(board):
+    """Where the harness can make a memory cgroup (v2 delegated, or v1, as root here), the limit binds
+    the sandbox's processes together: two processes each under it, together over it, are stopped."""
+    from scoreboards.leaderboard.submission import cgroups
+
+    if not cgroups.available():
+        pytest.skip(f"no memory cgroup can be made here: {cgroups.why_unavailable()}")
+    reason = rejected(board, "shares_memory:SharesMemory", memory_mb=LIMITS["memory_mb"], procs=2)
+    assert "ran out of memory" in reason and "memory_mb = 1024" in reason, reason
 
 
 def test_sleeping_past_the_wall_limit_is_killed(board):
