@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import old_policy
+from tests.benchmarks import needs_pinned_history
 
 
+@needs_pinned_history
 def test_the_pinned_file_is_the_old_policy_under_a_name_of_its_own() -> None:
     module = old_policy.load()
     assert module.__name__ == f"old_policy_{old_policy.PIN[:12]}"
