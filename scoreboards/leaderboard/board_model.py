@@ -55,7 +55,9 @@ class Board:
     access: str = "full"
     """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only."""
     curve_points: int = 4
-    """Evaluations per run (the last is the score): the harness's learning curve of each entry."""
+    """Evaluations per run (the last after training): the harness's learning curve of each entry."""
+    curve_prompts: int = 256
+    """Prompts of the learning curve's set (apart from the scored ones)."""
     cpu_s: float | None = None
     """CPU seconds per process (None: the wall limit x the CPU count)."""
     memory_mb: int = 8192
@@ -113,8 +115,20 @@ class BoardEnv(EnvTable):
         return self
 
 
+#: The largest part of a task's prompt space a board may reserve for its held-out and curve sets.
+RESERVED_SHARE = 0.25
+
+
 class BoardEval(TomlModel):
-    """``[eval]``: the harness's held-out evaluation."""
+    """``[eval]``: the harness's held-out evaluation.
+
+    The rule (scoreboards/README.md, "The evaluation"): the scored prompts are drawn before
+    training from seeds the submission never sees, never issued to it as training prompts (so
+    the expert is never asked about them), and shown to its ``act`` only after ``train``
+    returns; the learning curve uses a separate set of ``curve_prompts``, never issued either.
+    Both sets together may take at most :data:`RESERVED_SHARE` of the task's prompts (where the
+    task counts them), so training prompts still come from most of the space.
+    """
 
     prompts: PositiveInt
     """Held-out prompts per evaluation seed."""
@@ -123,8 +137,10 @@ class BoardEval(TomlModel):
     metric: Literal[BOARD_METRICS] = "greedy_full_exact"  # type: ignore[valid-type]
     """The score."""
     curve_points: int = Field(4, ge=1, le=20)
-    """Evaluations per run at equal fractions of the trajectory budget (the last is the score):
-    each entry's learning curve, measured by the harness."""
+    """Evaluations per run at equal fractions of the trajectory budget (the last after training):
+    each entry's learning curve, measured by the harness on the curve set."""
+    curve_prompts: PositiveInt = 256
+    """Prompts of the learning curve's set (apart from the held-out ones, never scored)."""
 
 
 #: The devices a board may run its workers on.
@@ -215,6 +231,21 @@ class BoardFile(TomlModel):
         return report_with(handler, data, cls.__name__, [(("protocol", "train_seeds"), msg)] if shared else [])
 
     @model_validator(mode="after")
+    def _reserved_share(self, info: ValidationInfo) -> BoardFile:
+        """The held-out and curve sets leave most prompts for training (see :class:`BoardEval`)."""
+        if not (info.context or {}).get("check_envs", True):
+            return self
+        from noisy_expert_gym import make_problem  # built once by the [env] check (cached)
+
+        space = getattr(make_problem(self.env.id, **self.env.kwargs).task, "num_prompts", None)
+        reserved = self.eval.prompts * len(self.eval.seeds) + self.eval.curve_prompts
+        if space is not None and reserved > RESERVED_SHARE * space:
+            raise ValueError(f"[eval] prompts x seeds + curve_prompts = {reserved:,} would reserve more than "
+                             f"{RESERVED_SHARE:.0%} of the task's {space:,} prompts (never issued for training): "
+                             "draw fewer evaluation prompts, or make the prompt space larger (a longer horizon)")
+        return self
+
+    @model_validator(mode="after")
     def _default_queries(self) -> BoardFile:
         # Without an explicit cap, single-prefix queries are bounded by what the
         # trajectory budget buys along complete chains.
@@ -245,6 +276,7 @@ class BoardFile(TomlModel):
                      train_seeds=list(self.protocol.train_seeds), timeout_s=self.protocol.timeout_s,
                      baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash,
                      hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points,
+                     curve_prompts=self.eval.curve_prompts,
                      **self.protocol.model_dump(exclude={"train_seeds", "timeout_s"}))
 
 

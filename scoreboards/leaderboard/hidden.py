@@ -28,7 +28,9 @@ Everything hidden derives from it by HMAC-SHA256 keyed with the secret over
 arguments of each training seed, and on hidden boards the harness's random streams
 too (training prompts, the noisy expert's draws, the held-out evaluation prompts), so
 a run is reproducible by whoever holds the secret and unpredictable by anyone else.
-Evaluation is on the same hidden instance as the run's training, on held-out prompts.
+Evaluation is on the same hidden instance as the run's training, on held-out prompts
+(never issued for training, never shown before ``train`` returns), and the learning
+curve on a set apart from them (``curve-prompts``).
 
 Each entry stores a commitment to the hidden values it was run on
 (:func:`commitment`: SHA-256 of a secret-derived nonce and the values). The holder of
@@ -147,6 +149,8 @@ class Instance:
     expert_seed: Any = None
     prompt_seed: Any = None
     eval_seeds: list[Any] = field(default_factory=list)
+    curve_seed: Any = None
+    """The learning curve's prompts (a set apart from the scored ones)."""
 
     def __repr__(self) -> str:  # never prints the hidden values
         return f"Instance(seed={self.seed}, hidden={sorted(self.hidden)})"
@@ -168,7 +172,7 @@ def instance(board: Any, seed: int, secret: bytes | None) -> Instance:
     if not board.hidden:
         return Instance(seed=seed, env_kwargs=dict(board.env_kwargs),
                         expert_seed=int(np.random.SeedSequence([seed, salt, 1]).generate_state(1)[0]),
-                        prompt_seed=[seed, salt, 2], eval_seeds=list(board.eval_seeds))
+                        prompt_seed=[seed, salt, 2], eval_seeds=list(board.eval_seeds), curve_seed=[salt, 3])
     if secret is None:
         raise ValueError(f"board `{board.name}` runs on hidden instances: the harness needs its secret "
                          f"(the file ${SECRET_FILE_ENV} names, or {SECRET_FILE} next to the results database)")
@@ -176,7 +180,8 @@ def instance(board: Any, seed: int, secret: bytes | None) -> Instance:
     return Instance(seed=seed, env_kwargs={**board.env_kwargs, **hidden}, hidden=hidden,
                     expert_seed=derive(secret, board.hash, "expert-rng", seed),
                     prompt_seed=[derive(secret, board.hash, "prompt-rng", seed)],
-                    eval_seeds=[[s, derive(secret, board.hash, "eval-prompts", s)] for s in board.eval_seeds])
+                    eval_seeds=[[s, derive(secret, board.hash, "eval-prompts", s)] for s in board.eval_seeds],
+                    curve_seed=[derive(secret, board.hash, "curve-prompts", 0)])
 
 
 def entry_provenance(board: Any, secret: bytes | None) -> dict[str, Any]:

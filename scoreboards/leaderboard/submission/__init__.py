@@ -44,11 +44,13 @@ rollout already computed those distributions; not on sample-only boards). A requ
 would exceed either budget ends the run as invalid -- check ``*_left`` first.
 
 After ``train`` returns, the harness evaluates: it samples held-out prompts from
-evaluation seeds that the submission never sees, and builds greedy chains by
-calling ``act`` step by step. The score (greedy full-chain exact match by default)
-is computed by the harness. The harness also calls ``act`` while the submission
-trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for
-the entry's learning curve; an ``act`` that fails then only loses that point.
+evaluation seeds that the submission never sees -- prompts it never issued for training
+(the expert was never asked about them) and never showed before -- and builds greedy
+chains by calling ``act`` step by step. The score (greedy full-chain exact match by
+default) is computed by the harness. The harness also calls ``act`` while the submission
+trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for the
+entry's learning curve, on a separate, unscored set of prompts (also never issued); an
+``act`` that fails then only loses that point.
 
 On a hidden-rule board (:mod:`scoreboards.leaderboard.hidden`) the task is a secret instance of
 its family drawn for each training seed; the spec carries only the public kwargs. Crashes, timeouts, wrong interfaces, over-budget
@@ -102,6 +104,7 @@ from scoreboards.leaderboard.submission.client import (
 from scoreboards.leaderboard.submission.scoring import (
     ACT_CHUNK,
     LearningCurve,
+    curve_prompts,
     evaluate_greedy,
     held_out_prompts,
 )
@@ -215,8 +218,13 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
                           np.random.default_rng(run.prompt_seed), board.budget_trajectories,
                           board.budget_queries, access=board.access, request_bytes=limits.request_mb << 20)
+    # The scored prompts and the curve's, reserved before training: never issued, so never answered
+    # by the expert; the scored ones are shown to `act` only after `train` returns.
     eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
-    curve = LearningCurve(task, eval_prompts, board.budget_trajectories, board.curve_points)
+    shown = curve_prompts(task, run.curve_seed, board.curve_prompts, apart_from=eval_prompts)
+    server.reserve(eval_prompts)
+    server.reserve(shown)
+    curve = LearningCurve(task, shown, board.budget_trajectories, board.curve_points)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         theirs.set_inheritable(True)
@@ -236,8 +244,11 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
         session.send({**worker.start, "spec": public_spec(board, task, seed, extra_spec)})
         _serve(session, server, curve)
         train_time = time.monotonic() - t0
-        metrics = evaluate_greedy(session, task, eval_prompts)
-        points = [*curve.values, {"trajectories": server.trajectories, "queries": server.queries, **metrics}]
+        if server.issued_any(eval_prompts):  # never: the server draws training prompts around them
+            raise RuntimeError("a held-out prompt was issued for training")
+        metrics = evaluate_greedy(session, task, eval_prompts)  # the score, then the curve's last point
+        points = [*curve.values, {"trajectories": server.trajectories, "queries": server.queries,
+                                  **evaluate_greedy(session, task, shown)}]
         out = RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
                          wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode, curve=points)
         try:  # let an accepted worker exit by itself (a rejected one is simply killed)
@@ -261,4 +272,4 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
 __all__ = ["ACT_CHUNK", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
            "BudgetExceeded", "ExpertAccessError", "ExpertClient", "ExpertServer", "LearningCurve",
            "ProtocolError", "RunOutcome", "Session", "SubmissionRejected", "check_interface", "evaluate_greedy",
-           "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]
+           "curve_prompts", "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]

@@ -1,8 +1,17 @@
 """The harness's evaluation of a trained submission: greedy chains from its ``act``, scored here.
 
-The prompts come from the board's held-out evaluation seeds, which the submission
-never sees; the chains are built by calling ``act`` step by step in the worker; the
-metrics are computed by the harness from the task core.
+Two sets of prompts, both reserved before training starts (the harness never issues them as
+training prompts, so the expert is never asked about them):
+
+- the **held-out set** (:func:`held_out_prompts`, from evaluation seeds the submission never
+  sees): the score, evaluated once, after ``train`` returns; ``act`` sees these prompts then
+  for the first time;
+- the **curve set** (:func:`curve_prompts`, apart from the held-out set): the learning curve,
+  evaluated while the submission trains (:class:`LearningCurve`) and once more after; it is
+  shown during training, and scores nothing.
+
+The chains are built by calling ``act`` step by step in the worker; the metrics are computed
+by the harness from the task core.
 """
 
 from __future__ import annotations
@@ -26,6 +35,22 @@ def held_out_prompts(task: Any, seeds: list[Any], per_seed: int) -> np.ndarray:
     """The evaluation prompts: `per_seed` from each of the harness's evaluation seeds
     (an int, or a list of ints: numpy's seed sequence)."""
     return np.concatenate([task.sample_prompts(np.random.default_rng(s), per_seed) for s in seeds])
+
+
+def curve_prompts(task: Any, seed: Any, n: int, apart_from: np.ndarray) -> np.ndarray:
+    """`n` prompts for the learning curve, none of them in `apart_from` (the held-out set)."""
+    held = {r.tobytes() for r in np.asarray(apart_from, dtype=np.int64)}
+    rng, parts, have = np.random.default_rng(seed), [], 0
+    for _ in range(1000):
+        if have >= n:
+            break
+        p = np.asarray(task.sample_prompts(rng, n - have), dtype=np.int64)
+        p = p[[r.tobytes() not in held for r in p]]
+        parts.append(p)
+        have += p.shape[0]
+    else:
+        raise RuntimeError("the held-out set fills the prompt space: the board should have been refused")
+    return np.concatenate(parts)[:n]
 
 
 def _act_reply(n: int) -> Any:
@@ -77,9 +102,9 @@ def evaluate_greedy(session: Session, task: Any, prompts: np.ndarray) -> dict[st
 
 @dataclass
 class LearningCurve:
-    """The harness's learning curve of one run: the board's evaluation at equal fractions of
-    the trajectory budget, measured while the submission trains (before the harness answers
-    the first request made after a fraction was spent; the last point is the score itself).
+    """The harness's learning curve of one run on the curve set: the board's evaluation at equal
+    fractions of the trajectory budget, measured while the submission trains (before the harness
+    answers the first request made after a fraction was spent), then once after ``train``.
 
     A submission whose ``act`` fails during training gets no point there; it is not rejected.
     """

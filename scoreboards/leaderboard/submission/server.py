@@ -190,8 +190,12 @@ def error_reason(info: dict[str, Any]) -> str:
 # ----- the expert ----------------------------------------------------------------------------
 def _row_hashes(a: np.ndarray, weights: np.ndarray) -> list[int]:
     """64-bit hashes of the rows of an integer array (wrap-around arithmetic)."""
+    return _hash_array(a, weights).tolist()
+
+
+def _hash_array(a: np.ndarray, weights: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return (a.astype(np.uint64) * weights[: a.shape[1]]).sum(axis=1, dtype=np.uint64).tolist()
+        return (np.asarray(a).astype(np.uint64) * weights[: a.shape[1]]).sum(axis=1, dtype=np.uint64)
 
 
 def _weights() -> np.ndarray:
@@ -230,6 +234,16 @@ class ExpertServer:
     issued_count: int = 0
     issued: set[int] = field(default_factory=set)
     weights: np.ndarray = field(default_factory=_weights)
+    reserved: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    """Row hashes of prompts never issued for training (the held-out and curve sets; sorted)."""
+
+    def reserve(self, prompts: np.ndarray) -> None:
+        """Never issue these prompts for training (nor, so, answer the expert on them)."""
+        self.reserved = np.union1d(self.reserved, _hash_array(prompts, self.weights))
+
+    def issued_any(self, prompts: np.ndarray) -> bool:
+        """Whether any of these prompts was issued for training."""
+        return bool(self.issued.intersection(_row_hashes(prompts, self.weights)))
 
     # ----- what a request costs, checked from its header ------------------------------------
     @property
@@ -371,8 +385,20 @@ class ExpertServer:
         self.prefix_queries = before + n
 
     def _issue(self, args: tuple) -> np.ndarray:
+        """n fresh training prompts from the task's distribution without the reserved ones."""
         n = self._count(args)
-        p = self.task.sample_prompts(self.rng, n)
+        parts, have = [], 0
+        for _ in range(1000):  # a board keeps its reserved prompts to a quarter of the space (board_model)
+            if have >= n:
+                break
+            p = self.task.sample_prompts(self.rng, n - have)
+            if self.reserved.size:
+                p = p[~np.isin(_hash_array(p, self.weights), self.reserved)]
+            parts.append(p)
+            have += p.shape[0]
+        else:
+            raise RuntimeError("the reserved prompts fill the prompt space: the board should have been refused")
+        p = np.concatenate(parts) if len(parts) > 1 else parts[0]
         self.issued.update(_row_hashes(p, self.weights))
         self.issued_count += n
         return p

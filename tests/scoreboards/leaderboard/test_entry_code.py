@@ -24,7 +24,7 @@ ATTACKS = Path(__file__).resolve().parent / "submission" / "attacks"
 def hidden_board(tmp_path):
     p = tmp_path / "links-board.toml"
     p.write_text(HIDDEN.replace("trajectories = 2048", "trajectories = 64").replace("queries = 12288", "queries = 384")
-                 .replace("prompts = 512", "prompts = 8"))
+                 .replace("prompts = 32", "prompts = 8"))
     return load_board(p)
 
 
@@ -149,7 +149,7 @@ def test_stored_code_is_keyed_by_content_and_class(tmp_path, db_path):
     from tests.scoreboards.leaderboard.test_verify import BOARD
 
     p = tmp_path / "keyed-board.toml"
-    p.write_text(BOARD.replace("prompts = 256", "prompts = 8"))
+    p.write_text(BOARD.replace("prompts = 32", "prompts = 8"))
     board = load_board(p)
     two = tmp_path / "two.py"
     two.write_text(TWO)

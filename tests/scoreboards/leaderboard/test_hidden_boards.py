@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import re
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,9 +35,10 @@ trajectories = 2048
 queries = 12288
 
 [eval]
-prompts = 512
+prompts = 32
 seeds = [1001, 1002]
 curve_points = 2
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0]
@@ -160,7 +162,9 @@ def test_board_file_checks_what_it_hides(tmp_path):
 
 # ----- what a submission can and cannot do there --------------------------------------------------
 #: The adding cheat's bounds on a hidden instance with n states, m steps and N evaluation prompts:
-#: full chain <= 10 / n^m (chance is 1/n^m: at most one lucky prompt of 3,072 at n^m = 16,807),
+#: full chain <= 0.005 (chance is 1/n^m on average over instances, 0.18 of 3,072 prompts at n^m =
+#: 16,807; but a fixed cheat agrees with some instances' first steps by coincidence, as below: 7 of
+#: 3,072 full chains on modadd-m5-eta0.2-hidden seed 0 under the test secret and the v3 protocol),
 #: final answer <= 1.5 / n (chance 1/n, 11 standard errors below the bound at N = 3,072), correct
 #: greedy prefix <= 4 / (n - 1). Chance for the prefix is sum_t n^-t < 1 / (n - 1) on average over
 #: instances, but a fixed cheat against one instance agrees with its first transition on k of the
@@ -169,7 +173,7 @@ def test_board_file_checks_what_it_hides(tmp_path):
 #: the open board (the whole chain) stays far above it. (With the bound 2 / (n - 1) an instance with
 #: k = 2 failed it: 0.353 on automaton-n7-m5-eta0.2-hidden, seed 1.)
 def _chance_bounds(n: int, m: int) -> dict[str, float]:
-    return {"greedy_full_exact": 10 / n**m, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
+    return {"greedy_full_exact": 0.005, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
 
 
 @pytest.mark.parametrize("cheat", ["AddingCheat", "CleanExpertCheat"])
@@ -268,3 +272,24 @@ def test_nail_f_beats_chance_on_the_shipped_cpu_board(secret):
     n, m = 7, board.env_kwargs["m"]
     assert out.metrics["greedy_full_exact"] > 100 / n**m, out.metrics
     assert out.metrics["greedy_final_exact"] > 2 / n, out.metrics
+
+
+@pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
+def test_the_test_set_cannot_be_memorised(name, secret, tmp_path):
+    """Issue 23, finding 2: the learning-curve evaluations showed `act` the scored prompts mid-training,
+    and on these boards (7^5 = 16,807 prompts) a submission could then draw them as training prompts
+    and label them: 0.997 / 0.996 with no rule learned. The scored prompts are never shown before
+    `train` returns and never issued for training: the memoriser scores at chance (toy budget)."""
+    from scoreboards.leaderboard.boards import BOARD_DIR
+
+    text = (BOARD_DIR / f"{name}.toml").read_text()
+    text = (text.replace("trajectories = 20000", "trajectories = 4000").replace("queries = 200000", "queries = 40000")
+            .replace("prompts = 1024", "prompts = 256").replace("curve_points = 4", "curve_points = 2")
+            .replace("train_seeds = [0, 1, 2]", "train_seeds = [0]"))
+    board = _board(tmp_path, text, name)
+    attack = Path(__file__).parent / "submission" / "attacks" / "memorises.py"
+    out = run_submission(board, f"{attack}:Memorises", seed=0, secret=secret,
+                         extra_spec={"curve_points": board.curve_points})
+    n, m = 7, board.env_kwargs["m"]
+    assert out.metrics["greedy_full_exact"] <= 10 / n**m, out.metrics
+    assert out.metrics["greedy_final_exact"] <= 1.5 / n, out.metrics

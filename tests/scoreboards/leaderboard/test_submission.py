@@ -24,9 +24,10 @@ trajectories = 1024
 queries = 6144
 
 [eval]
-prompts = 256
+prompts = 32
 seeds = [1001, 1002]
 metric = "greedy_full_exact"
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0]
@@ -54,7 +55,7 @@ def test_shipped_boards_validate(name):
 
 def test_board_validation_lists_problems(tmp_path):
     p = tmp_path / "bad.toml"
-    p.write_text(BOARD.replace("prompts = 256", "prompts = -1").replace("train_seeds = [0]", "train_seeds = [1001]")
+    p.write_text(BOARD.replace("prompts = 32", "prompts = -1").replace("train_seeds = [0]", "train_seeds = [1001]")
                  .replace('algo = "nail-f"', 'algo = "nail-ff"'))
     with pytest.raises(ValueError) as e:
         load_board(p)
@@ -124,7 +125,7 @@ def test_single_prefix_queries_count_as_trajectories_at_h_per_trajectory(op):
     ("Overspends", "over budget: 1,025 expert trajectories"),
     ("Catches", "over budget"),
     ("Crashes", "crashed in train(): ZeroDivisionError: my bug"),
-    ("BadActions", "act() must return (512,) integer actions"),
+    ("BadActions", "act() must return (64,) integer actions"),
     ("OutOfRange", "outside [0, 6]"),
     ("NoAct", "wrong interface: NoAct lacks `act()`"),
     ("NOT_A_CLASS", "wrong interface: 42 is not a class"),

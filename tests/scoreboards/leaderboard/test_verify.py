@@ -27,15 +27,17 @@ trajectories = 1024
 queries = 6144
 
 [eval]
-prompts = 256
+prompts = 32
 seeds = [1001, 1002]
 curve_points = 1
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0]
 timeout_s = 60
 """
-#: A file submission: the subs module's honest TableLearner, copied into its own file.
+#: A file submission: the subs module's honest TableLearner (a table of the rule's transitions),
+#: copied into its own file.
 LEARNER = textwrap.dedent('''
     import numpy as np
 
@@ -45,6 +47,12 @@ LEARNER = textwrap.dedent('''
     class Learner:
         def __init__(self, spec):
             self.spec, self.table = spec, {}
+            self.m, self.p, self.pad = spec["horizon"], spec["prompt_len"], spec["pad_token"]
+
+        def _keys(self, obs):
+            t = (obs[:, self.p:] != self.pad).sum(1)
+            last = np.where(t > 0, obs[np.arange(len(obs)), self.p + np.maximum(t - 1, 0)], -1)
+            return zip(last.tolist(), obs[np.arange(len(obs)), np.minimum(t, self.m - 1)].tolist())
 
         def train(self, expert):
             h = self.spec["horizon"]
@@ -54,11 +62,11 @@ LEARNER = textwrap.dedent('''
                 for _ in range(h):
                     obs = expert.observe(prompts, chain)
                     a = best(expert.probs(obs))
-                    self.table.update((o.tobytes(), int(x)) for o, x in zip(obs, a))
+                    self.table.update((k, int(x)) for k, x in zip(self._keys(obs), a))
                     chain = np.concatenate([chain, a[:, None]], axis=1)
 
         def act(self, observations):
-            return np.array([self.table.get(o.tobytes(), 0) for o in observations], dtype=np.int64)
+            return np.array([self.table.get(k, 0) for k in self._keys(np.asarray(observations))], dtype=np.int64)
 ''')
 
 
@@ -139,7 +147,7 @@ def test_rerun_that_differs_is_not_reproduced(tmp_path, board, db_path):
         assert v.outcome == "not_reproduced" and "vs stored 0.2500" in v.detail
         # A changed protocol cannot re-run an entry made under the old one.
         changed = tmp_path / "verify-board.toml"
-        changed.write_text(BOARD.replace("prompts = 256", "prompts = 128"))
+        changed.write_text(BOARD.replace("prompts = 32", "prompts = 16"))
         v = verify_entry(load_board(changed), e["id"], st, log=lambda m: None)
         assert v.outcome == "cannot_rerun" and "made under protocol" in v.detail
 

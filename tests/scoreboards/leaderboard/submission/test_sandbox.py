@@ -35,7 +35,7 @@ ATTACKS = Path(__file__).resolve().parent / "attacks"
 ROOT = Path(sandbox.__file__).resolve().parents[3]
 #: A board small enough that one sandboxed run takes about a second.
 TINY = (BOARD.replace("trajectories = 1024", "trajectories = 64").replace("queries = 6144", "queries = 384")
-        .replace("prompts = 256", "prompts = 8").replace("seeds = [1001, 1002]", "seeds = [1001]")
+        .replace("prompts = 32", "prompts = 8").replace("seeds = [1001, 1002]", "seeds = [1001]")
         .replace("timeout_s = 60", "timeout_s = 20"))
 #: The limits the tests give the board (attributes a board may declare; see Limits.for_board).
 #: (Threads count as processes: numpy's BLAS starts one per core.)
