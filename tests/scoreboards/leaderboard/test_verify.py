@@ -190,3 +190,32 @@ def test_old_databases_gain_the_new_columns(tmp_path):
     with ResultStore(path) as st:
         (row,) = st.board_entries("b")
         assert row["name"] == "old" and row["curves"] == [] and row["code_ref"] is None and row["sandbox"] is None
+
+
+def test_verified_means_every_seed_reproduced(tmp_path, db_path):
+    """Issue 23, finding 5: stored 0.664 [0.000, 0.996] (seeds 0.997, 0.996, 0.0); the re-run's mean
+    fell inside that wide interval and the row showed `verified`. Verified now means every seed's
+    score is reproduced (within the board's stated tolerance: 0 on CPU)."""
+    import json
+
+    p = tmp_path / "three-seeds.toml"
+    p.write_text(BOARD.replace("train_seeds = [0]", "train_seeds = [0, 1, 2]"))
+    board = load_board(p)
+    with ResultStore(db_path) as st:
+        e = submit(board, "tests.scoreboards.subs:TableLearner", st, log=lambda m: None)
+        seeds = [r["greedy_full_exact"] for r in e["per_seed"]]
+        assert min(seeds) > 0.9
+        forged = [dict(r) for r in e["per_seed"]]
+        forged[2]["greedy_full_exact"] = 0.0  # the stored entry does not reproduce on seed 2
+        con = sqlite3.connect(db_path)
+        con.execute("UPDATE board_entries SET score = ?, ci_low = 0.0, ci_high = 1.0, per_seed = ? WHERE id = ?",
+                    (sum(seeds[:2]) / 3, json.dumps(forged), e["id"]))
+        con.commit()
+        con.close()
+        v = verify_entry(board, e["id"], st, log=lambda m: None)
+        assert v.outcome == "not_reproduced" and "seed 2" in v.detail, v
+        (shown,) = st.board_entries(board.name)
+        assert status(shown, st.verifications([e["id"]])[e["id"]]) == (False, "not reproduced")
+        # A row an older harness recorded as `within_ci` is not verified either.
+        old = [{"outcome": "within_ci", "sandbox": "bwrap"}]
+        assert status({**shown, "sandbox": "bwrap"}, old)[0] is False
