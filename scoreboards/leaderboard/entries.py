@@ -89,11 +89,11 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
     from scoreboards.leaderboard.entry_code import store_code
     from scoreboards.leaderboard.submission import SubmissionRejected, run_submission
 
-    trusted, clean, extra, kind, code_ref = False, False, None, "submission", None
+    clean, extra, kind, code_ref = False, None, "submission", None
     if target.startswith("builtin:"):
         algo = target.split(":", 1)[1]
         alg = check_builtin(board, algo, params, train)
-        trusted, clean = True, alg.uses_clean_expert
+        clean = alg.uses_clean_expert
         kind = "reference" if clean else "builtin"
         extra = {"algo": algo, "algo_params": dict(params or {}), "train": dict(train or {})}
         run_target = "scoreboards.leaderboard.builtin:BuiltinSubmission"
@@ -109,8 +109,8 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
     for seed in board.train_seeds:
         log(f"[{board.name}] {name}: training seed {seed} ...")
         try:
-            out = run_submission(board, run_target, seed, trusted=trusted, clean=clean, extra_spec=extra,
-                                 timeout=timeout, secret=secret)
+            out = run_submission(board, run_target, seed, clean=clean, extra_spec=extra, timeout=timeout,
+                                 secret=secret, protect=[store.path.parent])
         except SubmissionRejected as e:
             raise SubmissionRejected(f"seed {seed}: {e.reason}") from None
         log(f"[{board.name}] {name}: seed {seed}: {board.metric} = {out.metrics[board.metric]:.4f} "

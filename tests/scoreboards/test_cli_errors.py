@@ -14,7 +14,6 @@ import argparse
 import pytest
 
 from scoreboards.cli import build_parser, main
-from scoreboards.leaderboard import hidden
 from scoreboards.store import ResultStore
 
 TRAIN = ["--env-kw", "m=3", "--preset", "tiny", "--batch-size", "8", "--eval-prompts", "8", "--device", "cpu",
@@ -136,7 +135,6 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.delenv("NEG_DEBUG", raising=False)
     monkeypatch.delenv("NEG_BOARD_SECRET", raising=False)
     monkeypatch.delenv("NEG_BOARD_SECRET_FILE", raising=False)
-    monkeypatch.setattr(hidden, "_cached", {})  # a secret read from the environment by an earlier test
     (tmp_path / "folder").mkdir()
     (tmp_path / "quick").mkdir()
     (tmp_path / "bad.toml").write_text("this is = = not toml [\n")
@@ -149,6 +147,7 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "ckbad" / "last.pt").write_bytes(b"truncated")
     (tmp_path / "badsecret").mkdir()
     (tmp_path / "badsecret" / "board-secret").write_text("not hex at all\n")
+    (tmp_path / "badsecret" / "board-secret").chmod(0o600)
     return tmp_path
 
 

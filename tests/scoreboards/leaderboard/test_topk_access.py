@@ -24,7 +24,9 @@ top_k = 2
 trajectories = 4096
 
 [eval]
-prompts = 256
+# p^m = 125 prompts: the scored and curve sets together stay under the quarter the harness may reserve.
+prompts = 16
+curve_prompts = 8
 seeds = [1001]
 curve_points = 1
 
