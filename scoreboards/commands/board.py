@@ -44,10 +44,13 @@ def _check_target(target: str) -> None:
         raise ValueError(f"a submission target is `module:Class`, `path/to/file.py:Class`, `path/to/dir/:Class` "
                          f"or `builtin:ALGO`, got `{target}`")
     mod, _, cls = target.rpartition(":")
+    if mod == "builtin":  # a registry name (`nail-f`, `bc-clean`), not a class name
+        from agents.algos import get_algorithm
+
+        get_algorithm(cls)  # unknown: the valid names and a suggestion
+        return
     if not cls.isidentifier():
         raise ValueError(f"`{cls}` in `{target}` is not a class name; write `{mod}:ClassName`")
-    if mod == "builtin":
-        return
     if mod.endswith(".py") or "/" in mod or os.sep in mod:
         if os.path.isdir(mod):
             if not mod.endswith(("/", os.sep)):
