@@ -12,9 +12,9 @@ imports the algorithms), which imports nothing above it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from agents.registry import check_params
 from noisy_expert_gym.declarations import (
@@ -25,6 +25,18 @@ from noisy_expert_gym.declarations import (
     PositiveInt,
     UnitInterval,
 )
+
+
+def _known_preset(preset: str) -> str:
+    """The policy registry's check (it imports torch: only when a configuration is validated)."""
+    from agents.policies import check_preset
+
+    return check_preset(preset)
+
+
+#: A student's name, checked against the policy registry; a type, so that the spec and board
+#: `train` tables (built from these fields' types) check it too.
+Preset = Annotated[str, AfterValidator(_known_preset)]
 
 
 class TrainConfig(Declared):
@@ -50,7 +62,7 @@ class TrainConfig(Declared):
     """`auto` (bf16 where supported), `bf16` or `fp32`."""
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
-    preset: str = "cpu-rope"
+    preset: Preset = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's fields (agents.policy.PolicyConfig: n_layer, n_head, n_embd, dropout, bias, pos, tie_embeddings; an HF student: lora, ...)."""
