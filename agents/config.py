@@ -51,7 +51,7 @@ class TrainConfig(Declared):
     algo_params: dict[str, Any] = Field(default_factory=dict)
     """Algorithm-specific hyperparameters (beta, tau, lam, ...); see each algorithm's defaults."""
     budget_trajectories: PositiveInt = 100_000
-    """Expert-trajectory budget: an online update over k student rollouts spends k; BC's N-rollout dataset spends N."""
+    """Expert-trajectory budget, spent when the expert produces a trajectory: an online update over k student rollouts spends k; BC collects its N-rollout dataset as its first pass reads it."""
     budget_queries: PositiveInt | None = None
     """Optional cap on expert prefix-queries (training stops at whichever budget runs out first)."""
     seed: int = 0
