@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from agents.registry import check_params
+from agents.registry import check_params, plugin_digest
 from noisy_expert_gym.declarations import (
     Declared,
     NonNegativeFloat,
@@ -43,7 +43,7 @@ class TrainConfig(Declared):
     """Everything that defines a training run (with ``seed``, its identity)."""
 
     algo: str = "nail-f"
-    """Algorithm name from the registry (`neg train --list` shows them)."""
+    """Algorithm name from the registry (`neg train --list` shows them), or your own: `path/to/file.py:Name` or `module:Name` (README: "Write your own algorithm")."""
     env_id: str = "NoisyModAdd-v0"
     """A registered env id with an expert oracle."""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -178,8 +178,12 @@ class TrainConfig(Declared):
         return cls.parse(data, "training configuration")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`); for a plugin
+        algorithm also its file's digest (``algo_code``), so an edited plugin is another run."""
+        out = {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        if (digest := plugin_digest(self.algo)) is not None:
+            out["algo_code"] = digest
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
