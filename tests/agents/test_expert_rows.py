@@ -105,6 +105,8 @@ class _Ctx:
         self.gen = torch.Generator().manual_seed(seed)
         self.batch_size = 4
         self.sample_only = False  # a full-access expert: collect_online reads its rows
+        self.expert_access = problem.expert.access
+        self.noise_kw: dict = {}  # no per-query logit noise
 
     def sample_prompts(self) -> torch.Tensor:
         return self.task.sample_prompts(self.gen, self.batch_size)
