@@ -124,6 +124,12 @@ class OracleBase:
     top_k: int | None = None
     #: The per-query logit noise (off unless an :class:`Expert` is built with ``logit_noise``).
     logit_noise: LogitNoise = LogitNoise()
+    #: Answer an observation that holds a complete chain as its prompt's first position instead of
+    #: raising. Set on a vector env's experts: under Gymnasium's ``NEXT_STEP`` autoreset an ended
+    #: sub-env's last observation (a complete chain) is what ``step`` returns, the policy is asked
+    #: there like everywhere else, and the env ignores that action (it resets the sub-env); mask
+    #: those rows out of a dataset with the previous step's ``terminated | truncated``.
+    answers_ended: bool = False
 
     def _require_full(self, op: str) -> None:
         """Raise :class:`ExpertAccessError` for a probability query `op` unless access is ``full``."""
@@ -240,8 +246,13 @@ class OracleBase:
         else:
             self.task.validate_obs(obs)
         t = self.task.step_index(obs)
-        if bool((t >= self.task.horizon).any()):
-            raise ValueError("an observation holds a complete chain: there is no next action to query")
+        ended = t >= self.task.horizon
+        if bool(ended.any()):
+            if not self.answers_ended:
+                raise ValueError("an observation holds a complete chain: there is no next action to query "
+                                 "(its episode has ended: reset the env, or mask ended rows out)")
+            obs = obs.clone() if is_torch(obs) else obs.copy()
+            obs[ended, self.task.prompt_len:] = self.task.pad_token  # the action is ignored: any valid row
         return obs, single
 
     def _check_prompts(self, prompts: Any, chain: Any = None) -> None:

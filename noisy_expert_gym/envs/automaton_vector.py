@@ -21,6 +21,11 @@ class NoisyAutomatonVectorEnv(AutomatonAttributes, ChainVectorEnv):
     ``info["final_info"]``) and ``DISABLED`` (reset ended sub-envs with
     ``reset(options={"reset_mask": mask})``).
 
+    ``expert`` and ``clean_expert`` answer at every observation ``step`` returns, so the obvious
+    loop (``obs, *_ = venv.step(venv.expert.sample(obs))``) runs in every mode: under NEXT_STEP an
+    ended sub-env's complete chain, whose action the env ignores, is answered as its prompt's
+    first position (mask those rows out of a dataset with the last step's ``terminated | truncated``).
+
     ## Reset options
     ``reset_mask``: reset only the masked sub-envs; any other key raises.
 

@@ -100,6 +100,11 @@ class ChainVectorEnv(VectorEnv):
         self.problem = problem.with_rng(RngOf(self, "_rngs", 0))
         self.task = task = problem.task
         self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
+        # NEXT_STEP returns an ended sub-env's complete chain and ignores the action taken there:
+        # the obvious loop (`a = venv.expert.sample(obs); venv.step(a)`) asks the expert there too.
+        for oracle in (self.expert, self.clean_expert):
+            if hasattr(oracle, "answers_ended"):
+                oracle.answers_ended = True
         self.reward_kind = reward
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps

@@ -27,6 +27,11 @@ class NoisyModAddVectorEnv(ChainVectorEnv):
     ``info["final_info"]``) and ``DISABLED`` (the caller resets ended sub-envs
     with ``reset(options={"reset_mask": mask})``; stepping one first raises).
 
+    ``expert`` and ``clean_expert`` answer at every observation ``step`` returns, so the obvious
+    loop (``obs, *_ = venv.step(venv.expert.sample(obs))``) runs in every mode: under NEXT_STEP an
+    ended sub-env's complete chain, whose action the env ignores, is answered as its prompt's
+    first position (mask those rows out of a dataset with the last step's ``terminated | truncated``).
+
     ## Reset options
     ``reset_mask`` (a bool array of shape (num_envs,)): reset only those
     sub-envs; the others keep their episode (and a pending autoreset). Any other

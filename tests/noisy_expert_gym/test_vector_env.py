@@ -400,3 +400,39 @@ def test_expert_draws_interleave_with_sub_env_0_prompts_as_in_a_single_env():
         assert a[0] == single.unwrapped.expert.sample(so)
         vo, *_ = vec.step(a)
         so, *_ = single.step(a[0])
+
+
+@pytest.mark.parametrize("env_id", VECTOR_IDS)
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+@pytest.mark.parametrize("who", ["expert", "clean_expert"])
+def test_the_obvious_expert_driven_loop_runs_past_the_first_episode(env_id, mode, who):
+    """`a = venv.expert.sample(obs); venv.step(a)` for 3 episodes, in every autoreset mode (issue 27).
+
+    Under the default NEXT_STEP autoreset, step m returns each sub-env's complete chain and the next
+    step ignores the action taken there (Gymnasium's contract): the loop used to crash at step m + 1
+    because the expert refused to answer at a complete chain. The clean expert, driving the loop,
+    must then score every episode full_exact = 1.
+    """
+    venv = gym.make_vec(env_id, num_envs=4, autoreset_mode=mode)
+    oracle = getattr(venv, who)
+    m = venv.task.horizon
+    obs, _ = venv.reset(seed=3)
+    episodes = 0
+    for _ in range(3 * m + (2 if mode == AutoresetMode.NEXT_STEP else 0)):
+        if mode == AutoresetMode.DISABLED and venv.task.step_index(obs).max() >= m:
+            obs, _ = venv.reset(options={"reset_mask": venv.task.step_index(obs) >= m})
+        rows = oracle.probs(obs)  # the full-access questions answer there too
+        assert rows.shape == (4, venv.task.num_actions) and np.allclose(rows.sum(1), 1.0)
+        obs, _, terminated, _, info = venv.step(oracle.sample(obs))
+        if terminated.any():
+            episodes += 1
+            if who == "clean_expert":
+                ended = info["final_info"] if mode == AutoresetMode.SAME_STEP else info
+                assert ended["full_exact"][terminated].all()
+    assert episodes == 3
+    single = gym.make(env_id)  # a single env's ended episode is still refused, with how to go on
+    obs, _ = single.reset(seed=0)
+    for _ in range(m):
+        obs, *_ = single.step(single.unwrapped.clean_expert.sample(obs))
+    with pytest.raises(ValueError, match="complete chain.*reset the env"):
+        single.unwrapped.clean_expert.sample(obs)
