@@ -70,6 +70,28 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def check_rng_n(call: str, rng: Any, n: Any, torch_ok: bool = True) -> int:
+    """Check the ``(rng, n)`` arguments of a task's sampling entry point; returns ``n`` as an int.
+
+    ``rng`` must be a numpy ``Generator`` (or, where ``torch_ok``, a ``torch.Generator``) and ``n``
+    a non-negative integer. Raises a TypeError naming `call`'s argument order (the common slip is
+    ``sample_prompts(n, rng)``), or a ValueError for a negative ``n``.
+    """
+    kinds = "a numpy Generator" + (" or a torch.Generator" if torch_ok else "")
+    ok = isinstance(rng, np.random.Generator) or (torch_ok and type(rng).__name__ == "Generator"
+                                                    and type(rng).__module__.startswith("torch"))
+    swapped = isinstance(n, np.random.Generator) or type(n).__name__ == "Generator"
+    if not ok:
+        hint = ": the arguments are swapped" if swapped else ""
+        raise TypeError(f"{call}(rng, n): rng must be {kinds}, got {type(rng).__name__} {rng!r}{hint} "
+                        f"(e.g. {call}(np.random.default_rng(0), 16))")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{call}(rng, n): n must be an integer count of prompts, got {type(n).__name__} {n!r}")
+    if n < 0:
+        raise ValueError(f"{call}(rng, n): n must be >= 0, got {n}")
+    return int(n)
+
+
 def cumsum(x: Any, axis: int) -> Any:
     """Cumulative sum along `axis` for numpy arrays and torch tensors."""
     return x.cumsum(dim=axis) if is_torch(x) else np.cumsum(x, axis=axis)

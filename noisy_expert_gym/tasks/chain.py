@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from noisy_expert_gym.utils import cumsum, is_torch
+from noisy_expert_gym.utils import check_rng_n, cumsum, is_torch
 
 REWARDS: tuple[str, ...] = ("final", "full", "dense")
 
@@ -133,7 +133,12 @@ class ChainTask:
 
     # ----- prompts and observations ---------------------------------------------
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator."""
+        """Sample n prompts (N, m+1): symbols uniform in 0..k-1, then the separator.
+
+        ``rng``: a numpy Generator (numpy out) or a torch.Generator (torch out, on ``device`` or the
+        generator's). Raises TypeError for anything else (``sample_prompts(n, rng)`` included).
+        """
+        n = check_rng_n(f"{type(self).__name__}.sample_prompts", rng, n)
         if isinstance(rng, np.random.Generator):
             x = self.sample_symbols(rng, n)
             return np.concatenate([x, np.full((n, 1), self.sep_token, np.int64)], axis=1)
@@ -148,7 +153,9 @@ class ChainTask:
 
         One ``rng.integers`` call: n prompts drawn at once equal n prompts drawn one
         at a time from the same generator (the native vector env relies on it).
+        Raises TypeError unless ``rng`` is a numpy Generator and ``n`` an integer.
         """
+        n = check_rng_n(f"{type(self).__name__}.sample_symbols", rng, n, torch_ok=False)
         return rng.integers(0, self.k, size=(n, self.m), dtype=np.int64)
 
     def observe(self, prompts: Any, chain: Any) -> Any:

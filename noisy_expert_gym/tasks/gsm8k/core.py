@@ -71,7 +71,7 @@ from noisy_expert_gym.tasks.gsm8k.kwargs import (
     check_uniform_over,
 )
 from noisy_expert_gym.tasks.gsm8k.tokenizer import make_tokenizer
-from noisy_expert_gym.utils import is_torch
+from noisy_expert_gym.utils import check_rng_n, is_torch
 
 #: Above this many prompt tokens (problems x P) torch prompts are gathered on the CPU per draw
 #: instead of kept whole on the device.
@@ -328,7 +328,9 @@ class GSM8KTask(DynamicOracle):
 
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
         """n prompts (N, P) of problems drawn uniformly with replacement (training, not evaluation:
-        see :meth:`all_prompts`)."""
+        see :meth:`all_prompts`). ``rng``: a numpy Generator or a torch.Generator; raises TypeError
+        for anything else (``sample_prompts(n, rng)`` included)."""
+        n = check_rng_n(f"{type(self).__name__}.sample_prompts", rng, n)
         m = self.num_problems
         if isinstance(rng, np.random.Generator):
             return self.prompts_for(rng.integers(0, m, size=n))
