@@ -25,17 +25,24 @@ AXES = ("trajectories", "queries", "wall_time")
 
 
 def write_export(out_dir: str | Path, fmt: str, runs: Sequence[dict[str, Any]],
-                 curves: dict[str, list[dict[str, Any]]], database: str | Path) -> list[Path]:
+                 curves: dict[str, list[dict[str, Any]]], database: str | Path, force: bool = False
+                 ) -> list[Path]:
     """Write `runs` and their `curves` to `out_dir` as `fmt`; returns the files written.
 
     Args:
         runs: run rows with their ``final_metrics`` (``ResultStore.runs``).
         curves: learning curves per run key (``ResultStore.curves``).
         database: the database they come from (recorded in the JSON export).
+        force: write into an `out_dir` that already holds files (its files of the same names are
+            replaced). Without it a non-empty `out_dir` raises FileExistsError: an earlier export
+            is never overwritten silently.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format `{fmt}`; valid values: {', '.join(FORMATS)}")
     out = Path(out_dir)
+    if not force and out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"`{out}` already holds files (an earlier export?): pass --force to overwrite "
+                              "them, or --out a new folder")
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         payload = {"exported_at": now(), "database": str(database),

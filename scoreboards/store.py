@@ -406,10 +406,11 @@ class ResultStore:
 
     # ----- export ------------------------------------------------------------------
     def export(self, out_dir: str | Path, fmt: str = "csv", keys: Iterable[str] | None = None,
-               spec: str | None = None) -> list[Path]:
+               spec: str | None = None, force: bool = False) -> list[Path]:
         """Write finished runs (all, or those of `keys` / `spec`) and their curves to `out_dir` as
-        ``csv``, ``json`` or ``parquet`` (:func:`scoreboards.export.write_export`)."""
+        ``csv``, ``json`` or ``parquet`` (:func:`scoreboards.export.write_export`; a non-empty
+        `out_dir` raises FileExistsError unless `force`)."""
         from scoreboards.export import write_export
 
         runs = self.runs(keys=keys, spec=spec)
-        return write_export(out_dir, fmt, runs, self.curves([r["key"] for r in runs]), self.path)
+        return write_export(out_dir, fmt, runs, self.curves([r["key"] for r in runs]), self.path, force=force)

@@ -102,7 +102,7 @@ def _bench_export(args: argparse.Namespace) -> int:
         keys = None
         if args.spec:
             keys = [row["key"] for _, row in gather(_spec(args), store) if row is not None]
-        paths = store.export(args.out, fmt=args.format, keys=keys)
+        paths = store.export(args.out, fmt=args.format, keys=keys, force=args.force)
     for p in paths:
         print(p)
     return 0
@@ -173,7 +173,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("export", help="export finished runs (a spec's, or all) to CSV, JSON or Parquet")
     p.add_argument("spec", nargs="?", default=None, help="only this spec's runs (default: all)")
     p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
-    p.add_argument("--out", default="results/export", help="output directory")
+    p.add_argument("--out", default="results/export",
+                   help="output directory; refused if it already holds files, unless --force")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier export in --out")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="spec overrides, as for run")
     add_db_arg(p)
     p.set_defaults(func=_bench_export)

@@ -28,6 +28,17 @@ def test_bench_run_report_export(tiny_spec_path, db_path, tmp_path, capsys):
                  "--out", str(tmp_path / "exp")]) == 0
     data = json.loads((tmp_path / "exp" / "results.json").read_text())
     assert len(data["runs"]) == 1 and data["runs"][0]["algo"] == "bc"
+    # An earlier export is never overwritten silently (issue 27): refused, one line, unless --force.
+    (tmp_path / "exp" / "results.json").write_text("mine")
+    capsys.readouterr()
+    assert main(["bench", "export", spec, "--db", db, *ONE_RUN, "--format", "json",
+                 "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert "already holds files" in err and "--force" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "exp" / "results.json").read_text() == "mine"
+    assert main(["bench", "export", spec, "--db", db, *ONE_RUN, "--format", "json",
+                 "--out", str(tmp_path / "exp"), "--force"]) == 0
+    assert json.loads((tmp_path / "exp" / "results.json").read_text())["runs"][0]["algo"] == "bc"
 
 
 def test_bench_errors_and_listing(tiny_spec_path, db_path, capsys):
