@@ -50,17 +50,26 @@ def _color_map(labels: Sequence[str]) -> dict[str, Any]:
 
 def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Path, title: str = "",
                     metrics: Sequence[str] = ("val_loss", "greedy_full_exact"), x: str = "trajectories",
-                    fmt: str = "png") -> Path | None:
+                    fmt: str = "png", ylim: tuple[float, float] | None = None,
+                    figsize: tuple[float, float] | None = None, legend_fontsize: float = 7,
+                    colors: dict[str, Any] | None = None, note: str = "") -> Path | None:
     """One panel per metric; a line per algorithm label (mean over seeds, +-1 std band).
 
     Args:
-        curves_by_label: label -> one curve (list of evaluation dicts) per seed.
+        curves_by_label: label -> one curve (list of evaluation dicts) per seed; the legend keeps
+            this order.
         fmt: ``png`` or ``svg``.
+        ylim: the y-axis range of every panel (e.g. one scale shared by several figures); with it
+            the x-axis starts at 0 too. None: matplotlib's.
+        figsize: inches (width, height); default 5.2 x 3.8 per panel.
+        legend_fontsize: points.
+        colors: label -> colour (default: tab10 in label order).
+        note: a line of text under the panels (e.g. where no point was measured).
     """
     if not any(any(c) for cs in curves_by_label.values() for c in cs):
         return None
-    colors = _color_map(list(curves_by_label))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    colors = {**_color_map(list(curves_by_label)), **(colors or {})}
+    fig, axes = plt.subplots(1, len(metrics), figsize=figsize or (5.2 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         drawn = False
         for label, curves in curves_by_label.items():
@@ -69,22 +78,29 @@ def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Pa
                 continue
             drawn = True
             n = sum(1 for c in curves if c)
-            ax.plot(xs, mean, color=colors[label], label=f"{label} (n={n})", lw=1.6)
+            ax.plot(xs, mean, color=colors[label], label=f"{label} (n={n})", lw=1.6,
+                    marker="o" if xs.size <= 20 else None, ms=4)  # few points: show where each was measured
             lo, hi = mean - std, mean + std
             if metric == "val_loss":
                 lo = np.maximum(lo, np.minimum(mean, 1e-6) * 0.5)
             elif metric.endswith("_exact"):  # accuracies: keep the band inside [0, 1]
                 lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
             ax.fill_between(xs, lo, hi, color=colors[label], alpha=0.18, lw=0)
-        if metric == "val_loss" and drawn:
+        if metric == "val_loss" and drawn and ylim is None:
             ax.set_yscale("log")
-        ax.set_xlabel("expert trajectories" if x == "trajectories" else x)
-        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+            ax.set_xlim(left=0)
+        ax.set_xlabel("expert trajectories" if x == "trajectories" else x, fontsize=legend_fontsize + 1)
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric), fontsize=legend_fontsize + 1)
+        ax.tick_params(labelsize=legend_fontsize)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    axes[0][-1].legend(fontsize=legend_fontsize, loc="best")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=legend_fontsize + 3)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=legend_fontsize - 1, color="0.3", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.05 if note else 0, 1, 1))
     return save_atomic(fig, path, fmt=fmt)
 
 

@@ -10,6 +10,19 @@ measured them during training.
 Pages are Jinja2 templates (``scoreboards/leaderboard/templates/``) with autoescaping on: every
 string from a submission (its name, its target) is escaped as text, and figures are
 embedded as ``<img>`` (an SVG there runs no script; matplotlib draws text as paths).
+
+What a reader can trust (issue 27):
+
+- **No host paths.** A submission's target is shown as its file's name (``my_algo.py:MyAlgo``,
+  not the submitter's ``/home/...`` path: :func:`public_target`), and every string the pages
+  print passes :func:`scrub_paths`, which cuts any absolute path to its last component.
+- **Official or local secret**, per board: whether its hidden-rule entries were made under an
+  official harness secret (its id listed in ``official_secrets.txt`` beside this module, as the
+  maintainers publish it) or under a local one (a score that estimates the official one and
+  proves nothing to anyone else: scoreboards/README.md, "What a local score proves").
+- **Curves**: one y-scale per board, shared by the board's figure and every entry's, from 0; the
+  x-axis from 0 trajectories (the harness measures no point there: the caption says so); figures
+  >= 800 px wide with an 11 pt legend; legends by rank and name, in the table's order.
 """
 
 from __future__ import annotations
@@ -19,6 +32,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from noisy_expert_gym.utils import write_atomic
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
@@ -26,11 +41,75 @@ from scoreboards.provenance import code_version, now
 from scoreboards.store import ResultStore
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: The official harness secrets' ids (one per line; ``#`` comments), as the maintainers publish them.
+OFFICIAL_SECRETS = Path(__file__).resolve().parent / "official_secrets.txt"
+#: Figure sizes in inches. An SVG's width is in points (1 pt = 4/3 CSS px): 10.5 in = 756 pt =
+#: 1008 px for the board's figure, 9 in = 864 px for an entry's.
+BOARD_FIGSIZE, ENTRY_FIGSIZE = (10.5, 5.4), (9.0, 4.4)
+#: The curves' legend and tick labels, in points.
+LEGEND_PT = 11
+#: An absolute POSIX path (``/a/b``, ``/a/b.py``) or a home-relative one (``~/a``), not preceded by a
+#: word character, a dot or a slash (so ``1/7``, ``../curves/x.svg`` and URLs are left alone).
+_ABS_PATH = re.compile(r"(?<![\w./:~])(?:~/|/)(?:[^\s/:;,'\"<>()\[\]]+/)+([^\s/:;,'\"<>()\[\]]*)")
 
 
 def slug(name: str) -> str:
     """A file name for a board or entry name (anything outside [A-Za-z0-9._-] becomes _)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+
+
+def scrub_paths(text: str) -> str:
+    """`text` with every absolute (or ``~/``) path cut to its last component: ``/home/u/a/b.py:X`` ->
+    ``b.py:X``. Applied to every string a page prints, so no host path is published."""
+    return _ABS_PATH.sub(lambda m: m.group(1), text)
+
+
+def public_target(target: str) -> str:
+    """A submission's target as published: a file's name without its directory (``dir/my.py:Name`` ->
+    ``my.py:Name``); module and ``builtin:`` targets as they are."""
+    path, sep, name = str(target).rpartition(":")
+    if sep and ("/" in path or "\\" in path or path.endswith(".py")):
+        base = re.split(r"[/\\]", path)[-1]
+        return f"{base}:{name}"
+    return scrub_paths(str(target))
+
+
+def official_secret_ids(path: str | Path = OFFICIAL_SECRETS) -> frozenset[str]:
+    """The ids listed in `path` (one per line, ``#`` comments); empty if it does not exist."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(t for line in lines if (t := line.split("#", 1)[0].strip()))
+
+
+def secret_mark(board: Board, entries: list[dict[str, Any]], official: frozenset[str]) -> dict[str, str]:
+    """Which harness secret a board's entries were made under: ``kind`` (``official``, ``local``,
+    ``mixed``, ``none`` for an open board or no entries) and a sentence for readers."""
+    if not board.hidden:
+        return {"kind": "none", "text": "Open board: no harness secret is involved (the rule is public)."}
+    ids = sorted({str(e["secret_id"]) for e in entries if e.get("secret_id")})
+    if not ids:
+        return {"kind": "none", "text": "No entries yet."}
+    local = [i for i in ids if i not in official]
+    shown = ", ".join(ids)
+    if not local:
+        return {"kind": "official", "text": f"Official scores: every entry ran under the official harness "
+                                            f"secret (id {shown})."}
+    what = ("Local scores: every entry ran under a local harness secret" if len(local) == len(ids) else
+            "Mixed: some entries ran under a local harness secret")
+    return {"kind": "local" if len(local) == len(ids) else "mixed",
+            "text": f"{what} (id {', '.join(local)}), not the official one: each estimates the official "
+                    "score on another instance of the task and proves nothing to anyone else."}
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value: plain strings lose their host paths (template markup is left alone)."""
+    import markupsafe
+
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return scrub_paths(value)
+    return value
 
 
 def _environment() -> Any:
@@ -39,7 +118,8 @@ def _environment() -> Any:
     except ImportError:  # pragma: no cover - a dependency of the package
         raise RuntimeError("publishing the web site needs Jinja2: pip install jinja2") from None
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              finalize=_finalize)
 
 
 def _plain(label: str) -> str:
@@ -59,36 +139,75 @@ def _figures(board: Board, entries: list[dict[str, Any]], out: Path) -> str | No
         return _draw(board, entries, out)
 
 
+def _label(e: dict[str, Any]) -> str:
+    """An entry's legend label: its rank and name, as the table shows them."""
+    name = public_target(e["name"]) if "/" in str(e["name"]) else str(e["name"])
+    rank = e.get("rank")
+    return _plain(f"{rank}. {name}" if isinstance(rank, int) else f"ref. {name} (clean expert)")
+
+
+def y_scale(board: Board, entries: list[dict[str, Any]]) -> tuple[float, float]:
+    """The board's one y-range for its curves: from 0 to just above the highest mean + 1 std
+    (accuracies at most 1.0); (0, 1) when nothing was measured."""
+    from scoreboards.analysis.stats import curve_band
+
+    top = 0.0
+    for e in entries:
+        curves = [c for c in _curves(e) if c]
+        if curves:
+            _, mean, std = curve_band(curves, board.metric)
+            if mean.size:
+                top = max(top, float(np.nanmax(mean + std)))
+    if top <= 0 or not math.isfinite(top):
+        return (0.0, 1.0)
+    hi = top * 1.1
+    return (0.0, min(hi, 1.02) if board.metric.endswith("_exact") else hi)
+
+
 def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
-    from scoreboards.analysis.plots import learning_curves
+    from scoreboards.analysis.plots import _color_map, learning_curves
 
     fig_dir = out / "curves"
+    ylim = y_scale(board, entries)
+    colors = _color_map([_label(e) for e in entries])
+    note = (f"The harness measures each run at {board.curve_points} equal fractions of the budget (the last after "
+            "training), not at 0 trajectories.")
     by_label: dict[str, list[list[dict[str, Any]]]] = {}
-    for e in entries:
+    for e in entries:  # the table's order: ranked, then the references
         curves = _curves(e)
         e["curve_file"] = None
         if not any(curves):
             continue
-        label = _plain(f"#{e['id']} {e['name']}")
+        label = _label(e)
         by_label[label] = curves
         path = fig_dir / f"{slug(board.name)}-entry-{int(e['id'])}.svg"
-        if learning_curves({label: curves}, path, metrics=(board.metric,), fmt="svg") is not None:
+        if learning_curves({label: curves}, path, metrics=(board.metric,), fmt="svg", ylim=ylim,
+                           figsize=ENTRY_FIGSIZE, legend_fontsize=LEGEND_PT, colors=colors, note=note) is not None:
             e["curve_file"] = f"../curves/{path.name}"
     if not by_label:
         return None
     path = fig_dir / f"{slug(board.name)}.svg"
-    made = learning_curves(by_label, path, title=_plain(board.name), metrics=(board.metric,), fmt="svg")
+    made = learning_curves(by_label, path, title=_plain(board.name), metrics=(board.metric,), fmt="svg",
+                           ylim=ylim, figsize=BOARD_FIGSIZE, legend_fontsize=LEGEND_PT, colors=colors, note=note)
     return f"../curves/{path.name}" if made is not None else None
 
 
-def _entry_view(e: dict[str, Any]) -> dict[str, Any]:
+def _entry_view(e: dict[str, Any], official: frozenset[str]) -> dict[str, Any]:
     lo = e.get("ci_low")
-    return {**e, "has_ci": lo is not None and not math.isnan(lo)}
+    sid = e.get("secret_id")
+    return {**e, "has_ci": lo is not None and not math.isnan(lo), "target": public_target(e.get("target") or ""),
+            "secret_kind": ("official" if sid in official else "local") if sid else None}
 
 
-def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
-    """Write the site for `boards` into `out`; returns the path of ``index.html``."""
+def publish(boards: list[Board], store: ResultStore, out: str | Path,
+            official: frozenset[str] | None = None) -> Path:
+    """Write the site for `boards` into `out`; returns the path of ``index.html``.
+
+    `official`: the official harness secrets' ids (default: :func:`official_secret_ids`); each board
+    says whether its entries ran under one of them or under a local secret.
+    """
     out = Path(out)
+    official = official_secret_ids() if official is None else frozenset(official)
     (out / "boards").mkdir(parents=True, exist_ok=True)
     (out / "curves").mkdir(parents=True, exist_ok=True)
     env = _environment()
@@ -97,20 +216,26 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
     summary = []
     for board in boards:
         got = board_rows(board, store)
+        for rank, e in enumerate(got["ranked"], 1):
+            e["rank"] = rank
         entries = got["ranked"] + got["refs"]
         board_curve = _figures(board, entries, out)
+        secret = secret_mark(board, entries, official)
         page = env.get_template("board.html.j2").render(
-            root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE,
-            ranked=[_entry_view(e) for e in got["ranked"]], refs=[_entry_view(e) for e in got["refs"]],
+            root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE, secret=secret,
+            ranked=[_entry_view(e, official) for e in got["ranked"]],
+            refs=[_entry_view(e, official) for e in got["refs"]],
             stale=got["stale"], board_curve=board_curve, **common)
         write_atomic(out / "boards" / f"{slug(board.name)}.html", page)
         kw = ", ".join(f"{k}={v}" for k, v in board.env_kwargs.items())
         summary.append({"name": board.name, "slug": slug(board.name), "rule": board.rule, "access": board.access,
                         "env": f"{board.env_id} ({kw})", "budget": board.budget_trajectories,
-                        "entries": len(entries), "best": got["ranked"][0] if got["ranked"] else None})
+                        "entries": len(entries), "best": got["ranked"][0] if got["ranked"] else None,
+                        "secret": secret})
     index = out / "index.html"
     write_atomic(index, env.get_template("index.html.j2").render(root="", boards=summary, **common))
     return index
 
 
-__all__ = ["TEMPLATES", "publish", "slug"]
+__all__ = ["OFFICIAL_SECRETS", "TEMPLATES", "official_secret_ids", "public_target", "publish", "scrub_paths",
+           "secret_mark", "slug", "y_scale"]

@@ -120,6 +120,10 @@ def test_site_in_a_headless_browser(site, tmp_path):
             assert page.locator("#ceiling tbody tr.entry td.score").inner_text() == "1.000"
             assert page.locator("script").count() == 0
             assert page.evaluate("() => document.getElementById('curves').naturalWidth") > 0
+            # Issue 27: the board's curves render at >= 800 px; the secret is marked on the page.
+            assert page.evaluate("() => document.getElementById('curves').getBoundingClientRect().width") >= 800
+            assert page.locator("#secret").inner_text().startswith("Local scores")
+            assert page.locator("img.entry-curve").first.evaluate("e => e.getBoundingClientRect().width") >= 800
             out = Path(os.environ.get("NEG_SITE_SCREENSHOT_DIR", tmp_path))
             out.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out / "board.png"), full_page=True)
@@ -127,3 +131,81 @@ def test_site_in_a_headless_browser(site, tmp_path):
             browser.close()
     assert dialogs == []
     assert (out / "board.png").stat().st_size > 10_000
+
+
+def _site_files(root: Path) -> dict[Path, str]:
+    return {p: p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()}
+
+
+def test_no_host_path_is_published(tmp_path, monkeypatch):
+    """Issue 27: the site published each entry's absolute local file path. A results dir under a
+    temporary path, a submission from a file under it: no page, style or figure holds that path."""
+    p = tmp_path / "site-board.toml"
+    p.write_text(BOARD)
+    board = load_board(p)
+    home = tmp_path / "home" / "alice" / "work"
+    monkeypatch.setenv("HOME", str(home))
+    with ResultStore(tmp_path / "results" / "neg.sqlite") as st:
+        st.add_board_entry({**_entry(board, "mine", "submission", 0.5, 0.4, 0.6, 1000, "bwrap"),
+                            "target": f"{home}/algos/my_algo.py:Mine"})
+        st.add_board_entry({**_entry(board, f"{home}/algos/named_by_path.py:X", "submission", 0.4, 0.3, 0.5,
+                                     1000, "bwrap"), "target": "~/algos/other.py:X"})
+        index = publish([board], st, tmp_path / "site")
+    files = _site_files(index.parent)
+    assert len(files) >= 5
+    for path, text in files.items():
+        assert str(tmp_path) not in text and "/home/alice" not in text and "~/algos" not in text, path
+    page = (index.parent / "boards" / "site-board.html").read_text()
+    assert "<code>my_algo.py:Mine</code>" in page and "<code>other.py:X</code>" in page
+    assert "named_by_path.py:X" in page  # a name that is a path keeps its file name only
+
+
+def test_official_or_local_secret_is_marked_per_board(site, tmp_path):
+    """Each hidden-rule board says whether its entries ran under the official secret or a local one."""
+    root = site["index"].parent
+    page = (root / "boards" / "site-board.html").read_text()
+    assert 'class="secret local" id="secret"' in page and "Local scores" in page and "0123456789ab" in page
+    assert "local secret <code>0123456789ab</code>" in page
+    assert 'class="secret none" id="secret"' in (root / "boards" / "modadd-m5-eta0.2.html").read_text()
+    index = site["index"].read_text()
+    assert '<td class="secret local"' in index and '<td class="secret none"' in index
+    with ResultStore(tmp_path / "results" / "neg.sqlite") as st:
+        official = publish([site["board"]], st, tmp_path / "official-site", official={"0123456789ab"})
+    page = (official.parent / "boards" / "site-board.html").read_text()
+    assert 'class="secret official" id="secret"' in page and "Official scores" in page
+    assert "official secret <code>0123456789ab</code>" in page
+
+
+def test_curves_are_large_share_one_y_scale_from_zero_and_are_labelled_by_rank(tmp_path, monkeypatch):
+    """Issue 27: ~400 px figures with a 7 pt legend, per-entry y-scales, legends by entry id."""
+    import re
+
+    from scoreboards.analysis import plots
+
+    calls = []
+    real = plots.learning_curves
+
+    def spy(curves_by_label, path, **kw):
+        calls.append((list(curves_by_label), kw))
+        return real(curves_by_label, path, **kw)
+
+    monkeypatch.setattr(plots, "learning_curves", spy)
+    p = tmp_path / "site-board.toml"
+    p.write_text(BOARD)
+    board = load_board(p)
+    with ResultStore(tmp_path / "results" / "neg.sqlite") as st:
+        st.add_board_entry(_entry(board, "low", "submission", 0.2, 0.1, 0.3, 1000))
+        st.add_board_entry(_entry(board, "high", "submission", 0.6, 0.5, 0.7, 1000))
+        st.add_board_entry(_entry(board, "bc-clean", "reference", 0.9, 0.9, 0.9, 1000))
+        index = publish([board], st, tmp_path / "site")
+    board_call = calls[-1]
+    assert board_call[0] == ["1. high", "2. low", "ref. bc-clean (clean expert)"]  # the table's order
+    ylims = {kw["ylim"] for _, kw in calls}
+    assert len(ylims) == 1 and next(iter(ylims))[0] == 0.0 and next(iter(ylims))[1] >= 0.9  # one scale, from 0
+    assert all(kw["legend_fontsize"] >= 10 for _, kw in calls)
+    assert "not at 0 trajectories" in board_call[1]["note"]
+    for svg in (index.parent / "curves").glob("*.svg"):
+        width_pt = float(re.search(r'<svg[^>]*\swidth="([\d.]+)pt"', svg.read_text()).group(1))
+        assert width_pt * 4 / 3 >= 800, (svg.name, width_pt)
+    page = (index.parent / "boards" / "site-board.html").read_text()
+    assert "not at 0 trajectories" in page and "legend by rank and name" in page
