@@ -113,8 +113,10 @@ def markdown(groups: list[HorizonGroup], spec: Any) -> str:
 
 def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") -> Path | None:
     """T vs m on a log axis, one panel per group: markers per run (hollow with an arrow when
-    censored, at the cap), the median per m, the better Tobit fit (dashed), the budget cap and
-    the theory's 1/q^m anchored at the first algorithm's median at the smallest m."""
+    censored, at the cap), the median per m where it was reached (not where half the runs or more
+    are censored), the better Tobit fit (dashed), the budget cap and the theory's 1/q^m anchored at
+    the first algorithm's reached median at the smallest m. A panel where no run reached the
+    target says so instead of drawing every algorithm's line flat at the cap."""
     import matplotlib.pyplot as plt
 
     from scoreboards.analysis.plots import _color_map, save_atomic
@@ -136,22 +138,35 @@ def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") 
                         ax.plot(m + off, h.t, marker="^", mfc="none", mec=col, ms=6, ls="none")
                     else:
                         ax.plot(m + off, h.t, marker="o", color=col, ms=4, alpha=0.6, ls="none")
-            med = [(m, *s.median(m)) for m in sorted(s.by_m)]
-            ax.plot([x for x, *_ in med], [t for _, t, _ in med], color=col, lw=1.5,
-                    label=f"{s.label}" + (f" ({s.better}: {_fmt_growth(s, s.better).split(' [')[0]}"
-                                          f"{'x/m' if s.better == 'exp' else ''})" if s.better else ""))
+            # The median line only where the median was reached: a median that is a lower bound (half
+            # the runs or more censored) sits at the cap, and lines of them drew identical flat lines.
+            med = [(m, t) for m in sorted(s.by_m) for t, bound in [s.median(m)] if not bound]
+            label = f"{s.label}" + (f" ({s.better}: {_fmt_growth(s, s.better).split(' [')[0]}"
+                                    f"{'x/m' if s.better == 'exp' else ''})" if s.better else "")
+            if med:
+                ax.plot([x for x, _ in med], [t for _, t in med], color=col, lw=1.5, marker="o" if len(med) == 1
+                        else None, label=label)
+            else:  # in the legend, by its hollow censored marker
+                ax.plot([], [], marker="^", mfc="none", mec=col, ls="none", label=f"{s.label} (never reached the target)")
             f = s.fits.get(s.better) if s.better else None
             if f is not None:
                 grid = np.linspace(all_m[0], all_m[-1], 50)
                 ax.plot(grid, f.predict(grid), color=col, lw=1.0, ls="--", alpha=0.8)
+        if not any(not h.censored for s in g.rows for hs in s.by_m.values() for h in hs):
+            ax.text(0.5, 0.5, "no entry reached the target:\nevery run is censored at the budget cap",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=10, color="0.2",
+                    bbox={"facecolor": "white", "edgecolor": "0.6", "boxstyle": "round"})
         ax.axhline(g.cap, color="0.4", lw=0.8, ls=":")
         ax.text(all_m[0], g.cap * 1.08, "budget cap (hollow: censored)", fontsize=7, color="0.3")
         if not math.isnan(g.theory_growth) and g.rows:
-            anchor = next((s.median(all_m[0])[0] for s in g.rows if not math.isnan(s.median(all_m[0])[0])), None)
+            anchor = next((s.median(all_m[0])[0] for s in g.rows
+                           if not math.isnan(s.median(all_m[0])[0]) and not s.median(all_m[0])[1]), None)
             if anchor:
                 grid = np.linspace(all_m[0], all_m[-1], 50)
                 ax.plot(grid, anchor * g.theory_growth ** (grid - all_m[0]), color="0.2", lw=1.0, ls="-.",
                         label=f"theory 1/P(clean prefix), x{g.theory_growth:.2f}/m")
+        if not any(not h.censored for s in g.rows for hs in s.by_m.values() for h in hs):
+            ax.set_ylim(g.cap / 10, g.cap * 3)  # every point at the cap: a decade below it
         ax.set_yscale("log")
         ax.set_xlabel("horizon m")
         ax.set_xticks(all_m)

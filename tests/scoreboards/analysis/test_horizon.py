@@ -155,3 +155,41 @@ def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_p
             runs = [row for run, row in results if run.label == label and run.env_kwargs["m"] == m]
             reached = sum(max(c["greedy_full_exact"] for c in curves[row["key"]]) >= 0.3 for row in runs)
             assert cells[col].endswith(f"({reached}/2)"), (label, m, cells[col])
+
+
+def _drawn(groups, monkeypatch, tmp_path):
+    """The figure plot_horizon draws (captured before it is saved)."""
+    from scoreboards.analysis import plots
+    from scoreboards.analysis.horizon_report import plot_horizon
+
+    figs = []
+    monkeypatch.setattr(plots, "save_atomic", lambda fig, path, **kw: figs.append(fig) or path)
+    assert plot_horizon(groups, tmp_path / "h.png") is not None
+    return figs[0]
+
+
+def test_time_to_target_plot_says_when_nothing_reached_the_target(monkeypatch, tmp_path):
+    """Issue 27: with every run censored it drew every algorithm's median as the same flat line at
+    the cap; now no line sits at the cap and the panel says no entry reached the target."""
+    from scoreboards.analysis.horizon_fit import HorizonGroup
+
+    cap = 1000.0
+    censored = {m: [Hit(cap, True, s) for s in range(3)] for m in (2.0, 4.0, 6.0)}
+    rows = [scaling(name, censored, n_boot=0) for name in ("bc", "nail-f")]
+    fig = _drawn([HorizonGroup("g", {"eta": 0.4}, rows, cap, 1.3)], monkeypatch, tmp_path)
+    ax = fig.axes[0]
+    flat = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 1 and np.all(np.asarray(ln.get_ydata()) == cap)
+            and ln.get_linestyle() == "-"]
+    assert flat == []
+    assert any("no entry reached the target" in t.get_text() for t in ax.texts)
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"bc (never reached the target)",
+                                                                  "nail-f (never reached the target)"}
+    # Where runs do reach it, the median line is drawn through the reached medians only.
+    mixed = {2.0: [Hit(100.0, False, s) for s in range(3)], 4.0: [Hit(300.0, False, s) for s in range(3)],
+             6.0: [Hit(cap, True, s) for s in range(3)]}
+    fig = _drawn([HorizonGroup("g", {"eta": 0.4}, [scaling("bc", mixed, n_boot=0)], cap, 1.3)], monkeypatch,
+                 tmp_path)
+    ax = fig.axes[0]
+    assert not any("no entry reached" in t.get_text() for t in ax.texts)
+    medians = [ln for ln in ax.get_lines() if ln.get_label().startswith("bc")]
+    assert len(medians) == 1 and list(medians[0].get_xdata()) == [2.0, 4.0]
