@@ -247,12 +247,18 @@ def _submit(args: argparse.Namespace) -> int:
     if args.target.startswith("builtin:") and ":" in args.target.removeprefix("builtin:"):
         name = name or args.target.rpartition(":")[2]  # a project module's algorithm: its class name
     isolation = unsandboxed() if args.no_sandbox else contextlib.nullcontext()
+    train = _kv(args.train)
+    if args.target.startswith("builtin:") and board.baseline_train:
+        # The board's student, as its baselines train it (TrainConfig's defaults are not tuned for it);
+        # --train overrides any field.
+        train = {**board.baseline_train, **train}
+        print(f"training with the board's baseline settings {board.baseline_train} (override: --train K=V)")
     with open_store(args, create=True) as store, isolation:
         if args.smoke:
             ok = _smoke(board, args.target, store, name or args.target.rpartition(":")[2], _kv(args.param),
-                        _kv(args.train), args.timeout)
+                        train, args.timeout)
             return 0 if ok else 1
-        ok = _enter(board, args.target, store, name, _kv(args.param), _kv(args.train), args.timeout)
+        ok = _enter(board, args.target, store, name, _kv(args.param), train, args.timeout)
         if ok:
             write_board(board, store)
             print(render_board(board, store))
@@ -303,7 +309,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="display name (default: the class or algorithm name)")
     p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter (checked "
                                                                    "against its declaration)")
-    p.add_argument("--train", action="append", metavar="K=V", help="builtin: training field (preset, lr, ...)")
+    p.add_argument("--train", action="append", metavar="K=V",
+                   help="builtin: training field (preset, lr, ...; default: the fields the board's baselines share)")
     p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
     p.add_argument("--smoke", action="store_true",
                    help=f"a quick try, never entered: one training seed, 1/{SMOKE_FRACTION} of the budget, at most "

@@ -78,6 +78,15 @@ class Board:
         return int(self.hash[:8], 16) if self.hash else 0
 
     @property
+    def baseline_train(self) -> dict[str, Any]:
+        """The training fields every ``[[baselines]]`` entry shares (the board's student: preset, batch
+        size, lr, device): a ``builtin:`` entry's defaults, so it trains the student its baselines do."""
+        trains = [b.get("train") or {} for b in self.baselines]
+        if not trains:
+            return {}
+        return {k: v for k, v in trains[0].items() if all(k in t and t[k] == v for t in trains[1:])}
+
+    @property
     def rule(self) -> str:
         """``hidden`` (the task is a secret instance of its family) or ``open`` (a practice board)."""
         return "hidden" if self.hidden else "open"

@@ -136,3 +136,37 @@ def test_the_shipped_example_learns_on_the_cpu_board(at_root):
                 budget_trajectories=20_000, preset="cpu-rope", batch_size=64, lr=3e-3, device="cpu",
                 progress=False, seed=0, eval_every=5000, eval_prompts=1024)
     assert res.final_metrics["greedy_full_exact"] > 0.2, res.curve
+
+
+def test_builtin_entries_train_the_boards_student_by_default(at_root, monkeypatch, capsys):
+    """`neg submit builtin:...` trains with the settings the board's baselines share (issue 27: without
+    them the example trained TrainConfig's batch 256 and scored 0.037 where its baselines' batch 64
+    learns); `--train` overrides a field."""
+    from scoreboards.commands import board as board_cmd
+    from scoreboards.leaderboard.boards import load_board
+
+    seen = []
+    monkeypatch.setattr(board_cmd, "_smoke", lambda board, target, store, name, params, train, timeout:
+                        seen.append(train) or True)
+    db = str(at_root / "r.sqlite")
+    target = "builtin:agents.examples.mode_bc:ModeBC"
+    assert main(["submit", target, "--board", "modadd-m5-eta0.2-hidden", "--smoke", "--db", db]) == 0
+    assert main(["submit", target, "--board", "modadd-m5-eta0.2-hidden", "--smoke", "--db", db,
+                 "--train", "batch_size=32"]) == 0
+    shared = load_board("modadd-m5-eta0.2-hidden").baseline_train
+    assert shared == {"preset": "cpu-rope", "batch_size": 64, "lr": 3e-3, "device": "cpu"}
+    assert seen == [shared, {**shared, "batch_size": 32}]
+    assert "the board's baseline settings" in capsys.readouterr().out
+
+
+def test_baseline_train_is_what_every_baseline_shares(tmp_path):
+    from scoreboards.leaderboard.boards import load_board
+    from tests.scoreboards.leaderboard.test_budget_accounting import BOARD
+
+    text = BOARD.split("[[baselines]]")[0] + ('[[baselines]]\nalgo = "bc"\ntrain = { preset = "tiny", lr = 1e-3 }\n'
+                                               '\n[[baselines]]\nalgo = "nail-f"\ntrain = { preset = "tiny", lr = 3e-3 }\n')
+    p = tmp_path / "b.toml"
+    p.write_text(text)
+    assert load_board(p).baseline_train == {"preset": "tiny"}  # lr differs: left to TrainConfig
+    p.write_text(BOARD)  # a baseline without train fields: nothing shared
+    assert load_board(p).baseline_train == {}
