@@ -170,3 +170,27 @@ def test_baseline_train_is_what_every_baseline_shares(tmp_path):
     assert load_board(p).baseline_train == {"preset": "tiny"}  # lr differs: left to TrainConfig
     p.write_text(BOARD)  # a baseline without train fields: nothing shared
     assert load_board(p).baseline_train == {}
+
+
+@pytest.mark.slow
+def test_the_shipped_example_beats_chance_through_the_harness(at_root):
+    """The README's example entered on the CPU hidden board as a researcher enters it (`neg submit
+    builtin:agents.examples.mode_bc:ModeBC`): the real harness, its sandbox and hidden instance, the
+    board's budget and its baselines' student, one training seed, 256 held-out prompts. Chance is
+    7^-5 = 0.00006 (greedy full-chain exact match of 5 tokens over 7 states). A few CPU-minutes."""
+    import dataclasses
+
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.entries import run_entry
+
+    board = load_board("modadd-m5-eta0.2-hidden")
+    one = dataclasses.replace(board, train_seeds=board.train_seeds[:1], eval_prompts=256)
+    with ResultStore(at_root / "results" / "neg.sqlite") as st:
+        ran = run_entry(one, "builtin:agents.examples.mode_bc:ModeBC", st, train=board.baseline_train,
+                        name="ModeBC")
+    (out,) = ran["outcomes"]
+    assert out.trajectories == board.budget_trajectories
+    # 256 prompts x 3 evaluation seeds = 768 greedy chains; by chance (p = 7^-5 each) 4 or more exact
+    # ones have probability < 2e-7. Measured through this path: 0.015 to 0.06 (11 to 46 chains).
+    n = one.eval_prompts * len(one.eval_seeds)
+    assert out.metrics[board.metric] * n >= 4, out.metrics
