@@ -24,7 +24,7 @@ import numpy as np
 
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.analysis.stats import (
     area_under_curve,
     probability_of_improvement,
@@ -295,7 +295,9 @@ def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
 
 
 def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+    """A file-name part for a group (``eta=0.2,m=4``, kept as it is) or a parameter name: one per name,
+    other characters rewritten with a hash suffix (:func:`~noisy_expert_gym.utils.safe_name`)."""
+    return safe_name(s, "A-Za-z0-9_.,=-")
 
 
 def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = None, seed: int = 0,

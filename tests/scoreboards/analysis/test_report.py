@@ -28,7 +28,7 @@ def test_report_tables_and_figures(tiny_spec_path, db_path):
     s = summarize([0.9, 0.91])
     assert f"| nail-f | 2 | {s.fmt()} |" in md
     names = {p.name for p in rep.figures}
-    assert {"curves_eta_0.0_m_3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
+    assert {"curves_eta=0.0,m=3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
     assert all(p.stat().st_size > 1000 for p in rep.figures)
     assert not list(rep.path.parent.glob(".*tmp*"))  # atomic writes leave no temporaries
 
