@@ -27,6 +27,7 @@ from noisy_expert_gym.theory_corruption import mode_boundary
 from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.analysis.stats import (
     area_under_curve,
+    count_failed,
     probability_of_improvement,
     steps_to_target,
     summarize,
@@ -98,7 +99,9 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
             fm = [r["final_metrics"] for r in rs]
             s = summarize([f.get(metric, float("nan")) for f in fm], seed=seed)
             finals[(g, label)] = [f.get(metric, float("nan")) for f in fm]
-            cs = [curves.get(r["key"], []) for r in rs]
+            # Trajectories to target and AUC over the same seeds as the mean: a failed run (its metric NaN or
+            # absent) is left out of both, not counted as never reaching the target (stats' missing-value policy).
+            cs = [curves.get(r["key"], []) for r, f in zip(rs, fm, strict=True) if not count_failed([f.get(metric)])]
             hits = [steps_to_target(c, target) for c in cs]
             reached = [h for h in hits if not math.isnan(h)]
             ttt = f"{np.median(reached):,.0f} ({len(reached)}/{len(hits)})" if reached else (
