@@ -33,6 +33,7 @@ from agents.registry import ALGORITHMS
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared
 from noisy_expert_gym.oracle import ExpertAccessError
+from noisy_expert_gym.topk import TopK
 from noisy_expert_gym.utils import lookup, sample_categorical
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Batch:
     chain: torch.Tensor  # (B, H)
     probs: torch.Tensor | MixtureRows | None = None  # (B, H, A) expert distribution at each prefix (dense or structured)
     actions: torch.Tensor | None = None  # (B, H) labels (sampled expert tokens, dataset tokens)
+    topk: TopK | None = None  # (B, H, k) the expert's top-k ids and log-probabilities at each prefix
     trajectories: int = 0  # expert trajectories this batch spends
     queries: int | None = None  # prefix-queries it spends (None: counted by the oracles)
     gen: torch.Generator | None = None  # for losses that sample (score-function estimators)
@@ -113,6 +115,11 @@ class Context:
         """The noisy expert answers with sampled tokens only (``access="sample"``)."""
         return expert_access(self.expert) == "sample"
 
+    @property
+    def expert_access(self) -> str:
+        """The noisy expert's access mode: ``full``, ``topk`` or ``sample``."""
+        return expert_access(self.expert)
+
     def label_along(self, prompts: torch.Tensor, chain: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The noisy expert's answer at every prefix of ``chain`` (B, H): (probs (B, H, A) or None, labels (B, H)).
 
@@ -124,8 +131,23 @@ class Context:
         """
         if self.sample_only:
             return None, self.expert.sample_along(prompts, chain, 1, generator=self.gen)[..., 0]
-        probs = self.expert.probs_along(prompts, chain)
+        probs = self.expert.probs_along(prompts, chain, **self.noise_kw)
         return probs, self.sample(probs)
+
+    @property
+    def noise_kw(self) -> dict[str, Any]:
+        """``generator=self.gen`` for an expert with per-query logit noise: its rows' noise is drawn from the
+        run's (checkpointed) generator, so a resumed run reproduces it; nothing for any other oracle
+        (whose ``probs_along`` may not take a generator), so those calls are as before."""
+        noise = getattr(self.expert, "logit_noise", None)
+        return {"generator": self.gen} if noise is not None and noise.on else {}
+
+    def topk_along(self, prompts: torch.Tensor, chain: torch.Tensor, k: int | None) -> TopK:
+        """The noisy expert's top-k at every prefix of ``chain`` (B H queries): ``TopK`` (B, H, k) on the run's
+        device; k None: the expert's own ``top_k`` (access ``topk``)."""
+        t = self.expert.topk_along(prompts, chain, k, generator=self.gen)
+        return TopK(torch.as_tensor(t.ids, device=self.device).long(),
+                    torch.as_tensor(t.logprobs, device=self.device).float())
 
 
 @dataclass(frozen=True)
@@ -233,6 +255,17 @@ class Algorithm:
             say it learns from samples is assumed to need probabilities).
         sample_only_hint: what to use instead under a sample-only expert (the refusal
             message's advice), e.g. "use estimator='mc'".
+        needs_rows: ``needs_rows(params) -> bool``: True when the algorithm reads more than a
+            top-k answer and samples -- whole rows or pi~ at tokens of its choosing (exact
+            estimators, reverse KL, GKD) -- so a ``topk`` expert is refused before any query
+            too. None (default): the same as ``needs_probs``.
+        topk_hint: what to use instead under a ``topk`` expert (the refusal's advice).
+        top_k: ``top_k(params) -> int | None``: the k of the algorithm's top-k queries with these
+            parameters (its ``top_k`` parameter), None when it asks none or takes the expert's own
+            (:func:`check_expert_access` refuses a k above a ``topk`` expert's, and a missing k
+            under full access).
+        topk_queries: ``topk_queries(params) -> bool``: the algorithm asks top-k queries with
+            these parameters (default: never).
         queries_per_trajectory: ``queries_per_trajectory(params, horizon) -> int``, the
             expert prefix-queries one trajectory of ``collect`` costs at most with these
             (validated) parameters. The trainer plans the query budget with it (the run
@@ -256,6 +289,10 @@ class Algorithm:
     needs_probs: Callable[[Any], bool] = always
     sample_only_hint: str = ""
     queries_per_trajectory: Callable[[Any, int], int] = one_per_prefix
+    needs_rows: Callable[[Any], bool] | None = None
+    topk_hint: str = ""
+    top_k: Callable[[Any], int | None] = lambda params: None
+    topk_queries: Callable[[Any], bool] = never
     unused: frozenset[str] = frozenset()
     unused_reason: str = ""
 
@@ -297,8 +334,17 @@ def expert_access(oracle: Any) -> str:
         return "full"
 
 
+def access_needed(alg: Algorithm, params: Any) -> str:
+    """The least access mode that answers everything `alg` reads with `params` (validated): ``sample``,
+    ``topk`` or ``full`` (:data:`~noisy_expert_gym.oracle.ACCESS_MODES`)."""
+    if not alg.needs_probs(params):
+        return "sample"
+    rows = alg.needs_rows(params) if alg.needs_rows is not None else True
+    return "full" if rows else "topk"
+
+
 def check_expert_access(alg: Algorithm, params: Any, oracle: Any) -> None:
-    """Refuse, before any query, an algorithm that needs probabilities from a sample-only `oracle`.
+    """Refuse, before any query, an algorithm that needs more than `oracle`'s access mode answers.
 
     Args:
         alg: the algorithm.
@@ -306,19 +352,51 @@ def check_expert_access(alg: Algorithm, params: Any, oracle: Any) -> None:
         oracle: the expert it learns from (the clean one for ``uses_clean_expert`` algorithms).
 
     Raises:
-        AccessModeError: ``oracle.access == "sample"`` and ``alg.needs_probs(params)``; the
-            message names the access mode and what to use instead.
+        AccessModeError: the algorithm (with these parameters) needs probabilities from a
+            ``sample`` expert, or whole rows (or more than its ``top_k`` tokens) from a ``topk``
+            one, or top-k queries without a k from a full-access one; the message names the
+            access mode and what to use instead.
     """
     access = expert_access(oracle)
-    if access == "full" or not alg.needs_probs(params):
-        return
+    needed = access_needed(alg, params)
     shown = ", ".join(f"{k}={v!r}" for k, v in params.model_dump().items())
-    hint = f" {alg.sample_only_hint[0].upper()}{alg.sample_only_hint[1:]}." if alg.sample_only_hint else ""
+    k = alg.top_k(params)
+    oracle_k = _oracle_top_k(oracle)
+    if access == "full":
+        if alg.topk_queries(params) and k is None and oracle_k is None:
+            raise AccessModeError(f"algorithm `{alg.name}` ({shown}) asks the expert for its top-k without a k, and "
+                                  "the expert has access='full' (it answers any k): set the algorithm's `top_k`")
+        return
+    if access == "topk" and needed != "full":
+        if k is not None and oracle_k is not None and k > oracle_k:
+            raise AccessModeError(f"algorithm `{alg.name}` ({shown}) asks for the top {k} tokens, but the expert has "
+                                  f"access='topk' with top_k={oracle_k}: set the algorithm's top_k <= {oracle_k} "
+                                  "(or leave it unset to take the expert's)")
+        return
+    if access == "sample" and needed == "sample":
+        return
+
+    def advice(hint: str) -> str:
+        return f" {hint[0].upper()}{hint[1:]}." if hint else ""
+
+    if access == "topk":
+        raise AccessModeError(
+            f"algorithm `{alg.name}` ({shown}) needs the expert's whole rows (or pi~ at tokens of its choosing), but "
+            f"the expert has access='topk' (it answers its top {oracle_k} tokens with their log-probabilities, and "
+            f"samples).{advice(alg.topk_hint)} Algorithms that learn from top-k answers or samples with their "
+            f"defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the expert with access='full'")
     raise AccessModeError(
         f"algorithm `{alg.name}` ({shown}) needs the expert's probabilities, but the expert has "
-        f"access={access!r} (it answers with sampled tokens only).{hint} Algorithms that learn from "
-        f"samples with their defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the "
+        f"access={access!r} (it answers with sampled tokens only).{advice(alg.sample_only_hint)} Algorithms that "
+        f"learn from samples with their defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the "
         "expert with access='full' to read probabilities")
+
+
+def _oracle_top_k(oracle: Any) -> int | None:
+    try:
+        return getattr(oracle, "top_k", None)
+    except RuntimeError:  # a stand-in that refuses every attribute
+        return None
 
 
 def sample_algorithms() -> list[str]:
@@ -334,6 +412,7 @@ __all__ = [
     "Batch",
     "Context",
     "RunKit",
+    "access_needed",
     "always",
     "check_expert_access",
     "epoch_order",

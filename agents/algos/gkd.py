@@ -33,11 +33,11 @@ def collect(ctx: Context, params: GKDParams) -> Batch:
     on_policy = bool(torch.rand((), generator=ctx.gen, device=ctx.gen.device) < params.lam)
     if on_policy:
         chain = ctx.rollout(prompts, params.tau)
-        return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain), trajectories=n)
+        return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain, **ctx.noise_kw), trajectories=n)
     # The expert's own rollout: its distribution at each prefix was computed while rolling
     # out, so the labels cost no further queries (count the N * H once).
     chain = ctx.expert.rollout(prompts, generator=ctx.gen)
-    return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain), trajectories=n,
+    return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain, **ctx.noise_kw), trajectories=n,
                  queries=n * h)
 
 

@@ -55,7 +55,7 @@ EXPERTS = ("noisy", "clean")
 METADATA_KEY = "noisy_expert_gym"
 #: Problem keyword arguments that change how a problem is computed or where it is read from,
 #: not its MDP or its noise: recorded with a dataset, left out of its id and its checks.
-NOT_DEFINING = frozenset({"access", "data_dir", "device", "torch_dtype", "max_batch"})
+NOT_DEFINING = frozenset({"access", "top_k", "data_dir", "device", "torch_dtype", "max_batch"})
 
 
 def _minari() -> Any:

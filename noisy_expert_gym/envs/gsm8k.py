@@ -146,6 +146,11 @@ class NoisyGSM8KEnv(gym.Env):
       token strings, default ()): more stop tokens, with any tokenizer (a built-in one
       takes action ids or single characters): each ends an episode as EOS does.
     - ``device``, ``torch_dtype``, ``max_batch``: LM teacher options.
+    - ``access`` (str, default ``"full"``), ``top_k`` (int, default None),
+      ``logit_noise`` (float, default 0.0), ``logit_noise_dist`` (str, default
+      ``"gaussian"``): the reference teacher's access mode (``full``, ``topk`` with
+      ``top_k``, ``sample``) and per-query logit noise, as NoisyModAdd's; an LM
+      teacher takes the defaults only.
     - ``render_mode``: None or ``"ansi"``.
 
     ## Version History
@@ -164,6 +169,10 @@ class NoisyGSM8KEnv(gym.Env):
       ``chat_template`` with a built-in tokenizer, ``seed`` without ``subset``, ``data_dir``,
       ``split``, ``dataset``, ``limit`` with ``problems``) is refused.
     - v0: initial release. Still registered: v1 with ``stop_on="eos"``.
+    - v1 and v0 (no change for existing kwargs; their outputs are bit-identical):
+      kwargs ``access``, ``top_k``, ``logit_noise``, ``logit_noise_dist`` for the
+      reference teacher (off by default). No version bump: new optional kwargs
+      with behaviour-preserving defaults.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}

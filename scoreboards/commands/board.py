@@ -57,11 +57,13 @@ def _check_target(target: str) -> None:
                 raise FileNotFoundError(f"submission directory {mod} has no submission.py; put the class "
                                         f"`{cls}` there")
             mod = os.path.join(mod, "submission.py")
-        if not os.path.exists(mod):
+        if not os.path.lexists(mod):
             raise FileNotFoundError(f"submission file {mod} does not exist; check the path (`file.py:Class`)")
+        from scoreboards.leaderboard.entry_code import submission_code
+
+        code = submission_code(target)  # read without following links: only regular files are accepted
         try:
-            with open(mod, "rb") as fh:
-                ast.parse(fh.read(), filename=mod)
+            ast.parse(code.data[code.entry], filename=mod)
         except (SyntaxError, ValueError) as e:
             raise ValueError(f"submission file {mod} is not valid Python ({type(e).__name__}: "
                              f"{getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}); fix it") from None
@@ -94,7 +96,7 @@ def _board_list(args: argparse.Namespace) -> int:
     for name in shipped_boards():
         b = load_board(name)
         rule = f"hidden {'+'.join(b.hidden)}" if b.hidden else "OPEN (practice)"
-        access = "" if b.access == "full" else ", sample-only"
+        access = {"full": "", "sample": ", sample-only", "topk": f", top-{b.top_k}"}.get(b.access, "")
         print(f"{name:32s} [{rule}{access}] {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; "
               f"{b.cost}")
     return 0
@@ -125,15 +127,13 @@ def _board_publish(args: argparse.Namespace) -> int:
 
 
 def _board_secret(args: argparse.Namespace) -> int:
-    import os
-
-    from scoreboards.leaderboard.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.leaderboard.hidden import load_secret, secret_id, secret_path
     from scoreboards.store import default_db
 
     if args.db and Path(args.db).is_dir():
         raise ValueError(f"--db {args.db} is a folder; give the database file (the secret lives beside it)")
     results = Path(args.db).parent if args.db else default_db().parent
-    where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
+    where = str(secret_path(results))
     try:
         secret = load_secret(results, create=args.create)
     except FileNotFoundError as e:

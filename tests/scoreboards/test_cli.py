@@ -65,7 +65,6 @@ def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
 
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
-    hidden._cached.clear()
     db = str(tmp_path / "r" / "neg.sqlite")
     assert main(["board", "secret", "--db", db]) == 2
     assert "--create" in capsys.readouterr().err

@@ -86,4 +86,6 @@ def build_problem(kw: GSM8KKwargs) -> tuple[GSM8KTask, Any, Any]:
 
         return (task, HFTeacher(task, model, t=kw.t, max_batch=kw.max_batch),
                 HFTeacher(task, model, greedy=True, max_batch=kw.max_batch))
-    return task, ReferenceExpert(task, law=kw.noise_law, eta=kw.eta), ReferenceExpert(task, clean=True)
+    return (task, ReferenceExpert(task, law=kw.noise_law, eta=kw.eta, access=kw.access, top_k=kw.top_k,
+                                  logit_noise=kw.logit_noise, logit_noise_dist=kw.logit_noise_dist),
+            ReferenceExpert(task, clean=True))

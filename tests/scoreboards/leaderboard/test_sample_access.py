@@ -29,9 +29,10 @@ trajectories = 8192
 queries = 20000
 
 [eval]
-prompts = 256
+prompts = 32
 seeds = [1001, 1002]
 curve_points = 1
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0]

@@ -27,6 +27,7 @@ trajectories = 1000
 [eval]
 prompts = 64
 seeds = [11]
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0, 1]
