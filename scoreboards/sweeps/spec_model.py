@@ -58,6 +58,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from agents.config import TrainConfig
 from agents.registry import is_plugin, plugin_digest
 from noisy_expert_gym.declarations import ConfigError
+from noisy_expert_gym.utils import exact_number
 from scoreboards.config import (
     BudgetTable,
     EnvTable,
@@ -205,7 +206,8 @@ def run_key(config: dict[str, Any], version: str) -> str:
 
 # ----- the file, declared ------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    """A grid value in a label, exactly (two values, two labels)."""
+    return exact_number(v) if isinstance(v, float) else str(v)
 
 
 class SpecEnv(EnvTable):

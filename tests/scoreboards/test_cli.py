@@ -22,7 +22,7 @@ def test_bench_run_report_export(tiny_spec_path, db_path, tmp_path, capsys):
     assert main(["bench", "run", spec, "--db", db, *ONE_RUN, "--workers", "0", "--no-report"]) == 0
     assert "1 already done" in capsys.readouterr().out
     assert main(["bench", "report", spec, "--db", db, *ONE_RUN, "--out", str(tmp_path / "rep")]) == 0
-    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "curves_eta_0.2.png").exists()
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "curves_eta=0.2.png").exists()
     capsys.readouterr()
     assert main(["bench", "export", spec, "--db", db, *ONE_RUN, "--format", "json",
                  "--out", str(tmp_path / "exp")]) == 0

@@ -15,32 +15,10 @@ import pytest
 from agents import train
 from scoreboards.leaderboard.boards import load_board
 from scoreboards.leaderboard.submission import run_submission
+from tests.scoreboards.leaderboard.board_files import board_toml
 
-BOARD = """
-description = "budget accounting"
-cost = "seconds"
-
-[env]
-id = "NoisyModAdd-v0"
-kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
-
-[budget]
-trajectories = 512
-
-[eval]
-# p^m = 343 prompts: the scored and curve sets together stay under the quarter the harness may reserve.
-prompts = 64
-curve_prompts = 16
-seeds = [1001]
-curve_points = 4
-
-[protocol]
-train_seeds = [0]
-timeout_s = 120
-
-[[baselines]]
-algo = "bc"
-"""
+BOARD = board_toml(description="budget accounting", top=['cost = "seconds"'], trajectories=512, prompts=64,
+                   seeds=[1001], eval=['curve_points = 4'], timeout_s=120, tail='\n[[baselines]]\nalgo = "bc"\n')
 TRAIN = {"preset": "tiny", "batch_size": 64, "device": "cpu", "precision": "fp32"}
 
 
