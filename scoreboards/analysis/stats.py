@@ -1,4 +1,4 @@
-"""Statistics over seeds: summaries with bootstrap CIs, IQM, probability of improvement,
+"""Statistics over seeds: summaries with confidence intervals, IQM, probability of improvement,
 sample-efficiency summaries. SciPy does the statistics; everything is seeded.
 
 Trajectories to target, the expert trajectories a run needed to reach a target, has one
@@ -10,9 +10,12 @@ evaluation's trajectories: :func:`steps_to_target`, NaN when never reached); the
 
 Conventions (following rliable, Agarwal et al. 2021):
 
-- the 95% confidence interval is SciPy's percentile bootstrap of the mean over seeds
-  (``scipy.stats.bootstrap``, 10,000 resamples, seeded): with 3-5 seeds BCa is
-  unstable, and a single seed has no interval (reported as NaN);
+- the 95% confidence interval of the mean over seeds is Student's t (:func:`t_ci`:
+  mean +- t(0.975, n - 1) s / sqrt(n), ``scipy.stats.t``), which holds its level with few
+  seeds: simulated coverage 0.949 / 0.954 / 0.951 at n = 3 / 5 / 10 on normal data, 0.939 /
+  0.938 / 0.938 on a skewed Beta(2, 5) (``tests/scoreboards/analysis/test_stats.py``), where
+  the percentile bootstrap covered 0.77 / 0.85 / 0.90 of normal data (it is kept as
+  :func:`bootstrap_ci`); a single seed has no interval (reported as NaN);
 - the interquartile mean is ``scipy.stats.trim_mean(x, 0.25)``;
 - the probability of improvement of X over Y is P(X > Y) + 0.5 P(X = Y) over
   independent seeds, i.e. the Mann-Whitney U statistic divided by n_x n_y.
@@ -53,6 +56,16 @@ class Summary:
         return f"{self.mean:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
 
 
+def t_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t CI of the mean: mean +- t((1 + confidence) / 2, n - 1) s / sqrt(n) (NaN, NaN for
+    fewer than two values; the point itself when every value is equal)."""
+    a = np.asarray(x, dtype=float)
+    if a.size < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + confidence) / 2, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+    return float(a.mean() - half), float(a.mean() + half)
+
+
 def bootstrap_ci(x: Sequence[float], confidence: float = 0.95, seed: int = DEFAULT_SEED,
                  n_resamples: int = N_RESAMPLES) -> tuple[float, float]:
     """Percentile-bootstrap CI of the mean (NaN, NaN for fewer than two values)."""
@@ -72,13 +85,14 @@ def iqm(x: Sequence[float]) -> float:
     return float(stats.trim_mean(a, 0.25)) if a.size else float("nan")
 
 
-def summarize(x: Sequence[float], seed: int = DEFAULT_SEED, ci: bool = True) -> Summary:
-    """Mean, std, 95% bootstrap CI (NaN when ``ci`` is False) and IQM over seeds (NaNs dropped)."""
+def summarize(x: Sequence[float], ci: bool = True) -> Summary:
+    """Mean, std, 95% Student-t CI (:func:`t_ci`; NaN when ``ci`` is False) and IQM over seeds
+    (NaNs dropped)."""
     a = np.asarray([v for v in x if v is not None and not math.isnan(v)], dtype=float)
     if a.size == 0:
         nan = float("nan")
         return Summary(0, nan, nan, nan, nan, nan)
-    lo, hi = bootstrap_ci(a, seed=seed) if ci else (float("nan"), float("nan"))
+    lo, hi = t_ci(a) if ci else (float("nan"), float("nan"))
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a))
 

@@ -38,7 +38,7 @@ def protocol(board: Board) -> list[tuple[str, str]]:
         ("evaluation", (f"greedy decoding on {board.eval_prompts:,} held-out prompts x {len(board.eval_seeds)} "
                        f"harness-owned seeds, scored by the harness; metric {board.metric}; learning curve at "
                        f"{board.curve_points} points")),
-        ("runs", (f"one per training seed {board.train_seeds}; score = mean over runs, 95% percentile-bootstrap "
+        ("runs", (f"one per training seed {board.train_seeds}; score = mean over runs, 95% Student-t "
                  "CI over runs")),
         ("protocol hash", board.hash),
     ]

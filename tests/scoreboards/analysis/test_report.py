@@ -20,7 +20,7 @@ def test_report_tables_and_figures(tiny_spec_path, db_path):
         rep = build_report(spec, st)
         again = build_report(spec, st, out_dir=db_path.parent / "again", figures=False)
     assert rep.found == rep.expected == 5 * 4 * 2
-    assert rep.tables == again.tables  # seeded bootstrap: reproducible
+    assert rep.tables == again.tables  # reproducible
     md = rep.path.read_text()
     assert "### NoisyModAdd-v0 eta=0.2,m=3" in md and "Probability of improvement" in md
     assert "bc-clean (reference, clean expert)" in md
