@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from agents.registry import check_params
+from agents.registry import ALGORITHMS, check_params
 from noisy_expert_gym.declarations import (
     Declared,
     NonNegativeFloat,
@@ -75,7 +75,7 @@ class TrainConfig(Declared):
     eval_every: NonNegativeInt = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: PositiveInt = 1024
-    """Held-out prompts per evaluation (drawn from a fixed evaluation seed; unused with eval_mode `all`)."""
+    """Held-out prompts per evaluation (drawn from a fixed evaluation seed; with eval_mode `all`, if given, the number of problems)."""
     eval_mode: Literal["sample", "all"] = "sample"
     """Held-out prompts: `sample` (eval_prompts drawn with replacement from eval_seed) or `all` (every problem of the evaluation task once, in order, e.g. the 1,319 GSM-8K test problems)."""
     eval_sampled: bool = True
@@ -157,6 +157,35 @@ class TrainConfig(Declared):
         if v and not info.data.get("checkpoint_dir"):
             raise ValueError("`resume` needs `checkpoint_dir` (where the last checkpoint was written)")
         return v
+
+    @model_validator(mode="after")
+    def _every_option_applies(self) -> TrainConfig:
+        """Refuse a value given to a field that would have no effect in this configuration: an option is
+        honoured or refused, never accepted and ignored."""
+        given = [f for f in type(self).model_fields
+                 if getattr(self, f) != type(self).model_fields[f].get_default(call_default_factory=True)]
+        problems = []
+
+        def refuse(names: Any, why: str) -> None:
+            names = [n for n in given if n in names]
+            if names:
+                problems.append(f"{', '.join(f'`{n}={getattr(self, n)!r}`' for n in names)}: no effect {why}")
+
+        if not self.checkpoint_dir:
+            refuse({"checkpoint_every"}, "without `checkpoint_dir` (where checkpoints are written); set "
+                   "checkpoint_dir or drop it")
+        if not self.teacher_checkpoint:
+            refuse({"teacher_t"}, "without `teacher_checkpoint` (the policy teacher it is the temperature of); "
+                   "set teacher_checkpoint or drop it")
+        if self.schedule == "constant":
+            refuse({"min_lr_ratio"}, "with schedule='constant' (it is the cosine schedule's floor); use "
+                   "schedule='cosine' or drop it")
+        alg = ALGORITHMS.get(self.algo)
+        if alg is not None and alg.unused:
+            refuse(alg.unused, f"on `{self.algo}`: {alg.unused_reason}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @classmethod
     def build(cls, config: TrainConfig | None = None, **fields: Any) -> TrainConfig:

@@ -1,7 +1,7 @@
 """The `neg` command line: one entry point in the top layer, subcommands from every package.
 
 Each package contributes ``add_subcommands(subparsers)``: the env layer (``neg demo``,
-``neg export-minari``), the agents (``neg train``, ``neg record``) and the
+``neg export-minari``, ``neg serve-expert``), the agents (``neg train``, ``neg record``) and the
 scoreboards (``neg bench`` in :mod:`scoreboards.commands.bench`, ``neg board`` and
 ``neg submit`` in :mod:`scoreboards.commands.board`). ``neg CMD`` imports only the
 module that adds CMD, and the modules import their heavy dependencies inside the
@@ -20,12 +20,13 @@ from noisy_expert_gym.utils import OneLineParser, run_command
 
 #: Modules that contribute subcommands, in help order.
 CONTRIBUTORS = ("noisy_expert_gym.demo", "agents.cli", "scoreboards.commands.bench", "scoreboards.commands.board",
-                "noisy_expert_gym.bridges.cli")
+                "noisy_expert_gym.bridges.cli", "noisy_expert_gym.serve.cli")
 #: Which module adds a command: ``neg CMD`` imports that one only (all of them when it does
 #: not add CMD after all).
 COMMANDS = {"demo": "noisy_expert_gym.demo", "train": "agents.cli", "bench": "scoreboards.commands.bench",
             "board": "scoreboards.commands.board", "submit": "scoreboards.commands.board",
-            "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli"}
+            "record": "agents.cli", "export-minari": "noisy_expert_gym.bridges.cli",
+            "serve-expert": "noisy_expert_gym.serve.cli"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

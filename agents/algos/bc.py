@@ -5,7 +5,9 @@ docs/design.md §2) is generated through the oracle once and cached on disk; N i
 budget affords, ``budget_trajectories`` or ``budget_queries // H`` if smaller (a
 rollout costs H queries), so buying the dataset never overshoots either cap. Training streams it in order (the rollouts are i.i.d.), so the
 learning curve against "trajectories consumed" is comparable with the online
-methods'; ``epochs`` > 1 makes further passes in a fresh random order.
+methods'; ``epochs`` > 1 makes further passes in a fresh random order. With
+``prompt_order = "epoch"`` (tasks with a finite problem list) the dataset's prompts are
+those the online learners would draw: every problem once per epoch of a seeded permutation.
 ``bc-clean`` trains on clean-expert rollouts: a reference ceiling that reads the
 clean expert and is never eligible for a leaderboard. ``bc`` with
 ``dataset=<Minari id>`` trains on the first N episodes of a local Minari dataset
@@ -24,7 +26,15 @@ import torch
 from pydantic import field_validator, model_validator
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, never, register
+from agents.algos.base import (
+    UNUSED_ROWS,
+    Algorithm,
+    Batch,
+    Context,
+    epoch_permutation,
+    never,
+    register,
+)
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared, PositiveInt, UnitInterval
 from noisy_expert_gym.utils import atomic_path
@@ -59,6 +69,8 @@ def dataset_path(ctx: Context, clean: bool) -> str:
     cfg = ctx.cfg
     ident = {"env": cfg.env_id, "kw": cfg.env_kwargs, "n": ctx.budget.affordable,
              "seed": cfg.seed, "clean": clean, "task": repr(ctx.task), "v": 1}
+    if cfg.prompt_order != "iid":  # (iid datasets keep their cache names)
+        ident["order"] = cfg.prompt_order
     expert = ctx.clean_expert if clean else ctx.expert
     if getattr(expert, "fingerprint", None):  # an expert that is not the env's (a trained policy teacher)
         ident["expert"] = expert.fingerprint
@@ -68,12 +80,23 @@ def dataset_path(ctx: Context, clean: bool) -> str:
 
 
 def make_dataset(expert: Oracle, task: TaskCore, n: int, seed: int, device: torch.device,
-                 chunk: int = 8192) -> dict[str, torch.Tensor]:
-    """n expert rollouts {prompts (n, P), chain (n, H)}, generated in chunks on `device`."""
+                 chunk: int = 8192, order: str = "iid") -> dict[str, torch.Tensor]:
+    """n expert rollouts {prompts (n, P), chain (n, H)}, generated in chunks on `device`; the prompts drawn
+    i.i.d. (``order="iid"``) or every problem once per epoch of :func:`epoch_permutation` (``"epoch"``)."""
     gen = torch.Generator(device=device).manual_seed(seed * 7_919 + 17)
+    idx = None
+    if order == "epoch":
+        if not (hasattr(task, "num_problems") and hasattr(task, "prompts_for")):
+            raise ValueError(f"prompt_order='epoch' needs a task with a finite list of problems (num_problems, "
+                             f"prompts_for), such as GSM-8K; {type(task).__name__} draws its prompts: use 'iid'")
+        m = int(task.num_problems)
+        idx = torch.cat([epoch_permutation(seed, e, m) for e in range(-(-n // m))])[:n]
     prompts, chains = [], []
     for i in range(0, n, chunk):
-        p = task.sample_prompts(gen, min(chunk, n - i), device=device)
+        if idx is None:
+            p = task.sample_prompts(gen, min(chunk, n - i), device=device)
+        else:
+            p = task.prompts_for(idx[i : i + chunk], like=torch.empty(0, device=device))
         prompts.append(p)
         chains.append(expert.rollout(p, generator=gen))
     return {"prompts": torch.cat(prompts), "chain": torch.cat(chains)}
@@ -90,7 +113,8 @@ def load_or_make(ctx: Context, clean: bool) -> dict[str, torch.Tensor]:
         except Exception:  # noqa: BLE001, S110  a corrupt cache file is regenerated, never trusted
             pass
     expert = ctx.clean_expert if clean else ctx.expert
-    data = make_dataset(expert, ctx.task, ctx.budget.affordable, ctx.cfg.seed, ctx.device)
+    data = make_dataset(expert, ctx.task, ctx.budget.affordable, ctx.cfg.seed, ctx.device,
+                        order=ctx.cfg.prompt_order)
     with atomic_path(path) as tmp:
         torch.save({k: v.cpu() for k, v in data.items()}, tmp)
     return data
@@ -104,6 +128,9 @@ def from_minari(ctx: Context, params: BCParams, clean: bool) -> dict[str, torch.
     from noisy_expert_gym.bridges.minari_io import dataset_metadata, load_chains
 
     dataset = params.dataset
+    if ctx.cfg.prompt_order != "iid":
+        raise ValueError(f"prompt_order={ctx.cfg.prompt_order!r} has no effect with a Minari dataset (its episodes "
+                         "are read in their order); drop prompt_order or the dataset")
     if not clean and dataset_metadata(dataset).get("uses_clean_expert"):
         raise ValueError(f"Minari dataset `{dataset}` holds clean-expert rollouts (reference data): "
                          "train on it with `bc-clean`, which is flagged as reading the clean expert")
@@ -141,6 +168,8 @@ def loss(logits: torch.Tensor, batch: Batch, params: BCParams) -> torch.Tensor:
 
 register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
                    "(generated and cached, or a Minari dataset id: dataset=...)",
-                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=never))
+                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=never,
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True, needs_probs=never))
+                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True, needs_probs=never,
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))

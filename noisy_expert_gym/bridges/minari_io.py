@@ -34,8 +34,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import warnings
 from typing import Any
@@ -45,14 +47,14 @@ import numpy as np
 
 from noisy_expert_gym.bridges import require
 from noisy_expert_gym.problems import REGISTRY, Problem, family_of, make_problem
-from noisy_expert_gym.utils import did_you_mean
+from noisy_expert_gym.utils import did_you_mean, temporary_beside
 
 NAMESPACE = "noisy-expert"
 EXPERTS = ("noisy", "clean")
 METADATA_KEY = "noisy_expert_gym"
 #: Problem keyword arguments that change how a problem is computed or where it is read from,
 #: not its MDP or its noise: recorded with a dataset, left out of its id and its checks.
-NOT_DEFINING = frozenset({"access", "data_dir", "device", "torch_dtype", "max_batch"})
+NOT_DEFINING = frozenset({"access", "top_k", "data_dir", "device", "torch_dtype", "max_batch"})
 
 
 def _minari() -> Any:
@@ -213,14 +215,38 @@ def export_minari(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | N
     # Minari records the env spec to recover the env: one built from its plain keyword arguments
     # (the problem itself is cached per process, so this builds nothing twice).
     env = gym.make(env_id, **(env_kwargs or {}))
-    with warnings.catch_warnings():  # Minari nags about unset author / permalink / eval env
-        warnings.filterwarnings("ignore", message=r".*is set to None.*", category=UserWarning)
-        ds = minari.create_dataset_from_buffers(
-            ds_id, buffers, env=env, algorithm_name=f"{expert}-expert", author=author or "noisy-expert-gym",
-            description=desc, data_format=data_format)
-    ds.storage.update_metadata({METADATA_KEY: meta})
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    final = get_dataset_path(ds_id)
+    # Built whole under a temporary root beside the dataset's folder, then renamed into place: a killed
+    # export leaves no half-written dataset under its id (and its temporary goes at the next export).
+    with temporary_beside(final) as root, _datasets_path(root):
+        with warnings.catch_warnings():  # Minari nags about unset author / permalink / eval env
+            warnings.filterwarnings("ignore", message=r".*is set to None.*", category=UserWarning)
+            ds = minari.create_dataset_from_buffers(
+                ds_id, buffers, env=env, algorithm_name=f"{expert}-expert", author=author or "noisy-expert-gym",
+                description=desc, data_format=data_format)
+        ds.storage.update_metadata({METADATA_KEY: meta})
+        del ds
+        if final.exists():  # overwrite: an id deleted above but recreated since (another export)
+            raise ValueError(f"Minari dataset `{ds_id}` was created by another export meanwhile; retry")
+        os.replace(root / ds_id, final)
     env.close()
-    return ds
+    return minari.load_dataset(ds_id)
+
+
+@contextlib.contextmanager
+def _datasets_path(root: Any) -> Any:
+    """``$MINARI_DATASETS_PATH`` set to `root` for the block (Minari reads it on every call)."""
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
 
 
 def _default_format() -> str:

@@ -96,7 +96,7 @@ def _board_list(args: argparse.Namespace) -> int:
     for name in shipped_boards():
         b = load_board(name)
         rule = f"hidden {'+'.join(b.hidden)}" if b.hidden else "OPEN (practice)"
-        access = "" if b.access == "full" else ", sample-only"
+        access = {"full": "", "sample": ", sample-only", "topk": f", top-{b.top_k}"}.get(b.access, "")
         print(f"{name:32s} [{rule}{access}] {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; "
               f"{b.cost}")
     return 0

@@ -29,7 +29,7 @@ from scoreboards.leaderboard.hidden import HIDEABLE
 
 BOARD_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len")
 #: How a board's expert may be queried (``[env] access``).
-ACCESS_MODES = ("full", "sample")
+ACCESS_MODES = ("full", "sample", "topk")
 
 
 @dataclass
@@ -53,9 +53,12 @@ class Board:
     hidden: list[str] = field(default_factory=list)
     """Keyword arguments the harness draws from its secret for each run (hidden-rule boards)."""
     access: str = "full"
-    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only."""
+    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only; ``topk``:
+    its ``top_k`` most likely tokens with their log-probabilities, and samples."""
     curve_points: int = 4
     """Evaluations per run (the last after training): the harness's learning curve of each entry."""
+    top_k: int | None = None
+    """The k of a ``topk`` board's answers (None otherwise)."""
     curve_prompts: int = 256
     """Prompts of the learning curve's set (apart from the scored ones)."""
     cpu_s: float | None = None
@@ -89,7 +92,10 @@ class BoardEnv(EnvTable):
     submissions): a hidden-rule board. Empty: an open practice board."""
     access: Literal[ACCESS_MODES] = "full"  # type: ignore[valid-type]
     """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only
-    (``probs``, ``probs_along``, ``log_prob`` are refused)."""
+    (``probs``, ``probs_along``, ``log_prob`` are refused); ``topk``: the ``top_k`` most likely tokens
+    and their log-probabilities (``topk``, ``topk_along``), and samples."""
+    top_k: int | None = None
+    """The k of a ``topk`` board (required there, at most the env's number of actions; unset otherwise)."""
 
     @model_validator(mode="after")
     def _hideable(self, info: ValidationInfo) -> BoardEnv:
@@ -99,6 +105,12 @@ class BoardEnv(EnvTable):
         if "access" in self.kwargs:
             problems.append("declare the access mode as `[env] access`, not as an env kwarg (the harness "
                             "enforces it on every request)")
+        if "top_k" in self.kwargs:
+            problems.append("declare `top_k` as `[env] top_k`, not as an env kwarg (the harness enforces it on "
+                            "every request)")
+        if (self.access == "topk") != (self.top_k is not None) or (self.top_k is not None and self.top_k < 1):
+            problems.append(f"`[env] top_k` is required with access = \"topk\" (an integer >= 1) and applies to it "
+                            f"only; got access = {self.access!r}, top_k = {self.top_k!r}")
         shown = sorted(set(self.hidden) & set(self.kwargs))
         if shown:
             problems.append(f"{shown} are both hidden and given in kwargs; a hidden value is drawn by the "
@@ -266,6 +278,14 @@ class BoardFile(TomlModel):
                 raise ValueError(f"[[baselines]] {', '.join(bad)} need the expert's probabilities, and this "
                                  "board's expert is sample-only ([env] access = \"sample\"); list algorithms "
                                  "that learn from sampled tokens")
+        if self.env.access == "topk":
+            from scoreboards.leaderboard.builtin import topk_refusal
+
+            bad = [f"{b.algo}: {why}" for b in self.baselines
+                   if (why := topk_refusal(b.algo, b.params, self.env.top_k))]
+            if bad:
+                raise ValueError(f"[[baselines]] need more than this board's top-k expert answers ([env] access = "
+                                 f"\"topk\", top_k = {self.env.top_k}): {'; '.join(bad)}")
         return self
 
     def to_board(self, hash: str) -> Board:
@@ -276,7 +296,7 @@ class BoardFile(TomlModel):
                      train_seeds=list(self.protocol.train_seeds), timeout_s=self.protocol.timeout_s,
                      baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash,
                      hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points,
-                     curve_prompts=self.eval.curve_prompts,
+                     top_k=self.env.top_k, curve_prompts=self.eval.curve_prompts,
                      **self.protocol.model_dump(exclude={"train_seeds", "timeout_s"}))
 
 

@@ -15,7 +15,8 @@ tokens, horizon), and the trainer's monitoring numbers on it are discarded.
 While training, the harness measures the board's learning curve by calling
 :meth:`BuiltinSubmission.act`, which then answers with the trainer's live policy.
 
-:func:`needs_probs` says whether an algorithm can enter a sample-only board.
+:func:`needs_probs` says whether an algorithm can enter a sample-only board, :func:`topk_refusal` whether it
+can enter a top-k one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,21 @@ def needs_probs(algo: str, params: dict[str, Any] | None = None) -> bool:
     if callable(flag):
         return bool(flag(alg.params.model_validate(dict(params or {}))))
     return bool(flag)
+
+
+def topk_refusal(algo: str, params: dict[str, Any] | None, top_k: int | None) -> str:
+    """Why the built-in `algo` (with `params`) cannot learn from a ``topk`` expert answering `top_k` tokens
+    ("" when it can): it needs whole rows, or asks for more tokens than the board's k."""
+    from agents.algos import access_needed, get_algorithm
+
+    alg = get_algorithm(algo)
+    p = alg.params.model_validate(dict(params or {}))
+    if access_needed(alg, p) == "full":
+        return "it reads the expert's whole rows" + (f" ({alg.topk_hint})" if alg.topk_hint else "")
+    k = alg.top_k(p)
+    if k is not None and top_k is not None and k > top_k:
+        return f"it asks for the top {k} tokens (top_k <= {top_k})"
+    return ""
 
 
 class _ClientTask:

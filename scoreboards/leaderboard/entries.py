@@ -54,7 +54,14 @@ def check_builtin(board: Board, algo: str, params: dict[str, Any] | None, train:
     problems += train_problems(train or {})
     if problems:
         raise ValueError("; ".join(problems))
-    if board.access != "full" and needs_probs(algo, params):
+    if board.access == "topk":
+        from scoreboards.leaderboard.builtin import topk_refusal
+
+        why = topk_refusal(algo, params, board.top_k)
+        if why:
+            raise ValueError(f"`{algo}` cannot learn on board `{board.name}`, whose expert answers its top "
+                             f"{board.top_k} tokens and samples (access = \"topk\"): {why}")
+    elif board.access != "full" and needs_probs(algo, params):
         raise ValueError(f"`{algo}` needs the expert's probabilities (probs, probs_along or log_prob), and "
                          f"board `{board.name}` has a sample-only expert (access = \"sample\"): enter an "
                          "algorithm that learns from sampled tokens (one whose `needs_probs` is False)")

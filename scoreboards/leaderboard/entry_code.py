@@ -35,6 +35,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from noisy_expert_gym.utils import atomic_path
+
 #: The file holding the class of a directory submission (the worker's convention).
 ENTRY_FILE = "submission.py"
 #: Names never part of a directory submission's code (not read, not stored, not shown to the worker).
@@ -271,16 +273,17 @@ def store_code(target: str, results_dir: str | Path) -> tuple[str, str]:
     _private_dir(top)
     dest = top / digest
     if stored_code(results_dir, digest) is None:
-        tmp = top / f".{digest}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        _private_dir(tmp / "files", top)
-        for rel, data in code.data.items():
-            _private_dir((tmp / "files" / rel).parent, top)
-            _write_private(tmp / "files" / rel, data)
-        _write_private(tmp / "manifest.json", json.dumps(
-            {"kind": code.kind, "files": list(code.files), "entry": code.entry, "class": code.cls}, indent=1).encode())
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(tmp, dest)
+        # Built in a private temporary folder renamed into place when complete (a copy killed half-way
+        # is removed by the next store of this digest); an incomplete one there is replaced.
+        with atomic_path(dest) as tmp:
+            _private_dir(tmp / "files", top)
+            for rel, data in code.data.items():
+                _private_dir((tmp / "files" / rel).parent, top)
+                _write_private(tmp / "files" / rel, data)
+            _write_private(tmp / "manifest.json", json.dumps(
+                {"kind": code.kind, "files": list(code.files), "entry": code.entry, "class": code.cls},
+                indent=1).encode())
+            shutil.rmtree(dest, ignore_errors=True)
     run = rerun_target(results_dir, digest)
     assert run is not None
     return digest, (target if code.kind == "module" else run)

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from noisy_expert_gym.utils import create_atomic
 from scoreboards.provenance import canonical_json
 
 #: The environment variable that must not hold the secret (refused: see the module docstring).
@@ -89,14 +90,9 @@ def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no board secret at {path} (set ${SECRET_FILE_ENV} or create one)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # O_EXCL: two harnesses starting together agree on one secret
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(_SECRET_BYTES) + "\n")
+        # Created whole or not at all (private from the start), and two harnesses starting together
+        # agree on one secret.
+        create_atomic(path, secrets.token_hex(_SECRET_BYTES) + "\n", mode=0o600)
     with open(path, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
         if mode & 0o077:

@@ -33,7 +33,9 @@ def protocol(board: Board) -> list[tuple[str, str]]:
         ("env", f"{board.env_id} ({kw})"),
         ("noise law", f"{law}, eta = {board.env_kwargs.get('eta')}" if law else "the env's default"),
         ("expert access", "sample-only: sampled tokens (sample, sample_along, rollout); probabilities refused"
-         if board.access == "sample" else "full: probabilities and samples"),
+         if board.access == "sample" else
+         f"top-k: the top {board.top_k} tokens and their log-probabilities (topk, topk_along), and samples; "
+         "probabilities refused" if board.access == "topk" else "full: probabilities and samples"),
         ("budget per run", f"{board.budget_trajectories:,} expert trajectories{q}"),
         ("evaluation", (f"greedy decoding on {board.eval_prompts:,} held-out prompts x {len(board.eval_seeds)} "
                        f"harness-owned seeds, scored by the harness; metric {board.metric}; learning curve at "

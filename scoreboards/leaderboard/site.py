@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,7 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
     (out / "curves").mkdir(parents=True, exist_ok=True)
     env = _environment()
     common = {"generated": now(), "harness": code_version()}
-    shutil.copyfile(TEMPLATES / "style.css", out / "style.css")
+    write_atomic(out / "style.css", (TEMPLATES / "style.css").read_bytes())
     summary = []
     for board in boards:
         got = board_rows(board, store)

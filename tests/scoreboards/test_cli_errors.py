@@ -14,7 +14,6 @@ import argparse
 import pytest
 
 from scoreboards.cli import build_parser, main
-from scoreboards.leaderboard import hidden
 from scoreboards.store import ResultStore
 
 TRAIN = ["--env-kw", "m=3", "--preset", "tiny", "--batch-size", "8", "--eval-prompts", "8", "--device", "cpu",
@@ -93,9 +92,16 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
                       "malformed": [["export-minari", "--env-kw", "eta", "--episodes", "1"],
                                     ["export-minari", "--episodes", "0"]]},
 }
+CASES["serve-expert"] = {
+    "wrong name": [["serve-expert", "NoisyModAd-v0"]],
+    "malformed": [["serve-expert", "NoisyModAdd-v0", "--env-kw", "eta"],
+                  ["serve-expert", "NoisyModAdd-v0", "--env-kw", "top_k=3"],
+                  ["serve-expert", "NoisyModAdd-v0", "--max-logprobs", "0"]]}
 CASES["bench run"]["folder"].append(["bench", "run", "quick", "--db", "good.sqlite", "--checkpoints", "garbage.pt"])
 #: Commands that read no file the user names (only names and values): the file cases do not apply.
-NO_FILE_ARGUMENTS = {"demo", "bench list", "board list", "export-minari"}
+NO_FILE_ARGUMENTS = {"demo", "bench list", "board list", "export-minari", "serve-expert"}
+#: Positional arguments that name an env id, not a file.
+ENV_POSITIONALS = {"env"}
 KINDS = ("wrong name", "missing file", "folder", "malformed")
 
 
@@ -119,7 +125,7 @@ def test_every_command_has_a_case_of_every_kind():
             parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
         flags = {s for a in parser._actions for s in a.option_strings}
         assert not flags & {"--db", "--out", "--checkpoint", "--board", "--checkpoint-dir"}
-        assert not [a for a in parser._actions if not a.option_strings and a.dest != "help"]
+        assert not [a for a in parser._actions if not a.option_strings and a.dest not in ("help", *ENV_POSITIONALS)]
 
 
 @pytest.fixture

@@ -24,10 +24,15 @@ During ``train`` the submission sees only what :class:`ExpertClient` offers:
   ``probs(obs)``, ``sample(obs)``, ``log_prob(obs, actions)`` for single prefixes
   (N, obs_len), ``probs_along(prompts, chain)`` at every prefix of complete chains
   (N, H), ``sample_along(prompts, chain, k)`` (k samples at every prefix: (N, H, k)),
-  ``rollout(prompts)`` for the expert's own rollouts; ``expert.access`` is ``full``,
-  or ``sample`` on a sample-only board, where ``probs``, ``probs_along`` and
-  ``log_prob`` raise :class:`ExpertAccessError` in the client (and end the run if
-  sent past it);
+  ``rollout(prompts)`` for the expert's own rollouts; ``topk(obs, k)`` and
+  ``topk_along(prompts, chain, k)`` (the k most likely tokens and their
+  log-probabilities, ties in increasing id: ``.ids``, ``.logprobs``; counted like
+  ``probs`` / ``probs_along``); ``expert.access`` is ``full``, ``topk`` on a top-k
+  board (``[env] access = "topk"``, ``expert.top_k`` = the board's k, the most a
+  ``topk`` request may ask), or ``sample`` on a sample-only board; what the mode does
+  not answer (``probs``, ``probs_along``, ``log_prob``; and ``topk*`` on sample-only
+  boards) raises :class:`ExpertAccessError` in the client (and ends the run if sent
+  past it);
 - ``expert.observe(prompts, chain)``: the observation layout (prompt, chain, pad);
 - the budget: ``trajectories``, ``queries`` (spent), ``trajectories_left``,
   ``queries_left``, ``num_queries``.
@@ -159,6 +164,7 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
         "vocab_size": task.vocab_size, "num_actions": task.num_actions, "horizon": task.horizon,
         "prompt_len": task.prompt_len, "obs_len": task.obs_len, "pad_token": task.pad_token,
         "budget_trajectories": board.budget_trajectories, "budget_queries": board.budget_queries,
+        **({"top_k": board.top_k} if board.access == "topk" else {}),  # a top-k board's k (public)
         **(extra or {}),
     }
 
@@ -217,7 +223,7 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
     task = problem.task
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
                           np.random.default_rng(run.prompt_seed), board.budget_trajectories,
-                          board.budget_queries, access=board.access, request_bytes=limits.request_mb << 20)
+                          board.budget_queries, access=board.access, top_k=board.top_k, request_bytes=limits.request_mb << 20)
     # The scored prompts and the curve's, reserved before training: never issued, so never answered
     # by the expert; the scored ones are shown to `act` only after `train` returns.
     eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
@@ -269,7 +275,27 @@ def run_submission(board: Any, target: str, seed: int, clean: bool = False,
         ours.close()
 
 
-__all__ = ["ACT_CHUNK", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
-           "BudgetExceeded", "ExpertAccessError", "ExpertClient", "ExpertServer", "LearningCurve",
-           "ProtocolError", "RunOutcome", "Session", "SubmissionRejected", "check_interface", "evaluate_greedy",
-           "curve_prompts", "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]
+__all__ = [
+    "ACT_CHUNK",
+    "ISSUE_FACTOR",
+    "ISSUE_MARGIN",
+    "PROB_OPS",
+    "QUERY_OPS",
+    "BudgetExceeded",
+    "ExpertAccessError",
+    "ExpertClient",
+    "ExpertServer",
+    "LearningCurve",
+    "ProtocolError",
+    "RunOutcome",
+    "Session",
+    "SubmissionRejected",
+    "check_interface",
+    "curve_prompts",
+    "evaluate_greedy",
+    "held_out_prompts",
+    "load_target",
+    "public_spec",
+    "run_submission",
+    "unsandboxed",
+]

@@ -30,9 +30,12 @@ import numpy as np
 from scoreboards.leaderboard.submission import wire
 
 #: Requests a worker may send while training; anything else is a protocol violation.
-QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout")
+QUERY_OPS = ("probs", "sample", "log_prob", "probs_along", "sample_along", "rollout", "topk", "topk_along")
 #: Requests that read the expert's probabilities: refused when a board's access is ``sample``.
 PROB_OPS = ("probs", "log_prob", "probs_along")
+#: Requests that read the top-k of the expert's rows: refused when a board's access is ``sample``; on a
+#: ``topk`` board k is at most the board's ``top_k``.
+TOPK_OPS = ("topk", "topk_along")
 #: Most samples per prefix one ``sample_along`` request may ask for.
 MAX_SAMPLES_PER_PREFIX = 1024
 #: Prompts a submission may draw, as a multiple of its trajectory budget (plus a margin).
@@ -45,7 +48,7 @@ REQUEST_BYTES = 256 << 20
 #: ``chain`` (N, H) integer arrays, ``k`` an integer.
 REQUEST_ARGS = {"probs": ("obs",), "sample": ("obs",), "log_prob": ("obs", "actions"),
                 "probs_along": ("prompts", "chain"), "sample_along": ("prompts", "chain", "k"),
-                "rollout": ("prompts",)}
+                "rollout": ("prompts",), "topk": ("obs", "k"), "topk_along": ("prompts", "chain", "k")}
 #: A safety factor over the arrays a request's answer needs (the expert's float64 temporaries),
 #: measured in tests/scoreboards/leaderboard/submission/test_protocol_fuzz.py.
 COST_FACTOR = 4
@@ -226,6 +229,7 @@ class ExpertServer:
     budget_trajectories: int
     budget_queries: int | None
     access: str = "full"
+    top_k: int | None = None  # the board's k with access "topk"
     request_bytes: int = REQUEST_BYTES
     """Most bytes the harness may spend answering one request (a board's ``request_mb``)."""
     trajectories: int = 0
@@ -341,7 +345,11 @@ class ExpertServer:
         return k
 
     def _access(self, op: str) -> None:
-        if op in PROB_OPS and self.access != "full":
+        if op in PROB_OPS and self.access == "topk":
+            raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert answers top-k and "
+                                     "samples (access = \"topk\"); use topk, topk_along, sample, sample_along or "
+                                     "rollout (check expert.access first)")
+        if (op in PROB_OPS or op in TOPK_OPS) and self.access == "sample":
             raise SubmissionRejected(f"protocol violation: `{op}` refused: this board's expert is sample-only "
                                      "(access = \"sample\"); use sample, sample_along or rollout (check "
                                      "expert.access first)")
@@ -416,6 +424,8 @@ class ExpertServer:
             raise SubmissionRejected(f"protocol violation: `{op}` takes {len(REQUEST_ARGS[op])} argument(s) "
                                      f"({', '.join(REQUEST_ARGS[op])}), got {len(args)}")
         try:
+            if op in TOPK_OPS:
+                return self._topk(op, args)
             if op in ("probs", "sample", "log_prob"):
                 obs = self._arr(args[0], "observations", 2, task.vocab_size)
                 if obs.shape[1] != task.obs_len:
@@ -462,3 +472,29 @@ class ExpertServer:
         except (ValueError, IndexError, TypeError) as e:
             raise SubmissionRejected(f"protocol violation: malformed `{op}` request: "
                                      f"{_printable(str(e))[:300]}") from None
+
+    def _topk(self, op: str, args: tuple) -> list[np.ndarray]:
+        """``topk(obs, k)`` / ``topk_along(prompts, chain, k)``: [ids int64, log-probabilities float32], charged
+        like ``probs`` / ``probs_along`` (one query per prefix)."""
+        task, h = self.task, self.task.horizon
+        k = args[-1] if len(args) >= 2 else None
+        cap = self.top_k if self.access == "topk" else task.num_actions
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= cap:
+            raise SubmissionRejected(f"protocol violation: `{op}` needs an integer k in [1, {cap}] (this board's "
+                                     f"expert has access = \"{self.access}\"), got {k!r}")
+        if op == "topk":
+            obs = self._arr(args[0], "observations", 2, task.vocab_size)
+            self._check_issued(obs[:, : task.prompt_len])
+            self._charge_prefixes(obs.shape[0])
+            t = self.expert.topk(obs, k)
+        else:
+            prompts = self._arr(args[0], "prompts", 2, task.vocab_size)
+            self._check_issued(prompts)
+            chain = self._arr(args[1], "chain", 2, task.num_actions)
+            n = prompts.shape[0]
+            if chain.shape != (n, h):
+                raise SubmissionRejected(f"protocol violation: topk_along needs complete chains ({n}, {h}), got "
+                                         f"{chain.shape}")
+            self._charge(n, n * h)
+            t = self.expert.topk_along(prompts, chain, k)
+        return [np.asarray(t.ids, dtype=np.int64), np.asarray(t.logprobs, dtype=np.float32)]

@@ -23,7 +23,12 @@ from hypothesis import strategies as st
 
 from noisy_expert_gym import make_problem
 from scoreboards.leaderboard.submission import wire
-from scoreboards.leaderboard.submission.server import QUERY_OPS, ExpertServer, Session, SubmissionRejected
+from scoreboards.leaderboard.submission.server import (
+    QUERY_OPS,
+    ExpertServer,
+    Session,
+    SubmissionRejected,
+)
 
 PROBLEM = make_problem("NoisyModAdd-v0", p=7, m=3, eta=0.2)
 TASK = PROBLEM.task
@@ -195,9 +200,9 @@ def _header(op: str, n: int, k: int = 1) -> tuple[dict, list]:
     """A request header for `op` on `n` rows: (msg, [(dtype, shape), ...])."""
     names = [a for a in {"probs": ["obs"], "sample": ["obs"], "log_prob": ["obs", "actions"],
                          "probs_along": ["prompts", "chain"], "sample_along": ["prompts", "chain"],
-                         "rollout": ["prompts"]}[op]]
+                         "rollout": ["prompts"], "topk": ["obs"], "topk_along": ["prompts", "chain"]}[op]]
     shape = {"obs": (n, TASK.obs_len), "actions": (n,), "prompts": (n, TASK.prompt_len), "chain": (n, TASK.horizon)}
-    msg = {"op": op, "args": [{"$array": i} for i in range(len(names))] + ([k] if op == "sample_along" else [])}
+    msg = {"op": op, "args": [{"$array": i} for i in range(len(names))] + ([k] if op in ("sample_along", "topk", "topk_along") else [])}
     return msg, [(np.dtype("<i8"), shape[a]) for a in names]
 
 
@@ -221,7 +226,8 @@ def test_the_largest_admitted_request_costs_at_most_the_bound(op):
     chain = TASK.clean_chains(p)
     obs = TASK.observe(p, chain[:, :1])
     args = {"probs": (obs,), "sample": (obs,), "log_prob": (obs, chain[:, 1]), "probs_along": (p, chain),
-            "sample_along": (p, chain, k), "rollout": (p,)}[op]
+            "sample_along": (p, chain, k), "rollout": (p,), "topk": (obs, TASK.num_actions),
+            "topk_along": (p, chain, TASK.num_actions)}[op]
     payload = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
     tracemalloc.start()
     try:

@@ -19,6 +19,7 @@ class ReportsPaths:
 
     def train(self, expert):
         import numpy
+
         import scoreboards
 
         seen = {"executable": sys.executable, "prefix": sys.prefix, "base_prefix": sys.base_prefix,
