@@ -15,7 +15,9 @@ Conventions (following rliable, Agarwal et al. 2021):
   seeds: simulated coverage 0.949 / 0.954 / 0.951 at n = 3 / 5 / 10 on normal data, 0.939 /
   0.938 / 0.938 on a skewed Beta(2, 5) (``tests/scoreboards/analysis/test_stats.py``), where
   the percentile bootstrap covered 0.77 / 0.85 / 0.90 of normal data (it is kept as
-  :func:`bootstrap_ci`); a single seed has no interval (reported as NaN);
+  :func:`bootstrap_ci`); a single seed has no interval (reported as NaN), and an interval from
+  fewer than :data:`MIN_CI_SEEDS` seeds is shown flagged as too few seeds (:attr:`Summary.few_seeds`:
+  with 2 seeds t(0.975, 1) = 12.7, so the honest interval spans most of the scale);
 - the interquartile mean is ``scipy.stats.trim_mean(x, 0.25)``;
 - the probability of improvement of X over Y is P(X > Y) + 0.5 P(X = Y) over
   independent seeds, i.e. the Mann-Whitney U statistic divided by n_x n_y.
@@ -33,6 +35,8 @@ from scipy import stats
 
 DEFAULT_SEED = 0
 N_RESAMPLES = 10_000
+#: Seeds below which an interval is shown flagged as too few seeds (:attr:`Summary.few_seeds`).
+MIN_CI_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,25 @@ class Summary:
     ci_high: float
     iqm: float
 
+    @property
+    def few_seeds(self) -> bool:
+        """An interval from fewer than :data:`MIN_CI_SEEDS` seeds (2): shown flagged."""
+        return 2 <= self.n < MIN_CI_SEEDS
+
+    def ci_text(self, digits: int = 3) -> str:
+        """``[0.870, 0.950]``, ``[-0.4, 1.9] (2 seeds: too few)``, or ``""`` without an interval."""
+        if self.n < 2 or math.isnan(self.ci_low):
+            return ""
+        flag = f" ({self.n} seeds: too few)" if self.few_seeds else ""
+        return f"[{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]{flag}"
+
     def fmt(self, digits: int = 3) -> str:
-        """``0.912 [0.870, 0.950]`` (mean and 95% CI) or ``0.912`` for one seed."""
+        """``0.912 [0.870, 0.950]`` (mean and 95% CI), flagged with 2 seeds (:meth:`ci_text`), or
+        ``0.912`` for one seed."""
         if self.n == 0:
             return "-"
-        if math.isnan(self.ci_low):
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
+        ci = self.ci_text(digits)
+        return f"{self.mean:.{digits}f} {ci}" if ci else f"{self.mean:.{digits}f}"
 
 
 def t_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -95,6 +111,22 @@ def summarize(x: Sequence[float], ci: bool = True) -> Summary:
     lo, hi = t_ci(a) if ci else (float("nan"), float("nan"))
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a))
+
+
+def seed_summary(entry: dict[str, Any], metric: str) -> Summary:
+    """A board entry's score over its seeds (its ``per_seed`` rows' `metric`), with the interval of
+    :func:`summarize`; entries without ``per_seed`` fall back to their stored score and interval.
+    Boards, the site and the CLI show this, so an entry stored with an older interval is shown
+    with the current one."""
+    rows = entry.get("per_seed") or []
+    values = [r.get(metric) for r in rows]
+    if rows and all(isinstance(v, (int, float)) for v in values):
+        return summarize(values)
+    nan = float("nan")
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    n = len(entry.get("seeds") or [])
+    return Summary(n, float(entry.get("score", nan)), float(entry.get("std") or nan),
+                   nan if lo is None else float(lo), nan if hi is None else float(hi), nan)
 
 
 def probability_of_improvement(x: Sequence[float], y: Sequence[float], higher_is_better: bool = True

@@ -105,11 +105,12 @@ def _board_list(args: argparse.Namespace) -> int:
 def _board_verify(args: argparse.Namespace) -> int:
     from scoreboards.leaderboard.boards import load_board
     from scoreboards.leaderboard.verify import verify_entry
+    from scoreboards.untrusted import terminal
 
     board = load_board(args.board)
     with open_store(args) as store:
         v = verify_entry(board, args.entry, store, timeout=args.timeout)
-    print(f"entry {args.entry}: {v.outcome}: {v.detail}")
+    print(f"entry {args.entry}: {v.outcome}: {terminal(v.detail, keep_newlines=True)}")
     return 0 if v.ok else 1
 
 
@@ -147,17 +148,23 @@ def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, 
     from scoreboards.leaderboard.entries import submit
     from scoreboards.leaderboard.submission import SubmissionRejected
     from scoreboards.leaderboard.submission.sandbox import SandboxUnavailable
+    from scoreboards.untrusted import terminal
 
     try:
         e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
     except SubmissionRejected as err:
-        print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
+        print(f"REJECTED {terminal(name or target.rpartition(':')[2])}: {terminal(err.reason, keep_newlines=True)}",
+              file=sys.stderr)
         return False
     except SandboxUnavailable as err:
-        print(f"NOT RUN {name or target.rpartition(':')[2]}: {err}", file=sys.stderr)
+        print(f"NOT RUN {terminal(name or target.rpartition(':')[2])}: {terminal(err, keep_newlines=True)}",
+              file=sys.stderr)
         return False
-    ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
-    print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
+    from scoreboards.analysis.stats import seed_summary
+
+    ci = seed_summary(e, e["metric"]).ci_text()
+    ci = f" {ci}" if ci else ""
+    print(f"accepted {terminal(e['name'])}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
     return True
 
 

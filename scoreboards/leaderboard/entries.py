@@ -104,7 +104,10 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
             code_ref, run_target = store_code(target, store.path.parent)
         except (ValueError, OSError) as e:
             raise SubmissionRejected(f"malformed submission: {e}") from None
+    from scoreboards.untrusted import terminal
+
     secret = board_secret(board, store)
+    name = terminal(name)  # the log reaches a terminal; the name is the submitter's
     outcomes = []
     for seed in board.train_seeds:
         log(f"[{board.name}] {name}: training seed {seed} ...")

@@ -1,20 +1,21 @@
 """A board as Markdown (``neg board show``): its protocol in words, ranked entries, reference ceilings.
 
-Every string an entry controls (its name) is escaped (:func:`_md`); whether an entry is
+Every string an entry controls (its name) is escaped (:func:`scoreboards.untrusted.markdown_cell`); whether an entry is
 verified comes from its re-runs (:func:`scoreboards.leaderboard.verify.status`). The web
 site (:mod:`scoreboards.leaderboard.site`) shows the same rows and protocol lines.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym.utils import write_atomic
+from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.verify import status
 from scoreboards.store import ResultStore
+from scoreboards.untrusted import markdown_cell
 
 OPEN_NOTE = ("Open practice board: the task's rule is public, so a submission can score without learning "
              "from the expert (reading the rule off the prompt); rankings that measure learning from the "
@@ -60,11 +61,6 @@ def board_rows(board: Board, store: ResultStore) -> dict[str, Any]:
             "stale": len(every) - len(rows)}
 
 
-def _md(text: str) -> str:
-    """Text from a submission inside a Markdown table cell: no markup, no cell breaks."""
-    return "".join(f"\\{c}" if c in "\\`*_[]<>|#!" else c for c in str(text)).replace("\n", " ")
-
-
 def render_board(board: Board, store: ResultStore) -> str:
     """The board as Markdown: ranked entries, then unranked reference ceilings."""
     got = board_rows(board, store)
@@ -79,11 +75,11 @@ def render_board(board: Board, store: ResultStore) -> str:
     ]
 
     def row(rank: str, r: dict[str, Any]) -> str:
-        no_ci = r["ci_low"] is None or math.isnan(r["ci_low"])
-        ci = "" if no_ci else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        ci = seed_summary(r, board.metric).ci_text()
+        ci = f" {ci}" if ci else ""
         kind = {"builtin": " (built-in)", "reference": " (reference, clean expert)"}.get(r["kind"], "")
         used = f"{r['trajectories']:,.0f} / {r['queries']:,.0f}"
-        return (f"| {rank} | {_md(r['name'])}{kind} | {r['score']:.3f}{ci} | {used} | {len(r['seeds'])} | "
+        return (f"| {rank} | {markdown_cell(r['name'])}{kind} | {r['score']:.3f}{ci} | {used} | {len(r['seeds'])} | "
                 f"{r['status']} | {r['id']} | `{r['code_hash']}` | {r['created_at'][:10]} |")
 
     lines += [row(str(i + 1), r) for i, r in enumerate(got["ranked"])]
