@@ -1,4 +1,4 @@
-"""``neg board show|list|baselines|verify|publish|secret`` and ``neg submit``: the leaderboards.
+"""``neg board show|list|baselines|verify|private|publish|secret`` and ``neg submit``: the leaderboards.
 
 :func:`add_subcommands` adds them to the parser of :mod:`scoreboards.cli`; each command
 imports what it needs when it runs.
@@ -127,6 +127,22 @@ def _board_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _board_private(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.private import run_round
+    from scoreboards.leaderboard.render import render_board, write_board
+
+    board = load_board(args.board)
+    with open_store(args) as store:
+        got = run_round(board, store, timeout=args.timeout)
+        write_board(board, store)
+        print(render_board(board, store))
+    rejected = sum(r["outcome"] != "scored" for r in got["rows"])
+    print(f"private round {got['round']} (secret id {got['secret_id']}): {len(got['rows']) - rejected} entries "
+          f"ranked, {rejected} rejected")
+    return 0
+
+
 def _board_secret(args: argparse.Namespace) -> int:
     from scoreboards.leaderboard.hidden import load_secret, secret_id, secret_path
     from scoreboards.store import default_db
@@ -228,6 +244,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boards", nargs="*", help="only these boards (default: every shipped board)")
     add_db_arg(p)
     p.set_defaults(func=_board_publish)
+    p = osub.add_parser("private", help="rank a hidden-rule board's stored entries on a fresh secret (a private round)",
+                        description="Draw a fresh secret after every entry of the board is stored, re-run each "
+                                    "entry from its stored code on the instances drawn from it, and rank them: "
+                                    "the board's ranking (practice scores are on the harness's fixed secret).")
+    p.add_argument("board")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    add_db_arg(p)
+    p.set_defaults(func=_board_private)
     p = osub.add_parser("secret", help="where the harness's secret for hidden-rule boards lives, and its id")
     p.add_argument("--create", action="store_true", help="create it if missing")
     add_db_arg(p)

@@ -77,8 +77,12 @@ def board_secret(board: Board, store: ResultStore) -> bytes | None:
 
 def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, Any] | None = None,
               train: dict[str, Any] | None = None, timeout: float | None = None, name: str = "",
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, secret: bytes | None = None) -> dict[str, Any]:
     """Run every training seed of an entry; nothing is recorded.
+
+    Args:
+        secret: draw a hidden board's instances from this secret (a private round's,
+            :mod:`scoreboards.leaderboard.private`) instead of the harness's.
 
     Returns:
         ``{"outcomes", "kind", "code_ref", "run_target", "extra"}``.
@@ -106,7 +110,7 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
             raise SubmissionRejected(f"malformed submission: {e}") from None
     from scoreboards.untrusted import terminal
 
-    secret = board_secret(board, store)
+    secret = secret if secret is not None else board_secret(board, store)
     name = terminal(name)  # the log reaches a terminal; the name is the submitter's
     outcomes = []
     for seed in board.train_seeds:

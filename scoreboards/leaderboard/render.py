@@ -29,7 +29,9 @@ def protocol(board: Board) -> list[tuple[str, str]]:
     law = board.env_kwargs.get("law")
     lines = [
         ("rule", (f"hidden: {', '.join(board.hidden)} drawn by the harness from its secret for each training "
-                  "seed (never shown to submissions); training and evaluation on that instance")
+                  "seed (never shown to submissions); training and evaluation on that instance; practice scores on the "
+                  "harness's fixed secret, the ranking on a private round's fresh secret drawn after the entries "
+                  "are stored")
          if board.hidden else "open (practice board): the task's rule is public"),
         ("env", f"{board.env_id} ({kw})"),
         ("noise law", f"{law}, eta = {board.env_kwargs.get('eta')}" if law else "the env's default"),
@@ -61,6 +63,34 @@ def board_rows(board: Board, store: ResultStore) -> dict[str, Any]:
             "stale": len(every) - len(rows)}
 
 
+PRACTICE_NOTE = ("Practice scores are measured at submission on instances drawn from the harness's secret, the "
+                 "same for every entry: they can be learned across submissions, so only a private round ranks.")
+
+
+def private_section(board: Board, store: ResultStore) -> list[str]:
+    """Markdown lines of the board's latest private round (:mod:`scoreboards.leaderboard.private`)."""
+    from scoreboards.leaderboard.private import private_rows
+
+    got = private_rows(board, store)
+    if got is None:
+        return ["", "## Ranking (private round)", "",
+                f"No private round yet: `neg board private {board.name}` ranks the stored entries on a fresh secret."]
+    lines = ["", f"## Ranking (private round {got['round']})", "",
+             (f"Every entry below was stored before this round drew its secret (id `{got['secret_id']}`, "
+              f"{got['created_at'][:19]}) and was re-run from its stored code on the instances drawn from it."),
+             "", "| rank | algorithm | private score (95% CI) | practice score | seeds | entry | code |",
+             "|---|---|---|---|---|---|---|"]
+    for rank, r in [*((str(i + 1), r) for i, r in enumerate(got["ranked"])), *(("ref", r) for r in got["refs"])]:
+        kind = {"builtin": " (built-in)", "reference": " (reference, clean expert)"}.get(r["kind"], "")
+        ci = f" {r['ci']}" if r["ci"] else ""
+        lines.append(f"| {rank} | {markdown_cell(r['name'])}{kind} | {r['score']:.3f}{ci} | {r['practice_score']:.3f} "
+                     f"| {len(r['per_seed'])} | {r['id']} | `{r['code_hash']}` |")
+    for r in got["rejected"]:
+        lines.append(f"| - | {markdown_cell(r['name'])} | rejected: {markdown_cell(r['detail'] or '')} | "
+                     f"{r['practice_score']:.3f} | | {r['id']} | `{r['code_hash']}` |")
+    return lines
+
+
 def render_board(board: Board, store: ResultStore) -> str:
     """The board as Markdown: ranked entries, then unranked reference ceilings."""
     got = board_rows(board, store)
@@ -68,6 +98,9 @@ def render_board(board: Board, store: ResultStore) -> str:
     if not board.hidden:
         lines += [f"**{OPEN_NOTE}**", ""]
     lines += [f"- {label}: {text}" for label, text in protocol(board)]
+    if board.hidden:
+        lines += private_section(board, store)
+        lines += ["", "## Practice (the board's fixed instances: not a ranking)", "", PRACTICE_NOTE]
     lines += [
         "",
         "| rank | algorithm | score (95% CI) | budget used (traj. / queries) | seeds | verified | entry | code | date |",
@@ -99,4 +132,4 @@ def write_board(board: Board, store: ResultStore, out: str | Path | None = None)
     return path
 
 
-__all__ = ["OPEN_NOTE", "board_rows", "protocol", "render_board", "write_board"]
+__all__ = ["OPEN_NOTE", "PRACTICE_NOTE", "board_rows", "private_section", "protocol", "render_board", "write_board"]

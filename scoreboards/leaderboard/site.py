@@ -22,7 +22,8 @@ from typing import Any
 from noisy_expert_gym.utils import write_atomic
 from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
-from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
+from scoreboards.leaderboard.private import private_rows
+from scoreboards.leaderboard.render import OPEN_NOTE, PRACTICE_NOTE, board_rows, protocol
 from scoreboards.provenance import code_version, now
 from scoreboards.store import ResultStore
 from scoreboards.untrusted import terminal
@@ -112,7 +113,8 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
             root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE,
             ranked=[_entry_view(e, board.metric) for e in got["ranked"]],
             refs=[_entry_view(e, board.metric) for e in got["refs"]],
-            stale=got["stale"], board_curve=board_curve, **common)
+            stale=got["stale"], board_curve=board_curve, private=private_rows(board, store) if board.hidden else None,
+            practice_note=PRACTICE_NOTE, **common)
         write_atomic(out / "boards" / f"{slug(board.name)}.html", page)
         kw = ", ".join(f"{k}={v}" for k, v in board.env_kwargs.items())
         summary.append({"name": board.name, "slug": slug(board.name), "rule": board.rule, "access": board.access,
