@@ -12,9 +12,10 @@ Conventions (following rliable, Agarwal et al. 2021):
 
 - the 95% confidence interval of the mean over seeds is Student's t (:func:`t_ci`:
   mean +- t(0.975, n - 1) s / sqrt(n), ``scipy.stats.t``), which holds its level with few
-  seeds: simulated coverage 0.949 / 0.954 / 0.951 at n = 3 / 5 / 10 on normal data, 0.939 /
-  0.938 / 0.938 on a skewed Beta(2, 5) (``tests/scoreboards/analysis/test_stats.py``), where
-  the percentile bootstrap covered 0.77 / 0.85 / 0.90 of normal data (it is kept as
+  seeds: simulated coverage 0.949 / 0.951 / 0.952 at n = 3 / 5 / 10 on normal data, 0.935 /
+  0.934 / 0.942 on a skewed Beta(2, 5) (``python -m benchmarks.interval_coverage``; checked in
+  ``tests/scoreboards/analysis/test_stats.py``), where the percentile bootstrap covered 0.746 /
+  0.849 / 0.899 of normal data (it is kept as
   :func:`bootstrap_ci`); a single seed has no interval (reported as NaN), and an interval from
   fewer than :data:`MIN_CI_SEEDS` seeds is shown flagged as too few seeds (:attr:`Summary.few_seeds`:
   with 2 seeds t(0.975, 1) = 12.7, so the honest interval spans most of the scale);

@@ -25,6 +25,7 @@ Each round ranks the entries stored before it; a later entry waits for the next 
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -38,10 +39,10 @@ _SECRET_BYTES = 32
 
 
 def round_secret_path(results_dir: str | Path, board: Any, round_id: int) -> Path:
-    """Where round `round_id` of `board` keeps its secret."""
-    from scoreboards.leaderboard.site import slug
-
-    return Path(results_dir) / ROUND_DIR / f"{slug(board.name)}-{int(round_id)}"
+    """Where round `round_id` of `board` keeps its secret (the board's name with anything outside
+    [A-Za-z0-9._-] as ``_``)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", board.name) or "_"
+    return Path(results_dir) / ROUND_DIR / f"{name}-{int(round_id)}"
 
 
 def load_round_secret(results_dir: str | Path, board: Any, round_id: int) -> bytes:
