@@ -12,11 +12,11 @@ imports the algorithms), which imports nothing above it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from agents.registry import ALGORITHMS, check_params
+from agents.registry import ALGORITHMS, check_params, plugin_digest
 from noisy_expert_gym.declarations import (
     Declared,
     NonNegativeFloat,
@@ -27,11 +27,23 @@ from noisy_expert_gym.declarations import (
 )
 
 
+def _known_preset(preset: str) -> str:
+    """The policy registry's check (it imports torch: only when a configuration is validated)."""
+    from agents.policies import check_preset
+
+    return check_preset(preset)
+
+
+#: A student's name, checked against the policy registry; a type, so that the spec and board
+#: `train` tables (built from these fields' types) check it too.
+Preset = Annotated[str, AfterValidator(_known_preset)]
+
+
 class TrainConfig(Declared):
     """Everything that defines a training run (with ``seed``, its identity)."""
 
     algo: str = "nail-f"
-    """Algorithm name from the registry (`neg train --list` shows them)."""
+    """Algorithm name from the registry (`neg train --list` shows them), or your own: `path/to/file.py:Name` or `module:Name` (README: "Write your own algorithm")."""
     env_id: str = "NoisyModAdd-v0"
     """A registered env id with an expert oracle."""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -39,7 +51,7 @@ class TrainConfig(Declared):
     algo_params: dict[str, Any] = Field(default_factory=dict)
     """Algorithm-specific hyperparameters (beta, tau, lam, ...); see each algorithm's defaults."""
     budget_trajectories: PositiveInt = 100_000
-    """Expert-trajectory budget: an online update over k student rollouts spends k; BC's N-rollout dataset spends N."""
+    """Expert-trajectory budget, spent when the expert produces a trajectory: an online update over k student rollouts spends k; BC collects its N-rollout dataset as its first pass reads it."""
     budget_queries: PositiveInt | None = None
     """Optional cap on expert prefix-queries (training stops at whichever budget runs out first)."""
     seed: int = 0
@@ -50,7 +62,7 @@ class TrainConfig(Declared):
     """`auto` (bf16 where supported), `bf16` or `fp32`."""
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
-    preset: str = "cpu-rope"
+    preset: Preset = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's fields (agents.policy.PolicyConfig: n_layer, n_head, n_embd, dropout, bias, pos, tie_embeddings; an HF student: lora, ...)."""
@@ -195,8 +207,12 @@ class TrainConfig(Declared):
         return cls.parse(data, "training configuration")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`); for a plugin
+        algorithm also its file's digest (``algo_code``), so an edited plugin is another run."""
+        out = {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        if (digest := plugin_digest(self.algo)) is not None:
+            out["algo_code"] = digest
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()

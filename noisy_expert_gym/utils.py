@@ -103,6 +103,32 @@ def sample_categorical(probs: Any, generator: Any) -> Any:
     return np.minimum((u > np.cumsum(probs, axis=-1)).sum(-1), probs.shape[-1] - 1).astype(np.int64)
 
 
+# --------------------------------------------------------------------------- derived names
+def exact_number(x: float) -> str:
+    """A number as short text that names it exactly: ``f"{x:g}"`` where that reads back as `x` (0.2, 1e-05,
+    3), else ``repr`` (0.1234567, not ``:g``'s 0.123457, which 0.1234571 shares). Distinct numbers, distinct
+    texts: what every name derived from a value uses."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"exact_number takes a number, got {type(x).__name__}")
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    short = f"{float(x):g}"
+    return short if float(short) == float(x) else repr(float(x))
+
+
+def safe_name(name: str, allowed: str = "A-Za-z0-9._-") -> str:
+    """`name` as a file name of the characters `allowed` (a regex class body), injectively: a name made of
+    them only is itself; any other has them replaced by ``_`` and ``~`` plus 8 hex digits of its hash
+    appended (``~`` is never in a name kept as it is, so no kept name equals a rewritten one)."""
+    import hashlib
+    import re
+
+    if name and re.fullmatch(f"[{allowed}]+", name) and name not in (".", ".."):
+        return name
+    readable = re.sub(f"[^{allowed}]", "_", name)
+    return f"{readable}~{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
 # --------------------------------------------------------------------------- atomic file writes
 #: A temporary whose writer is in another host or PID namespace (its pid means nothing here) is stale
 #: once it has not been touched for this long; one of this namespace is stale as soon as its pid is dead.

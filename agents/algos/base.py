@@ -21,6 +21,7 @@ adds to it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,12 +30,12 @@ import torch
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
-from agents.registry import ALGORITHMS
+from agents.registry import ALGORITHMS, algorithm
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared
 from noisy_expert_gym.oracle import ExpertAccessError
 from noisy_expert_gym.topk import TopK
-from noisy_expert_gym.utils import lookup, sample_categorical
+from noisy_expert_gym.utils import sample_categorical
 
 if TYPE_CHECKING:
     from agents.budget import Budget
@@ -310,8 +311,51 @@ def register(alg: Algorithm) -> Algorithm:
 
 
 def get_algorithm(name: str) -> Algorithm:
-    """The algorithm called `name`; unknown names raise ValueError with a suggestion."""
-    return lookup(ALGORITHMS, name, "algorithm")
+    """The algorithm called `name` (a built-in, or a plugin ``path/to/file.py:Name`` /
+    ``module:Name``, loaded once); unknown names raise ValueError with a suggestion."""
+    return algorithm(name)
+
+
+def _no_loop(*args: Any) -> Any:
+    raise RuntimeError("this algorithm runs its own loop (`run`); it has no `collect` or `loss`")
+
+
+#: What a plugin may declare besides ``params``, ``collect`` and ``loss``: the record's other fields.
+OPTIONAL = ("setup", "uses_clean_expert", "queries_expert", "run", "needs_probs", "sample_only_hint",
+            "queries_per_trajectory")
+
+
+def as_algorithm(obj: Any, name: str) -> Algorithm:
+    """A plugin's object as the algorithm registered under `name` (:func:`agents.registry.load_plugin`).
+
+    `obj` is an :class:`Algorithm` record, or a class (any object) with the record's fields as
+    attributes: ``params`` (a :class:`Declared` model), ``collect(ctx, params)`` and
+    ``loss(logits, batch, params)`` (functions in the class body: no ``self``), or ``run``; optionally
+    any of :data:`OPTIONAL` (``needs_probs`` may be a bool); its docstring's first line is its summary.
+
+    Raises:
+        ValueError: `obj` is not an algorithm; the message says what it lacks.
+    """
+    if isinstance(obj, Algorithm):
+        return dataclasses.replace(obj, name=name)
+    contract = ("see the Algorithm contract in agents/algos/base.py and README.md, \"Write your own "
+                "algorithm\"")
+    params = getattr(obj, "params", None)
+    if not (isinstance(params, type) and issubclass(params, Declared)):
+        raise ValueError(  # noqa: TRY004 - a user's mistake: one line, exit code 2
+            f"`{name}` is not an algorithm: it needs `params`, a Declared model of its parameters (class "
+            f"Params(Declared): ...; an empty one if it has none), got {params!r}; {contract}")
+    collect, loss, run = (getattr(obj, a, None) for a in ("collect", "loss", "run"))
+    if not (callable(collect) and callable(loss)) and not callable(run):
+        lacks = [a for a, f in (("collect", collect), ("loss", loss)) if not callable(f)]
+        raise ValueError(f"`{name}` is not an algorithm: it has no {' or '.join(f'`{a}`' for a in lacks)} "  # noqa: TRY004
+                         f"(or `run` for a loop of its own); {contract}")
+    extra = {k: getattr(obj, k) for k in OPTIONAL if getattr(obj, k, None) is not None}
+    if isinstance(extra.get("needs_probs"), bool):
+        extra["needs_probs"] = always if extra["needs_probs"] else never
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    summary = getattr(obj, "summary", None) or (doc.splitlines()[0] if doc else name)
+    return Algorithm(name, str(summary), params, collect or _no_loop, loss or _no_loop, **extra)
 
 
 #: Why an algorithm that reads no expert rows through :mod:`agents.expert_rows` refuses ``expert_form``.
@@ -414,6 +458,7 @@ __all__ = [
     "RunKit",
     "access_needed",
     "always",
+    "as_algorithm",
     "check_expert_access",
     "epoch_order",
     "expert_access",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scoreboards.analysis.stats import summarize
+from scoreboards.analysis.stats import count_failed, summarize
 from scoreboards.config import train_problems
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.provenance import code_version, short_hash
@@ -120,6 +120,9 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
                                  secret=secret, protect=[store.path.parent])
         except SubmissionRejected as e:
             raise SubmissionRejected(f"seed {seed}: {e.reason}") from None
+        if count_failed([out.metrics.get(board.metric)]):  # an entry is ranked over every seed: none may fail
+            raise SubmissionRejected(f"seed {seed}: {board.metric} is {out.metrics.get(board.metric)} (a failed "
+                                     "run); an entry is scored over every training seed: fix the run and submit again")
         log(f"[{board.name}] {name}: seed {seed}: {board.metric} = {out.metrics[board.metric]:.4f} "
             f"({out.trajectories:,} trajectories, {out.queries:,} queries, {out.wall_time:.1f} s)")
         outcomes.append(out)

@@ -25,13 +25,12 @@ Each round ranks the entries stored before it; a later entry waits for the next 
 from __future__ import annotations
 
 import math
-import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import create_atomic
+from noisy_expert_gym.utils import create_atomic, safe_name
 from scoreboards.analysis.stats import seed_summary
 
 ROUND_DIR = "private-rounds"
@@ -39,10 +38,8 @@ _SECRET_BYTES = 32
 
 
 def round_secret_path(results_dir: str | Path, board: Any, round_id: int) -> Path:
-    """Where round `round_id` of `board` keeps its secret (the board's name with anything outside
-    [A-Za-z0-9._-] as ``_``)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", board.name) or "_"
-    return Path(results_dir) / ROUND_DIR / f"{name}-{int(round_id)}"
+    """Where round `round_id` of `board` keeps its secret (the board's name as a safe file name)."""
+    return Path(results_dir) / ROUND_DIR / f"{safe_name(board.name)}-{int(round_id)}"
 
 
 def load_round_secret(results_dir: str | Path, board: Any, round_id: int) -> bytes:

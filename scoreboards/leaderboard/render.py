@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.verify import status
@@ -126,8 +126,9 @@ def render_board(board: Board, store: ResultStore) -> str:
 
 
 def write_board(board: Board, store: ResultStore, out: str | Path | None = None) -> Path:
-    """Render the board to ``<db dir>/boards/<name>.md`` (atomically); returns the path."""
-    path = Path(out) if out else store.path.parent / "boards" / f"{board.name}.md"
+    """Render the board to ``<db dir>/boards/<name>.md`` (atomically; the name as a file name by
+    :func:`~noisy_expert_gym.utils.safe_name`: one file per board, never outside ``boards/``); returns the path."""
+    path = Path(out) if out else store.path.parent / "boards" / f"{safe_name(board.name)}.md"
     write_atomic(path, render_board(board, store))
     return path
 

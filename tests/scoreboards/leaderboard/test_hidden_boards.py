@@ -17,36 +17,15 @@ from scoreboards.leaderboard.entries import board_secret, submit
 from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import run_submission, unsandboxed
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import HIDDEN_M3, board_toml
 
 SUBS = "tests.scoreboards.subs"
 #: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.
 TEST_SECRET = "5eed" * 16
 
-HIDDEN = """
-description = "test hidden board"
-
-[env]
-id = "NoisyAutomaton-v0"
-kwargs = { automaton = "modadd", n = 7, m = 3, eta = 0.2, law = "absorbing" }
-hidden = ["relabel_seed"]
-
-[budget]
-trajectories = 2048
-queries = 12288
-
-[eval]
-prompts = 32
-seeds = [1001, 1002]
-curve_points = 2
-curve_prompts = 16
-
-[protocol]
-train_seeds = [0]
-timeout_s = 120
-
-[[baselines]]
-algo = "nail-f"
-"""
+HIDDEN = board_toml(description="test hidden board", env_id="NoisyAutomaton-v0", kwargs=HIDDEN_M3,
+                    env=['hidden = ["relabel_seed"]'], trajectories=2048, queries=12288, eval=['curve_points = 2'],
+                    timeout_s=120, tail='\n[[baselines]]\nalgo = "nail-f"\n')
 
 
 @pytest.fixture

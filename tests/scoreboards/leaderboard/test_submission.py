@@ -10,33 +10,10 @@ from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected, run_submission
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import board_toml
 
-BOARD = """
-description = "test board"
-cost = "seconds"
-
-[env]
-id = "NoisyModAdd-v0"
-kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
-
-[budget]
-trajectories = 1024
-queries = 6144
-
-[eval]
-prompts = 32
-seeds = [1001, 1002]
-metric = "greedy_full_exact"
-curve_prompts = 16
-
-[protocol]
-train_seeds = [0]
-timeout_s = 60
-
-[[baselines]]
-algo = "nail-f"
-train = { preset = "tiny", batch_size = 256, device = "cpu" }
-"""
+BOARD = board_toml(top=['cost = "seconds"'], queries=6144, eval=['metric = "greedy_full_exact"'],
+                   tail='\n[[baselines]]\nalgo = "nail-f"\ntrain = { preset = "tiny", batch_size = 256, device = "cpu" }\n')
 SUBS = "tests.scoreboards.subs"
 
 

@@ -14,28 +14,9 @@ from scoreboards.leaderboard.entry_code import code_digest, rerun_target, submis
 from scoreboards.leaderboard.submission import SubmissionRejected
 from scoreboards.leaderboard.verify import status, verify_entry
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import board_toml
 
-BOARD = """
-description = "test board"
-
-[env]
-id = "NoisyModAdd-v0"
-kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
-
-[budget]
-trajectories = 1024
-queries = 6144
-
-[eval]
-prompts = 32
-seeds = [1001, 1002]
-curve_points = 1
-curve_prompts = 16
-
-[protocol]
-train_seeds = [0]
-timeout_s = 60
-"""
+BOARD = board_toml(queries=6144, eval=['curve_points = 1'])
 #: A file submission: the subs module's honest TableLearner (a table of the rule's transitions),
 #: copied into its own file.
 LEARNER = textwrap.dedent('''
