@@ -20,9 +20,13 @@ from scoreboards.leaderboard.private import (
 from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.site import publish
 from scoreboards.store import ResultStore
-from tests.scoreboards.leaderboard.test_hidden_boards import HIDDEN, SUBS, TEST_SECRET
+from tests.scoreboards.leaderboard.board_files import HIDDEN_M3, board_toml
+from tests.scoreboards.leaderboard.test_hidden_boards import SUBS, TEST_SECRET
 
-BOARD = HIDDEN.replace("train_seeds = [0]", "train_seeds = [0, 1]")
+#: The hidden test board (modadd n = 7, m = 3 under a secret relabelling) with two training seeds.
+BOARD = board_toml(description="private-round test board", env_id="NoisyAutomaton-v0", kwargs=HIDDEN_M3,
+                   env=['hidden = ["relabel_seed"]'], trajectories=2048, queries=12288, eval=["curve_points = 2"],
+                   train_seeds=(0, 1), timeout_s=120)
 #: A submission that learns nothing and answers with the practice instances' clean expert, whose
 #: hidden values it carries (what a submitter could learn from earlier practice runs).
 HARD_CODED = '''
