@@ -51,6 +51,14 @@ CHAIN_CASES = [
         effect(fam, "corruption_seed", 9, {"law": "corrupted", "eta": 0.5}), refused(fam, "corruption_seed", 9),
         effect(fam, "access", "sample"), effect(fam, "reward", "dense"), effect(fam, "render_mode", "ansi"),
         effect(fam, "render_mode", "rgb_array"))],
+    # Top-k access and the per-query logit noise (every family's reference expert).
+    *[c for fam in ("modadd", "automaton", "gsm8k") for c in (
+        effect(fam, "top_k", 2, {"access": "topk", "top_k": 3}), refused(fam, "top_k", 2),
+        effect(fam, "logit_noise", 1.0, {"eta": 0.5}),
+        effect(fam, "logit_noise_dist", "gumbel", {"eta": 0.5, "logit_noise": 1.0}),
+        refused(fam, "logit_noise_dist", "gumbel"))],
+    refused("gsm8k", "logit_noise", 1.0, HF), refused("gsm8k", "top_k", 2, {**HF, "access": "topk"}),
+    effect("gsm8k", "access", "sample"),
     effect("modadd", "p", 5),
     effect("automaton", "automaton", "s5"), effect("automaton", "automaton", "modadd"),
     effect("automaton", "n", 5), refused("automaton", "n", 5, {"automaton": "s5"}),
