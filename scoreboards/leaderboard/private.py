@@ -37,19 +37,28 @@ ROUND_DIR = "private-rounds"
 _SECRET_BYTES = 32
 
 
-def round_secret_path(results_dir: str | Path, board: Any, round_id: int) -> Path:
-    """Where round `round_id` of `board` keeps its secret (the board's name as a safe file name)."""
-    return Path(results_dir) / ROUND_DIR / f"{safe_name(board.name)}-{int(round_id)}"
+def round_secret_path(results_dir: str | Path, board: Any, round_id: int, secret_id: str) -> Path:
+    """Where round `round_id` of `board` keeps its secret: named by the board (as a safe file name), the
+    round and the secret's id, so a database made afresh beside old rounds' files never reads theirs."""
+    return Path(results_dir) / ROUND_DIR / f"{safe_name(board.name)}-{int(round_id)}-{safe_name(secret_id)}"
 
 
-def load_round_secret(results_dir: str | Path, board: Any, round_id: int) -> bytes:
-    """The secret of a recorded round (for re-running it).
+def load_round_secret(store: Any, board: Any, round_id: int) -> bytes:
+    """The secret of a recorded round of `board` in `store` (for re-running it).
 
     Raises:
-        FileNotFoundError: this results directory does not hold it.
+        ValueError: `store` has no such round of `board`.
+        FileNotFoundError: its results directory does not hold the round's secret.
     """
-    path = round_secret_path(results_dir, board, round_id)
-    return bytes.fromhex(path.read_text().strip())
+    from scoreboards.leaderboard.hidden import secret_id
+
+    rnd = next((r for r in store.private_rounds(board.name) if r["id"] == int(round_id)), None)
+    if rnd is None:
+        raise ValueError(f"board `{board.name}` has no private round {round_id}")
+    secret = bytes.fromhex(round_secret_path(store.path.parent, board, rnd["id"], rnd["secret_id"]).read_text().strip())
+    if secret_id(secret) != rnd["secret_id"]:
+        raise ValueError(f"the secret file of round {round_id} is not the round's secret {rnd['secret_id']}")
+    return secret
 
 
 def run_round(board: Any, store: Any, timeout: float | None = None,
@@ -82,7 +91,9 @@ def run_round(board: Any, store: Any, timeout: float | None = None,
     folder = store.path.parent / ROUND_DIR
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
-    create_atomic(round_secret_path(store.path.parent, board, round_id), secret.hex() + "\n", mode=0o600)
+    if not create_atomic(round_secret_path(store.path.parent, board, round_id, secret_id(secret)), secret.hex() + "\n",
+                         mode=0o600):
+        raise RuntimeError(f"round {round_id}'s secret file already exists; remove {folder} if its database is gone")
     commitment = entry_provenance(board, secret)["seed_commitment"]
     for e in entries:
         rerun = e.get("rerun") or {}

@@ -87,12 +87,13 @@ def test_hard_coding_the_practice_instances_scores_chance_in_a_private_round(boa
         assert [r["id"] for r in ranked] == [learner["id"], cheat["id"]]
         md = render_board(board, st)
         page = publish([board], st, tmp_path / "site").parent / "boards" / "private-test.html"
+        fresh = load_round_secret(st, board, got["round"])
     assert 'id="private-ranking"' in page.read_text() and "HardCoded" in page.read_text()
     assert f"## Ranking (private round {got['round']})" in md and "## Practice" in md
     # The round's secret is fresh, private and recorded by id only.
-    fresh = load_round_secret(db_path.parent, board, got["round"])
     assert fresh != secret and got["secret_id"] == hidden.secret_id(fresh) != hidden.secret_id(secret)
-    assert stat.S_IMODE(round_secret_path(db_path.parent, board, got["round"]).stat().st_mode) == 0o600
+    path = round_secret_path(db_path.parent, board, got["round"], got["secret_id"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert fresh.hex() not in md
 
 
