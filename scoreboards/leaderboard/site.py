@@ -8,7 +8,8 @@ below them, and learning curves (SVG, matplotlib) of every entry as the harness
 measured them during training.
 
 Pages are Jinja2 templates (``scoreboards/leaderboard/templates/``) with autoescaping on: every
-string from a submission (its name, its target) is escaped as text, and figures are
+string from a submission (its name, its target) is escaped as text, with its control characters
+written as visible escapes (:func:`scoreboards.untrusted.terminal`), and figures are
 embedded as ``<img>`` (an SVG there runs no script; matplotlib draws text as paths).
 
 What a reader can trust (issue 27):
@@ -35,10 +36,13 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym.utils import safe_name, write_atomic
+from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
-from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
+from scoreboards.leaderboard.private import private_rows
+from scoreboards.leaderboard.render import OPEN_NOTE, PRACTICE_NOTE, board_rows, protocol
 from scoreboards.provenance import code_version, now
 from scoreboards.store import ResultStore
+from scoreboards.untrusted import terminal
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: The official harness secrets' ids (one per line; ``#`` comments), as the maintainers publish them.
@@ -116,23 +120,19 @@ def secret_mark(board: Board, entries: list[dict[str, Any]], official: frozenset
                     "score on another instance of the task and proves nothing to anyone else."}
 
 
-def _finalize(value: Any) -> Any:
-    """Every printed value: plain strings lose their host paths (template markup is left alone)."""
-    import markupsafe
-
-    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return scrub_paths(value)
-    return value
-
-
 def _environment() -> Any:
     try:
         import jinja2
     except ImportError:  # pragma: no cover - a dependency of the package
         raise RuntimeError("publishing the web site needs Jinja2: pip install jinja2") from None
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              finalize=_finalize)
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:  # every plain string shown: control characters visible, no host paths
+        return scrub_paths(terminal(value, keep_newlines=True)) if isinstance(value, str) \
+            and not isinstance(value, Markup) else value
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=finalize,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def _plain(label: str) -> str:
@@ -154,7 +154,7 @@ def _figures(board: Board, entries: list[dict[str, Any]], out: Path) -> str | No
 
 def _label(e: dict[str, Any]) -> str:
     """An entry's legend label: its rank and name, as the table shows them."""
-    name = public_target(e["name"]) if "/" in str(e["name"]) else str(e["name"])
+    name = terminal(public_target(e["name"]) if "/" in str(e["name"]) else str(e["name"]))
     rank = e.get("rank")
     return _plain(f"{rank}. {name}" if isinstance(rank, int) else f"ref. {name} (clean expert)")
 
@@ -205,10 +205,12 @@ def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
     return f"../curves/{path.name}" if made is not None else None
 
 
-def _entry_view(e: dict[str, Any], official: frozenset[str]) -> dict[str, Any]:
-    lo = e.get("ci_low")
+def _entry_view(e: dict[str, Any], metric: str, official: frozenset[str]) -> dict[str, Any]:
+    """An entry as the page shows it: its interval from its seeds (flagged when too few), its target
+    without host paths, and whether its secret is an official one."""
+    s = seed_summary(e, metric)
     sid = e.get("secret_id")
-    return {**e, "has_ci": lo is not None and not math.isnan(lo), "target": public_target(e.get("target") or ""),
+    return {**e, "ci": s.ci_text(), "few_seeds": s.few_seeds, "target": public_target(e.get("target") or ""),
             "secret_kind": ("official" if sid in official else "local") if sid else None}
 
 
@@ -235,10 +237,11 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path,
         board_curve = _figures(board, entries, out)
         secret = secret_mark(board, entries, official)
         page = env.get_template("board.html.j2").render(
-            root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE, secret=secret,
-            ranked=[_entry_view(e, official) for e in got["ranked"]],
-            refs=[_entry_view(e, official) for e in got["refs"]],
-            stale=got["stale"], board_curve=board_curve, **common)
+            root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE, secret=secret, official=official,
+            ranked=[_entry_view(e, board.metric, official) for e in got["ranked"]],
+            refs=[_entry_view(e, board.metric, official) for e in got["refs"]],
+            stale=got["stale"], board_curve=board_curve, private=private_rows(board, store) if board.hidden else None,
+            practice_note=PRACTICE_NOTE, **common)
         write_atomic(out / "boards" / f"{slug(board.name)}.html", page)
         kw = ", ".join(f"{k}={v}" for k, v in board.env_kwargs.items())
         summary.append({"name": board.name, "slug": slug(board.name), "rule": board.rule, "access": board.access,
