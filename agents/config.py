@@ -12,12 +12,13 @@ imports the algorithms), which imports nothing above it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from agents.registry import check_params
 from noisy_expert_gym.declarations import (
+    NOT_BOOL,
     Declared,
     NonNegativeFloat,
     NonNegativeInt,
@@ -72,6 +73,8 @@ class TrainConfig(Declared):
     """Training prompts: `iid` (drawn uniformly with replacement) or `epoch` (a seeded permutation, every problem once per epoch; tasks with a finite problem list such as GSM-8K)."""
     grad_clip: NonNegativeFloat = 1.0
     """Global gradient-norm clip (0 disables)."""
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0), NOT_BOOL] = 0.0
+    """Exponential moving average of the weights (0: off): after each step ema = d ema + (1 - d) weights with d = min(ema_decay, (1 + u) / (10 + u)) at update u; evaluation and the returned policy use the EMA weights, rollouts the trained ones."""
     eval_every: NonNegativeInt = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: PositiveInt = 1024

@@ -11,6 +11,14 @@ clean expert and is never eligible for a leaderboard. ``bc`` with
 ``dataset=<Minari id>`` trains on the first N episodes of a local Minari dataset
 instead (see ``neg export-minari``). Expert rollouts are sampled tokens only, so BC
 learns from a sample-only expert (``access="sample"``) unchanged.
+
+``labels="probs"`` is offline distillation with soft labels, a control of the theory
+(docs/design.md §3.4): the same prefixes (the same cached rollouts, in the same order), but
+at each one the loss is the forward KL to the noisy expert's row pi~(. | prefix) -- the
+distribution the rollout's token was drawn from -- instead of -log pi_theta(token). It
+removes the label noise of sampling and nothing else. The rows are the ones the rollout
+was sampled from, so they cost no further trajectories or queries; reading them needs
+full access (a sample-only expert refuses the run before any query).
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ import json
 import os
 from typing import Any
 
+from typing import Literal
+
 import torch
 from pydantic import field_validator, model_validator
 
+from agents import expert_rows as rows
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, never, register
+from agents.algos.base import Algorithm, Batch, Context, register
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared, PositiveInt, UnitInterval
 from noisy_expert_gym.utils import atomic_path
@@ -39,6 +50,8 @@ class BCParams(Declared):
     """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`); it must have been made on the run's env and problem kwargs."""
     dataset_eta: UnitInterval | None = None
     """With `dataset`: the eta it was made at, to train on data of another eta than the env's on purpose (recorded in the run's config)."""
+    labels: Literal["tokens", "probs"] = "tokens"
+    """`tokens`: log-loss on the rollout's sampled tokens (LogLossBC); `probs`: forward KL to the expert's row at each of the rollout's prefixes (soft labels, needs full access)."""
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -117,7 +130,7 @@ def _setup(clean: bool):
         data = from_minari(ctx, params, clean) if params.dataset else load_or_make(ctx, clean)
         # Each rank reads its own shard: rank, rank + world, ...
         ctx.state["dataset"] = {k: v[ctx.rank :: ctx.world_size] for k, v in data.items()}
-        ctx.state.update(pos=0, epoch=0,
+        ctx.state.update(pos=0, epoch=0, clean=clean,
                          perm=torch.arange(ctx.state["dataset"]["prompts"].shape[0], device=ctx.device))
     return setup
 
@@ -132,15 +145,28 @@ def collect(ctx: Context, params: BCParams) -> Batch:
     st["pos"] += idx.shape[0]
     new = idx.shape[0] if st["epoch"] == 0 else 0  # later epochs re-read spent trajectories
     prompts, chain = data["prompts"][idx], data["chain"][idx]
-    return Batch(prompts, chain, actions=chain, trajectories=new, queries=new * ctx.task.horizon)
+    probs = None
+    if params.labels == "probs":  # the rows the rollout was drawn from: already paid for with it
+        expert = ctx.clean_expert if ctx.state.get("clean") else ctx.expert
+        probs = rows.expert_rows(expert, prompts, chain, ctx.cfg.expert_form)
+    return Batch(prompts, chain, probs=probs, actions=chain, trajectories=new, queries=new * ctx.task.horizon)
 
 
 def loss(logits: torch.Tensor, batch: Batch, params: BCParams) -> torch.Tensor:
+    if params.labels == "probs":
+        return losses.forward_kl_rows(logits, batch.probs)
     return losses.mc_forward(logits, batch.actions)
 
 
+def needs_probs(params: BCParams) -> bool:
+    """Soft labels read the expert's rows; tokens are samples."""
+    return params.labels == "probs"
+
+
 register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
-                   "(generated and cached, or a Minari dataset id: dataset=...)",
-                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=never))
+                   "(generated and cached, or a Minari dataset id: dataset=...); labels='probs': soft labels",
+                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=needs_probs,
+                   sample_only_hint="use labels='tokens'"))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True, needs_probs=never))
+                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True,
+                   needs_probs=needs_probs, sample_only_hint="use labels='tokens'"))

@@ -284,12 +284,14 @@ def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     verdict tables and the T-vs-m figure; ("", None) for other specs."""
     from scoreboards.analysis import horizon_fit, horizon_report
 
-    if not horizon_fit.is_horizon_spec(spec) or not any(row for _, row in results):
+    var = horizon_fit.scaling_variable(spec)
+    if var is None or not any(row for _, row in results):
         return "", None
     groups = horizon_fit.analyse(spec, results, curves,
                                  n_boot=spec.report.get("horizon_boot", horizon_fit.N_BOOT), seed=seed)
+    what = {"m": "horizon", "period": "period", "eta": "noise"}[var]
     fig = (horizon_report.plot_horizon(groups, out / "horizon.png",
-                                       title=f"{spec.name}: trajectories to target vs horizon")
+                                       title=f"{spec.name}: trajectories to target vs {what}")
            if figures else None)
     return horizon_report.markdown(groups, spec), fig
 
@@ -312,9 +314,12 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
     curves = store.curves([r["key"] for r in found])
     tables, _ = _group_tables(spec, results, curves, seed)
     figs = _figures(spec, results, curves, out) if figures and found else []
+    from scoreboards.analysis import horizon_fit
+
     horizon_md, horizon_fig = _horizon(spec, results, curves, out, seed, figures and bool(found))
     if horizon_md:
-        tables = horizon_md + "\n\n## Per horizon\n\n" + tables
+        per = "horizon" if horizon_fit.scaling_variable(spec) == "m" else "env config"
+        tables = horizon_md + f"\n\n## Per {per}\n\n" + tables
     figs = ([horizon_fig] if horizon_fig else []) + figs
     gifs = _episode_gifs(spec, store, results, out) if figures and found else []
     versions = sorted({r["code_version"] for r in found})
