@@ -26,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
-
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import field_validator, model_validator

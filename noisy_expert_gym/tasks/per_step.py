@@ -60,7 +60,14 @@ from noisy_expert_gym.tasks.automata import (
     relabelling,
 )
 from noisy_expert_gym.tasks.automaton import AutomatonTask, check_symbols
-from noisy_expert_gym.tasks.kwargs import Access, CorruptionSeed, Eta, Kappa, Law, check_noise_applies
+from noisy_expert_gym.tasks.kwargs import (
+    Access,
+    CorruptionSeed,
+    Eta,
+    Kappa,
+    Law,
+    check_noise_applies,
+)
 from noisy_expert_gym.utils import did_you_mean, is_torch
 
 #: The automata whose rule can change with the step.
