@@ -367,3 +367,4 @@ def test_clean_prefix_rates_are_q_to_the_t():
     for t in range(1, 7):
         k = int((prefix >= t).sum())
         assert stats.binomtest(k, 40_000, q**t).pvalue > ALPHA, (t, k / 40_000, q**t)
+
