@@ -100,7 +100,7 @@ def test_every_learner_takes_ema_evaluates_it_and_resumes_it(algo, tmp_path):
     stopped = train(**kw, checkpoint_dir=str(tmp_path / "ck"), stop_at=0.0)
     assert len(stopped.curve) == 1
     resumed = train(**kw, checkpoint_dir=str(tmp_path / "ck"), resume=True)
-    strip = lambda res: [{k: v for k, v in r.items() if k != "wall_time"} for r in res.curve]  # noqa: E731
+    strip = lambda res: [{k: v for k, v in r.items() if k != "wall_time"} for r in res.curve]
     assert strip(resumed) == strip(full)
     for a, b in zip(resumed.policy.parameters(), full.policy.parameters(), strict=True):
         assert torch.equal(a, b)

@@ -467,16 +467,14 @@ def ref_ps_prompts(auto: RefPerStep, m: int):
 
 def ref_ps_final_correct(law: str, eta: float, auto: RefPerStep, m: int) -> float:
     """P(final answer right) of noisy-expert rollouts on uniform prompts: every prompt, every chain."""
+    def walk(xs: Sequence[int], s_m: int, ys: list[int], prob: float) -> float:
+        if len(ys) == m:
+            return prob * (ys[-1] == s_m)
+        return sum(walk(xs, s_m, ys + [a], prob * pa)
+                   for a, pa in enumerate(ref_ps_probs(law, eta, auto, xs, ys)) if pa > 0.0)
+
     total, count = 0.0, 0
     for xs in ref_ps_prompts(auto, m):
         count += 1
-        s_m = ref_ps_run(auto, xs)[-1]
-
-        def walk(ys: list[int], prob: float) -> float:
-            if len(ys) == m:
-                return prob * (ys[-1] == s_m)
-            return sum(walk(ys + [a], prob * pa)
-                       for a, pa in enumerate(ref_ps_probs(law, eta, auto, xs, ys)) if pa > 0.0)
-
-        total += walk([], 1.0)
+        total += walk(xs, ref_ps_run(auto, xs)[-1], [], 1.0)
     return total / count
