@@ -109,6 +109,23 @@ def verdict_table(g: HorizonGroup, spec: Any) -> str:
     return "\n".join(lines)
 
 
+def per_seed_table(g: HorizonGroup, spec: Any) -> str:
+    """Markdown table: each algorithm's trajectories to target per seed at each swept value (``>`` censored)."""
+    xs = [float(x) for x in spec.env_grid[g.variable]]
+    seeds = sorted({h.seed for s in g.rows for hs in s.by_m.values() for h in hs})
+    head = ["algorithm"] + [f"{_short(g.variable)} = {x:g}" for x in xs]
+    lines = [f"Per seed ({', '.join(str(x) for x in seeds)}), in trajectories:", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for s in g.rows:
+        cells = [s.label]
+        for x in xs:
+            hs = sorted(s.by_m.get(x, []), key=lambda h: h.seed)
+            cells.append(", ".join((">" if h.censored else "") + f"{h.t / 1000:.1f}k" for h in hs)
+                         or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def ratio_line(g: HorizonGroup, reference: str | None = None) -> list[str]:
     """At the largest swept value: each algorithm's T over the reference's (NAIL-F's) T of the same seed
     (a censored run gives a lower bound, ``>``; a censored reference an upper one, ``<``)."""
@@ -183,7 +200,8 @@ def markdown(groups: list[HorizonGroup], spec: Any) -> str:
               "algorithm's runs, fits them better (dlogL = offline - online).")]
     for g in groups:
         kw = ", ".join(f"{k}={v}" for k, v in g.env_kwargs.items())
-        parts += ["", f"### {spec.env_id} {g.group} ({kw})", "", theory_line(g), "", verdict_table(g, spec)]
+        parts += ["", f"### {spec.env_id} {g.group} ({kw})", "", theory_line(g), "", verdict_table(g, spec), "",
+                  per_seed_table(g, spec)]
         extra = separation(g) + ratio_line(g)
         if extra:
             parts += ["", *extra]
@@ -245,4 +263,4 @@ def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") 
     return save_atomic(fig, path, dpi=110)
 
 
-__all__ = ["markdown", "plot_horizon", "ratio_line", "separation", "theory_line", "verdict_table"]
+__all__ = ["markdown", "per_seed_table", "plot_horizon", "ratio_line", "separation", "theory_line", "verdict_table"]
