@@ -20,7 +20,7 @@ import json
 import os
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,8 +28,15 @@ import torch
 from noisy_expert_gym.oracle import OracleBase
 from noisy_expert_gym.utils import atomic_path, write_atomic
 
-if TYPE_CHECKING:
-    from agents.config import TrainConfig
+
+class RunConfig(Protocol):
+    """What a checkpoint reads of an :class:`agents.config.TrainConfig` (not imported: the
+    configuration checks its preset in :mod:`agents.policies`, which loads checkpoints)."""
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 CHECKPOINT_NAME = "last.pt"
 PPO_CHECKPOINT_NAME = "ppo.zip"
@@ -111,19 +118,19 @@ def _set_oracle_rng(oracle: Any, st: dict[str, Any] | None) -> None:
     oracle._torch_gen = tg
 
 
-def identity_key(cfg: TrainConfig) -> str:
+def identity_key(cfg: RunConfig) -> str:
     """A short hash of :meth:`TrainConfig.identity`: what a checkpoint must agree with to be resumed."""
     return hashlib.sha256(json.dumps(cfg.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_resumable(ck: dict[str, Any], cfg: TrainConfig, path: str) -> None:
+def check_resumable(ck: dict[str, Any], cfg: RunConfig, path: str) -> None:
     """Raise unless checkpoint `ck` was written by a run with the same identity as `cfg`."""
     if ck.get("identity") != identity_key(cfg):
         raise ValueError(f"checkpoint `{path}` belongs to a different configuration; "
                          "use a fresh --checkpoint-dir or the original options")
 
 
-def save_config(path: str, cfg: TrainConfig) -> None:
+def save_config(path: str, cfg: RunConfig) -> None:
     """A run's TrainConfig as JSON (beside a checkpoint that does not hold it, e.g. ``ppo.json``)."""
     write_atomic(path, json.dumps(cfg.to_dict(), indent=1, default=str))
 

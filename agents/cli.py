@@ -76,10 +76,14 @@ def config_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from agents import ALGORITHMS, train
+    from agents import ALGORITHMS, get_algorithm, train
 
     if args.list:
+        if args.algo:  # `--algo path.py:Name --list`: that algorithm (a plugin is loaded) and its parameters
+            get_algorithm(args.algo)
         for name, alg in ALGORITHMS.items():
+            if args.algo and name != args.algo:
+                continue
             flag = " [clean expert: reference only]" if alg.uses_clean_expert else ""
             flag += " [no expert queries: not for boards]" if not alg.queries_expert else ""
             print(f"{name:11s} {alg.summary}{flag}\n{'':11s} params: {alg.defaults}")
@@ -102,7 +106,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def configure_train(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``neg train``'s options on parser `p`."""
     p.add_argument("--out", help="write the run result as JSON here")
-    p.add_argument("--list", action="store_true", help="list the algorithms and their parameters")
+    p.add_argument("--list", action="store_true", help="list the algorithms and their parameters (with --algo: "
+                                                       "that one, e.g. a plugin `path/to/file.py:Name`)")
     add_config_options(p)
     p.set_defaults(func=_cmd_train, command="train")
     return p

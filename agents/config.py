@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from agents.registry import check_params
+from agents.registry import ALGORITHMS, check_params, plugin_digest
 from noisy_expert_gym.declarations import (
     NOT_BOOL,
     Declared,
@@ -28,11 +28,23 @@ from noisy_expert_gym.declarations import (
 )
 
 
+def _known_preset(preset: str) -> str:
+    """The policy registry's check (it imports torch: only when a configuration is validated)."""
+    from agents.policies import check_preset
+
+    return check_preset(preset)
+
+
+#: A student's name, checked against the policy registry; a type, so that the spec and board
+#: `train` tables (built from these fields' types) check it too.
+Preset = Annotated[str, AfterValidator(_known_preset)]
+
+
 class TrainConfig(Declared):
     """Everything that defines a training run (with ``seed``, its identity)."""
 
     algo: str = "nail-f"
-    """Algorithm name from the registry (`neg train --list` shows them)."""
+    """Algorithm name from the registry (`neg train --list` shows them), or your own: `path/to/file.py:Name` or `module:Name` (README: "Write your own algorithm")."""
     env_id: str = "NoisyModAdd-v0"
     """A registered env id with an expert oracle."""
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -40,7 +52,7 @@ class TrainConfig(Declared):
     algo_params: dict[str, Any] = Field(default_factory=dict)
     """Algorithm-specific hyperparameters (beta, tau, lam, ...); see each algorithm's defaults."""
     budget_trajectories: PositiveInt = 100_000
-    """Expert-trajectory budget: an online update over k student rollouts spends k; BC's N-rollout dataset spends N."""
+    """Expert-trajectory budget, spent when the expert produces a trajectory: an online update over k student rollouts spends k; BC collects its N-rollout dataset as its first pass reads it."""
     budget_queries: PositiveInt | None = None
     """Optional cap on expert prefix-queries (training stops at whichever budget runs out first)."""
     seed: int = 0
@@ -51,7 +63,7 @@ class TrainConfig(Declared):
     """`auto` (bf16 where supported), `bf16` or `fp32`."""
     compile: Literal["auto", "on", "off"] = "auto"
     """torch.compile: `auto` (on CUDA only), `on`, `off`."""
-    preset: str = "cpu-rope"
+    preset: Preset = "cpu-rope"
     """Policy preset: `paper` (1 layer, 8 heads, width 512), `cpu`, `cpu-rope`, `tiny`, or `hf:<name or path>` (an HF causal-LM student)."""
     model: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the preset's fields (agents.policy.PolicyConfig: n_layer, n_head, n_embd, dropout, bias, pos, tie_embeddings; an HF student: lora, ...)."""
@@ -78,7 +90,7 @@ class TrainConfig(Declared):
     eval_every: NonNegativeInt = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: PositiveInt = 1024
-    """Held-out prompts per evaluation (drawn from a fixed evaluation seed; unused with eval_mode `all`)."""
+    """Held-out prompts per evaluation (drawn from a fixed evaluation seed; with eval_mode `all`, if given, the number of problems)."""
     eval_mode: Literal["sample", "all"] = "sample"
     """Held-out prompts: `sample` (eval_prompts drawn with replacement from eval_seed) or `all` (every problem of the evaluation task once, in order, e.g. the 1,319 GSM-8K test problems)."""
     eval_sampled: bool = True
@@ -161,6 +173,35 @@ class TrainConfig(Declared):
             raise ValueError("`resume` needs `checkpoint_dir` (where the last checkpoint was written)")
         return v
 
+    @model_validator(mode="after")
+    def _every_option_applies(self) -> TrainConfig:
+        """Refuse a value given to a field that would have no effect in this configuration: an option is
+        honoured or refused, never accepted and ignored."""
+        given = [f for f in type(self).model_fields
+                 if getattr(self, f) != type(self).model_fields[f].get_default(call_default_factory=True)]
+        problems = []
+
+        def refuse(names: Any, why: str) -> None:
+            names = [n for n in given if n in names]
+            if names:
+                problems.append(f"{', '.join(f'`{n}={getattr(self, n)!r}`' for n in names)}: no effect {why}")
+
+        if not self.checkpoint_dir:
+            refuse({"checkpoint_every"}, "without `checkpoint_dir` (where checkpoints are written); set "
+                   "checkpoint_dir or drop it")
+        if not self.teacher_checkpoint:
+            refuse({"teacher_t"}, "without `teacher_checkpoint` (the policy teacher it is the temperature of); "
+                   "set teacher_checkpoint or drop it")
+        if self.schedule == "constant":
+            refuse({"min_lr_ratio"}, "with schedule='constant' (it is the cosine schedule's floor); use "
+                   "schedule='cosine' or drop it")
+        alg = ALGORITHMS.get(self.algo)
+        if alg is not None and alg.unused:
+            refuse(alg.unused - alg.reads(dict(self.algo_params)), f"on `{self.algo}`: {alg.unused_reason}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @classmethod
     def build(cls, config: TrainConfig | None = None, **fields: Any) -> TrainConfig:
         """A config from a base config plus keyword overrides, validated: every problem in one
@@ -169,8 +210,12 @@ class TrainConfig(Declared):
         return cls.parse(data, "training configuration")
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`)."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        """The fields that define what the run learns (all but :attr:`NOT_IDENTITY`); for a plugin
+        algorithm also its file's digest (``algo_code``), so an edited plugin is another run."""
+        out = {k: v for k, v in self.to_dict().items() if k not in self.NOT_IDENTITY}
+        if (digest := plugin_digest(self.algo)) is not None:
+            out["algo_code"] = digest
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["autocast_context", "broadcast_flag", "gather_states", "maybe_compile", "resolve_device",
+__all__ = ["autocast_context", "broadcast_object", "gather_states", "maybe_compile", "on_rank0", "resolve_device",
            "resolve_precision", "setup_distributed", "sum_over_ranks"]
 
 Precision = Literal["auto", "bf16", "fp32"]
@@ -177,6 +178,11 @@ def maybe_compile(model: nn.Module, enabled: bool | str = "auto") -> nn.Module:
 
 
 # --------------------------------------------------------------------------- data-parallel runs (torchrun)
+# Every function below except setup_distributed is a *collective*: under torchrun each rank must call it
+# the same number of times, in the same order, or the ranks wait on each other for ever (Lightning#19045,
+# speechbrain#2401). So none is ever called under ``if rank == 0``: every rank reaches it, and what only
+# rank 0 does (evaluate, write a file) runs inside :func:`on_rank0`, whose result -- or error -- then
+# reaches every rank, which therefore take the same branches afterwards.
 def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     """``(world size, rank, device)`` of this process; joins the process group under torchrun.
 
@@ -204,8 +210,8 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
 
 
 def gather_states(state: Any, world: int) -> list[Any]:
-    """Every rank's `state` (any picklable object, e.g. its RNG states), in rank order, for a
-    checkpoint written by rank 0."""
+    """Every rank's `state` (any picklable object, e.g. its RNG states), in rank order, on every rank.
+    A collective: every rank calls it (a checkpoint gathers first, then rank 0 writes)."""
     if world == 1:
         return [state]
     import torch.distributed as dist
@@ -216,7 +222,7 @@ def gather_states(state: Any, world: int) -> list[Any]:
 
 
 def sum_over_ranks(values: tuple[int, ...], device: torch.device, world: int) -> tuple[int, ...]:
-    """Integers summed over all ranks (e.g. what each rank's batch spent)."""
+    """Integers summed over all ranks (e.g. what each rank's batch spent). A collective."""
     if world == 1:
         return values
     import torch.distributed as dist
@@ -226,12 +232,48 @@ def sum_over_ranks(values: tuple[int, ...], device: torch.device, world: int) ->
     return tuple(int(v) for v in t.tolist())
 
 
-def broadcast_flag(flag: bool, device: torch.device, world: int) -> bool:
-    """Rank 0's `flag` on every rank (e.g. "stop now")."""
+def broadcast_object(obj: Any, world: int) -> Any:
+    """Rank 0's `obj` (any picklable object) on every rank; the other ranks' `obj` is ignored. A collective."""
     if world == 1:
-        return flag
+        return obj
     import torch.distributed as dist
 
-    t = torch.tensor([int(flag)], device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class _Failed:
+    """An exception raised on rank 0, carried to the other ranks by :func:`on_rank0`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def on_rank0(fn: Callable[[], Any], rank: int, world: int) -> Any:
+    """``fn()`` run on rank 0 only, its result returned on every rank. A collective: every rank calls it.
+
+    If ``fn`` raises on rank 0, every rank raises it (as a ``RuntimeError`` naming it where the exception
+    or the result cannot be pickled), so no rank is left waiting in the next collective.
+    """
+    out: Any = None
+    if rank == 0:
+        try:
+            out = fn()
+        except Exception as e:  # re-raised on every rank below
+            if world == 1:
+                raise
+            out = _Failed(e)
+        if world > 1:  # what cannot be sent is turned into an error that can, before anything is sent
+            import pickle
+
+            try:
+                pickle.dumps(out)
+            except Exception as e:  # noqa: BLE001
+                what = (f"rank 0 raised {type(out.error).__name__}: {out.error}" if isinstance(out, _Failed)
+                        else f"rank 0's result cannot be sent to the other ranks ({type(e).__name__}: {e})")
+                out = _Failed(RuntimeError(what))
+    out = broadcast_object(out, world)
+    if isinstance(out, _Failed):
+        raise out.error
+    return out

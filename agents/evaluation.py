@@ -12,9 +12,10 @@ curves are comparable row for row.
 
 Which prompts (``TrainConfig.eval_mode``): ``sample`` draws ``eval_prompts`` of them
 with replacement from ``eval_seed`` (never trained on); ``all`` takes every problem
-of the evaluation task once, in order (the paper's greedy evaluation on all 1,319
-GSM-8K test problems: ``eval_env_kwargs = {"split": "test"}``). ``eval_sampled =
-False`` leaves out the sampled rollouts (the paper evaluates greedy decoding only).
+of the evaluation task once, in order (``eval_prompts``, if given, must be that number;
+the paper's greedy evaluation on all 1,319 GSM-8K test problems:
+``eval_env_kwargs = {"split": "test"}``). ``eval_sampled = False`` leaves out the
+sampled rollouts (the paper evaluates greedy decoding only).
 
 Which text the validation loss is on (``TrainConfig.val_env_kwargs``): by default
 the evaluation task's own clean chains. With ``val_env_kwargs``, those of the same
@@ -177,6 +178,11 @@ class HeldOut:
                 raise ValueError(f"eval_mode='all' needs a task with a finite list of problems (all_prompts), "
                                  f"such as GSM-8K; {type(task).__name__} draws its prompts: use 'sample'")
             prompts = torch.as_tensor(task.all_prompts(), device=device)
+            default = type(cfg).model_fields["eval_prompts"].default
+            if cfg.eval_prompts not in (default, prompts.shape[0]):  # would be ignored: say so
+                raise ValueError(f"eval_prompts={cfg.eval_prompts} has no effect with eval_mode='all', which "
+                                 f"evaluates every one of the {prompts.shape[0]} problems; drop eval_prompts (or "
+                                 f"give {prompts.shape[0]}), or use eval_mode='sample' to draw eval_prompts")
         else:
             prompts = task.sample_prompts(torch.Generator(device=device).manual_seed(cfg.eval_seed),
                                           cfg.eval_prompts, device=device)

@@ -44,7 +44,7 @@ def is_structured(expert: Any) -> bool:
 
 
 def expert_rows(expert: Any, prompts: torch.Tensor, chain: torch.Tensor,
-                form: str = "auto") -> torch.Tensor | MixtureRows:
+                form: str = "auto", **kw: Any) -> torch.Tensor | MixtureRows:
     """pi~ at every prefix ``chain[:, :t]``: dense ``(B, H, A)`` or :class:`MixtureRows`.
 
     Args:
@@ -53,6 +53,8 @@ def expert_rows(expert: Any, prompts: torch.Tensor, chain: torch.Tensor,
         form: ``dense``, ``structured`` (raises for an expert without that form) or
             ``auto`` (structured when the expert has it and the task has at least
             :data:`STRUCTURED_MIN_ACTIONS` actions).
+        **kw: passed to ``probs_along`` (``generator=`` for an expert with logit noise,
+            which has no structured form).
     """
     if form not in EXPERT_FORMS:
         raise ValueError(f"unknown expert form {form!r}; valid: {', '.join(EXPERT_FORMS)}")
@@ -62,7 +64,7 @@ def expert_rows(expert: Any, prompts: torch.Tensor, chain: torch.Tensor,
     if form == "structured" or (form == "auto" and is_structured(expert)
                                 and expert.task.num_actions >= STRUCTURED_MIN_ACTIONS):
         return expert.structured_along(prompts, chain)
-    return expert.probs_along(prompts, chain)
+    return expert.probs_along(prompts, chain, **kw)
 
 
 def sample(rows: torch.Tensor | MixtureRows, generator: torch.Generator) -> torch.Tensor:
@@ -78,5 +80,13 @@ def prob_at(rows: torch.Tensor | MixtureRows, actions: torch.Tensor) -> torch.Te
     return rows.gather(-1, actions[..., None].long())[..., 0]
 
 
-__all__ = ["EXPERT_FORMS", "STRUCTURED_LAWS", "STRUCTURED_MIN_ACTIONS", "expert_rows",
-           "is_structured", "prob_at", "sample"]
+__all__ = [
+    "EXPERT_FORMS",
+    "STRUCTURED_LAWS",
+    "STRUCTURED_MIN_ACTIONS",
+    "MixtureRows",
+    "expert_rows",
+    "is_structured",
+    "prob_at",
+    "sample",
+]

@@ -14,6 +14,10 @@ Which loss each algorithm uses (docs/design.md §4):
 * OPD-R / NAIL-R: :func:`score_function_reverse_kl`; exact reference:
   :func:`reverse_kl`.
 * GKD: :func:`generalized_jsd`.
+* OPD-F / NAIL-F / NAIL-Mixed on a top-k teacher (``estimator="topk"`` / ``"topk-tail"``):
+  :func:`topk_forward_kl` (forward KL on the renormalised top-k) and
+  :func:`topk_tail_forward_kl` (the top-k plus one tail bucket), the estimators
+  distillation trainers use on a teacher served with ``logprobs=k``.
 
 The expert's rows come dense, ``(..., V)`` probabilities, or structured, a
 :class:`~noisy_expert_gym.noise.MixtureRows` ``(1 - w) delta(clean) + w U`` per
@@ -53,6 +57,8 @@ __all__ = [
     "reverse_kl_rows",
     "sample_actions",
     "score_function_reverse_kl",
+    "topk_forward_kl",
+    "topk_tail_forward_kl",
 ]
 
 
@@ -199,6 +205,81 @@ def reverse_kl_rows(student_logits: torch.Tensor, rows: torch.Tensor | MixtureRo
     q_rest = torch.where(rows.support, 0.0, q).sum(-1) - q_clean * (1.0 - c_in)  # off U, not the clean token
     q_log_q = (q * torch.where(torch.isneginf(log_q), 0.0, log_q)).sum(-1)
     return q_log_q - (q_clean * lp_clean + (q_support - q_clean * c_in) * lp_other + q_rest * floor)
+
+
+def topk_forward_kl(
+    student_logits: torch.Tensor, teacher_ids: torch.Tensor, teacher_logprobs: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Forward KL on the teacher's renormalised top-k: ``KL(P_k || Q_k)`` at every position.
+
+    ``P_k`` is the teacher's top-k probabilities renormalised to sum to 1 and ``Q_k`` the
+    student's probabilities at the same k ids, **renormalised too** (over the k ids):
+    ``P_k(i) = P(a_i) / sum_j P(a_j)``, ``Q_k(i) = Q(a_i) / sum_j Q(a_j)``. This is TRL's
+    ``ServerDistillationTrainer`` forward path (``beta=0``, ``loss_add_tail=False``): teacher
+    and student log-probabilities gathered at the teacher's top-k ids, each minus its own
+    logsumexp over them
+    (https://github.com/huggingface/trl/blob/v1.16.0/trl/experimental/server_distillation/server_distillation_trainer.py,
+    ``_compute_server_forward_kl_loss``); a vLLM teacher's entries are always finite (it floors
+    log-probabilities at -9999), so all k ids are kept, as here (an entry of teacher probability 0
+    stays in ``Q_k``'s normalisation with ``P_k = 0``). It only compares the *shape* of the head:
+    at k = 1 it is 0 whatever the student (use :func:`topk_tail_forward_kl`), and with k = V it is
+    :func:`forward_kl` exactly.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
+        teacher_ids: ``(..., k)`` the teacher's top-k token ids (distinct per position).
+        teacher_logprobs: ``(..., k)`` their log-probabilities (constant; ``-inf`` for probability 0,
+            at least one finite per position).
+        temperature: softmax temperature of the student, > 0.
+
+    Returns:
+        ``(...)`` KL values in nats (``+inf`` where the teacher puts mass on a token the student masks).
+    """
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    lq = log_q.gather(-1, teacher_ids.long())  # (..., k)
+    lq_k = lq - torch.logsumexp(lq, dim=-1, keepdim=True)  # the student renormalised over the k ids
+    lp = teacher_logprobs.detach().to(log_q.dtype)
+    p = (lp - torch.logsumexp(lp, dim=-1, keepdim=True)).exp()  # (..., k), the teacher renormalised
+    return (torch.xlogy(p, p) - p * _zero_where(p == 0, lq_k)).sum(-1)
+
+
+def topk_tail_forward_kl(
+    student_logits: torch.Tensor, teacher_ids: torch.Tensor, teacher_logprobs: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Forward KL over k + 1 outcomes: the teacher's top-k tokens and one **tail bucket** holding the rest.
+
+    Teacher ``(P(a_1), .., P(a_k), 1 - sum_i P(a_i))``, student ``(Q(a_1), .., Q(a_k), 1 - sum_i Q(a_i))``,
+    nothing renormalised: ``sum_i P(a_i) log(P(a_i) / Q(a_i)) + P_tail log(P_tail / Q_tail)``. TRL's
+    ``loss_add_tail=True`` (same file as :func:`topk_forward_kl`, ``_add_tail_bucket``). It is the KL of
+    the two distributions coarsened to those k + 1 events, so it is at most :func:`forward_kl` and equals
+    it when the teacher's mass off the k ids is 0 (a teacher of support <= k, or k = V); at k = 1 on a
+    one-hot teacher it is the clean cross-entropy ``-log Q(a_1)``. The student's tail is computed from the
+    tokens off the k ids (a logsumexp, not ``1 - sum``), so it stays accurate when the head holds almost all
+    of the student's mass; the teacher's tail ``1 - sum_i P(a_i)`` is clamped at 0 against rounding.
+
+    Args:
+        student_logits: ``(..., V)`` student logits; ``Q = softmax(logits / temperature)``.
+        teacher_ids: ``(..., k)`` the teacher's top-k token ids (distinct per position).
+        teacher_logprobs: ``(..., k)`` their log-probabilities (constant).
+        temperature: softmax temperature of the student, > 0.
+
+    Returns:
+        ``(...)`` KL values in nats.
+    """
+    log_q = _student_log_probs(student_logits, temperature)  # (..., V)
+    ids = teacher_ids.long()
+    lq = log_q.gather(-1, ids)  # (..., k)
+    off = torch.ones_like(log_q, dtype=torch.bool).scatter(-1, ids, False)  # (..., V) tokens off the k ids
+    none_off = ~off.any(-1)  # the k ids cover the vocabulary: the student's tail is empty
+    # logsumexp over an empty set is -inf with a NaN gradient: feed it zeros there and put -inf back after.
+    rest = torch.where(off & ~none_off[..., None], log_q, torch.where(none_off[..., None], 0.0, float("-inf")))
+    lq_tail = torch.where(none_off, float("-inf"), torch.logsumexp(rest, dim=-1))  # (...)
+    p = teacher_logprobs.detach().to(log_q.dtype).exp()  # (..., k)
+    p_tail = torch.where(none_off, 0.0, (1.0 - p.sum(-1)).clamp_min(0.0))  # (...), 0 when the head is everything
+    head = (torch.xlogy(p, p) - p * _zero_where(p == 0, lq)).sum(-1)
+    return head + torch.xlogy(p_tail, p_tail) - p_tail * _zero_where(p_tail == 0, lq_tail)
 
 
 def generalized_jsd(

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from agents.policy import TransformerPolicy, make_config
+from agents.policy import PRESETS, TransformerPolicy, make_config
 from noisy_expert_gym.contracts import TaskCore
 from noisy_expert_gym.utils import did_you_mean, lookup
 
@@ -52,6 +52,25 @@ POLICY_KINDS: dict[str, Callable[[str, dict[str, Any], TaskCore], nn.Module]] = 
     "transformer": transformer,
     "hf": hf,
 }
+
+
+def check_preset(preset: str) -> str:
+    """`preset` if it names a student (a transformer preset, or ``kind:argument`` of a known kind);
+    else ValueError with the valid values and a suggestion. Checked when a configuration is
+    validated (``TrainConfig``, a spec's or board's ``train`` table), before anything runs."""
+    kind, sep, arg = preset.partition(":")
+    if sep:
+        if kind not in POLICY_KINDS or kind == "transformer":
+            kinds = [k for k in POLICY_KINDS if k != "transformer"]
+            raise ValueError(f"unknown policy kind `{kind}` in preset `{preset}`; valid kinds: "
+                             f"{', '.join(f'`{k}:`' for k in kinds)}.{did_you_mean(kind, kinds)}")
+        if not arg:
+            raise ValueError(f"preset `{preset}` names no model: write `{kind}:<name or path>`")
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset `{preset}`; valid: {', '.join(f'`{k}`' for k in PRESETS)}, or "
+                         f"`hf:<name or path>` (a Hugging Face causal LM).{did_you_mean(preset, PRESETS)}")
+    return preset
 
 
 def build_policy(cfg: PolicySpec, task: TaskCore, device: torch.device | str) -> nn.Module:
@@ -95,4 +114,4 @@ def load_weights(policy: nn.Module, checkpoint: str) -> dict[str, Any]:
     return payload.get("config") or {}
 
 
-__all__ = ["POLICY_KINDS", "PolicySpec", "build_policy", "hf", "load_weights", "transformer"]
+__all__ = ["POLICY_KINDS", "PolicySpec", "build_policy", "check_preset", "hf", "load_weights", "transformer"]

@@ -15,13 +15,15 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.contracts import Policy
-from noisy_expert_gym.contracts import TaskCore
 from noisy_expert_gym.utils import parse_kv
+
+if TYPE_CHECKING:  # annotations only: `neg record --help` does not load torch
+    from agents.contracts import Policy
+    from noisy_expert_gym.contracts import TaskCore
 
 DEFAULT_RECORD_SEED = 123_456_789  # TrainConfig.eval_seed: evaluation episodes, not training prompts
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from noisy_expert_gym.oracle import LogitsOracle, RngLike
-from noisy_expert_gym.utils import is_torch, sample_categorical
+from noisy_expert_gym.utils import exact_number, is_torch, sample_categorical
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -90,7 +90,7 @@ class PolicyTeacher(LogitsOracle):
     def fingerprint(self) -> str:
         """A stable id of this expert (the weights and the law): offline datasets of its rollouts are
         cached under it."""
-        return f"{self.weights_id}:{'greedy' if self.is_clean else f't={self.t:g}'}"
+        return f"{self.weights_id}:{'greedy' if self.is_clean else f't={exact_number(self.t)}'}"
 
     # ----- the policy's logits ---------------------------------------------------------
     def _device_of(self, x: Any) -> torch.device:

@@ -60,9 +60,9 @@ from agents.checkpoint import (
 from agents.config import TrainConfig
 from agents.device import (
     autocast_context,
-    broadcast_flag,
     gather_states,
     maybe_compile,
+    on_rank0,
     resolve_device,
     setup_distributed,
     sum_over_ranks,
@@ -110,6 +110,9 @@ def train(config: TrainConfig | None = None, *, problem: Problem | None = None, 
     # A sample-only expert and an algorithm that reads probabilities: refuse before any query.
     check_expert_access(alg, params, problem.clean_expert if alg.uses_clean_expert else problem.expert)
     if alg.run is not None:  # an algorithm outside the student-prefix loop (ppo)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would run (and write) the whole run
+            raise ValueError(f"`{cfg.algo}` runs in one process and has no data-parallel mode; start it with "
+                             "`python -m agents.cli` or `neg train`, not torchrun")
         return alg.run(cfg, params, problem, run_kit(cfg, problem))
     run = Run.start(cfg, alg, params, problem)
     for update in range(run.first_update, run.total_updates):
@@ -161,6 +164,7 @@ class Run:
     t0: float = 0.0
     last_eval_update: int = -1
     ema: torch.nn.Module | None = None  # the EMA of the weights (cfg.ema_decay > 0): what is evaluated
+    micros: int = 1  # micro-batches of the current update (grad_accum, or fewer for a small last batch)
     _acc: list[float] = field(default_factory=lambda: [0.0, 0.0])  # grad_accum: loss sum, valid positions
 
     # ----- set-up ------------------------------------------------------------------------
@@ -200,7 +204,9 @@ class Run:
             alg.setup(ctx, params)
         oracles = (problem.expert, problem.clean_expert)
         ema = make_ema(policy) if cfg.ema_decay > 0 else None
-        ck = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path and os.path.exists(ckpt_path) else None
+        ck = None
+        if cfg.resume and ckpt_path:  # rank 0 reads the file; every rank resumes from it (shared disk or not)
+            ck = on_rank0(lambda: load_checkpoint(ckpt_path) if os.path.exists(ckpt_path) else None, rank, world)
         if ck is not None:  # last: nothing may draw randomness between here and the first update
             restore(ck, cfg, ctx, opt, sched, ckpt_path, oracles, ema)
         curve = ck["curve"] if ck is not None else []
@@ -216,26 +222,30 @@ class Run:
     def begin(self, update: int) -> bool:
         """Size this update's batch: the last one of the budget cut to what is left (later epochs of
         BC re-read spent data at the full batch size); False if nothing is left to spend."""
-        ctx = self.ctx
+        ctx, k = self.ctx, self.cfg.grad_accum
         ctx.update = update
         if update >= self.base_updates:
-            ctx.batch_size = self.cfg.batch_size
+            ctx.batch_size, self.micros = self.cfg.batch_size, min(k, self.cfg.batch_size)
             return True
         ctx.batch_size, total = ctx.budget.share(self.cfg.batch_size, ctx.world_size, ctx.rank)
+        # As many micro-batches on every rank (each one a DDP forward and backward, collectives), none
+        # empty: at most the smallest rank's share (shares differ by at most one).
+        self.micros = min(k, total // ctx.world_size)
         return total > 0
 
     def micro_batches(self) -> Iterator[int]:
         """The micro-batch indices of this update, each with its share of the batch in ``ctx.batch_size``
-        (shares differ by at most one prompt and sum to the update's batch)."""
-        ctx, k = self.ctx, self.cfg.grad_accum
+        (shares differ by at most one prompt and sum to the update's batch): ``grad_accum`` of them, or
+        fewer where the batch (the smallest rank's, under DDP) is smaller, so none is empty and every
+        rank runs as many (:meth:`begin`)."""
+        ctx, k = self.ctx, self.micros
         whole = ctx.batch_size
-        if k > 1:  # the update's gradients accumulate from zero
+        if self.cfg.grad_accum > 1:  # the update's gradients accumulate from zero
             self.opt.zero_grad(set_to_none=True)
             self._acc = [0.0, 0.0]
         for micro in range(k):
             ctx.batch_size = (whole + micro) // k
-            if ctx.batch_size:
-                yield micro
+            yield micro
         ctx.batch_size = whole
 
     def oracle_queries(self) -> int:
@@ -243,7 +253,7 @@ class Run:
 
     def charge(self, batch: Batch, queried_before: int) -> None:
         """What the batch spent, all ranks (its own count, or what the oracles counted); over a cap
-        it raises :class:`~agents.budget.BudgetExceeded`."""
+        it raises :class:`~agents.budget.BudgetExceeded`. A collective: every rank charges every batch."""
         ctx = self.ctx
         queries = batch.queries if batch.queries is not None else self.oracle_queries() - queried_before
         ctx.budget.charge(*sum_over_ranks((batch.trajectories, queries), ctx.device, ctx.world_size))
@@ -271,9 +281,9 @@ class Run:
         return self._step(float(loss.detach()))
 
     def _accumulate(self, per_pos: torch.Tensor, valid: torch.Tensor, micro: int) -> float:
-        """Micro-batch ``micro`` of ``grad_accum``: back-propagate the masked sum; step after the last."""
+        """Micro-batch ``micro`` of the update's :attr:`micros`: back-propagate the masked sum; step after the last."""
         total = (per_pos * valid).sum()
-        last = micro == self.cfg.grad_accum - 1
+        last = micro == self.micros - 1
         sync = getattr(self.fwd, "no_sync", None)  # DDP: all-reduce once, on the last micro-batch
         with (contextlib.nullcontext() if last or sync is None else sync()):
             total.backward()
@@ -281,11 +291,14 @@ class Run:
         self._acc[1] += float(valid.sum())
         if not last:
             return self._acc[0] / max(self._acc[1], 1.0)
-        n = max(self._acc[1], 1.0)
+        # DDP averaged the ranks' summed gradients; the token mean over every rank's batch divides by the
+        # valid positions of all ranks over the world size (the same n on every rank: shares may differ).
+        ctx = self.ctx
+        n = max(sum_over_ranks((int(self._acc[1]),), ctx.device, ctx.world_size)[0] / ctx.world_size, 1.0)
         for p in self.ctx.policy.parameters():
             if p.grad is not None:
                 p.grad.div_(n)
-        return self._step(self._acc[0] / n)
+        return self._step(self._acc[0] / max(self._acc[1], 1.0))
 
     def _step(self, loss: float) -> float:
         """Clip, one optimizer step, one schedule step; returns `loss`."""
@@ -299,29 +312,34 @@ class Run:
         return loss
 
     def end(self, update: int, train_loss: float) -> bool:
-        """Evaluate, checkpoint and report when due; True when the run stops here."""
+        """Evaluate, checkpoint and report when due; True when the run stops here.
+
+        Under DDP every rank runs all of this (every branch below depends only on what all ranks share):
+        rank 0 evaluates and writes inside :func:`~agents.device.on_rank0`, and its evaluation row
+        reaches every rank, so all ranks keep the same curve and stop at the same update."""
         ctx, cfg = self.ctx, self.cfg
         last = update == self.total_updates - 1
+        world, rank = ctx.world_size, ctx.rank
         if (update + 1) % self.eval_interval == 0 or last:
-            metrics = {"update": update + 1, "trajectories": ctx.trajectories, "queries": ctx.budget.queries,
-                       "wall_time": time.perf_counter() - self.t0, "train_loss": train_loss}
-            if ctx.rank == 0:
-                metrics.update(self.held_out.evaluate(self.evaluated, cfg.precision))
+            row = {"update": update + 1, "trajectories": ctx.trajectories, "queries": ctx.budget.queries,
+                   "wall_time": time.perf_counter() - self.t0, "train_loss": train_loss}
+            metrics = on_rank0(lambda: {**row, **self.held_out.evaluate(self.evaluated, cfg.precision)}, rank, world)
             self.curve.append(metrics)
             self.last_eval_update = update
             self.monitor.log(metrics)
-        if self.ckpt_path and ctx.rank == 0 and ((update + 1) % self.ckpt_every == 0 or last):
-            save_checkpoint(self.ckpt_path, self.checkpoint(update))
+        if self.ckpt_path and ((update + 1) % self.ckpt_every == 0 or last):
+            rng = gather_states(rng_state(ctx.gen, self.oracles), world)  # every rank's streams, every rank
+            on_rank0(lambda: save_checkpoint(self.ckpt_path, self.checkpoint(update, rng)), rank, world)
         self.monitor.advance()
         stop = (cfg.stop_at is not None and self.last_eval_update == update
                 and self.curve[-1].get("greedy_full_exact", 0.0) >= cfg.stop_at)
-        return broadcast_flag(stop, ctx.device, ctx.world_size) or last
+        return stop or last
 
-    def checkpoint(self, update: int) -> dict[str, Any]:
+    def checkpoint(self, update: int, rng: list[Any]) -> dict[str, Any]:
+        """The checkpoint's payload at `update`; `rng`: every rank's random streams (:func:`gather_states`)."""
         ctx = self.ctx
         return {"identity": identity_key(self.cfg), "config": self.cfg.to_dict(), "model": ctx.policy.state_dict(),
-                "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                "rng": gather_states(rng_state(ctx.gen, self.oracles), ctx.world_size), "update": update,
+                "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": rng, "update": update,
                 "trajectories": ctx.trajectories, "queries": ctx.budget.queries, "curve": self.curve,
                 "wall_time": time.perf_counter() - self.t0,
                 "state": {k: v for k, v in ctx.state.items() if k != "dataset"},
@@ -368,6 +386,11 @@ def restore(ck: dict[str, Any], cfg: TrainConfig, ctx: Context, opt: torch.optim
             ema: torch.nn.Module | None = None) -> None:
     """Put a checkpoint's model, optimizer, schedule, random streams, algorithm state, EMA and spending back."""
     check_resumable(ck, cfg, path)
+    ranks = len(ck["rng"] if "rng" in ck else ck["gen"])
+    if ranks != ctx.world_size:  # every rank's random streams are in it, one per rank
+        raise ValueError(f"checkpoint `{path}` was written by a run of {ranks} process(es) and this run has "
+                         f"{ctx.world_size}; resume it with as many (torchrun --nproc_per_node {ranks}, or no "
+                         "torchrun for 1), or use a fresh --checkpoint-dir")
     ctx.policy.load_state_dict(ck["model"])
     if ema is not None:
         ema.load_state_dict(ck["ema"])

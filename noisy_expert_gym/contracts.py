@@ -96,11 +96,11 @@ class Oracle(Protocol):
     """A queryable expert: the noisy pi~, or the clean pi* (evaluation only).
 
     Every prefix answered counts one query in ``num_queries`` (k for k samples).
-    ``access`` says how it may be queried: ``"full"`` (every method) or ``"sample"``
-    (sampled tokens only: ``sample``, ``sample_along``, ``rollout``; ``probs``,
-    ``log_prob``, ``probs_along`` raise
-    :class:`~noisy_expert_gym.oracle.ExpertAccessError`). A learner that needs
-    probabilities checks ``access`` before it starts.
+    ``access`` says how it may be queried: ``"full"`` (every method), ``"topk"`` (``topk``,
+    ``topk_along`` up to its ``top_k`` tokens, and samples; ``probs``, ``log_prob``,
+    ``probs_along`` raise :class:`~noisy_expert_gym.oracle.ExpertAccessError`) or ``"sample"``
+    (sampled tokens only: ``sample``, ``sample_along``, ``rollout``). A learner that needs
+    more than samples checks ``access`` before it starts.
     """
 
     task: Any
@@ -129,6 +129,15 @@ class Oracle(Protocol):
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts (its tokens fed back): chains (N, H)."""
+        ...
+
+    def topk(self, obs: Any, k: int | None = None, generator: Any = None) -> Any:
+        """The k most likely tokens at each prefix and their log-probabilities: a ``TopK`` (N, k), ties in
+        increasing id (:mod:`noisy_expert_gym.topk`); one query per prefix. Full and top-k access."""
+        ...
+
+    def topk_along(self, prompts: Any, chain: Any, k: int | None = None, generator: Any = None) -> Any:
+        """The top-k at every prefix of complete chains: a ``TopK`` (N, H, k); N H queries. Full and top-k access."""
         ...
 
     def reset_queries(self) -> None:

@@ -7,14 +7,22 @@ trainers' fast paths :meth:`Expert.probs_along` and :meth:`Expert.sample_along`
 answer all H prefixes of complete chains in one call (N * H queries; k N H for k
 samples per prefix).
 
-**Access modes** (``access=``): ``"full"`` (default) answers with probabilities
-and samples; ``"sample"`` answers with sampled tokens only (:meth:`~Expert.sample`,
-:meth:`~Expert.sample_along`, :meth:`~Expert.rollout`), as a teacher behind an
-API does, and :meth:`~Expert.probs`, :meth:`~Expert.probs_along`,
-:meth:`~Expert.log_prob` raise :class:`ExpertAccessError`. Learners that need
-probabilities check ``expert.access`` up front. Drawing from the rows (one or k
-draws per prefix) and the majority vote of mode-seeking learners:
-:mod:`noisy_expert_gym.sampling`.
+**Access modes** (``access=``, DESIGN §2.6), from most to least: ``"full"`` (default)
+answers with probabilities, top-k and samples; ``"topk"`` (with ``top_k=k``) with the k
+most likely tokens of each row and their log-probabilities (:meth:`~OracleBase.topk`,
+:meth:`~OracleBase.topk_along`; :mod:`noisy_expert_gym.topk`, ties in increasing id) and
+samples, as an inference server with ``logprobs=k`` does; ``"sample"`` with sampled tokens
+only (:meth:`~Expert.sample`, :meth:`~Expert.sample_along`, :meth:`~Expert.rollout`), as
+a teacher behind an API does. A question the mode does not answer raises
+:class:`ExpertAccessError`; learners check ``expert.access`` up front. A top-k answer is
+counted like a row: one query per prefix. Every mode draws its samples the same way, so
+the mode changes what may be asked, not what is answered.
+
+**Per-query logit noise** (``logit_noise=sigma``, DESIGN §2.7;
+:mod:`noisy_expert_gym.logit_noise`): every query's answer is read from its own perturbed
+row softmax(log pi~ + sigma eps), drawn from the query's generator, on top of any law and
+in every access mode. Drawing from the rows (one or k draws per prefix) and the majority
+vote of mode-seeking learners: :mod:`noisy_expert_gym.sampling`.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from noisy_expert_gym.logit_noise import LogitNoise
 from noisy_expert_gym.noise import (
     DEFAULT_CORRUPTION_SEED,
     DEFAULT_KAPPA,
@@ -33,25 +42,65 @@ from noisy_expert_gym.noise import (
     NoiseLaw,
 )
 from noisy_expert_gym.sampling import check_num_samples, sample_from, sample_k
+from noisy_expert_gym.topk import TopK, check_top_k, topk_of
 from noisy_expert_gym.utils import did_you_mean, is_torch
 
 RngLike = np.random.Generator | Callable[[], np.random.Generator] | None
 
-#: How an expert may be queried: ``full`` (probabilities and samples) or ``sample`` (sampled tokens only).
-ACCESS_MODES: tuple[str, ...] = ("full", "sample")
+#: How an expert may be queried: ``full`` (probabilities, top-k and samples), ``topk`` (the top-k
+#: tokens of each row with their log-probabilities, and samples) or ``sample`` (sampled tokens only).
+ACCESS_MODES: tuple[str, ...] = ("full", "sample", "topk")
+#: What each mode answers: a mode answers every question a lower one does.
+ACCESS_LEVELS: dict[str, int] = {"sample": 0, "topk": 1, "full": 2}
 
 
 class ExpertAccessError(RuntimeError):
-    """A probability query (``probs``, ``probs_along``, ``log_prob``) to a sample-only expert."""
+    """A question the expert's access mode does not answer: probabilities from a ``sample`` or ``topk``
+    expert, a top-k from a ``sample`` one, or more than its ``top_k`` tokens from a ``topk`` one."""
 
 
 def check_access(access: str) -> str:
     """Validate an access mode, raising ValueError with the valid values."""
     if access not in ACCESS_MODES:
         raise ValueError(f"unknown `access` {access!r}; valid values: {', '.join(f'`{a}`' for a in ACCESS_MODES)} "
-                         f"(`sample`: the expert answers with sampled tokens only)."
+                         f"(`sample`: the expert answers with sampled tokens only; `topk`: with the top_k most "
+                         f"likely tokens and their log-probabilities, and samples)."
                          f"{did_you_mean(str(access), ACCESS_MODES)}")
     return access
+
+
+def access_allows(access: str, needed: str) -> bool:
+    """Whether an expert with `access` answers what an expert with access `needed` does."""
+    return ACCESS_LEVELS[check_access(access)] >= ACCESS_LEVELS[check_access(needed)]
+
+
+def check_top_k_applies(access: str, top_k: Any, num_actions: int | None = None) -> int | None:
+    """`top_k` validated against the access mode: an integer in [1, num_actions] with ``access="topk"``,
+    None otherwise (a ``top_k`` a mode would ignore is refused)."""
+    if access == "topk":
+        if top_k is None:
+            raise ValueError("access='topk' needs `top_k`, the number of tokens each answer holds (e.g. top_k=5, "
+                             "as an inference server's logprobs=5)")
+        return check_top_k(top_k, num_actions)
+    if top_k is not None:
+        raise ValueError(f"`top_k` applies to access='topk' only (got access={access!r}, top_k={top_k!r}): set "
+                         "access='topk' or leave top_k unset (a full-access expert answers any k: topk(obs, k))")
+    return None
+class RngOf:
+    """The numpy generator an object holds now, read on every call: ``RngOf(env, "np_random")`` follows an
+    env's reseeded ``np_random``; ``RngOf(vec, "_rngs", 0)`` sub-env 0's generator.
+
+    A plain object rather than a lambda, so the env whose oracles draw through it pickles, and a deep
+    copy of the env draws from its own copy's generator (a lambda is shared by ``deepcopy``, so the copy's
+    expert would draw from the original env's generator).
+    """
+
+    def __init__(self, owner: Any, attr: str, index: int | None = None) -> None:
+        self.owner, self.attr, self.index = owner, attr, index
+
+    def __call__(self) -> np.random.Generator:
+        value = getattr(self.owner, self.attr)
+        return value if self.index is None else value[self.index]
 
 
 class OracleBase:
@@ -69,17 +118,66 @@ class OracleBase:
 
     #: Validate every token of numpy observations (torch inputs are checked for shape only).
     full_numpy_check = True
-    #: ``full``: probabilities and samples; ``sample``: sampled tokens only (see the module docs).
+    #: ``full``, ``topk`` or ``sample`` (see the module docs).
     access: str = "full"
+    #: The tokens per answer of a ``topk`` expert (None for the other modes).
+    top_k: int | None = None
+    #: The per-query logit noise (off unless an :class:`Expert` is built with ``logit_noise``).
+    logit_noise: LogitNoise = LogitNoise()
 
     def _require_full(self, op: str) -> None:
         """Raise :class:`ExpertAccessError` for a probability query `op` unless access is ``full``."""
         if self.access != "full":
+            what = ("sampled tokens only (as a teacher behind an API does). Use `sample(obs)`, "
+                    "`sample_along(prompts, chain, k)` or `rollout(prompts)`" if self.access == "sample" else
+                    f"the top {self.top_k} tokens of each row and their log-probabilities, and samples (as an "
+                    "inference server with logprobs=k does). Use `topk(obs)`, `topk_along(prompts, chain)`, "
+                    "`sample(obs)` or `sample_along(prompts, chain, k)`")
             raise ExpertAccessError(
-                f"`{op}` is not available: this expert has access={self.access!r} and answers with sampled "
-                "tokens only (as a teacher behind an API does). Use `sample(obs)`, `sample_along(prompts, "
-                "chain, k)` or `rollout(prompts)`, or build the expert with access='full' (e.g. "
-                "gym.make(..., access='full')) to read probabilities")
+                f"`{op}` is not available: this expert has access={self.access!r} and answers with {what}, or "
+                "build the expert with access='full' (e.g. gym.make(..., access='full')) to read probabilities")
+
+    def _topk_k(self, op: str, k: Any) -> int:
+        """The k a top-k query `op` answers: `k`, or the expert's own ``top_k`` when None."""
+        if self.access == "sample":
+            raise ExpertAccessError(
+                f"`{op}` is not available: this expert has access='sample' and answers with sampled tokens "
+                "only. Use `sample(obs)`, `sample_along(prompts, chain, k)` or `rollout(prompts)`, or build the "
+                "expert with access='topk' (and top_k) or access='full'")
+        if k is None:
+            if self.top_k is None:
+                raise ValueError(f"`{op}` needs k (the tokens per answer): this expert has access={self.access!r} "
+                                 "and answers any k, pass it (e.g. topk(obs, 5))")
+            return self.top_k
+        k = check_top_k(k, self.task.num_actions)
+        if self.top_k is not None and k > self.top_k:
+            raise ExpertAccessError(f"`{op}` with k={k}: this expert has access='topk' and answers the top "
+                                    f"{self.top_k} tokens only; ask for k <= {self.top_k}")
+        return k
+
+    def topk(self, obs: Any, k: int | None = None, generator: Any = None) -> TopK:
+        """The k most likely tokens at each prefix and their log-probabilities: :class:`~noisy_expert_gym.topk.TopK`
+        ``(N, k)`` (``(k,)`` for one observation), ties in increasing id. One query per prefix.
+
+        This generic form reads the rows of ``probs`` (full-access oracles); :class:`Expert`
+        answers in ``topk`` access too.
+
+        Args:
+            obs: prefixes ``(N, L)`` or one ``(L,)``.
+            k: tokens per answer; None: the expert's ``top_k`` (access ``topk``).
+            generator: where the per-query logit noise is drawn from (:class:`Expert`).
+
+        Raises:
+            ExpertAccessError: a sample-only expert, or k above a ``topk`` expert's ``top_k``.
+        """
+        k = self._topk_k("topk", k)
+        return topk_of(self.probs(obs), k)
+
+    def topk_along(self, prompts: Any, chain: Any, k: int | None = None, generator: Any = None) -> TopK:
+        """The top-k at every prefix chain[:, :t] of complete chains: :class:`~noisy_expert_gym.topk.TopK`
+        ``(N, H, k)``; N H queries, as :meth:`probs_along`. (This generic form reads its rows.)"""
+        k = self._topk_k("topk_along", k)
+        return topk_of(self.probs_along(prompts, chain), k)
 
     def sample_along(self, prompts: Any, chain: Any, k: int = 1, generator: Any = None) -> Any:
         """k samples at every prefix chain[:, :t], t = 0..H-1, of complete chains: (N, H, k) int64.
@@ -243,20 +341,31 @@ class Expert(OracleBase):
             `corrupted-absorbing`; 0 near-uniform, 1 one wrong token per state).
         corruption_seed: the secret seed of the corruption's wrong tokens
             (corruption laws only).
-        access: ``"full"`` (default) or ``"sample"`` (sampled tokens only:
-            ``probs``, ``probs_along``, ``log_prob`` raise :class:`ExpertAccessError`).
+        access: ``"full"`` (default), ``"topk"`` (the ``top_k`` most likely tokens and their
+            log-probabilities, and samples: ``probs``, ``probs_along``, ``log_prob`` raise
+            :class:`ExpertAccessError`) or ``"sample"`` (sampled tokens only).
+        top_k: the tokens per answer with ``access="topk"``, in [1, A] (None otherwise).
+        logit_noise: the scale sigma >= 0 of the per-query logit noise (0, the default: off;
+            :mod:`noisy_expert_gym.logit_noise`).
+        logit_noise_dist: its distribution, ``gaussian`` (default) or ``gumbel``.
 
     Raises:
-        ValueError: an invalid law parameter or access mode (with the valid values).
+        ValueError: an invalid law parameter, access mode, ``top_k`` or logit noise (with the valid values).
     """
 
     def __init__(self, task: Any, law: str = "absorbing", eta: float = 0.0, rng: RngLike = None,
                  clean: bool = False, *, kappa: float = DEFAULT_KAPPA,
-                 corruption_seed: int = DEFAULT_CORRUPTION_SEED, access: str = "full") -> None:
+                 corruption_seed: int = DEFAULT_CORRUPTION_SEED, access: str = "full", top_k: int | None = None,
+                 logit_noise: float = 0.0, logit_noise_dist: str = "gaussian") -> None:
         self.task = task
         # validated here, once
         self.noise = NoiseLaw.clean() if clean else NoiseLaw(law, eta, kappa, corruption_seed)
         self.access = check_access(access)
+        self.top_k = check_top_k_applies(access, top_k, task.num_actions)
+        self.logit_noise = LogitNoise(logit_noise, logit_noise_dist)
+        if clean and self.logit_noise.on:
+            raise ValueError("the clean expert pi* has no logit noise (it is the referee); give `logit_noise` to "
+                             "the noisy expert")
         if self.noise.is_corruption and int(np.asarray(task.answer_mask).sum()) < 2:
             raise ValueError(f"law `{law}` draws wrong answer tokens: the task needs at least 2 answer tokens")
         super().__init__(rng)
@@ -283,38 +392,75 @@ class Expert(OracleBase):
     def __repr__(self) -> str:
         extra = "" if not self.noise.is_corruption else f", kappa={self.kappa}"
         extra += "" if self.access == "full" else f", access={self.access!r}"
+        extra += "" if self.top_k is None else f", top_k={self.top_k}"
+        if self.logit_noise.on:
+            extra += f", logit_noise={self.logit_noise.sigma}"
+            extra += "" if self.logit_noise.dist == "gaussian" else f", logit_noise_dist={self.logit_noise.dist!r}"
         return f"Expert(task={self.task}, law={self.law!r}, eta={self.eta}{extra})"
 
     # ----- single prefixes -----------------------------------------------------
     def _probs(self, obs: Any) -> Any:
+        """The law's rows pi~(.|s) at prefixes (N, L): (N, A), before any logit noise."""
         task = self.task
         if self.is_clean:
             return self.noise.probs(task.clean_actions(obs), None, None, task.answer_mask)
         return self.noise.probs(task.clean_actions(obs), task.has_error(obs), task.slip_actions(obs),
                                 task.answer_mask, self.noise.keys(task, obs))
 
-    def probs(self, obs: Any) -> Any:
-        """Next-action distribution at each prefix: (N, A) (or (A,) for one observation).
+    def _answer(self, probs: Any, generator: Any) -> Any:
+        """What one query per row answers from: the law's rows, each perturbed by its own logit noise
+        (drawn from `generator`, or the oracle's; nothing is drawn when the noise is off)."""
+        if not self.logit_noise.on:
+            return probs
+        return self.logit_noise.perturb(probs, generator or self._gen_for(probs))
 
-        Raises:
-            ExpertAccessError: with ``access="sample"``.
+    def answer_rows(self, obs: Any, generator: Any = None) -> Any:
+        """The rows the queries at prefixes `obs` are answered from, whatever the access mode: (N, A).
+
+        For the code that serves this expert (:mod:`noisy_expert_gym.serve`), which then reveals
+        only what its access mode answers; a learner asks :meth:`probs`, :meth:`topk` or
+        :meth:`sample`. Counts N queries.
         """
-        self._require_full("probs")
         obs, single = self._batch(obs)
         self.num_queries += obs.shape[0]
-        out = self._probs(obs)
+        out = self._answer(self._probs(obs), generator)
         return out[0] if single else out
 
-    def log_prob(self, obs: Any, actions: Any) -> Any:
+    def probs(self, obs: Any, generator: Any = None) -> Any:
+        """Next-action distribution at each prefix: (N, A) (or (A,) for one observation); with logit
+        noise, each row perturbed by its own noise drawn from `generator` (or the oracle's).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"`` or ``"topk"``.
+        """
+        self._require_full("probs")
+        return self.answer_rows(obs, generator)
+
+    def topk(self, obs: Any, k: int | None = None, generator: Any = None) -> TopK:
+        """The k most likely tokens at each prefix and their log-probabilities: :class:`TopK` ``(N, k)``
+        (``(k,)`` for one observation), ties in increasing id; one query per prefix.
+
+        Args:
+            obs: prefixes ``(N, L)`` or one ``(L,)``.
+            k: tokens per answer; None: the expert's ``top_k`` (access ``topk``).
+            generator: the per-query logit noise's generator (None: the oracle's).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``, or k above a ``topk`` expert's ``top_k``.
+        """
+        k = self._topk_k("topk", k)
+        return topk_of(self.answer_rows(obs, generator), k)
+
+    def log_prob(self, obs: Any, actions: Any, generator: Any = None) -> Any:
         """log pi(a|s) for a batch of prefixes and actions, (N,).
 
         Raises:
-            ExpertAccessError: with ``access="sample"``.
+            ExpertAccessError: with ``access="sample"`` or ``"topk"``.
         """
         self._require_full("log_prob")
         obs, single = self._batch(obs)
         self.num_queries += obs.shape[0]
-        probs = self._probs(obs)
+        probs = self._answer(self._probs(obs), generator)
         if is_torch(probs):
             import torch
 
@@ -333,15 +479,18 @@ class Expert(OracleBase):
         """Sample actions from the expert at each prefix, (N,) (a scalar for one observation).
 
         numpy inputs draw from the seeded numpy RNG (the env's ``np_random``);
-        torch inputs draw from ``generator`` or one seeded from it.
+        torch inputs draw from ``generator`` or one seeded from it. With logit noise the
+        token is drawn from the query's perturbed row (the noise first, then the draw).
         """
         obs, single = self._batch(obs)
         self.num_queries += obs.shape[0]
-        out = sample_from(self._probs(obs), generator or self._gen_for(obs))
+        gen = generator or self._gen_for(obs)
+        out = sample_from(self._answer(self._probs(obs), gen), gen)
         return out[0] if single else out
 
     # ----- every prefix of complete chains (trainers) --------------------------
     def _probs_along(self, prompts: Any, chain: Any) -> Any:
+        """The law's rows at every prefix of complete chains, (N, H, A), before any logit noise."""
         task = self.task
         clean = task.clean_along(prompts, chain)
         if self.is_clean:
@@ -349,22 +498,42 @@ class Expert(OracleBase):
         return self.noise.probs(clean, task.error_along(prompts, chain), task.slip_along(prompts, chain),
                                 task.answer_mask, self.noise.keys_along(task, prompts, chain))
 
-    def probs_along(self, prompts: Any, chain: Any) -> Any:
-        """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A).
+    def probs_along(self, prompts: Any, chain: Any, generator: Any = None) -> Any:
+        """The expert's distribution at every prefix chain[:, :t] of complete chains: (N, H, A); with
+        logit noise, each row perturbed by its own noise drawn from `generator` (or the oracle's).
 
         Raises:
-            ExpertAccessError: with ``access="sample"`` (use :meth:`sample_along`).
+            ExpertAccessError: with ``access="sample"`` or ``"topk"`` (use :meth:`sample_along`,
+                :meth:`topk_along`).
         """
         self._require_full("probs_along")
         self._check_prompts(prompts, chain)
         self.num_queries += chain.shape[0] * chain.shape[1]
-        return self._probs_along(prompts, chain)
+        return self._answer(self._probs_along(prompts, chain), generator)
+
+    def topk_along(self, prompts: Any, chain: Any, k: int | None = None, generator: Any = None) -> TopK:
+        """The top-k at every prefix chain[:, :t] of complete chains: :class:`TopK` ``(N, H, k)``, ties in
+        increasing id; N H queries, as :meth:`probs_along`.
+
+        Args:
+            prompts: (N, P) prompts.
+            chain: (N, H) complete chains.
+            k: tokens per answer; None: the expert's ``top_k`` (access ``topk``).
+            generator: the per-query logit noise's generator (None: the oracle's).
+
+        Raises:
+            ExpertAccessError: with ``access="sample"``, or k above a ``topk`` expert's ``top_k``.
+        """
+        k = self._topk_k("topk_along", k)
+        self._check_prompts(prompts, chain)
+        self.num_queries += chain.shape[0] * chain.shape[1]
+        return topk_of(self._answer(self._probs_along(prompts, chain), generator), k)
 
     @property
     def has_structured_rows(self) -> bool:
-        """:meth:`structured_along` answers: full access and a law whose rows are
+        """:meth:`structured_along` answers: full access, no logit noise and a law whose rows are
         ``(1 - w) delta(clean) + w U`` (``mixture``, ``absorbing``, the clean expert)."""
-        return self.access == "full" and self.noise.has_mixture_form
+        return self.access == "full" and self.noise.has_mixture_form and not self.logit_noise.on
 
     def structured_along(self, prompts: Any, chain: Any) -> MixtureRows:
         """:meth:`probs_along`'s rows in structured form (torch): a clean token and U's weight per prefix.
@@ -378,14 +547,14 @@ class Expert(OracleBase):
             chain: (N, H) complete chains, on the same device.
 
         Raises:
-            ExpertAccessError: with ``access="sample"``.
-            ValueError: a law without the structured form (see :attr:`has_structured_rows`),
-                or prompts and chains of the wrong shape.
+            ExpertAccessError: with ``access="sample"`` or ``"topk"``.
+            ValueError: a law without the structured form or logit noise (see
+                :attr:`has_structured_rows`), or prompts and chains of the wrong shape.
         """
         self._require_full("structured_along")
-        if not self.noise.has_mixture_form:
+        if not self.noise.has_mixture_form or self.logit_noise.on:
             raise ValueError(f"the expert {self!r} has no structured form: its law must be one of "
-                             f"{', '.join(MIXTURE_FORM_LAWS)}; use probs_along (the dense rows)")
+                             f"{', '.join(MIXTURE_FORM_LAWS)}, without logit noise; use probs_along (the dense rows)")
         if not is_torch(chain):
             raise ValueError("structured_along answers torch tensors; pass prompts and chains as torch tensors "
                              "(or use probs_along, which answers numpy too)")
@@ -400,9 +569,10 @@ class Expert(OracleBase):
         """k independent samples of the expert at every prefix chain[:, :t], t = 0..H-1: (N, H, k) int64.
 
         The shape is (N, H, k) for every k (``[..., 0]`` for one label per prefix). Counts
-        k queries per prefix (k N H). Allowed in both access modes: the draws are those of
+        k queries per prefix (k N H). Allowed in every access mode: the draws are those of
         sampling the rows of :meth:`probs_along` (with k = 1 and the same generator state,
-        draw for draw the same as ``sample_categorical(probs_along(prompts, chain), gen)``).
+        draw for draw the same as ``sample_categorical(probs_along(prompts, chain, gen), gen)``).
+        With logit noise each of the k samples is drawn from its own perturbed row (k queries).
 
         Args:
             prompts: (N, P) prompts.
@@ -416,7 +586,10 @@ class Expert(OracleBase):
         self._check_prompts(prompts, chain)
         self.num_queries += k * chain.shape[0] * chain.shape[1]
         probs = self._probs_along(prompts, chain)
-        return sample_k(probs, k, generator or self._gen_for(probs))
+        gen = generator or self._gen_for(probs)
+        if self.logit_noise.on:
+            return sample_from(self.logit_noise.perturb(probs, gen, draws=k), gen)  # (N, H, k)
+        return sample_k(probs, k, gen)
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts from `prompts` (its tokens fed back): chains (N, H).
@@ -438,7 +611,7 @@ class Expert(OracleBase):
         for _ in range(task.horizon):
             obs = task.observe(prompts, chain)
             self.num_queries += n
-            chain = cat(chain, sample_from(self._probs(obs), gen))
+            chain = cat(chain, sample_from(self._answer(self._probs(obs), gen), gen))
         return chain
 
 

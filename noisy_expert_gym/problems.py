@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from noisy_expert_gym.contracts import Oracle, TaskCore
@@ -34,7 +33,7 @@ from noisy_expert_gym.declarations import Declared
 from noisy_expert_gym.tasks import automaton, modadd, per_step
 from noisy_expert_gym.tasks.gsm8k import kwargs as gsm8k_kwargs
 from noisy_expert_gym.tasks.gsm8k import problem as gsm8k_problem
-from noisy_expert_gym.utils import did_you_mean
+from noisy_expert_gym.utils import FrozenMap, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -229,12 +228,12 @@ def make_problem(env_id: str, **kwargs: Any) -> Problem:
     if cached is None:
         fam = family_of(env_id)
         task, expert, clean = fam.build(fam.kwargs.check(problem_kw))  # every problem with the kwargs at once
-        cached = Problem(env_id, MappingProxyType(dict(problem_kw)), task, expert, clean)
+        cached = Problem(env_id, FrozenMap(dict(problem_kw)), task, expert, clean)
         if key is not None:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = cached
-    return dataclasses.replace(cached.with_rng(None), env_options=MappingProxyType(options))
+    return dataclasses.replace(cached.with_rng(None), env_options=FrozenMap(options))
 
 
 def env_problem(env_id: str, problem: Problem | None, kwargs: dict[str, Any]) -> Problem:

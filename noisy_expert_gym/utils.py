@@ -1,6 +1,6 @@
 """Shared helpers, written once for every layer (public: ``agents`` and ``scoreboards``
 import them too): name lookup with suggestions, array-backend dispatch, categorical
-sampling, atomic file writes, the command line's ``key=value`` options and one-line
+sampling, read-only mappings, atomic file writes, the command line's ``key=value`` options and one-line
 errors."""
 
 from __future__ import annotations
@@ -34,6 +34,35 @@ def lookup(registry: Mapping[str, T], name: str, what: str) -> T:
         raise ValueError(
             f"unknown {what} `{name}`; valid values: {valid}.{did_you_mean(name, registry)}"
         ) from None
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that pickles and deep-copies (``types.MappingProxyType`` does neither:
+    gym#1866, Gymnasium#292). It equals any mapping with the same items; ``dict(m)`` is a copy to edit.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        object.__setattr__(self, "_data", dict(data))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._data!r})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a FrozenMap is read-only; copy it with dict(m) to change it")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return FrozenMap, (self._data,)
 
 
 def is_torch(x: Any) -> bool:
@@ -74,23 +103,177 @@ def sample_categorical(probs: Any, generator: Any) -> Any:
     return np.minimum((u > np.cumsum(probs, axis=-1)).sum(-1), probs.shape[-1] - 1).astype(np.int64)
 
 
+# --------------------------------------------------------------------------- derived names
+def exact_number(x: float) -> str:
+    """A number as short text that names it exactly: ``f"{x:g}"`` where that reads back as `x` (0.2, 1e-05,
+    3), else ``repr`` (0.1234567, not ``:g``'s 0.123457, which 0.1234571 shares). Distinct numbers, distinct
+    texts: what every name derived from a value uses."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"exact_number takes a number, got {type(x).__name__}")
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    short = f"{float(x):g}"
+    return short if float(short) == float(x) else repr(float(x))
+
+
+def safe_name(name: str, allowed: str = "A-Za-z0-9._-") -> str:
+    """`name` as a file name of the characters `allowed` (a regex class body), injectively: a name made of
+    them only is itself; any other has them replaced by ``_`` and ``~`` plus 8 hex digits of its hash
+    appended (``~`` is never in a name kept as it is, so no kept name equals a rewritten one)."""
+    import hashlib
+    import re
+
+    if name and re.fullmatch(f"[{allowed}]+", name) and name not in (".", ".."):
+        return name
+    readable = re.sub(f"[^{allowed}]", "_", name)
+    return f"{readable}~{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+# --------------------------------------------------------------------------- atomic file writes
+#: A temporary whose writer is in another host or PID namespace (its pid means nothing here) is stale
+#: once it has not been touched for this long; one of this namespace is stale as soon as its pid is dead.
+STALE_AFTER_S = 3600.0
+
+
+def _writer_tag() -> str:
+    """This process's host and PID namespace, in 8 hex digits: pids are compared only within one."""
+    import hashlib
+    import socket
+
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        ns = 0
+    return hashlib.sha256(f"{socket.gethostname()}:{ns}".encode()).hexdigest()[:8]
+
+
+_WRITER_TAG = _writer_tag()
+
+
+def temp_sibling(path: str | os.PathLike, suffix: str = "") -> Path:
+    """A fresh temporary name beside `path`: ``.<name>.<pid>.<writer tag>.<random>.tmp<suffix>``, the pattern
+    :func:`remove_stale_temporaries` recognises."""
+    import secrets
+
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{_WRITER_TAG}.{secrets.token_hex(4)}.tmp{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's live process (or nothing we can tell): keep its file
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of `path` (files or folders named by :func:`temp_sibling`, or by this helper's
+    earlier ``.<name>.<pid>.<hex>.tmp`` pattern) that writers which died mid-write left behind.
+
+    A temporary is stale when its writer's pid is dead, if the writer ran in this host and PID namespace;
+    otherwise (another machine on a shared disk, a sandbox) when it has not been modified for
+    :data:`STALE_AFTER_S`. A live writer's temporary -- a concurrent write of the same file -- is never
+    touched. Returns what was removed.
+    """
+    import re
+    import shutil
+    import time
+
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.(?:([0-9a-f]{{8}})\.)?[0-9a-f]+\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None:
+            continue
+        pid, tag = int(m.group(1)), m.group(2)
+        if tag in (None, _WRITER_TAG):
+            stale = pid != os.getpid() and not _pid_alive(pid)
+        else:
+            try:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+            except OSError:
+                continue
+        if not stale:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    """Flush `path` (a file, or a folder's entries) to disk; where the platform cannot, nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(tmp: Path) -> None:
+    import shutil
+
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary sibling of `path` to write; on success rename it over `path`.
+    """Yield a temporary sibling of `path` to write (a file, or a folder the caller creates); on success
+    flush it to disk and rename it over `path`. Every file this project writes goes through here.
 
     The rename is atomic on POSIX, so a reader sees the old file or the new one, never a
-    half-written one; on an exception the temporary file is removed and `path` is
-    untouched. ``suffix`` keeps writers that pick a format from the name happy
-    (``".png"``, ``".zip"``). Parent directories are created.
+    half-written one; on an exception the temporary is removed and `path` is untouched. A process
+    killed mid-write cannot remove its temporary: the next write of `path` removes it (and any other
+    left by a dead writer, never a live one's: :func:`remove_stale_temporaries`). ``suffix`` keeps
+    writers that pick a format from the name happy (``".png"``, ``".zip"``). Parent directories are
+    created. A folder replaces only a missing `path` (or an empty folder).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(path):x}.tmp{suffix}")
+    remove_stale_temporaries(path)
+    tmp = temp_sibling(path, suffix)
     try:
         yield tmp
+        if tmp.is_file():
+            _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
+
+
+@contextlib.contextmanager
+def temporary_beside(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary folder beside `path` (same disk: what is built there can be renamed to `path` or
+    next to it), removed on exit; one left by a killed process goes at the next call for `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = temp_sibling(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -101,6 +284,31 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+def create_atomic(path: str | os.PathLike, data: str | bytes, mode: int = 0o600) -> bool:
+    """Create `path` with `data` unless it exists, atomically: whoever reads it sees all of `data` or no
+    file, and of concurrent creators exactly one wins (``O_EXCL`` semantics without its half-written
+    file after a crash). Returns True if this call created it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = temp_sibling(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails if `path` exists: the first creator wins
+        except FileExistsError:
+            return False
+        _fsync(path.parent, directory=True)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def parse_kv(items: list[str] | None, what: str) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """Code provenance: the package version, git commit and library versions behind a result, and when.
 
 A run's key includes :func:`code_version`, so results made by different code are
-never mistaken for one another (re-running a spec after a commit re-runs it).
+never mistaken for one another: re-running a spec after a commit re-runs it, and so does
+re-running it after any edit of the code, committed or not (:func:`code_changes` digests
+the content of every code file that differs from the commit, untracked ones included).
+A plugin algorithm's own file is part of its runs' identity too
+(:func:`agents.registry.plugin_digest`).
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ _ROOT = Path(__file__).resolve().parent.parent
 _LIBRARIES = ("noisy-expert-gym", "torch", "numpy", "gymnasium", "scipy")
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, strip: bool = True) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(_ROOT), *args], capture_output=True, text=True,
                              timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip()
+    return out.stdout.strip() if strip else out.stdout
 
 
 @functools.cache
@@ -40,14 +44,51 @@ def git_commit() -> str | None:
     return _git("rev-parse", "HEAD")
 
 
+#: What a run can execute: the packages (modules, shipped specs and boards, templates) and the
+#: project file; an untracked ``.py`` file anywhere else counts too (a helper or an algorithm beside
+#: the packages), except under the folders no run imports.
+CODE_PATHS = ("noisy_expert_gym/", "agents/", "scoreboards/", "pyproject.toml")
+NOT_RUN = ("tests/", "benchmarks/", "docs/")
+
+
+def _is_code(path: str, tracked: bool) -> bool:
+    if path.startswith(CODE_PATHS):
+        return True
+    return not tracked and path.endswith(".py") and not path.startswith(NOT_RUN)
+
+
 @functools.cache
-def git_dirty() -> bool:
-    """Whether the checkout's package sources differ from HEAD (uncommitted changes)."""
+def code_changes() -> str | None:
+    """A digest (12 hex digits) of the code that differs from HEAD, or None for a clean checkout.
+
+    Every code file (:data:`CODE_PATHS`) that git reports as changed, staged or not, deleted or
+    untracked (ignored files excepted), hashed by path and content: each edit gives a new digest,
+    and undoing it gives the old one back. One ``git status`` and the changed files' bytes, a few
+    milliseconds (``tests/scoreboards/test_provenance.py`` measures it).
+    """
     if git_commit() is None:
-        return False
-    out = _git("status", "--porcelain", "--untracked-files=no", "--", "noisy_expert_gym", "agents",
-               "scoreboards")
-    return bool(out)
+        return None
+    out = _git("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+               strip=False)
+    if not out:
+        return None
+    h = hashlib.sha256()
+    found = False
+    for entry in sorted(e for e in out.split("\0") if len(e) > 3):
+        state, path = entry[:2], entry[3:]
+        if not _is_code(path, tracked=state != "??"):
+            continue
+        found = True
+        file = _ROOT / path
+        h.update(path.encode() + b"\0")
+        h.update(file.read_bytes() if file.is_file() else b"<deleted>")
+        h.update(b"\0")
+    return h.hexdigest()[:12] if found else None
+
+
+def git_dirty() -> bool:
+    """Whether the checkout's code differs from HEAD (:func:`code_changes`)."""
+    return code_changes() is not None
 
 
 def package_version() -> str:
@@ -59,11 +100,13 @@ def package_version() -> str:
 
 @functools.cache
 def code_version() -> str:
-    """``<package version>+<commit[:12]>[.dirty]`` (or just the version without git)."""
+    """``<package version>+<commit[:12]>[.dirty-<digest of the changes>]`` (or just the version
+    without git): every edit of the code, committed or not, is another version."""
     commit = git_commit()
     if commit is None:
         return package_version()
-    return f"{package_version()}+{commit[:12]}{'.dirty' if git_dirty() else ''}"
+    changes = code_changes()
+    return f"{package_version()}+{commit[:12]}{f'.dirty-{changes}' if changes else ''}"
 
 
 @functools.cache

@@ -15,3 +15,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def gsm8k_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A folder holding the small GSM-8K example data the project writes itself (no download)."""
+    from noisy_expert_gym.tasks.gsm8k.data import write_example_data
+
+    return str(write_example_data(tmp_path_factory.mktemp("gsm8k")))

@@ -22,6 +22,8 @@ from agents.algos.base import (
     Algorithm,
     Batch,
     Context,
+    access_needed,
+    as_algorithm,
     check_expert_access,
     get_algorithm,
     sample_algorithms,
@@ -32,5 +34,5 @@ from agents.registry import check_params, resolve_params
 from agents.algos import bc, dagger, gkd, mode, online  # noqa: F401  isort: skip
 from agents.algos import ppo  # noqa: F401  isort: skip
 
-__all__ = ["ALGORITHMS", "AccessModeError", "Algorithm", "Batch", "Context", "check_expert_access", "check_params",
-           "get_algorithm", "resolve_params", "sample_algorithms"]
+__all__ = ["ALGORITHMS", "AccessModeError", "Algorithm", "Batch", "Context", "access_needed", "as_algorithm",
+           "check_expert_access", "check_params", "get_algorithm", "resolve_params", "sample_algorithms"]

@@ -21,6 +21,7 @@ adds to it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,11 +30,12 @@ import torch
 
 from agents.contracts import Policy, StepFn
 from agents.device import autocast_context
-from agents.registry import ALGORITHMS
+from agents.registry import ALGORITHMS, algorithm
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared
 from noisy_expert_gym.oracle import ExpertAccessError
-from noisy_expert_gym.utils import lookup, sample_categorical
+from noisy_expert_gym.topk import TopK
+from noisy_expert_gym.utils import sample_categorical
 
 if TYPE_CHECKING:
     from agents.budget import Budget
@@ -59,6 +61,7 @@ class Batch:
     chain: torch.Tensor  # (B, H)
     probs: torch.Tensor | MixtureRows | None = None  # (B, H, A) expert distribution at each prefix (dense or structured)
     actions: torch.Tensor | None = None  # (B, H) labels (sampled expert tokens, dataset tokens)
+    topk: TopK | None = None  # (B, H, k) the expert's top-k ids and log-probabilities at each prefix
     trajectories: int = 0  # expert trajectories this batch spends
     queries: int | None = None  # prefix-queries it spends (None: counted by the oracles)
     gen: torch.Generator | None = None  # for losses that sample (score-function estimators)
@@ -94,7 +97,8 @@ class Context:
         the task's problems (:func:`epoch_order`)."""
         n = n or self.batch_size
         if self.cfg.prompt_order == "epoch":
-            return self.task.prompts_for(epoch_order(self, n), like=torch.empty(0, device=self.device))
+            idx = epoch_order(self, n)  # first: it refuses a task without a problem list, with a clear error
+            return self.task.prompts_for(idx, like=torch.empty(0, device=self.device))
         return self.task.sample_prompts(self.gen, n, device=self.device)
 
     def rollout(self, prompts: torch.Tensor, tau: float, step_fn: StepFn | None = None) -> torch.Tensor:
@@ -112,6 +116,11 @@ class Context:
         """The noisy expert answers with sampled tokens only (``access="sample"``)."""
         return expert_access(self.expert) == "sample"
 
+    @property
+    def expert_access(self) -> str:
+        """The noisy expert's access mode: ``full``, ``topk`` or ``sample``."""
+        return expert_access(self.expert)
+
     def label_along(self, prompts: torch.Tensor, chain: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The noisy expert's answer at every prefix of ``chain`` (B, H): (probs (B, H, A) or None, labels (B, H)).
 
@@ -123,8 +132,23 @@ class Context:
         """
         if self.sample_only:
             return None, self.expert.sample_along(prompts, chain, 1, generator=self.gen)[..., 0]
-        probs = self.expert.probs_along(prompts, chain)
+        probs = self.expert.probs_along(prompts, chain, **self.noise_kw)
         return probs, self.sample(probs)
+
+    @property
+    def noise_kw(self) -> dict[str, Any]:
+        """``generator=self.gen`` for an expert with per-query logit noise: its rows' noise is drawn from the
+        run's (checkpointed) generator, so a resumed run reproduces it; nothing for any other oracle
+        (whose ``probs_along`` may not take a generator), so those calls are as before."""
+        noise = getattr(self.expert, "logit_noise", None)
+        return {"generator": self.gen} if noise is not None and noise.on else {}
+
+    def topk_along(self, prompts: torch.Tensor, chain: torch.Tensor, k: int | None) -> TopK:
+        """The noisy expert's top-k at every prefix of ``chain`` (B H queries): ``TopK`` (B, H, k) on the run's
+        device; k None: the expert's own ``top_k`` (access ``topk``)."""
+        t = self.expert.topk_along(prompts, chain, k, generator=self.gen)
+        return TopK(torch.as_tensor(t.ids, device=self.device).long(),
+                    torch.as_tensor(t.logprobs, device=self.device).float())
 
 
 @dataclass(frozen=True)
@@ -140,6 +164,12 @@ class RunKit:
     checkpoint: str | None  # where the run saves its model (in cfg.checkpoint_dir), None without one
     save_config: Callable[[str], None]  # save_config(path): the run's TrainConfig as JSON, atomically
     result: Callable[..., RunResult]  # result(**fields): a RunResult with the run's identity filled in
+
+
+def epoch_permutation(seed: int, epoch: int, m: int) -> torch.Tensor:
+    """Epoch `epoch`'s order of `m` problems under ``prompt_order = "epoch"``: a permutation seeded by
+    (`seed`, `epoch`), the same for every consumer (the online learners' prompts, BC's dataset)."""
+    return torch.randperm(m, generator=torch.Generator().manual_seed(seed * 1_000_003 + 7_919 * epoch + 1))
 
 
 def epoch_order(ctx: Context, n: int) -> torch.Tensor:
@@ -162,8 +192,7 @@ def epoch_order(ctx: Context, n: int) -> torch.Tensor:
     need = n * ctx.world_size
     while need > 0:
         if ctx.epoch_perm is None or ctx.epoch_perm[0] != st["epoch"]:
-            g = torch.Generator().manual_seed(int(ctx.cfg.seed) * 1_000_003 + 7_919 * int(st["epoch"]) + 1)
-            ctx.epoch_perm = (st["epoch"], torch.randperm(m, generator=g))
+            ctx.epoch_perm = (st["epoch"], epoch_permutation(int(ctx.cfg.seed), int(st["epoch"]), m))
         take = min(need, m - st["pos"])
         out.append(ctx.epoch_perm[1][st["pos"] : st["pos"] + take])
         st["pos"] += take
@@ -227,12 +256,29 @@ class Algorithm:
             say it learns from samples is assumed to need probabilities).
         sample_only_hint: what to use instead under a sample-only expert (the refusal
             message's advice), e.g. "use estimator='mc'".
+        needs_rows: ``needs_rows(params) -> bool``: True when the algorithm reads more than a
+            top-k answer and samples -- whole rows or pi~ at tokens of its choosing (exact
+            estimators, reverse KL, GKD) -- so a ``topk`` expert is refused before any query
+            too. None (default): the same as ``needs_probs``.
+        topk_hint: what to use instead under a ``topk`` expert (the refusal's advice).
+        top_k: ``top_k(params) -> int | None``: the k of the algorithm's top-k queries with these
+            parameters (its ``top_k`` parameter), None when it asks none or takes the expert's own
+            (:func:`check_expert_access` refuses a k above a ``topk`` expert's, and a missing k
+            under full access).
+        topk_queries: ``topk_queries(params) -> bool``: the algorithm asks top-k queries with
+            these parameters (default: never).
         queries_per_trajectory: ``queries_per_trajectory(params, horizon) -> int``, the
             expert prefix-queries one trajectory of ``collect`` costs at most with these
             (validated) parameters. The trainer plans the query budget with it (the run
             affords ``budget_queries // queries_per_trajectory`` trajectories) and refuses a
             batch that spends more. Default :func:`one_per_prefix` (H); `nail-mode` with k
             samples per prefix declares k H.
+        unused: the :class:`~agents.config.TrainConfig` fields this algorithm does not read, with
+            why (``unused_reason``): the configuration refuses a value other than the default for
+            any of them, so no option is accepted and ignored.
+        reads: ``reads(algo_params) -> frozenset`` of the raw ``algo_params`` dict: the fields of
+            ``unused`` that these parameters make the algorithm read after all (BC reads
+            ``expert_form`` with ``labels='probs'``). Default: none.
     """
 
     name: str
@@ -247,6 +293,13 @@ class Algorithm:
     needs_probs: Callable[[Any], bool] = always
     sample_only_hint: str = ""
     queries_per_trajectory: Callable[[Any, int], int] = one_per_prefix
+    needs_rows: Callable[[Any], bool] | None = None
+    topk_hint: str = ""
+    top_k: Callable[[Any], int | None] = lambda params: None
+    topk_queries: Callable[[Any], bool] = never
+    unused: frozenset[str] = frozenset()
+    unused_reason: str = ""
+    reads: Callable[[dict[str, Any]], frozenset[str]] = lambda algo_params: frozenset()
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -262,8 +315,56 @@ def register(alg: Algorithm) -> Algorithm:
 
 
 def get_algorithm(name: str) -> Algorithm:
-    """The algorithm called `name`; unknown names raise ValueError with a suggestion."""
-    return lookup(ALGORITHMS, name, "algorithm")
+    """The algorithm called `name` (a built-in, or a plugin ``path/to/file.py:Name`` /
+    ``module:Name``, loaded once); unknown names raise ValueError with a suggestion."""
+    return algorithm(name)
+
+
+def _no_loop(*args: Any) -> Any:
+    raise RuntimeError("this algorithm runs its own loop (`run`); it has no `collect` or `loss`")
+
+
+#: What a plugin may declare besides ``params``, ``collect`` and ``loss``: the record's other fields.
+OPTIONAL = ("setup", "uses_clean_expert", "queries_expert", "run", "needs_probs", "sample_only_hint",
+            "queries_per_trajectory")
+
+
+def as_algorithm(obj: Any, name: str) -> Algorithm:
+    """A plugin's object as the algorithm registered under `name` (:func:`agents.registry.load_plugin`).
+
+    `obj` is an :class:`Algorithm` record, or a class (any object) with the record's fields as
+    attributes: ``params`` (a :class:`Declared` model), ``collect(ctx, params)`` and
+    ``loss(logits, batch, params)`` (functions in the class body: no ``self``), or ``run``; optionally
+    any of :data:`OPTIONAL` (``needs_probs`` may be a bool); its docstring's first line is its summary.
+
+    Raises:
+        ValueError: `obj` is not an algorithm; the message says what it lacks.
+    """
+    if isinstance(obj, Algorithm):
+        return dataclasses.replace(obj, name=name)
+    contract = ("see the Algorithm contract in agents/algos/base.py and README.md, \"Write your own "
+                "algorithm\"")
+    params = getattr(obj, "params", None)
+    if not (isinstance(params, type) and issubclass(params, Declared)):
+        raise ValueError(  # noqa: TRY004 - a user's mistake: one line, exit code 2
+            f"`{name}` is not an algorithm: it needs `params`, a Declared model of its parameters (class "
+            f"Params(Declared): ...; an empty one if it has none), got {params!r}; {contract}")
+    collect, loss, run = (getattr(obj, a, None) for a in ("collect", "loss", "run"))
+    if not (callable(collect) and callable(loss)) and not callable(run):
+        lacks = [a for a, f in (("collect", collect), ("loss", loss)) if not callable(f)]
+        raise ValueError(f"`{name}` is not an algorithm: it has no {' or '.join(f'`{a}`' for a in lacks)} "  # noqa: TRY004
+                         f"(or `run` for a loop of its own); {contract}")
+    extra = {k: getattr(obj, k) for k in OPTIONAL if getattr(obj, k, None) is not None}
+    if isinstance(extra.get("needs_probs"), bool):
+        extra["needs_probs"] = always if extra["needs_probs"] else never
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    summary = getattr(obj, "summary", None) or (doc.splitlines()[0] if doc else name)
+    return Algorithm(name, str(summary), params, collect or _no_loop, loss or _no_loop, **extra)
+
+
+#: Why an algorithm that reads no expert rows through :mod:`agents.expert_rows` refuses ``expert_form``.
+UNUSED_ROWS = ("it does not read the expert's rows through expert_form (only the online KL learners do: opd-f, opd-r, "
+               "nail-f, nail-r, nail-mixed); drop expert_form")
 
 
 # --------------------------------------------------------------------------- expert access
@@ -281,8 +382,17 @@ def expert_access(oracle: Any) -> str:
         return "full"
 
 
+def access_needed(alg: Algorithm, params: Any) -> str:
+    """The least access mode that answers everything `alg` reads with `params` (validated): ``sample``,
+    ``topk`` or ``full`` (:data:`~noisy_expert_gym.oracle.ACCESS_MODES`)."""
+    if not alg.needs_probs(params):
+        return "sample"
+    rows = alg.needs_rows(params) if alg.needs_rows is not None else True
+    return "full" if rows else "topk"
+
+
 def check_expert_access(alg: Algorithm, params: Any, oracle: Any) -> None:
-    """Refuse, before any query, an algorithm that needs probabilities from a sample-only `oracle`.
+    """Refuse, before any query, an algorithm that needs more than `oracle`'s access mode answers.
 
     Args:
         alg: the algorithm.
@@ -290,19 +400,51 @@ def check_expert_access(alg: Algorithm, params: Any, oracle: Any) -> None:
         oracle: the expert it learns from (the clean one for ``uses_clean_expert`` algorithms).
 
     Raises:
-        AccessModeError: ``oracle.access == "sample"`` and ``alg.needs_probs(params)``; the
-            message names the access mode and what to use instead.
+        AccessModeError: the algorithm (with these parameters) needs probabilities from a
+            ``sample`` expert, or whole rows (or more than its ``top_k`` tokens) from a ``topk``
+            one, or top-k queries without a k from a full-access one; the message names the
+            access mode and what to use instead.
     """
     access = expert_access(oracle)
-    if access == "full" or not alg.needs_probs(params):
-        return
+    needed = access_needed(alg, params)
     shown = ", ".join(f"{k}={v!r}" for k, v in params.model_dump().items())
-    hint = f" {alg.sample_only_hint[0].upper()}{alg.sample_only_hint[1:]}." if alg.sample_only_hint else ""
+    k = alg.top_k(params)
+    oracle_k = _oracle_top_k(oracle)
+    if access == "full":
+        if alg.topk_queries(params) and k is None and oracle_k is None:
+            raise AccessModeError(f"algorithm `{alg.name}` ({shown}) asks the expert for its top-k without a k, and "
+                                  "the expert has access='full' (it answers any k): set the algorithm's `top_k`")
+        return
+    if access == "topk" and needed != "full":
+        if k is not None and oracle_k is not None and k > oracle_k:
+            raise AccessModeError(f"algorithm `{alg.name}` ({shown}) asks for the top {k} tokens, but the expert has "
+                                  f"access='topk' with top_k={oracle_k}: set the algorithm's top_k <= {oracle_k} "
+                                  "(or leave it unset to take the expert's)")
+        return
+    if access == "sample" and needed == "sample":
+        return
+
+    def advice(hint: str) -> str:
+        return f" {hint[0].upper()}{hint[1:]}." if hint else ""
+
+    if access == "topk":
+        raise AccessModeError(
+            f"algorithm `{alg.name}` ({shown}) needs the expert's whole rows (or pi~ at tokens of its choosing), but "
+            f"the expert has access='topk' (it answers its top {oracle_k} tokens with their log-probabilities, and "
+            f"samples).{advice(alg.topk_hint)} Algorithms that learn from top-k answers or samples with their "
+            f"defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the expert with access='full'")
     raise AccessModeError(
         f"algorithm `{alg.name}` ({shown}) needs the expert's probabilities, but the expert has "
-        f"access={access!r} (it answers with sampled tokens only).{hint} Algorithms that learn from "
-        f"samples with their defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the "
+        f"access={access!r} (it answers with sampled tokens only).{advice(alg.sample_only_hint)} Algorithms that "
+        f"learn from samples with their defaults: {', '.join(f'`{n}`' for n in sample_algorithms())}; or build the "
         "expert with access='full' to read probabilities")
+
+
+def _oracle_top_k(oracle: Any) -> int | None:
+    try:
+        return getattr(oracle, "top_k", None)
+    except RuntimeError:  # a stand-in that refuses every attribute
+        return None
 
 
 def sample_algorithms() -> list[str]:
@@ -318,7 +460,9 @@ __all__ = [
     "Batch",
     "Context",
     "RunKit",
+    "access_needed",
     "always",
+    "as_algorithm",
     "check_expert_access",
     "epoch_order",
     "expert_access",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, never, register
+from agents.algos.base import UNUSED_ROWS, Algorithm, Batch, Context, never, register
 from noisy_expert_gym.declarations import Declared, PositiveInt, UnitInterval
 
 
@@ -73,4 +73,5 @@ def loss(logits: torch.Tensor, batch: Batch, params: DAggerParams) -> torch.Tens
 
 
 register(Algorithm("dagger", "DAgger: mixture roll-in, aggregated dataset, sampled noisy labels",
-                   DAggerParams, collect, loss, setup=setup, needs_probs=never))
+                   DAggerParams, collect, loss, setup=setup, needs_probs=never,
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, always, register
+from agents.algos.base import UNUSED_ROWS, Algorithm, Batch, Context, always, register
 from noisy_expert_gym.declarations import Declared, NonNegativeFloat, UnitInterval
 
 
@@ -33,11 +33,11 @@ def collect(ctx: Context, params: GKDParams) -> Batch:
     on_policy = bool(torch.rand((), generator=ctx.gen, device=ctx.gen.device) < params.lam)
     if on_policy:
         chain = ctx.rollout(prompts, params.tau)
-        return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain), trajectories=n)
+        return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain, **ctx.noise_kw), trajectories=n)
     # The expert's own rollout: its distribution at each prefix was computed while rolling
     # out, so the labels cost no further queries (count the N * H once).
     chain = ctx.expert.rollout(prompts, generator=ctx.gen)
-    return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain), trajectories=n,
+    return Batch(prompts, chain, probs=ctx.expert.probs_along(prompts, chain, **ctx.noise_kw), trajectories=n,
                  queries=n * h)
 
 
@@ -47,5 +47,6 @@ def loss(logits: torch.Tensor, batch: Batch, params: GKDParams) -> torch.Tensor:
 
 register(Algorithm("gkd", "GKD: generalized JSD_beta on a lam fraction of student data",
                    GKDParams, collect, loss, needs_probs=always,
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS,
                    sample_only_hint=("the generalized JSD needs the expert's distribution at every prefix: use "
                                      "`nail-f` / `opd-f` (estimator='mc'), `bc` or `dagger`")))

@@ -18,7 +18,8 @@ target is that mode itself, estimated by a plurality vote and fitted with the ha
 label's log-loss (as word-level distillation with the teacher's argmax, Kim & Rush
 2016). Reverse KL cannot be used against a sample-only teacher (its estimators read
 log pi~); a vote needs samples only. With full access ``label="argmax"`` takes the
-k -> infinity limit directly: the argmax of the pi~ row (one query per prefix).
+k -> infinity limit directly: the argmax of the pi~ row (one query per prefix); a
+``topk`` expert answers it as its top-1 (ties to the lowest id, so with ``ties="lowest"``).
 
 **What it assumes.** (1) The clean expert is deterministic, so pi*(.|s) is one token
 a*(s) and a hard label loses nothing. (2) The **mode condition** at every visited
@@ -45,7 +46,7 @@ from typing import Literal
 import torch
 
 from agents import losses
-from agents.algos.base import Algorithm, Batch, Context, register
+from agents.algos.base import UNUSED_ROWS, Algorithm, Batch, Context, register
 from noisy_expert_gym.declarations import Declared, PositiveInt
 from noisy_expert_gym.sampling import majority_vote
 
@@ -72,8 +73,10 @@ def collect(ctx: Context, params: NAILModeParams) -> Batch:
     """Greedy student rollout; at each of its H prefixes the label is the vote of k expert samples."""
     prompts = ctx.sample_prompts()
     chain = ctx.rollout(prompts, 0.0)  # (B, H), greedy
-    if params.label == "argmax":
-        labels = argmax_label(ctx.expert.probs_along(prompts, chain), params.ties, ctx.gen)
+    if params.label == "argmax" and ctx.expert_access == "topk":  # the top-1 answer: ties to the lowest id
+        labels = ctx.topk_along(prompts, chain, 1).ids[..., 0]
+    elif params.label == "argmax":
+        labels = argmax_label(ctx.expert.probs_along(prompts, chain, **ctx.noise_kw), params.ties, ctx.gen)
     else:
         samples = ctx.expert.sample_along(prompts, chain, params.k, generator=ctx.gen)  # (B, H, k)
         labels = samples[..., 0] if params.k == 1 else majority_vote(
@@ -91,11 +94,20 @@ def queries_per_trajectory(params: NAILModeParams, horizon: int) -> int:
 
 
 def needs_probs(params: NAILModeParams) -> bool:
-    """Only the argmax label reads the pi~ rows."""
+    """Only the argmax label reads more than samples."""
     return params.label == "argmax"
+
+
+def needs_rows(params: NAILModeParams) -> bool:
+    """The argmax label with ties broken at random reads the rows; with ties to the lowest id it is the top-1
+    answer of a ``topk`` expert (whose ties come in increasing id)."""
+    return params.label == "argmax" and params.ties == "random"
 
 
 register(Algorithm("nail-mode", "NAIL, mode-seeking: greedy student rollouts, log-loss on the majority vote of "
                    "k noisy-expert samples per prefix (unknown corruption; sample-only experts)",
                    NAILModeParams, collect, loss, needs_probs=needs_probs, queries_per_trajectory=queries_per_trajectory,
-                   sample_only_hint="use label='vote' (the majority of k samples per prefix)"))
+                   sample_only_hint="use label='vote' (the majority of k samples per prefix)",
+                   needs_rows=needs_rows, topk_queries=lambda p: False,
+                   topk_hint="use ties='lowest' (the top-1 answer) or label='vote'",
+                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))

@@ -30,10 +30,10 @@ rose from 0.14 (chance: 1/7) to 0.54 with ``mean`` and to 0.39 with ``gru``
   sampled = a draw from its action distribution, ``val_loss`` = the
   cross-entropy of its action distribution on the clean chains;
   :mod:`agents.monitor`; :mod:`agents.checkpoint`).
-- **Not used**: ``lr`` / ``batch_size`` / ``preset`` / ``model`` / ``schedule`` /
-  ``warmup_updates`` / ``weight_decay`` / ``budget_queries`` of TrainConfig (the
-  imitation learners' settings); PPO's own are the algorithm parameters below.
-  ``grad_clip`` is PPO's ``max_grad_norm``. On CPU the run uses ``cpu_threads``
+- **Refused**: the imitation learners' settings of TrainConfig (:data:`UNUSED`: ``lr``,
+  ``batch_size``, ``preset``, ``model``, the schedule, ``budget_queries``, ...) at any
+  value but their default: PPO's own are the algorithm parameters below, and a value given
+  there would be ignored. ``grad_clip`` is PPO's ``max_grad_norm``. On CPU the run uses ``cpu_threads``
   torch threads (default 1; 0 leaves torch's setting). ``resume`` is not
   supported; with ``checkpoint_dir`` the SB3 model is saved as ``ppo.zip`` (its
   TrainConfig as ``ppo.json``) at every evaluation: ``neg record --checkpoint DIR``
@@ -282,10 +282,18 @@ def save(model: Any, kit: RunKit, path: str) -> None:
     kit.save_config(os.path.splitext(path)[0] + ".json")
 
 
+#: TrainConfig fields PPO does not read (refused at any value but the default, :class:`~agents.config.TrainConfig`).
+UNUSED = frozenset({"lr", "batch_size", "preset", "model", "schedule", "warmup_updates", "weight_decay", "min_lr_ratio",
+                    "budget_queries", "grad_accum", "prompt_order", "checkpoint_every", "init_checkpoint",
+                    "teacher_checkpoint", "teacher_t", "expert_form", "precision", "compile"})
+
+
 def _never(*_: Any) -> Any:
     raise RuntimeError("`ppo` runs through Algorithm.run, not the student-prefix loop")
 
 
 register(Algorithm(
     "ppo", "RL reference: SB3 PPO from the task reward alone (no expert queries), token-embedding features",
-    PPOParams, collect=_never, loss=_never, run=run, queries_expert=False, needs_probs=never))
+    PPOParams, collect=_never, loss=_never, run=run, queries_expert=False, needs_probs=never, unused=UNUSED,
+    unused_reason="ppo trains SB3's PPO (fp32, its own network, optimiser and rollouts) from its algorithm parameters "
+                  "(--algo-kw learning_rate=..., n_envs=..., ...); these are the imitation learners' settings"))

@@ -13,7 +13,8 @@ eta 0.2 is written ``0_2``; a non-default noise law or reward is added to
 ``<env>``: ``modadd-p7-m9-mixture-eta0_1-dense``, and so is every other problem
 keyword argument that differs from the env id's default:
 ``automaton-eta0_1-automatonseed3-n5``), so two different problems never share a
-default id. The metadata carries the env spec (Minari's ``env_spec``) and
+default id: numbers are written exactly (eta 0.1234567 is ``0_1234567``, not rounded to
+six digits), and a value that is not a short word or a number by a hash of it. The metadata carries the env spec (Minari's ``env_spec``) and
 ``noisy_expert_gym``: the env id, the problem's complete keyword arguments (every one
 that defines the MDP and the noise, defaults filled in), env options, task shape,
 noise law, eta, expert kind and seed.
@@ -34,8 +35,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import warnings
 from typing import Any
@@ -45,14 +48,14 @@ import numpy as np
 
 from noisy_expert_gym.bridges import require
 from noisy_expert_gym.problems import REGISTRY, Problem, family_of, make_problem
-from noisy_expert_gym.utils import did_you_mean
+from noisy_expert_gym.utils import did_you_mean, exact_number, temporary_beside
 
 NAMESPACE = "noisy-expert"
 EXPERTS = ("noisy", "clean")
 METADATA_KEY = "noisy_expert_gym"
 #: Problem keyword arguments that change how a problem is computed or where it is read from,
 #: not its MDP or its noise: recorded with a dataset, left out of its id and its checks.
-NOT_DEFINING = frozenset({"access", "data_dir", "device", "torch_dtype", "max_batch"})
+NOT_DEFINING = frozenset({"access", "top_k", "data_dir", "device", "torch_dtype", "max_batch"})
 
 
 def _minari() -> Any:
@@ -60,8 +63,9 @@ def _minari() -> Any:
 
 
 def _num(x: float) -> str:
-    """0.2 -> '0_2', 1.0 -> '1': a number as Minari ids allow it (no dots)."""
-    return f"{float(x):g}".replace(".", "_").replace("-", "m")
+    """0.2 -> '0_2', 1.0 -> '1', 0.1234567 -> '0_1234567' (exact: :func:`~noisy_expert_gym.utils.exact_number`),
+    1e-07 -> '1em07': a number as Minari ids allow it (no dots, signs), one text per number."""
+    return exact_number(x).replace(".", "_").replace("-", "m").replace("+", "p")
 
 
 def _problem(env_id: str, env_kwargs: dict[str, Any] | None) -> Problem:
@@ -78,16 +82,16 @@ def _plain(v: Any) -> Any:
 
 
 def _id_value(v: Any) -> str:
-    """A value as a Minari id allows it: numbers via :func:`_num`, words with [-_\\w] only,
-    anything long or structured as a short hash."""
+    """A value as a Minari id allows it, one text per value: numbers via :func:`_num`, short words of letters
+    and digits as they are, anything else (other characters, long, structured) as ``_`` and a hash of it
+    (no kept word starts with ``_``, no number either)."""
     if isinstance(v, bool) or v is None:
         return str(v).lower()
     if isinstance(v, (int, float)):
         return _num(v)
-    text = re.sub(r"[^A-Za-z0-9]", "_", v) if isinstance(v, str) else ""
-    if not text or len(text) > 24:
-        return "h" + hashlib.sha256(repr(_plain(v)).encode()).hexdigest()[:8]
-    return text
+    if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9]{1,24}", v):
+        return v
+    return "_" + hashlib.sha256(json.dumps(_plain(v), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _id_defaults(env_id: str) -> dict[str, Any]:
@@ -213,14 +217,38 @@ def export_minari(env_id: str = "NoisyModAdd-v0", env_kwargs: dict[str, Any] | N
     # Minari records the env spec to recover the env: one built from its plain keyword arguments
     # (the problem itself is cached per process, so this builds nothing twice).
     env = gym.make(env_id, **(env_kwargs or {}))
-    with warnings.catch_warnings():  # Minari nags about unset author / permalink / eval env
-        warnings.filterwarnings("ignore", message=r".*is set to None.*", category=UserWarning)
-        ds = minari.create_dataset_from_buffers(
-            ds_id, buffers, env=env, algorithm_name=f"{expert}-expert", author=author or "noisy-expert-gym",
-            description=desc, data_format=data_format)
-    ds.storage.update_metadata({METADATA_KEY: meta})
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    final = get_dataset_path(ds_id)
+    # Built whole under a temporary root beside the dataset's folder, then renamed into place: a killed
+    # export leaves no half-written dataset under its id (and its temporary goes at the next export).
+    with temporary_beside(final) as root, _datasets_path(root):
+        with warnings.catch_warnings():  # Minari nags about unset author / permalink / eval env
+            warnings.filterwarnings("ignore", message=r".*is set to None.*", category=UserWarning)
+            ds = minari.create_dataset_from_buffers(
+                ds_id, buffers, env=env, algorithm_name=f"{expert}-expert", author=author or "noisy-expert-gym",
+                description=desc, data_format=data_format)
+        ds.storage.update_metadata({METADATA_KEY: meta})
+        del ds
+        if final.exists():  # overwrite: an id deleted above but recreated since (another export)
+            raise ValueError(f"Minari dataset `{ds_id}` was created by another export meanwhile; retry")
+        os.replace(root / ds_id, final)
     env.close()
-    return ds
+    return minari.load_dataset(ds_id)
+
+
+@contextlib.contextmanager
+def _datasets_path(root: Any) -> Any:
+    """``$MINARI_DATASETS_PATH`` set to `root` for the block (Minari reads it on every call)."""
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
 
 
 def _default_format() -> str:

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from noisy_expert_gym.rendering import record_episode_gif
-from noisy_expert_gym.utils import did_you_mean
+from noisy_expert_gym.utils import did_you_mean, temporary_beside
 
 FORMATS = ("auto", "gif", "mp4")
 
@@ -71,17 +71,24 @@ def record_episodes(env_id: str, act: Callable[[np.ndarray], Any], out_dir: str 
         return paths
     from gymnasium.wrappers import RecordVideo
 
-    before = set(os.listdir(out_dir))
-    env = RecordVideo(env, video_folder=out_dir, name_prefix=name_prefix, episode_trigger=lambda e: True,
-                      fps=round(fps))
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done = False
-        while not done:
-            obs, _, term, trunc, _ = env.step(act(obs))
-            done = term or trunc
-    env.close()  # writes the last video
-    return sorted(os.path.join(out_dir, f) for f in set(os.listdir(out_dir)) - before if f.endswith(".mp4"))
+    # RecordVideo writes into a temporary folder; each finished video is renamed into out_dir, so a
+    # killed recording leaves no half-written MP4 there (and its folder goes at the next recording).
+    paths = []
+    with temporary_beside(os.path.join(out_dir, f"{name_prefix}-videos")) as tmp:
+        env = RecordVideo(env, video_folder=str(tmp), name_prefix=name_prefix, episode_trigger=lambda e: True,
+                          fps=round(fps))
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            done = False
+            while not done:
+                obs, _, term, trunc, _ = env.step(act(obs))
+                done = term or trunc
+        env.close()  # writes the last video
+        for f in sorted(os.listdir(tmp)):
+            if f.endswith(".mp4"):
+                os.replace(tmp / f, os.path.join(out_dir, f))
+                paths.append(os.path.join(out_dir, f))
+    return paths
 
 
 __all__ = ["FORMATS", "has_moviepy", "record_episodes", "resolve_format"]

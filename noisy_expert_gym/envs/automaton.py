@@ -106,8 +106,12 @@ class NoisyAutomatonEnv(AutomatonAttributes, ChainEnv):
       ``corrupted``, ``corrupted-absorbing`` (hidden per-state corruption; see NoisyModAdd).
     - ``kappa`` (float, default 1.0), ``corruption_seed`` (int, default 0): the hidden
       corruption's concentration and secret seed (corruption laws only).
-    - ``access`` (str, default ``"full"``): ``full`` or ``sample`` (the noisy expert
-      answers with sampled tokens only).
+    - ``access`` (str, default ``"full"``): ``full``, ``topk`` (the ``top_k`` most
+      likely tokens and their log-probabilities, and samples) or ``sample`` (sampled
+      tokens only); ``top_k`` (int, default None): tokens per answer with ``topk``.
+    - ``logit_noise`` (float, default 0.0), ``logit_noise_dist`` (str, default
+      ``"gaussian"``): the per-query logit noise's scale sigma and distribution
+      (``gumbel`` the other); see NoisyModAdd.
     - ``kind`` (str, default None = ``"permutation"``): ``random`` only:
       ``permutation`` or ``dfa``.
     - ``alphabet`` (str, default None = ``"all"``): ``s5`` only: ``all`` (every
@@ -119,6 +123,9 @@ class NoisyAutomatonEnv(AutomatonAttributes, ChainEnv):
 
     ## Version History
     - v0: initial release.
+    - v0 (no change for existing kwargs; their outputs are bit-identical): kwargs
+      ``access="topk"`` with ``top_k``, ``logit_noise`` and ``logit_noise_dist`` (off
+      by default). No version bump: new optional kwargs with behaviour-preserving defaults.
     """
 
     ENV_ID = ENV_ID

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from noisy_expert_gym.oracle import RngOf
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.chain import REWARDS, chain_step
@@ -72,7 +73,7 @@ class ChainEnv(gym.Env):
         check_env_options(reward, render_mode)
         problem = env_problem(self.ENV_ID, problem, problem_kwargs)
         # The oracles draw from the env's np_random, re-read on each call so reseeding works.
-        self.problem = problem.with_rng(lambda: self.np_random)
+        self.problem = problem.with_rng(RngOf(self, "np_random"))
         self.task = problem.task
         self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.reward_kind = reward

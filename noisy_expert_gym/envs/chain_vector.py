@@ -35,6 +35,7 @@ from noisy_expert_gym.envs.chain import (
     check_reset_options,
     num_digits,
 )
+from noisy_expert_gym.oracle import RngOf
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.rendering import render_ansi, render_rgb
 from noisy_expert_gym.tasks.chain import chain_step
@@ -96,7 +97,7 @@ class ChainVectorEnv(VectorEnv):
         n = self.num_envs = int(num_envs)
         self._rngs = [np.random.default_rng() for _ in range(n)]
         # Sampling on numpy inputs uses sub-env 0's generator (re-read after reseeding).
-        self.problem = problem.with_rng(lambda: self._rngs[0])
+        self.problem = problem.with_rng(RngOf(self, "_rngs", 0))
         self.task = task = problem.task
         self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.reward_kind = reward

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from noisy_expert_gym.envs.modadd import check_action
+from noisy_expert_gym.oracle import RngOf
 from noisy_expert_gym.problems import Problem, env_problem, problem_attribute
 from noisy_expert_gym.tasks.gsm8k.core import GSM8KTask
 from noisy_expert_gym.utils import did_you_mean
@@ -53,7 +54,7 @@ class NoisyGSM8KEnv(gym.Env):
     (newline, 95 printable ASCII characters, EOS = 96), ``byte`` A = 257 (bytes,
     EOS = 256). With an HF tokenizer, A = ``len(tokenizer)``. An action id is also
     the token's input id. The *stop tokens* (``task.eos_tokens``) end an episode:
-    the built-in tokenizers' EOS; with an HF tokenizer every end-of-turn token of
+    the built-in tokenizers' EOS and ``stop_tokens``; with an HF tokenizer every end-of-turn token of
     its chat template (Gemma's ``<end_of_turn>``, Llama 3's ``<|eot_id|>``, ...), its
     EOS, the LM teacher's ``generation_config.eos_token_id`` and ``stop_tokens``
     (``task.eos_token``, the first, is the one the teachers write).
@@ -142,8 +143,14 @@ class NoisyGSM8KEnv(gym.Env):
       (bool or None): the prompt of an HF tokenizer.
     - ``stop_on`` (str, default ``"turn"``): an HF tokenizer's stop tokens, all of
       the above (``turn``) or its EOS only (``eos``, v0's); ``stop_tokens`` (ids or
-      token strings, default ()): more stop tokens.
+      token strings, default ()): more stop tokens, with any tokenizer (a built-in one
+      takes action ids or single characters): each ends an episode as EOS does.
     - ``device``, ``torch_dtype``, ``max_batch``: LM teacher options.
+    - ``access`` (str, default ``"full"``), ``top_k`` (int, default None),
+      ``logit_noise`` (float, default 0.0), ``logit_noise_dist`` (str, default
+      ``"gaussian"``): the reference teacher's access mode (``full``, ``topk`` with
+      ``top_k``, ``sample``) and per-query logit noise, as NoisyModAdd's; an LM
+      teacher takes the defaults only.
     - ``render_mode``: None or ``"ansi"``.
 
     ## Version History
@@ -154,8 +161,18 @@ class NoisyGSM8KEnv(gym.Env):
       clean-up of spaces. New options (defaults keep v0's behaviour otherwise):
       ``answer_format``, ``dataset``/``limit`` (TinyGSM), ``stop_tokens``; the
       reference teacher accepts HF tokenizers. Identical to v0 with the built-in
-      tokenizers.
+      tokenizers. Since (same id: episodes change only where these options are given):
+      ``stop_tokens`` applies to the built-in tokenizers too (it was accepted and ignored
+      there), and a stop token outside the vocabulary is refused; an option that cannot act
+      with the chosen teacher, tokenizer or data (``t``, ``device``, ``torch_dtype``,
+      ``max_batch`` without an LM teacher, ``eta`` with one, ``system_prompt`` and
+      ``chat_template`` with a built-in tokenizer, ``seed`` without ``subset``, ``data_dir``,
+      ``split``, ``dataset``, ``limit`` with ``problems``) is refused.
     - v0: initial release. Still registered: v1 with ``stop_on="eos"``.
+    - v1 and v0 (no change for existing kwargs; their outputs are bit-identical):
+      kwargs ``access``, ``top_k``, ``logit_noise``, ``logit_noise_dist`` for the
+      reference teacher (off by default). No version bump: new optional kwargs
+      with behaviour-preserving defaults.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}
@@ -167,7 +184,7 @@ class NoisyGSM8KEnv(gym.Env):
                              f"{', '.join(RENDER_MODES)}.{did_you_mean(render_mode, RENDER_MODES)}")
         problem = env_problem(ENV_ID, problem, problem_kwargs)
         # The oracles draw from the env's np_random, re-read on each call so reseeding works.
-        self.problem = problem.with_rng(lambda: self.np_random)
+        self.problem = problem.with_rng(RngOf(self, "np_random"))
         self.task: GSM8KTask = problem.task
         self.expert, self.clean_expert = self.problem.expert, self.problem.clean_expert
         self.render_mode = render_mode

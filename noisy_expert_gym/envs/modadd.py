@@ -47,7 +47,14 @@ class NoisyModAddEnv(ChainEnv):
 
     With ``access="sample"`` the noisy expert answers with sampled tokens only
     (``sample``, ``sample_along``, ``rollout``), as a teacher behind an API does;
-    ``probs``, ``probs_along`` and ``log_prob`` raise ``ExpertAccessError``.
+    ``probs``, ``probs_along`` and ``log_prob`` raise ``ExpertAccessError``. With
+    ``access="topk"`` and ``top_k=k`` it answers with the k most likely tokens of
+    each row and their log-probabilities (``topk``, ``topk_along``; ties in
+    increasing token id), and samples, as an inference server with ``logprobs=k``
+    does. With ``logit_noise=sigma > 0`` every query's answer is read from its own
+    perturbed row softmax(log pi~ + sigma eps), eps Gaussian (or Gumbel) per query
+    and token, so two identical queries can disagree as serving replicas do
+    (:mod:`noisy_expert_gym.logit_noise`).
 
     ## Action Space
     ``Discrete(p)``: the next running sum.
@@ -80,7 +87,7 @@ class NoisyModAddEnv(ChainEnv):
     - ``problem`` (Problem, default None): serve this problem
       (:func:`noisy_expert_gym.make_problem`: its task core and experts, built once)
       instead of building one from ``p``, ``m``, ``eta``, ``law``, ``kappa``,
-      ``corruption_seed``, ``access``.
+      ``corruption_seed``, ``access``, ``top_k``, ``logit_noise``, ``logit_noise_dist``.
     - ``p`` (int, default 7): modulus, >= 2.
     - ``m`` (int, default 31): number of operands = chain length = horizon, >= 1.
     - ``eta`` (float, default 0.1): noise level in [0, 1].
@@ -91,8 +98,15 @@ class NoisyModAddEnv(ChainEnv):
       token per state). Corruption laws only: other laws must leave the default.
     - ``corruption_seed`` (int, default 0): secret seed of the corruption's wrong
       tokens, in [0, 2**64). Corruption laws only: other laws must leave the default.
-    - ``access`` (str, default ``"full"``): ``full`` or ``sample`` (the noisy expert
-      answers with sampled tokens only). The clean expert is always ``full``.
+    - ``access`` (str, default ``"full"``): ``full``, ``topk`` (the ``top_k`` most
+      likely tokens and their log-probabilities, and samples) or ``sample`` (sampled
+      tokens only). The clean expert is always ``full``.
+    - ``top_k`` (int, default None): tokens per answer with ``access="topk"``, in
+      [1, p]; must stay None otherwise.
+    - ``logit_noise`` (float, default 0.0): scale sigma >= 0 of the per-query logit
+      noise (0: off).
+    - ``logit_noise_dist`` (str, default ``"gaussian"``): ``gaussian`` or ``gumbel``;
+      only with ``logit_noise`` > 0.
     - ``reward`` (str, default ``"final"``): ``final``, ``full``, ``dense``.
     - ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
@@ -105,6 +119,11 @@ class NoisyModAddEnv(ChainEnv):
       ``corrupted`` and ``corrupted-absorbing`` with kwargs ``kappa`` and
       ``corruption_seed``; kwarg ``access`` (``full`` / ``sample``); the expert's
       ``sample_along``.
+    - v0 (no change for existing kwargs; their outputs are bit-identical): kwarg
+      ``access="topk"`` with ``top_k`` (the expert's ``topk`` / ``topk_along``); kwargs
+      ``logit_noise`` and ``logit_noise_dist`` (off by default: no draw is made, so
+      seeded rollouts are unchanged). No version bump: new optional kwargs whose
+      defaults keep the MDP, rewards and oracle as they were.
     """
 
     ENV_ID = ENV_ID

@@ -122,6 +122,11 @@ class ChainTask:
         return 2 * self.m + 1
 
     @property
+    def num_prompts(self) -> int:
+        """How many distinct prompts there are (k^m): a board's held-out set must be a small part."""
+        return self.k**self.m
+
+    @property
     def answer_mask(self) -> np.ndarray:
         """Actions the uniform part of the noise is spread over: all n states."""
         return np.ones(self.n, dtype=bool)

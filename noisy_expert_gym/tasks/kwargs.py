@@ -1,4 +1,5 @@
-"""The keyword arguments every task family shares, declared once: the noise law and the expert's access.
+"""The keyword arguments every task family shares, declared once: the noise law, the expert's access
+and the per-query logit noise.
 
 Each family declares its keyword arguments as a :class:`~noisy_expert_gym.declarations.Declared`
 model beside its ``build_problem`` (:class:`~noisy_expert_gym.tasks.modadd.ModAddKwargs`,
@@ -14,6 +15,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from noisy_expert_gym.declarations import checked
+from noisy_expert_gym.logit_noise import (
+    check_logit_noise,
+    check_logit_noise_applies,
+    check_logit_noise_dist,
+)
 from noisy_expert_gym.noise import (
     EXPERT_LAWS,
     check_corruption_applies,
@@ -22,7 +28,8 @@ from noisy_expert_gym.noise import (
     check_kappa,
     check_law_name,
 )
-from noisy_expert_gym.oracle import check_access
+from noisy_expert_gym.oracle import check_access, check_top_k_applies
+from noisy_expert_gym.topk import check_top_k
 
 Eta = Annotated[float, checked(check_eta)]
 """The noise level in [0, 1]."""
@@ -33,12 +40,22 @@ Kappa = Annotated[float, checked(check_kappa)]
 CorruptionSeed = Annotated[int, checked(check_corruption_seed)]
 """The secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
 Access = Annotated[str, checked(check_access)]
-"""How the noisy expert may be queried: ``full`` or ``sample``."""
+"""How the noisy expert may be queried: ``full``, ``topk`` or ``sample``."""
+TopKTokens = Annotated[int | None, checked(lambda k: k if k is None else check_top_k(k))]
+"""The tokens per answer of a ``topk`` expert, an integer >= 1 (and at most the number of actions); None otherwise."""
+LogitNoiseScale = Annotated[float, checked(check_logit_noise)]
+"""The scale sigma >= 0 of the per-query logit noise (0: off)."""
+LogitNoiseDist = Annotated[str, checked(check_logit_noise_dist)]
+"""The per-query logit noise's distribution: ``gaussian`` or ``gumbel``."""
 
 
 def check_noise_applies(kw: Any) -> None:
-    """A model's cross-field check of the noise arguments: the corruption's parameters only with a corruption law."""
+    """A model's cross-field check of the noise arguments: the corruption's parameters only with a corruption
+    law, ``top_k`` exactly with ``access="topk"``, ``logit_noise_dist`` only with ``logit_noise`` > 0."""
     check_corruption_applies(kw.law, kw.kappa, kw.corruption_seed)
+    check_top_k_applies(kw.access, kw.top_k)
+    check_logit_noise_applies(kw.logit_noise, kw.logit_noise_dist)
 
 
-__all__ = ["Access", "CorruptionSeed", "Eta", "Kappa", "Law", "check_noise_applies"]
+__all__ = ["Access", "CorruptionSeed", "Eta", "Kappa", "Law", "LogitNoiseDist", "LogitNoiseScale", "TopKTokens",
+           "check_noise_applies"]

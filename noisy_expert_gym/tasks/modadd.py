@@ -32,6 +32,9 @@ from noisy_expert_gym.tasks.kwargs import (
     Eta,
     Kappa,
     Law,
+    LogitNoiseDist,
+    LogitNoiseScale,
+    TopKTokens,
     check_noise_applies,
 )
 from noisy_expert_gym.utils import cumsum
@@ -121,7 +124,14 @@ class ModAddKwargs(Declared):
     corruption_seed: CorruptionSeed = 0
     """Secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
     access: Access = "full"
-    """`full` or `sample`: the noisy expert answers with sampled tokens only (the clean expert is always `full`)."""
+    """`full`, `topk` (the top_k most likely tokens and their log-probabilities, and samples) or `sample` (sampled
+    tokens only); the clean expert is always `full`."""
+    top_k: TopKTokens = None
+    """Tokens per answer with access `topk`, in [1, number of actions]; None otherwise."""
+    logit_noise: LogitNoiseScale = 0.0
+    """Scale sigma >= 0 of the per-query logit noise: each answer from softmax(log pi~ + sigma eps) (0: off)."""
+    logit_noise_dist: LogitNoiseDist = "gaussian"
+    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
 
     @model_validator(mode="after")
     def _noise(self) -> ModAddKwargs:
@@ -135,7 +145,8 @@ def build_problem(kw: ModAddKwargs) -> tuple[Any, Any, Any]:
 
     task = ModAddTask(p=kw.p, m=kw.m)
     expert = Expert(task, law=kw.law, eta=kw.eta, kappa=kw.kappa, corruption_seed=kw.corruption_seed,
-                    access=kw.access)
+                    access=kw.access, top_k=kw.top_k, logit_noise=kw.logit_noise,
+                    logit_noise_dist=kw.logit_noise_dist)
     return task, expert, Expert(task, clean=True)
 
 

@@ -24,9 +24,10 @@ import numpy as np
 
 from noisy_expert_gym.noise import CORRUPTION_LAWS, DEFAULT_KAPPA
 from noisy_expert_gym.theory_corruption import mode_boundary
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.analysis.stats import (
     area_under_curve,
+    count_failed,
     probability_of_improvement,
     steps_to_target,
     summarize,
@@ -99,7 +100,9 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
             fm = [r["final_metrics"] for r in rs]
             s = summarize([f.get(metric, float("nan")) for f in fm], seed=seed)
             finals[(g, label)] = [f.get(metric, float("nan")) for f in fm]
-            cs = [curves.get(r["key"], []) for r in rs]
+            # Trajectories to target and AUC over the same seeds as the mean: a failed run (its metric NaN or
+            # absent) is left out of both, not counted as never reaching the target (stats' missing-value policy).
+            cs = [curves.get(r["key"], []) for r, f in zip(rs, fm, strict=True) if not count_failed([f.get(metric)])]
             hits = [steps_to_target(c, target) for c in cs]
             reached = [h for h in hits if not math.isnan(h)]
             ttt = f"{np.median(reached):,.0f} ({len(reached)}/{len(hits)})" if reached else (
@@ -355,7 +358,9 @@ def lr_record(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: di
 
 
 def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+    """A file-name part for a group (``eta=0.2,m=4``, kept as it is) or a parameter name: one per name,
+    other characters rewritten with a hash suffix (:func:`~noisy_expert_gym.utils.safe_name`)."""
+    return safe_name(s, "A-Za-z0-9_.,=-")
 
 
 def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = None, seed: int = 0,

@@ -16,6 +16,18 @@ Conventions (following rliable, Agarwal et al. 2021):
 - the interquartile mean is ``scipy.stats.trim_mean(x, 0.25)``;
 - the probability of improvement of X over Y is P(X > Y) + 0.5 P(X = Y) over
   independent seeds, i.e. the Mann-Whitney U statistic divided by n_x n_y.
+
+Missing values, one policy for every function here: a NaN or None seed value is a **failed
+run** (no result, or a metric it did not report) and an evaluation point whose metric or
+x is NaN or None is **no evaluation**. Every statistic leaves them out -- the mean, std, CI
+and IQM of :func:`summarize`, :func:`bootstrap_ci`, :func:`iqm`, both sides of
+:func:`probability_of_improvement` (it never counts a failed seed as a tie), and the curve
+functions (:func:`time_to_target`, :func:`steps_to_target`, :func:`area_under_curve`,
+:func:`curve_band`) -- and the seed statistics say how many they left out
+(:attr:`Summary.failed`, :func:`count_failed`), which the report and board print beside the
+number ("2 seeds, 1 failed"). A statistic over no value left is NaN. A leaderboard entry is
+ranked over every training seed, so there a failed seed is refused instead
+(:func:`scoreboards.leaderboard.entries.run_entry`). Infinite values are values, not missing.
 """
 
 from __future__ import annotations
@@ -32,6 +44,20 @@ DEFAULT_SEED = 0
 N_RESAMPLES = 10_000
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def present(x: Sequence[float | None]) -> np.ndarray:
+    """The seed values of `x` that are not missing (NaN or None: failed runs), as a float array (n,)."""
+    return np.asarray([v for v in np.asarray(x, dtype=object).ravel() if not _missing(v)], dtype=float)
+
+
+def count_failed(x: Sequence[float | None]) -> int:
+    """How many seed values of `x` are missing (NaN or None: failed runs)."""
+    return sum(_missing(v) for v in np.asarray(x, dtype=object).ravel())
+
+
 @dataclass(frozen=True)
 class Summary:
     """Summary of one metric over seeds."""
@@ -43,20 +69,24 @@ class Summary:
     ci_low: float
     ci_high: float
     iqm: float
+    failed: int = 0
+    """Seeds left out as failed runs (NaN or None values); `n` counts the others."""
 
     def fmt(self, digits: int = 3) -> str:
-        """``0.912 [0.870, 0.950]`` (mean and 95% CI) or ``0.912`` for one seed."""
+        """``0.912 [0.870, 0.950]`` (mean and 95% CI), ``0.912`` for one seed, with ``(1 failed)`` after it
+        where seeds failed (``- (2 failed)`` when all did)."""
+        note = f" ({self.failed} failed)" if self.failed else ""
         if self.n == 0:
-            return "-"
+            return "-" + note
         if math.isnan(self.ci_low):
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]"
+            return f"{self.mean:.{digits}f}{note}"
+        return f"{self.mean:.{digits}f} [{self.ci_low:.{digits}f}, {self.ci_high:.{digits}f}]{note}"
 
 
 def bootstrap_ci(x: Sequence[float], confidence: float = 0.95, seed: int = DEFAULT_SEED,
                  n_resamples: int = N_RESAMPLES) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean (NaN, NaN for fewer than two values)."""
-    a = np.asarray(x, dtype=float)
+    """Percentile-bootstrap CI of the mean over the seeds that did not fail (NaN, NaN for fewer than two)."""
+    a = present(x)
     if a.size < 2:
         return float("nan"), float("nan")
     if np.all(a == a[0]):  # a degenerate sample: every resample has the same mean
@@ -67,26 +97,29 @@ def bootstrap_ci(x: Sequence[float], confidence: float = 0.95, seed: int = DEFAU
 
 
 def iqm(x: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the middle 50% (``trim_mean(x, 0.25)``)."""
-    a = np.asarray(x, dtype=float)
+    """Interquartile mean of the seeds that did not fail: the mean of the middle 50% (``trim_mean(x, 0.25)``)."""
+    a = present(x)
     return float(stats.trim_mean(a, 0.25)) if a.size else float("nan")
 
 
 def summarize(x: Sequence[float], seed: int = DEFAULT_SEED, ci: bool = True) -> Summary:
-    """Mean, std, 95% bootstrap CI (NaN when ``ci`` is False) and IQM over seeds (NaNs dropped)."""
-    a = np.asarray([v for v in x if v is not None and not math.isnan(v)], dtype=float)
+    """Mean, std, 95% bootstrap CI (NaN when ``ci`` is False) and IQM over the seeds that did not fail;
+    the failed ones (NaN or None) counted in :attr:`Summary.failed`."""
+    a, failed = present(x), count_failed(x)
     if a.size == 0:
         nan = float("nan")
-        return Summary(0, nan, nan, nan, nan, nan)
+        return Summary(0, nan, nan, nan, nan, nan, failed)
     lo, hi = bootstrap_ci(a, seed=seed) if ci else (float("nan"), float("nan"))
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
-    return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a))
+    return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a), failed)
 
 
 def probability_of_improvement(x: Sequence[float], y: Sequence[float], higher_is_better: bool = True
                                ) -> float:
-    """P(X > Y) + 0.5 P(X = Y) for independent draws of X (seeds of one algorithm) and Y."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    """P(X > Y) + 0.5 P(X = Y) for independent draws of X (seeds of one algorithm) and Y, over the seeds
+    of each that did not fail (a failed seed, NaN or None, was a tie: ``([0.9, nan], [0.5, 0.5])`` gave 0.5,
+    now 1.0); NaN when either side has none."""
+    a, b = present(x), present(y)
     if a.size == 0 or b.size == 0:
         return float("nan")
     if not higher_is_better:
@@ -96,7 +129,7 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float], higher_is
 
 
 def _xy(curve: Sequence[dict], metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = [(p[x], p[metric]) for p in curve if p.get(metric) is not None and p.get(x) is not None]
+    pts = [(float(p[x]), float(p[metric])) for p in curve if not (_missing(p.get(metric)) or _missing(p.get(x)))]
     pts.sort()
     if not pts:
         return np.empty(0), np.empty(0)
@@ -126,8 +159,8 @@ def time_to_target(curve: Sequence[dict[str, Any]], target: float, metric: str =
         spent: trajectories the run spent (default: the last evaluation's); a censored
             run's value.
     """
-    pts = sorted((float(r[x]), float(r[metric])) for r in curve
-                 if r.get(metric) is not None and r.get(x) is not None)
+    xs, ys = _xy(curve, metric, x)  # evaluations without a value are left out (the module's policy)
+    pts = list(zip(xs.tolist(), ys.tolist(), strict=True))
     for i, (t, y) in enumerate(pts):
         if y >= target:
             if not interpolate:

@@ -46,8 +46,11 @@ def _bench_run(args: argparse.Namespace) -> int:
         s = run_sweep(spec, store, backend=args.backend, workers=args.workers, address=args.address,
                       progress=not args.no_progress, keep_checkpoints=args.keep_checkpoints,
                       checkpoints=args.checkpoints,
-                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads)
+                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, threads=args.threads,
+                      force=args.force)
         print(s.line())
+        if s.skipped and not args.force:
+            print(f"  ({s.skipped} skipped: finished under this code and configuration; --force runs them again)")
         if s.done and s.train_time:
             print(f"training time {s.train_time:.1f} s over {s.workers} worker(s); harness overhead "
                   f"{100 * s.overhead:.1f}% of worker capacity")
@@ -147,6 +150,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their keys, run nothing")
+    p.add_argument("--force", action="store_true",
+                   help="run finished runs again too, from scratch; each new result replaces the old one")
     p.set_defaults(func=_bench_run)
 
     p = bsub.add_parser("report", help="tables (printed) and plots + report.md for a spec")

@@ -43,11 +43,12 @@ def _check_target(target: str) -> None:
     if ":" not in target:
         raise ValueError(f"a submission target is `module:Class`, `path/to/file.py:Class`, `path/to/dir/:Class` "
                          f"or `builtin:ALGO`, got `{target}`")
+    if target.startswith("builtin:"):  # a registry name (`nail-f`, `bc-clean`), not a class name
+        _check_builtin(target.removeprefix("builtin:"))
+        return
     mod, _, cls = target.rpartition(":")
     if not cls.isidentifier():
         raise ValueError(f"`{cls}` in `{target}` is not a class name; write `{mod}:ClassName`")
-    if mod == "builtin":
-        return
     if mod.endswith(".py") or "/" in mod or os.sep in mod:
         if os.path.isdir(mod):
             if not mod.endswith(("/", os.sep)):
@@ -57,11 +58,13 @@ def _check_target(target: str) -> None:
                 raise FileNotFoundError(f"submission directory {mod} has no submission.py; put the class "
                                         f"`{cls}` there")
             mod = os.path.join(mod, "submission.py")
-        if not os.path.exists(mod):
+        if not os.path.lexists(mod):
             raise FileNotFoundError(f"submission file {mod} does not exist; check the path (`file.py:Class`)")
+        from scoreboards.leaderboard.entry_code import submission_code
+
+        code = submission_code(target)  # read without following links: only regular files are accepted
         try:
-            with open(mod, "rb") as fh:
-                ast.parse(fh.read(), filename=mod)
+            ast.parse(code.data[code.entry], filename=mod)
         except (SyntaxError, ValueError) as e:
             raise ValueError(f"submission file {mod} is not valid Python ({type(e).__name__}: "
                              f"{getattr(e, 'msg', e)}, line {getattr(e, 'lineno', '?')}); fix it") from None
@@ -73,6 +76,23 @@ def _check_target(target: str) -> None:
     if found is None:
         raise ValueError(f"no module `{mod}` to import; give an importable module or a path "
                          f"(path/to/file.py:{cls})")
+
+
+#: The project's packages: an algorithm in one of their modules is project code, run by the trusted adapter.
+PROJECT_PACKAGES = ("agents", "noisy_expert_gym", "scoreboards")
+
+
+def _check_builtin(algo: str) -> None:
+    """A built-in algorithm's name, or an algorithm in a module of the project's packages (such as the
+    shipped example ``agents.examples.mode_bc:ModeBC``): both run in the trusted adapter."""
+    from agents.algos import get_algorithm
+    from agents.registry import is_plugin
+
+    if is_plugin(algo) and algo.partition(":")[0].split(".")[0] not in PROJECT_PACKAGES:
+        raise ValueError(f"`builtin:` runs the project's own code: a built-in name or a module of "
+                         f"{', '.join(PROJECT_PACKAGES)}, got `{algo}`; your own algorithm enters as a "
+                         f"submission, `neg submit {algo} --board ...` (sandboxed and untrusted)")
+    get_algorithm(algo)  # unknown: the valid names and a suggestion; a plugin: loaded and checked
 
 
 def _board_show(args: argparse.Namespace) -> int:
@@ -94,7 +114,7 @@ def _board_list(args: argparse.Namespace) -> int:
     for name in shipped_boards():
         b = load_board(name)
         rule = f"hidden {'+'.join(b.hidden)}" if b.hidden else "OPEN (practice)"
-        access = "" if b.access == "full" else ", sample-only"
+        access = {"full": "", "sample": ", sample-only", "topk": f", top-{b.top_k}"}.get(b.access, "")
         print(f"{name:32s} [{rule}{access}] {b.env_id} {b.env_kwargs}  budget {b.budget_trajectories:,} traj; "
               f"{b.cost}")
     return 0
@@ -125,15 +145,13 @@ def _board_publish(args: argparse.Namespace) -> int:
 
 
 def _board_secret(args: argparse.Namespace) -> int:
-    import os
-
-    from scoreboards.leaderboard.hidden import SECRET_ENV, load_secret, secret_id, secret_path
+    from scoreboards.leaderboard.hidden import load_secret, secret_id, secret_path
     from scoreboards.store import default_db
 
     if args.db and Path(args.db).is_dir():
         raise ValueError(f"--db {args.db} is a folder; give the database file (the secret lives beside it)")
     results = Path(args.db).parent if args.db else default_db().parent
-    where = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else str(secret_path(results))
+    where = str(secret_path(results))
     try:
         secret = load_secret(results, create=args.create)
     except FileNotFoundError as e:
@@ -179,6 +197,45 @@ def _board_baselines(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+#: `neg submit --smoke`: this fraction of the board's budget, one training seed, at most this many
+#: held-out prompts; never entered.
+SMOKE_FRACTION, SMOKE_PROMPTS = 10, 256
+
+
+def smoke_board(board: Any) -> Any:
+    """The board cut to a quick try (``neg submit --smoke``): its first training seed, a tenth of its
+    budget, a few held-out prompts; the same task, protocol rules and sandbox."""
+    import dataclasses
+
+    cut = max(1, board.budget_trajectories // SMOKE_FRACTION)
+    queries = None if board.budget_queries is None else max(1, board.budget_queries // SMOKE_FRACTION)
+    return dataclasses.replace(board, train_seeds=list(board.train_seeds[:1]), budget_trajectories=cut,
+                               budget_queries=queries, eval_prompts=min(board.eval_prompts, SMOKE_PROMPTS))
+
+
+def _smoke(board: Any, target: str, store: Any, name: str, params: dict, train: dict,
+           timeout: float | None) -> bool:
+    from scoreboards.leaderboard.entries import run_entry
+    from scoreboards.leaderboard.submission import SubmissionRejected
+    from scoreboards.leaderboard.submission.sandbox import SandboxUnavailable
+
+    small = smoke_board(board)
+    print(f"smoke run of {name} on {board.name}: seed {small.train_seeds[0]}, {small.budget_trajectories:,} of "
+          f"{board.budget_trajectories:,} trajectories, {small.eval_prompts} held-out prompts; not entered")
+    try:
+        ran = run_entry(small, target, store, params=params, train=train, timeout=timeout, name=name)
+    except SubmissionRejected as err:
+        print(f"REJECTED {name}: {err.reason}", file=sys.stderr)
+        return False
+    except SandboxUnavailable as err:
+        print(f"NOT RUN {name}: {err}", file=sys.stderr)
+        return False
+    (out,) = ran["outcomes"]
+    print(f"smoke ok {name}: {board.metric} = {out.metrics[board.metric]:.3f} after {out.trajectories:,} "
+          f"trajectories ({out.wall_time:.1f} s); enter it without --smoke")
+    return True
+
+
 def _submit(args: argparse.Namespace) -> int:
     from scoreboards.leaderboard.boards import load_board
     from scoreboards.leaderboard.render import render_board, write_board
@@ -186,8 +243,16 @@ def _submit(args: argparse.Namespace) -> int:
 
     _check_target(args.target)
     board = load_board(args.board)
-    with open_store(args, create=True) as store, unsandboxed() if args.no_sandbox else contextlib.nullcontext():
-        ok = _enter(board, args.target, store, args.name, _kv(args.param), _kv(args.train), args.timeout)
+    name = args.name
+    if args.target.startswith("builtin:") and ":" in args.target.removeprefix("builtin:"):
+        name = name or args.target.rpartition(":")[2]  # a project module's algorithm: its class name
+    isolation = unsandboxed() if args.no_sandbox else contextlib.nullcontext()
+    with open_store(args, create=True) as store, isolation:
+        if args.smoke:
+            ok = _smoke(board, args.target, store, name or args.target.rpartition(":")[2], _kv(args.param),
+                        _kv(args.train), args.timeout)
+            return 0 if ok else 1
+        ok = _enter(board, args.target, store, name, _kv(args.param), _kv(args.train), args.timeout)
         if ok:
             write_board(board, store)
             print(render_board(board, store))
@@ -231,12 +296,18 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
                        description="Run `module:Class`, `path/to/file.py:Class` or `builtin:ALGO` under "
                                    "the board's protocol (a sandboxed worker process, a budgeted expert client, "
                                    "held-out evaluation by the harness). See scoreboards/README.md.")
-    p.add_argument("target", help="module:Class, path/to/file.py:Class or builtin:ALGO")
+    p.add_argument("target", help="module:Class, path/to/file.py:Class, builtin:ALGO (a built-in name, or "
+                                  "an algorithm in a module of the project, e.g. "
+                                  "builtin:agents.examples.mode_bc:ModeBC)")
     p.add_argument("--board", required=True)
     p.add_argument("--name", default=None, help="display name (default: the class or algorithm name)")
-    p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter")
+    p.add_argument("--param", action="append", metavar="K=V", help="builtin: algorithm parameter (checked "
+                                                                   "against its declaration)")
     p.add_argument("--train", action="append", metavar="K=V", help="builtin: training field (preset, lr, ...)")
     p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"a quick try, never entered: one training seed, 1/{SMOKE_FRACTION} of the budget, at most "
+                        f"{SMOKE_PROMPTS} held-out prompts, under the board's protocol and sandbox")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run the worker without the bubblewrap sandbox (your own code only, where no "
                         "sandbox can be set up); the entry is recorded as unsandboxed")

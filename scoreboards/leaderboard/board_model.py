@@ -29,7 +29,7 @@ from scoreboards.leaderboard.hidden import HIDEABLE
 
 BOARD_METRICS = ("greedy_full_exact", "greedy_final_exact", "greedy_correct_prefix_len")
 #: How a board's expert may be queried (``[env] access``).
-ACCESS_MODES = ("full", "sample")
+ACCESS_MODES = ("full", "sample", "topk")
 
 
 @dataclass
@@ -53,9 +53,24 @@ class Board:
     hidden: list[str] = field(default_factory=list)
     """Keyword arguments the harness draws from its secret for each run (hidden-rule boards)."""
     access: str = "full"
-    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only."""
+    """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only; ``topk``:
+    its ``top_k`` most likely tokens with their log-probabilities, and samples."""
     curve_points: int = 4
-    """Evaluations per run (the last is the score): the harness's learning curve of each entry."""
+    """Evaluations per run (the last after training): the harness's learning curve of each entry."""
+    top_k: int | None = None
+    """The k of a ``topk`` board's answers (None otherwise)."""
+    curve_prompts: int = 256
+    """Prompts of the learning curve's set (apart from the scored ones)."""
+    cpu_s: float | None = None
+    """CPU seconds per process (None: the wall limit x the CPU count)."""
+    memory_mb: int = 8192
+    max_procs: int = 256
+    scratch_mb: int = 1024
+    device: str = "cpu"
+    message_timeout_s: float = 30.0
+    request_mb: int = 256
+    verify_tolerance: float = 0.0
+    """The sandbox's limits and the harness's (see :class:`Protocol`)."""
 
     @property
     def seed_salt(self) -> int:
@@ -77,7 +92,10 @@ class BoardEnv(EnvTable):
     submissions): a hidden-rule board. Empty: an open practice board."""
     access: Literal[ACCESS_MODES] = "full"  # type: ignore[valid-type]
     """``full``: the expert answers with probabilities and samples; ``sample``: sampled tokens only
-    (``probs``, ``probs_along``, ``log_prob`` are refused)."""
+    (``probs``, ``probs_along``, ``log_prob`` are refused); ``topk``: the ``top_k`` most likely tokens
+    and their log-probabilities (``topk``, ``topk_along``), and samples."""
+    top_k: int | None = None
+    """The k of a ``topk`` board (required there, at most the env's number of actions; unset otherwise)."""
 
     @model_validator(mode="after")
     def _hideable(self, info: ValidationInfo) -> BoardEnv:
@@ -87,6 +105,12 @@ class BoardEnv(EnvTable):
         if "access" in self.kwargs:
             problems.append("declare the access mode as `[env] access`, not as an env kwarg (the harness "
                             "enforces it on every request)")
+        if "top_k" in self.kwargs:
+            problems.append("declare `top_k` as `[env] top_k`, not as an env kwarg (the harness enforces it on "
+                            "every request)")
+        if (self.access == "topk") != (self.top_k is not None) or (self.top_k is not None and self.top_k < 1):
+            problems.append(f"`[env] top_k` is required with access = \"topk\" (an integer >= 1) and applies to it "
+                            f"only; got access = {self.access!r}, top_k = {self.top_k!r}")
         shown = sorted(set(self.hidden) & set(self.kwargs))
         if shown:
             problems.append(f"{shown} are both hidden and given in kwargs; a hidden value is drawn by the "
@@ -103,8 +127,20 @@ class BoardEnv(EnvTable):
         return self
 
 
+#: The largest part of a task's prompt space a board may reserve for its held-out and curve sets.
+RESERVED_SHARE = 0.25
+
+
 class BoardEval(TomlModel):
-    """``[eval]``: the harness's held-out evaluation."""
+    """``[eval]``: the harness's held-out evaluation.
+
+    The rule (scoreboards/README.md, "The evaluation"): the scored prompts are drawn before
+    training from seeds the submission never sees, never issued to it as training prompts (so
+    the expert is never asked about them), and shown to its ``act`` only after ``train``
+    returns; the learning curve uses a separate set of ``curve_prompts``, never issued either.
+    Both sets together may take at most :data:`RESERVED_SHARE` of the task's prompts (where the
+    task counts them), so training prompts still come from most of the space.
+    """
 
     prompts: PositiveInt
     """Held-out prompts per evaluation seed."""
@@ -113,17 +149,48 @@ class BoardEval(TomlModel):
     metric: Literal[BOARD_METRICS] = "greedy_full_exact"  # type: ignore[valid-type]
     """The score."""
     curve_points: int = Field(4, ge=1, le=20)
-    """Evaluations per run at equal fractions of the trajectory budget (the last is the score):
-    each entry's learning curve, measured by the harness."""
+    """Evaluations per run at equal fractions of the trajectory budget (the last after training):
+    each entry's learning curve, measured by the harness on the curve set."""
+    curve_prompts: PositiveInt = 256
+    """Prompts of the learning curve's set (apart from the held-out ones, never scored)."""
+
+
+#: The devices a board may run its workers on.
+DEVICES = ("cpu", "cuda")
 
 
 class Protocol(TomlModel):
-    """``[protocol]``: the runs of an entry."""
+    """``[protocol]``: the runs of an entry and the limits of each run's sandbox.
+
+    Every limit has a default (below); the shipped boards state each of theirs. The sandbox
+    enforces them (:mod:`scoreboards.leaderboard.submission.sandbox`), the harness its side
+    (``message_timeout_s``, ``request_mb``: :mod:`scoreboards.leaderboard.submission.server`).
+    """
 
     train_seeds: Seeds
     """One independent run per seed; the score is their mean."""
     timeout_s: float = Field(1800.0, gt=0)
-    """Wall-clock limit per run (training + evaluation)."""
+    """Wall-clock limit per run (training + evaluation), seconds."""
+    cpu_s: float | None = Field(None, gt=0)
+    """CPU seconds per process (RLIMIT_CPU). Default: the wall limit x the machine's CPU count."""
+    memory_mb: int = Field(8192, gt=0)
+    """Memory of the sandbox, MiB: its processes together where the harness can make a memory
+    cgroup (shared memory, memory files and scratch files included), and per process always
+    (RLIMIT_AS, except on GPU boards; RLIMIT_DATA)."""
+    max_procs: int = Field(256, gt=0)
+    """Processes and threads of the sandbox together (RLIMIT_NPROC under its own uid)."""
+    scratch_mb: int = Field(1024, gt=0)
+    """Size of each private tmpfs (``/tmp``, ``/dev/shm``) and the largest file (RLIMIT_FSIZE), MiB."""
+    device: Literal[DEVICES] = "cpu"  # type: ignore[valid-type]
+    """``cuda``: the GPU device nodes are passed through (and no address-space limit is set)."""
+    message_timeout_s: float = Field(30.0, gt=0)
+    """Seconds one message may take to cross the socket once begun, each way: a worker that stops
+    mid-message or does not read the harness's answers is cut off then, not at the wall limit."""
+    request_mb: int = Field(256, gt=0)
+    """Most MiB the harness may spend answering one request (checked from its header)."""
+    verify_tolerance: float = Field(0.0, ge=0, le=1)
+    """How far a re-run's per-seed score may be from the stored one and count as reproduced
+    (``neg board verify``). 0: equal, as a deterministic CPU run is."""
 
 
 class Baseline(TomlModel):
@@ -176,6 +243,21 @@ class BoardFile(TomlModel):
         return report_with(handler, data, cls.__name__, [(("protocol", "train_seeds"), msg)] if shared else [])
 
     @model_validator(mode="after")
+    def _reserved_share(self, info: ValidationInfo) -> BoardFile:
+        """The held-out and curve sets leave most prompts for training (see :class:`BoardEval`)."""
+        if not (info.context or {}).get("check_envs", True):
+            return self
+        from noisy_expert_gym import make_problem  # built once by the [env] check (cached)
+
+        space = getattr(make_problem(self.env.id, **self.env.kwargs).task, "num_prompts", None)
+        reserved = self.eval.prompts * len(self.eval.seeds) + self.eval.curve_prompts
+        if space is not None and reserved > RESERVED_SHARE * space:
+            raise ValueError(f"[eval] prompts x seeds + curve_prompts = {reserved:,} would reserve more than "
+                             f"{RESERVED_SHARE:.0%} of the task's {space:,} prompts (never issued for training): "
+                             "draw fewer evaluation prompts, or make the prompt space larger (a longer horizon)")
+        return self
+
+    @model_validator(mode="after")
     def _default_queries(self) -> BoardFile:
         # Without an explicit cap, single-prefix queries are bounded by what the
         # trajectory budget buys along complete chains.
@@ -196,6 +278,14 @@ class BoardFile(TomlModel):
                 raise ValueError(f"[[baselines]] {', '.join(bad)} need the expert's probabilities, and this "
                                  "board's expert is sample-only ([env] access = \"sample\"); list algorithms "
                                  "that learn from sampled tokens")
+        if self.env.access == "topk":
+            from scoreboards.leaderboard.builtin import topk_refusal
+
+            bad = [f"{b.algo}: {why}" for b in self.baselines
+                   if (why := topk_refusal(b.algo, b.params, self.env.top_k))]
+            if bad:
+                raise ValueError(f"[[baselines]] need more than this board's top-k expert answers ([env] access = "
+                                 f"\"topk\", top_k = {self.env.top_k}): {'; '.join(bad)}")
         return self
 
     def to_board(self, hash: str) -> Board:
@@ -205,7 +295,9 @@ class BoardFile(TomlModel):
                      eval_seeds=list(self.eval.seeds), metric=self.eval.metric,
                      train_seeds=list(self.protocol.train_seeds), timeout_s=self.protocol.timeout_s,
                      baselines=[b.model_dump(exclude_unset=True) for b in self.baselines], hash=hash,
-                     hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points)
+                     hidden=list(self.env.hidden), access=self.env.access, curve_points=self.eval.curve_points,
+                     top_k=self.env.top_k, curve_prompts=self.eval.curve_prompts,
+                     **self.protocol.model_dump(exclude={"train_seeds", "timeout_s"}))
 
 
 class BoardError(ConfigError):

@@ -15,7 +15,13 @@ tokens, horizon), and the trainer's monitoring numbers on it are discarded.
 While training, the harness measures the board's learning curve by calling
 :meth:`BuiltinSubmission.act`, which then answers with the trainer's live policy.
 
-:func:`needs_probs` says whether an algorithm can enter a sample-only board.
+:func:`needs_probs` says whether an algorithm can enter a sample-only board, :func:`topk_refusal` whether it
+can enter a top-k one.
+
+The algorithm is a built-in's name or a plugin's (``agents.examples.mode_bc:ModeBC``: the
+registry loads it in the worker), and :func:`algorithm_submission` makes a submission class of
+any algorithm (a name, an ``Algorithm`` record, or a class following its contract): what a
+board's worker runs for a submitted algorithm, the same code as ``neg train --algo`` runs.
 """
 
 from __future__ import annotations
@@ -47,6 +53,21 @@ def needs_probs(algo: str, params: dict[str, Any] | None = None) -> bool:
     return bool(flag)
 
 
+def topk_refusal(algo: str, params: dict[str, Any] | None, top_k: int | None) -> str:
+    """Why the built-in `algo` (with `params`) cannot learn from a ``topk`` expert answering `top_k` tokens
+    ("" when it can): it needs whole rows, or asks for more tokens than the board's k."""
+    from agents.algos import access_needed, get_algorithm
+
+    alg = get_algorithm(algo)
+    p = alg.params.model_validate(dict(params or {}))
+    if access_needed(alg, p) == "full":
+        return "it reads the expert's whole rows" + (f" ({alg.topk_hint})" if alg.topk_hint else "")
+    k = alg.top_k(p)
+    if k is not None and top_k is not None and k > top_k:
+        return f"it asks for the top {k} tokens (top_k <= {top_k})"
+    return ""
+
+
 class _ClientTask:
     """The task core, except that prompts come from the harness."""
 
@@ -74,7 +95,7 @@ class _NoExpert:
 
 
 class BuiltinSubmission:
-    """A registered algorithm (``spec["algo"]``, ``spec["algo_params"]``, ``spec["train"]``)."""
+    """A registered algorithm or a plugin (``spec["algo"]``, ``spec["algo_params"]``, ``spec["train"]``)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         from noisy_expert_gym import make_problem
@@ -146,3 +167,35 @@ class BuiltinSubmission:
         finally:
             self.policy.train(was_training)
         return out.cpu().numpy()
+
+
+def algorithm_submission(algorithm: Any, params: dict[str, Any] | None = None,
+                         train: dict[str, Any] | None = None) -> type:
+    """A submission class that trains `algorithm` on a board through :class:`BuiltinSubmission`.
+
+    Args:
+        algorithm: a registered name (``nail-f``), a plugin's (``path/to/file.py:Name``,
+            ``module:Name``), an ``Algorithm`` record, or a class following its contract
+            (registered under ``module:QualName``).
+        params: its parameters (the spec's ``algo_params`` override them).
+        train: training fields (``preset``, ``lr``, ...; the spec's ``train`` overrides them).
+    """
+    if isinstance(algorithm, str):
+        name = algorithm
+    else:
+        from agents.algos import as_algorithm
+        from agents.registry import ALGORITHMS
+
+        name = f"{getattr(algorithm, '__module__', 'plugin')}:{getattr(algorithm, '__qualname__', 'Algorithm')}"
+        ALGORITHMS.setdefault(name, as_algorithm(algorithm, name))
+
+    class AlgorithmSubmission(BuiltinSubmission):
+        __doc__ = f"`{name}` under a board's protocol (the built-in adapter)."
+
+        def __init__(self, spec: dict[str, Any]) -> None:
+            super().__init__({**spec, "algo": name,
+                              "algo_params": {**(params or {}), **spec.get("algo_params", {})},
+                              "train": {**(train or {}), **spec.get("train", {})}})
+
+    AlgorithmSubmission.__qualname__ = AlgorithmSubmission.__name__ = f"{name.rpartition(':')[2]}Submission"
+    return AlgorithmSubmission

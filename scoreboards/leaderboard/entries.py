@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scoreboards.analysis.stats import summarize
+from scoreboards.analysis.stats import count_failed, summarize
 from scoreboards.config import train_problems
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.provenance import code_version, short_hash
@@ -54,7 +54,14 @@ def check_builtin(board: Board, algo: str, params: dict[str, Any] | None, train:
     problems += train_problems(train or {})
     if problems:
         raise ValueError("; ".join(problems))
-    if board.access != "full" and needs_probs(algo, params):
+    if board.access == "topk":
+        from scoreboards.leaderboard.builtin import topk_refusal
+
+        why = topk_refusal(algo, params, board.top_k)
+        if why:
+            raise ValueError(f"`{algo}` cannot learn on board `{board.name}`, whose expert answers its top "
+                             f"{board.top_k} tokens and samples (access = \"topk\"): {why}")
+    elif board.access != "full" and needs_probs(algo, params):
         raise ValueError(f"`{algo}` needs the expert's probabilities (probs, probs_along or log_prob), and "
                          f"board `{board.name}` has a sample-only expert (access = \"sample\"): enter an "
                          "algorithm that learns from sampled tokens (one whose `needs_probs` is False)")
@@ -82,11 +89,11 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
     from scoreboards.leaderboard.entry_code import store_code
     from scoreboards.leaderboard.submission import SubmissionRejected, run_submission
 
-    trusted, clean, extra, kind, code_ref = False, False, None, "submission", None
+    clean, extra, kind, code_ref = False, None, "submission", None
     if target.startswith("builtin:"):
         algo = target.split(":", 1)[1]
         alg = check_builtin(board, algo, params, train)
-        trusted, clean = True, alg.uses_clean_expert
+        clean = alg.uses_clean_expert
         kind = "reference" if clean else "builtin"
         extra = {"algo": algo, "algo_params": dict(params or {}), "train": dict(train or {})}
         run_target = "scoreboards.leaderboard.builtin:BuiltinSubmission"
@@ -102,10 +109,13 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
     for seed in board.train_seeds:
         log(f"[{board.name}] {name}: training seed {seed} ...")
         try:
-            out = run_submission(board, run_target, seed, trusted=trusted, clean=clean, extra_spec=extra,
-                                 timeout=timeout, secret=secret)
+            out = run_submission(board, run_target, seed, clean=clean, extra_spec=extra, timeout=timeout,
+                                 secret=secret, protect=[store.path.parent])
         except SubmissionRejected as e:
             raise SubmissionRejected(f"seed {seed}: {e.reason}") from None
+        if count_failed([out.metrics.get(board.metric)]):  # an entry is ranked over every seed: none may fail
+            raise SubmissionRejected(f"seed {seed}: {board.metric} is {out.metrics.get(board.metric)} (a failed "
+                                     "run); an entry is scored over every training seed: fix the run and submit again")
         log(f"[{board.name}] {name}: seed {seed}: {board.metric} = {out.metrics[board.metric]:.4f} "
             f"({out.trajectories:,} trajectories, {out.queries:,} queries, {out.wall_time:.1f} s)")
         outcomes.append(out)

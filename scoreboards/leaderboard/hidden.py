@@ -11,16 +11,16 @@ expert, because nobody outside the harness knows the rule.
 The secret
 ==========
 
-32 random bytes (:func:`secrets.token_bytes`), looked up in this order:
-
-1. ``$NEG_BOARD_SECRET`` (64 hex characters): read once, then removed from this
-   process's environment so that no process it starts inherits it;
-2. the file ``$NEG_BOARD_SECRET_FILE``, else ``board-secret`` next to the results
-   database (``results/board-secret``), created on first use (mode 0600).
+32 random bytes (:func:`secrets.token_bytes`), in a file private to the harness's user
+(mode 0600): ``$NEG_BOARD_SECRET_FILE``, else ``board-secret`` next to the results
+database (``results/board-secret``), created on first use. The harness reads it into
+memory only. A file others may read is refused (``chmod 600``), and so is a secret in the
+environment (``$NEG_BOARD_SECRET``): a process's ``/proc/PID/environ`` keeps the
+environment it was started with for its whole life, whatever ``os.environ`` says later.
 
 It is never committed (``results/`` is git-ignored) and never leaves the harness: the
-worker process gets the public spec only (the sandbox also hides the results
-directory from it). Entries record :func:`secret_id` (a hash of the secret: which
+worker process gets the public spec only, and the sandbox shows it neither the results
+directory nor the secret's file (:mod:`~scoreboards.leaderboard.submission.sandbox`). Entries record :func:`secret_id` (a hash of the secret: which
 secret an entry was made under, revealing nothing of it).
 
 Everything hidden derives from it by HMAC-SHA256 keyed with the secret over
@@ -28,7 +28,9 @@ Everything hidden derives from it by HMAC-SHA256 keyed with the secret over
 arguments of each training seed, and on hidden boards the harness's random streams
 too (training prompts, the noisy expert's draws, the held-out evaluation prompts), so
 a run is reproducible by whoever holds the secret and unpredictable by anyone else.
-Evaluation is on the same hidden instance as the run's training, on held-out prompts.
+Evaluation is on the same hidden instance as the run's training, on held-out prompts
+(never issued for training, never shown before ``train`` returns), and the learning
+curve on a set apart from them (``curve-prompts``).
 
 Each entry stores a commitment to the hidden values it was run on
 (:func:`commitment`: SHA-256 of a secret-derived nonce and the values). The holder of
@@ -49,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from noisy_expert_gym.utils import create_atomic
 from scoreboards.provenance import canonical_json
 
-#: The environment variable holding the secret itself (hex).
+#: The environment variable that must not hold the secret (refused: see the module docstring).
 SECRET_ENV = "NEG_BOARD_SECRET"
 #: The environment variable naming the secret's file.
 SECRET_FILE_ENV = "NEG_BOARD_SECRET_FILE"
@@ -60,27 +63,6 @@ SECRET_FILE = "board-secret"
 #: Keyword arguments a board may hide (each must be one its env accepts).
 HIDEABLE = ("automaton_seed", "relabel_seed", "corruption_seed")
 _SECRET_BYTES = 32
-_cached: dict[str, bytes] = {}
-
-
-def _from_env() -> bytes | None:
-    """The secret from ``$NEG_BOARD_SECRET`` (then removed from the environment), if set."""
-    text = os.environ.pop(SECRET_ENV, None)
-    if text is not None:
-        try:
-            value = bytes.fromhex(text.strip())
-        except ValueError:
-            value = b""
-        if len(value) < 16:
-            raise ValueError(f"${SECRET_ENV} must hold at least 32 hex characters (16 bytes) of a random "
-                             "secret, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`")
-        _cached["env"] = value
-    return _cached.get("env")
-
-
-def scrub_environment() -> None:
-    """Move ``$NEG_BOARD_SECRET`` out of this process's environment (before starting a worker)."""
-    _from_env()
 
 
 def secret_path(results_dir: str | Path) -> Path:
@@ -89,7 +71,7 @@ def secret_path(results_dir: str | Path) -> Path:
 
 
 def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
-    """The harness's secret (see the module docstring for where it lives).
+    """The harness's secret, read from its private file into memory (module docstring).
 
     Args:
         results_dir: the results database's directory (the file's default home).
@@ -97,25 +79,28 @@ def load_secret(results_dir: str | Path, create: bool = True) -> bytes:
 
     Raises:
         FileNotFoundError: no secret and ``create`` is False.
-        ValueError: a malformed secret.
+        ValueError: a malformed secret, a secret file others may read, or a secret in the
+            environment.
     """
-    env = _from_env()
-    if env is not None:
-        return env
+    if SECRET_ENV in os.environ:
+        raise ValueError(f"${SECRET_ENV} is set: the board secret is never in the environment (a process's "
+                         f"/proc/PID/environ keeps it for its whole life); put it in a file only you can read "
+                         f"(`chmod 600`), name that file in ${SECRET_FILE_ENV}, and unset ${SECRET_ENV}")
     path = secret_path(results_dir)
     if not path.exists():
         if not create:
-            raise FileNotFoundError(f"no board secret at {path} (set ${SECRET_ENV} or ${SECRET_FILE_ENV})")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # O_EXCL: two harnesses starting together agree on one secret
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(_SECRET_BYTES) + "\n")
+            raise FileNotFoundError(f"no board secret at {path} (set ${SECRET_FILE_ENV} or create one)")
+        # Created whole or not at all (private from the start), and two harnesses starting together
+        # agree on one secret.
+        create_atomic(path, secrets.token_hex(_SECRET_BYTES) + "\n", mode=0o600)
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if mode & 0o077:
+            raise ValueError(f"the board secret {path} can be read by others (mode {mode & 0o777:o}): "
+                             f"`chmod 600 {path}`")
+        text = f.read(4096)
     try:
-        value = bytes.fromhex(path.read_text().strip())
+        value = bytes.fromhex(text.decode("ascii").strip())
     except ValueError:
         value = b""
     if len(value) < 16:
@@ -160,6 +145,8 @@ class Instance:
     expert_seed: Any = None
     prompt_seed: Any = None
     eval_seeds: list[Any] = field(default_factory=list)
+    curve_seed: Any = None
+    """The learning curve's prompts (a set apart from the scored ones)."""
 
     def __repr__(self) -> str:  # never prints the hidden values
         return f"Instance(seed={self.seed}, hidden={sorted(self.hidden)})"
@@ -181,15 +168,16 @@ def instance(board: Any, seed: int, secret: bytes | None) -> Instance:
     if not board.hidden:
         return Instance(seed=seed, env_kwargs=dict(board.env_kwargs),
                         expert_seed=int(np.random.SeedSequence([seed, salt, 1]).generate_state(1)[0]),
-                        prompt_seed=[seed, salt, 2], eval_seeds=list(board.eval_seeds))
+                        prompt_seed=[seed, salt, 2], eval_seeds=list(board.eval_seeds), curve_seed=[salt, 3])
     if secret is None:
         raise ValueError(f"board `{board.name}` runs on hidden instances: the harness needs its secret "
-                         f"(${SECRET_ENV} or the file {SECRET_FILE} next to the results database)")
+                         f"(the file ${SECRET_FILE_ENV} names, or {SECRET_FILE} next to the results database)")
     hidden = {key: derive(secret, board.hash, key, seed) for key in board.hidden}
     return Instance(seed=seed, env_kwargs={**board.env_kwargs, **hidden}, hidden=hidden,
                     expert_seed=derive(secret, board.hash, "expert-rng", seed),
                     prompt_seed=[derive(secret, board.hash, "prompt-rng", seed)],
-                    eval_seeds=[[s, derive(secret, board.hash, "eval-prompts", s)] for s in board.eval_seeds])
+                    eval_seeds=[[s, derive(secret, board.hash, "eval-prompts", s)] for s in board.eval_seeds],
+                    curve_seed=[derive(secret, board.hash, "curve-prompts", 0)])
 
 
 def entry_provenance(board: Any, secret: bytes | None) -> dict[str, Any]:
@@ -202,5 +190,5 @@ def entry_provenance(board: Any, secret: bytes | None) -> dict[str, Any]:
 
 
 __all__ = ["HIDEABLE", "SECRET_ENV", "SECRET_FILE", "SECRET_FILE_ENV", "Instance", "commitment",
-           "commitment_nonce", "derive", "entry_provenance", "instance", "load_secret", "scrub_environment",
+           "commitment_nonce", "derive", "entry_provenance", "instance", "load_secret",
            "secret_id", "secret_path"]

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.verify import status
 from scoreboards.store import ResultStore
@@ -33,7 +33,9 @@ def protocol(board: Board) -> list[tuple[str, str]]:
         ("env", f"{board.env_id} ({kw})"),
         ("noise law", f"{law}, eta = {board.env_kwargs.get('eta')}" if law else "the env's default"),
         ("expert access", "sample-only: sampled tokens (sample, sample_along, rollout); probabilities refused"
-         if board.access == "sample" else "full: probabilities and samples"),
+         if board.access == "sample" else
+         f"top-k: the top {board.top_k} tokens and their log-probabilities (topk, topk_along), and samples; "
+         "probabilities refused" if board.access == "topk" else "full: probabilities and samples"),
         ("budget per run", f"{board.budget_trajectories:,} expert trajectories{q}"),
         ("evaluation", (f"greedy decoding on {board.eval_prompts:,} held-out prompts x {len(board.eval_seeds)} "
                        f"harness-owned seeds, scored by the harness; metric {board.metric}; learning curve at "
@@ -95,8 +97,9 @@ def render_board(board: Board, store: ResultStore) -> str:
 
 
 def write_board(board: Board, store: ResultStore, out: str | Path | None = None) -> Path:
-    """Render the board to ``<db dir>/boards/<name>.md`` (atomically); returns the path."""
-    path = Path(out) if out else store.path.parent / "boards" / f"{board.name}.md"
+    """Render the board to ``<db dir>/boards/<name>.md`` (atomically; the name as a file name by
+    :func:`~noisy_expert_gym.utils.safe_name`: one file per board, never outside ``boards/``); returns the path."""
+    path = Path(out) if out else store.path.parent / "boards" / f"{safe_name(board.name)}.md"
     write_atomic(path, render_board(board, store))
     return path
 

@@ -15,12 +15,10 @@ embedded as ``<img>`` (an SVG there runs no script; matplotlib draws text as pat
 from __future__ import annotations
 
 import math
-import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-from noisy_expert_gym.utils import write_atomic
+from noisy_expert_gym.utils import safe_name, write_atomic
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
 from scoreboards.provenance import code_version, now
@@ -30,8 +28,21 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def slug(name: str) -> str:
-    """A file name for a board or entry name (anything outside [A-Za-z0-9._-] becomes _)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+    """A file name for a board or entry name: the name where it is made of [A-Za-z0-9._-] only, else the
+    name with ``_`` for the others and a hash suffix -- two names, two files
+    (:func:`~noisy_expert_gym.utils.safe_name`)."""
+    return safe_name(name)
+
+
+def entry_figure_name(board: str, entry_id: int) -> str:
+    """The file of an entry's learning curve in ``curves/``: ``<slug>-entry-<id>.svg``."""
+    return f"{slug(board)}-entry-{int(entry_id)}.svg"
+
+
+def board_figure_name(board: str) -> str:
+    """The file of a board's learning curves in ``curves/``: ``<slug>.board.svg`` -- never an entry's figure
+    (those end ``-entry-<id>.svg``; board ``x-entry-3`` and board ``x``'s entry 3 were one file)."""
+    return f"{slug(board)}.board.svg"
 
 
 def _environment() -> Any:
@@ -72,12 +83,12 @@ def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
             continue
         label = _plain(f"#{e['id']} {e['name']}")
         by_label[label] = curves
-        path = fig_dir / f"{slug(board.name)}-entry-{int(e['id'])}.svg"
+        path = fig_dir / entry_figure_name(board.name, int(e["id"]))
         if learning_curves({label: curves}, path, metrics=(board.metric,), fmt="svg") is not None:
             e["curve_file"] = f"../curves/{path.name}"
     if not by_label:
         return None
-    path = fig_dir / f"{slug(board.name)}.svg"
+    path = fig_dir / board_figure_name(board.name)
     made = learning_curves(by_label, path, title=_plain(board.name), metrics=(board.metric,), fmt="svg")
     return f"../curves/{path.name}" if made is not None else None
 
@@ -94,7 +105,7 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
     (out / "curves").mkdir(parents=True, exist_ok=True)
     env = _environment()
     common = {"generated": now(), "harness": code_version()}
-    shutil.copyfile(TEMPLATES / "style.css", out / "style.css")
+    write_atomic(out / "style.css", (TEMPLATES / "style.css").read_bytes())
     summary = []
     for board in boards:
         got = board_rows(board, store)

@@ -6,21 +6,22 @@ parameters and training fields; the board's protocol hash; on a hidden-rule boar
 secret's id and a commitment to the hidden instances. :func:`verify_entry` checks those
 still hold, re-runs every training seed under the same protocol, and records the outcome:
 
-- ``reproduced``: every run's score equals the stored one (a deterministic entry: the
-  harness's streams are seeded, so equal code on equal libraries repeats itself);
-- ``within_ci``: the re-run's mean lies in the stored 95% CI (a nondeterministic entry);
-- ``not_reproduced``: neither;
+- ``reproduced``: every training seed's re-run score equals the stored one, within the
+  board's ``verify_tolerance`` (0 on the CPU boards: equal, as a deterministic entry is --
+  the harness's streams are seeded, so equal code on equal libraries repeats itself);
+- ``not_reproduced``: some seed's score differs by more (the detail names it);
 - ``cannot_rerun``: the code is not stored, the protocol changed, this harness does not
   hold the secret the entry was made under, or the re-run was rejected.
 
-An entry is shown as **verified** when its run and a re-run were both sandboxed
-(``sandbox`` is not ``none``) and the re-run reproduced it (or landed in its CI):
-:func:`status`.
+A mean that lands inside the stored interval is not a reproduction: with three seeds the
+interval can span most of [0, 1] while one seed's score is not repeated at all. An entry is
+shown as **verified** when its run and a re-run were both sandboxed (``sandbox`` is not
+``none``) and the re-run reproduced every seed: :func:`status`. (Rows an older harness
+recorded as ``within_ci`` are not verified.)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from scoreboards.provenance import code_version
 
 #: Outcomes that count as a successful re-run.
-REPRODUCED = ("reproduced", "within_ci")
+REPRODUCED = ("reproduced",)
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,19 @@ def verify_entry(board: Any, entry_id: int, store: Any, timeout: float | None = 
     per_seed = [{"seed": o.seed, **o.metrics} for o in outcomes]
     sandboxes = {getattr(o, "sandbox", None) or "none" for o in outcomes}
     sandbox = sandboxes.pop() if len(sandboxes) == 1 else "mixed"
-    lo, hi = entry["ci_low"], entry["ci_high"]
-    if all(math.isclose(stored.get(o.seed, math.nan), s, rel_tol=0, abs_tol=1e-12)
-           for o, s in zip(outcomes, scores)):
-        outcome, detail = "reproduced", f"every run's {board.metric} equals the stored one"
-    elif lo is not None and not math.isnan(lo) and lo <= score <= hi:
-        outcome, detail = "within_ci", f"re-run mean {score:.4f} lies in the stored CI [{lo:.4f}, {hi:.4f}]"
+    tol = float(getattr(board, "verify_tolerance", 0.0))
+    off = [(o.seed, stored.get(o.seed), s) for o, s in zip(outcomes, scores)
+           if stored.get(o.seed) is None or not abs(stored[o.seed] - s) <= max(tol, 1e-12)]
+    if set(stored) != {o.seed for o in outcomes}:
+        off += [(seed, stored.get(seed), None) for seed in sorted(set(stored) - {o.seed for o in outcomes})]
+    within = "equal to" if tol == 0 else f"within {tol:g} of"
+    if not off:
+        outcome, detail = "reproduced", f"every seed's {board.metric} is {within} the stored one"
     else:
-        ci = "" if lo is None or math.isnan(lo) else f", CI [{lo:.4f}, {hi:.4f}]"
-        outcome, detail = "not_reproduced", f"re-run mean {score:.4f} vs stored {entry['score']:.4f}{ci}"
+        outcome = "not_reproduced"
+        detail = "; ".join(f"seed {seed}: re-run {'-' if got is None else f'{got:.4f}'} vs stored "
+                           f"{'-' if want is None else f'{want:.4f}'}" for seed, want, got in off[:5])
+        detail += f" (a reproduction needs every seed {within} the stored one)"
     return done(outcome, "; ".join([detail, *notes]), score=score, per_seed=per_seed, sandbox=sandbox)
 
 
@@ -119,7 +124,7 @@ def status(entry: dict[str, Any], verifications: list[dict[str, Any]]) -> tuple[
     if last["outcome"] == "cannot_rerun":
         return False, "cannot be re-run"
     if last["outcome"] not in REPRODUCED:
-        return False, "re-run did not reproduce"
+        return False, "not reproduced"
     if not sandboxed or (last.get("sandbox") or "none") == "none":
         return False, "re-run reproduced, not sandboxed"
     return True, "verified"

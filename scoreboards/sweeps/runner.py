@@ -308,7 +308,7 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
               progress: bool = True, keep_checkpoints: bool = False, checkpoints: str | Path | None = None,
               cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, ray_init: dict[str, Any] | None = None,
               log: Callable[[str], None] | None = None, retries: int = RETRIES,
-              threads: int | None = None) -> SweepSummary:
+              threads: int | None = None, force: bool = False) -> SweepSummary:
     """Run every unfinished run of `spec` and record each result as it finishes.
 
     Args:
@@ -332,6 +332,9 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
         threads: torch threads per local worker (default: CPU cores / workers). On a CPU that
             other jobs share, 1: two threads contending for two busy cores ran a quick-spec run
             ~10x slower than one (107 s vs 11 s).
+        force: run finished runs again too, from scratch (their kept checkpoints deleted first);
+            each new result replaces the old one in one transaction, and a run that fails keeps
+            the old result.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend `{backend}`; valid values: {', '.join(BACKENDS)}")
@@ -341,12 +344,16 @@ def run_sweep(spec: Spec, store: ResultStore | str | Path | None = None, backend
     try:
         runs = spec.runs()
         statuses = st.statuses(r.key for r in runs)
-        todo = [r for r in runs if statuses.get(r.key) != "done"]
+        todo = [r for r in runs if force or statuses.get(r.key) != "done"]
         summary = SweepSummary(spec=spec.name, total=len(runs), skipped=len(runs) - len(todo))
         if not todo:
             summary.wall_time = time.perf_counter() - t0
             return summary
         root = Path(checkpoints) if checkpoints else checkpoint_root(st)
+        if force:  # a finished run's kept checkpoint would "resume" at its end: start from scratch
+            for r in todo:
+                if statuses.get(r.key) == "done":
+                    shutil.rmtree(root / r.key, ignore_errors=True)
         # Longest runs first: the pool's tail (workers idle at the end) stays short.
         todo.sort(key=expected_cost, reverse=True)
         jobs = [(r, str(root / r.key)) for r in todo]

@@ -34,7 +34,7 @@ A spec file (all tables but ``[train]``, ``[eval]`` and ``[report]`` required)::
     batch_size = 128
 
     [[algorithms]]
-    name = "nail-mixed"
+    name = "nail-mixed"                 # or your own: "path/to/file.py:Name", "module:Name"
     grid = { beta = [0.0, 0.5, 1.0] }   # one entry per value: nail-mixed(beta=0.5), ...
     # params = { ... }                  # fixed algorithm parameters
     # train = { lr = 1e-3 }             # per-algorithm TrainConfig overrides
@@ -57,7 +57,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from agents.config import TrainConfig
+from agents.registry import is_plugin, plugin_digest
 from noisy_expert_gym.declarations import ConfigError
+from noisy_expert_gym.utils import exact_number
 from scoreboards.config import (
     BudgetTable,
     EnvTable,
@@ -190,8 +192,12 @@ def run_config(spec: Spec, alg: AlgoEntry, env_kwargs: dict[str, Any], seed: int
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """What makes two runs the same run: the trainer's identity (TrainConfig.NOT_IDENTITY
-    left out), plus ``stop_at`` (a sweep's result depends on where it stops)."""
-    return {k: v for k, v in config.items() if k not in NOT_IDENTITY or k == "stop_at"}
+    left out), plus ``stop_at`` (a sweep's result depends on where it stops), plus a plugin
+    algorithm's file digest (``algo_code``: an edited plugin is another run)."""
+    out = {k: v for k, v in config.items() if k not in NOT_IDENTITY or k == "stop_at"}
+    if (digest := plugin_digest(config["algo"])) is not None:
+        out["algo_code"] = digest
+    return out
 
 
 def run_key(config: dict[str, Any], version: str) -> str:
@@ -201,7 +207,8 @@ def run_key(config: dict[str, Any], version: str) -> str:
 
 # ----- the file, declared ------------------------------------------------------------------------
 def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    """A grid value in a label, exactly (two values, two labels)."""
+    return exact_number(v) if isinstance(v, float) else str(v)
 
 
 class SpecEnv(EnvTable):
@@ -256,7 +263,7 @@ class AlgorithmTable(TomlModel):
     """One ``[[algorithms]]`` entry: an algorithm, its parameters and an optional grid over them."""
 
     name: str
-    """An algorithm from `neg train --list`."""
+    """An algorithm from `neg train --list`, or your own: `path/to/file.py:Name` or `module:Name` (labelled `Name`)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Fixed algorithm parameters."""
     grid: Grid = Field(default_factory=dict, validate_default=True)
@@ -272,7 +279,7 @@ class AlgorithmTable(TomlModel):
         for varied in grid_points(self.grid):
             full = {**self.params, **varied}
             tag = ",".join(f"{k}={_fmt(v)}" for k, v in (varied if self.label else full).items())
-            base = self.label or self.name
+            base = self.label or (self.name.rpartition(":")[2] if is_plugin(self.name) else self.name)
             out.append(AlgoEntry(name=self.name, params=full, train=self.train.fields(), varied=varied,
                                  label=f"{base}({tag})" if tag else base))
         return out

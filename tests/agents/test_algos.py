@@ -174,11 +174,14 @@ def test_gkd_learns_on_student_data_a_lam_fraction_of_the_updates(lam):
 
 @pytest.mark.parametrize("algo", ["bc", "bc-clean"])
 def test_bc_streams_its_expert_dataset_once_then_rereads_it_for_free(algo, tmp_path):
-    ctx, params = make_ctx(algo, batch_size=32, budget=64, data_dir=str(tmp_path), epochs=2)  # runs setup:
-    # the 64 expert rollouts are generated (and cached in data_dir)
+    ctx, params = make_ctx(algo, batch_size=32, budget=64, data_dir=str(tmp_path), epochs=2)  # runs setup
     used, unused = (ctx.clean_expert, ctx.expert) if algo == "bc-clean" else (ctx.expert, ctx.clean_expert)
-    assert used.rollouts > 0 and unused.rollouts == 0
-    spent = [ALGORITHMS[algo].collect(ctx, params) for _ in range(4)]
+    assert used.rollouts == 0  # nothing is bought before the first pass reads it (docs/design.md §4.4)
+    spent = []
+    for rollouts in (1, 2, 2, 2):  # one update's 32 rollouts at a time, then cached in data_dir
+        spent.append(ALGORITHMS[algo].collect(ctx, params))
+        assert used.rollouts == rollouts and unused.rollouts == 0
+    assert len(list(tmp_path.iterdir())) == 1
     assert [b.trajectories for b in spent] == [32, 32, 0, 0]  # the second epoch spends nothing
     assert all((b.chain == EXPERT).all() and torch.equal(b.actions, b.chain) for b in spent)
     assert [b.queries for b in spent] == [32 * H, 32 * H, 0, 0]

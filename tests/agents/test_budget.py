@@ -30,6 +30,12 @@ class Metered:
 
     def __init__(self, inner):
         self.inner, self.queries, self.trajectories, self._last = inner, 0, 0, None
+        self.single = 0  # single-prefix queries: the harness charges one trajectory per H of them
+
+    @property
+    def charged(self):
+        """Trajectories as a board's harness charges them."""
+        return self.trajectories + -(-self.single // H)
 
     @property
     def num_queries(self):
@@ -40,10 +46,12 @@ class Metered:
 
     def probs(self, obs):
         self.queries += obs.shape[0]
+        self.single += obs.shape[0]
         return self.inner.probs(obs)
 
     def sample(self, obs, generator=None):
         self.queries += obs.shape[0]
+        self.single += obs.shape[0]
         return self.inner.sample(obs, generator=generator)
 
     def probs_along(self, prompts, chain):
@@ -182,3 +190,30 @@ def test_the_plan_spends_what_the_budget_affords_and_never_more(trajectories, qu
     assert spent <= affordable and affordable - spent < world  # all of it, but a remainder < world ranks
     assert budgets[0].share(batch, world, 0) == (0, 0)
     assert queries is None or budgets[0].queries <= queries
+
+
+@pytest.mark.parametrize("algo", ["bc", "bc-clean", "nail-f", "dagger", "gkd"])
+def test_every_learner_is_charged_as_it_collects(algo, tmp_path, monkeypatch):
+    """Issue 27, case 5: one budget rule for every learner, in benches and on boards. A trajectory is
+    charged when the expert produces it, and an offline learner collects its dataset as its first
+    pass reads it: at every evaluation, what the trainer's budget says was spent (the bench's curve)
+    equals what the expert was asked for (the board's count). BC bought its whole dataset up front,
+    so the board saw 256 trajectories spent while the bench curve said 64, 128, 192."""
+    import numpy as np
+
+    from agents.evaluation import HeldOut
+
+    base = make_problem("NoisyModAdd-v0", **KW).with_rng(np.random.default_rng(0))
+    expert, clean = Metered(base.expert), Metered(base.clean_expert)
+    asked = []
+    evaluate = HeldOut.evaluate
+
+    def metered_evaluate(self, *args, **kwargs):
+        asked.append(expert.charged + clean.charged)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(HeldOut, "evaluate", metered_evaluate)
+    res = train(algo=algo, env_kwargs=KW, problem=base.with_experts(expert, clean), data_dir=str(tmp_path),
+                **{**TINY, "eval_every": 64}, budget_trajectories=256)
+    assert [p["trajectories"] for p in res.curve] == [64, 128, 192, 256]
+    assert asked == [64, 128, 192, 256]

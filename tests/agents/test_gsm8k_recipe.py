@@ -175,7 +175,7 @@ def test_grad_accum_takes_the_step_of_the_whole_batch(env_kwargs: dict, tmp_path
                lr=1e-2)
     one, acc = train(algo="bc-clean", **kw), train(algo="bc-clean", grad_accum=2, **kw)
     for a, b in zip(one.policy.parameters(), acc.policy.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # float32 sums in another order
     assert acc.trajectories == one.trajectories == 24 and acc.queries == one.queries
     assert acc.curve[-1]["train_loss"] == pytest.approx(one.curve[-1]["train_loss"], rel=1e-4)
     # Not a no-op: micro-batches of 4 stepped on their own give other weights.

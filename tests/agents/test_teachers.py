@@ -121,12 +121,12 @@ def test_teacher_checkpoint_in_the_config_is_the_teacher_by_hand(problem, tmp_pa
     by_config = train(cfg)
     pol = load_teacher_policy(str(tmp_path / "teacher"), problem.task)
     noisy, clean = PolicyTeacher.pair(problem.task, pol, t=2.0)
-    by_hand = train(cfg.model_copy(update={"teacher_checkpoint": None}),
-                    problem=problem.with_experts(noisy, clean))
+    no_teacher = {"teacher_checkpoint": None, "teacher_t": 1.0}  # teacher_t alone would be refused (no effect)
+    by_hand = train(cfg.model_copy(update=no_teacher), problem=problem.with_experts(noisy, clean))
     assert by_config.curve[-1]["train_loss"] == pytest.approx(by_hand.curve[-1]["train_loss"])
     assert by_config.curve[-1]["val_loss"] == pytest.approx(by_hand.curve[-1]["val_loss"])
     # ... and not the reference teacher's curve
-    reference = train(cfg.model_copy(update={"teacher_checkpoint": None}))
+    reference = train(cfg.model_copy(update=no_teacher))
     assert reference.curve[-1]["train_loss"] != pytest.approx(by_config.curve[-1]["train_loss"])
     wrapped = with_teacher(problem, cfg)
     assert isinstance(wrapped.expert, PolicyTeacher) and wrapped.expert.t == 2.0 and wrapped.clean_expert.is_clean

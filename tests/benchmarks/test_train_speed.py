@@ -4,7 +4,6 @@ correctness only)."""
 from __future__ import annotations
 
 import re
-
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,6 @@ import torch
 
 from agents.policy import TransformerPolicy, make_config
 from benchmarks.old_policy import BaselinePolicy
-from tests.benchmarks import needs_pinned_history
 from benchmarks.train_speed import (
     PHASES,
     Setting,
@@ -23,6 +21,7 @@ from benchmarks.train_speed import (
     flops_per_trajectory,
     print_results,
 )
+from tests.benchmarks import needs_pinned_history
 
 ROOT = Path(__file__).resolve().parents[2]
 

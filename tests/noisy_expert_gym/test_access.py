@@ -32,6 +32,11 @@ ALPHA = 1e-4
 ALL_LAWS = LAW_NAMES + CORRUPTION_LAW_NAMES
 
 
+def _access(access: str) -> dict:
+    """An access mode's constructor arguments (``topk`` needs its k)."""
+    return {"access": access, "top_k": 2 if access == "topk" else None}
+
+
 def _law_kw(law):
     return {"law": law, "eta": 0.6 if law == "biased" else 0.3,
             **({"kappa": 0.5, "corruption_seed": 4} if law in CORRUPTION_LAW_NAMES else {})}
@@ -102,11 +107,11 @@ def test_bad_access_raises_with_the_valid_values(bad):
     task = ModAddTask(7, 5)
     for make in (lambda: Expert(task, access=bad), lambda: gym.make("NoisyModAdd-v0", m=5, access=bad),
                  lambda: make_problem("NoisyModAdd-v0", m=5, access=bad)):
-        with pytest.raises(ValueError, match="valid values: `full`, `sample`"):
+        with pytest.raises(ValueError, match="valid values: `full`, `sample`, `topk`"):
             make()
     with pytest.raises(ValueError, match="Did you mean `sample`"):
         Expert(task, access="samples")
-    assert ACCESS_MODES == ("full", "sample")
+    assert ACCESS_MODES == ("full", "sample", "topk")
 
 
 @pytest.mark.parametrize("law", ALL_LAWS)
@@ -144,7 +149,7 @@ def test_sample_along_draws_follow_the_reference_distribution(law, access):
     """Chi-square on the offsets (draw - clean) mod p, pooled over planted prefixes, against the reference."""
     p, m, n, k = 5, 6, 200, 40
     pairs, prompts, chain = _planted(p, m, n, seed=f"d{law}")
-    expert = Expert(ModAddTask(p, m), access=access, rng=np.random.default_rng(21), **_law_kw(law))
+    expert = Expert(ModAddTask(p, m), **_access(access), rng=np.random.default_rng(21), **_law_kw(law))
     draws = expert.sample_along(prompts, chain, k)
     kw = _law_kw(law)
     law_kw = {"kappa": kw["kappa"], "seed": kw["corruption_seed"]} if law in CORRUPTION_LAW_NAMES else {}
@@ -167,7 +172,7 @@ def test_query_counting(access, backend):
     _, prompts, chain = _planted(p, m, n, seed=1)
     conv = torch.as_tensor if backend == "torch" else np.asarray
     prompts, chain = conv(prompts), conv(chain)
-    expert = Expert(ModAddTask(p, m), law="corrupted", eta=0.2, access=access)
+    expert = Expert(ModAddTask(p, m), law="corrupted", eta=0.2, **_access(access))
     for k in (1, 3, 9):
         expert.reset_queries()
         expert.sample_along(prompts, chain, k)
@@ -209,7 +214,7 @@ def test_bad_k_raises(k):
     _, prompts, chain = _planted(7, 5, 2, seed=0)
     for access in ACCESS_MODES:
         with pytest.raises(ValueError, match=r"`k` \(samples per prefix\) must be an integer >= 1"):
-            Expert(task, access=access).sample_along(prompts, chain, k)
+            Expert(task, **_access(access)).sample_along(prompts, chain, k)
 
 
 def test_sample_along_checks_its_chains():

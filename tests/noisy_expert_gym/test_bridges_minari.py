@@ -140,17 +140,20 @@ def test_another_eta_is_refused_naming_both_values_unless_asked_for_and_then_rec
         minari_io.load_chains(ds_id, make_problem("NoisyModAdd-v0", p=7, m=3, eta=0.0), dataset_eta=0.5)
 
 
+#: The per-query logit noise changes the expert's rollouts, so a dataset is bound to it too.
+LOGIT_NOISE_CASES = {"logit_noise": ({}, 0.5), "logit_noise_dist": ({"logit_noise": 0.5}, "gumbel")}
 #: Per family: the env id, the kwargs the dataset is exported with, and for every problem kwarg that
 #: defines the MDP or the noise ({base kwargs the case needs}, another value).
 FAMILIES = {
     "modadd": ("NoisyModAdd-v0", {"m": 3}, {
         "p": ({}, 5), "m": ({}, 4), "eta": ({}, 0.3), "law": ({}, "mixture"),
-        "kappa": ({"law": "corrupted"}, 0.5), "corruption_seed": ({"law": "corrupted"}, 1)}),
+        "kappa": ({"law": "corrupted"}, 0.5), "corruption_seed": ({"law": "corrupted"}, 1),
+        **LOGIT_NOISE_CASES}),
     "automaton": ("NoisyAutomaton-v0", {"m": 4}, {
         "automaton": ({}, "s5"), "n": ({}, 4), "k": ({}, 3), "m": ({}, 5), "eta": ({}, 0.3),
         "law": ({}, "mixture"), "kind": ({}, "dfa"), "alphabet": ({"automaton": "s5"}, "generators"),
         "automaton_seed": ({}, 3), "relabel_seed": ({}, 2), "kappa": ({"law": "corrupted"}, 0.5),
-        "corruption_seed": ({"law": "corrupted"}, 1)}),
+        "corruption_seed": ({"law": "corrupted"}, 1), **LOGIT_NOISE_CASES}),
 }
 
 

@@ -223,3 +223,25 @@ def test_shared_data_default_horizon_fits_every_solution() -> None:
     boxed = GSM8KTask.from_split("test", SHARED, overflow="error", answer_format="boxed")
     m = boxed.metrics(prompts, boxed.clean_chains(prompts))  # every \boxed{gold} is read back
     assert boxed.num_problems == 1319 and m["final_exact"].all()
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "byte"])
+def test_stop_tokens_end_episodes_with_the_builtin_tokenizers(data_dir: Path, tokenizer: str) -> None:
+    """`stop_tokens` (trl#6357, mlx-vlm#244): with a built-in tokenizer, as with a Hugging Face one, a stop
+    token ends the episode (and the chain's text, masks and metrics); one it could never write is refused."""
+    def expert_episode(**kw):
+        env = make(data_dir, tokenizer=tokenizer, eta=0.0, **kw)
+        return env.unwrapped.task, run_episode(env, env.unwrapped.expert.sample, seed=0)
+
+    task, (traj, _, term, _, info) = expert_episode()
+    assert term and "\n" in info["text"]
+    newline = int(task.tokenizer.encode("\n")[0])
+    for stops in ([newline], ["\n"]):
+        task, (short, _, term, _, info) = expert_episode(stop_tokens=stops)
+        assert task.eos_tokens == (task.eos_token, newline)
+        assert term and len(short) < len(traj) and int(short[-1][task.prompt_len + len(short) - 2]) == newline
+        assert info["text"] == task.texts(traj[-1][None, task.prompt_len:])[0].split("\n")[0]
+    for bad in ([12345], [task.num_actions], ["ab"], [True]):
+        with pytest.raises(ValueError, match="is not a token of the"):
+            make(data_dir, tokenizer=tokenizer, stop_tokens=bad)
+

@@ -177,6 +177,27 @@ def test_vectorised_oracle_matches_definition(task: GSM8KTask, seed: int) -> Non
             assert err[r, t] == (list(chains[r, :t]) != ref[:t])
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_vectorised_oracle_matches_definition_with_stop_tokens(seed: int) -> None:
+    """`stop_tokens` on a built-in tokenizer: '=' ends a chain as EOS does, in the vectorised oracle (masks,
+    clean actions) as in the one-prefix definition."""
+    from noisy_expert_gym.tasks.gsm8k import make_tokenizer
+
+    task = GSM8KTask(TINY, tokenizer=make_tokenizer("char").with_stop_tokens(["="]), max_new_tokens=H)
+    prompts, chains = _random_chains(task, seed)
+    clean, valid = task.clean_along(prompts, chains), task.valid_along(prompts, chains)
+    metrics = task.metrics(prompts, chains)
+    idx = task.problem_index(prompts)
+    eq = int(task.tokenizer.encode("=")[0])
+    for r in range(len(chains)):
+        stops = np.flatnonzero(np.isin(chains[r], [task.eos_token, eq]))
+        assert valid[r].sum() == metrics["length"][r] == (stops[0] + 1 if len(stops) else H)
+        assert metrics["finished"][r] == bool(len(stops))
+        for t in np.flatnonzero(valid[r]):
+            assert clean[r, t] == task.next_token(idx[r], chains[r, :t])
+
+
 def test_clean_chains_are_solved_by_the_clean_expert(task: GSM8KTask) -> None:
     prompts = task.all_prompts()
     chains = task.clean_chains(prompts)

@@ -10,33 +10,8 @@ import torch
 from noisy_expert_gym import make_problem
 from noisy_expert_gym.noise import MixtureRows
 from noisy_expert_gym.oracle import ExpertAccessError
-from noisy_expert_gym.tasks.gsm8k.data import write_example_data
 from noisy_expert_gym.utils import sample_categorical
-
-LAWS = [("mixture", 0.3), ("absorbing", 0.3), ("absorbing", 1.0), ("mixture", 0.0)]
-
-
-@pytest.fixture(scope="module")
-def gsm8k_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(write_example_data(tmp_path_factory.mktemp("gsm8k")))
-
-
-def gsm8k_problem(d: str, law: str, eta: float):
-    # U over the ten digits only: a support smaller than the vocabulary, off which pi~ is exactly 0
-    # except at the clean token (a letter, a space, EOS).
-    return make_problem("NoisyGSM8K-v1", data_dir=d, max_new_tokens=160, max_prompt_tokens=200, law=law, eta=eta,
-                        uniform_over="digits")
-
-
-def chains(task, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts and chains that follow the reference for a random length, then random tokens."""
-    g = torch.Generator().manual_seed(seed)
-    prompts = task.sample_prompts(g, n)
-    clean = task.clean_chains(prompts)
-    keep = torch.randint(0, 40, (n, 1), generator=g)
-    noise = torch.randint(0, task.num_actions, clean.shape, generator=g)
-    pos = torch.arange(clean.shape[1])[None]
-    return prompts, torch.where(pos < keep, clean, noise)
+from tests.structured_inputs import LAWS, chains, gsm8k_problem
 
 
 @pytest.mark.parametrize(("law", "eta"), LAWS)

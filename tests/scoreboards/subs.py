@@ -10,12 +10,22 @@ import numpy as np
 
 class TableLearner:
     """Honest and tiny: follow the noisy expert's most likely action along its own greedy chain,
-    and remember every prefix -> action seen (a lookup table policy). Its H single-prefix
+    and remember each step as a transition (the chain's last token, or the start, and the next
+    input symbol) -> the next token: a lookup table of the chain task's rule, which answers
+    prompts it never saw (the scored prompts are never issued for training). Its H single-prefix
     queries per chain cost one expert trajectory per chain."""
 
     def __init__(self, spec):
         self.spec = spec
-        self.table: dict[bytes, int] = {}
+        self.m, self.p, self.pad = spec["horizon"], spec["prompt_len"], spec["pad_token"]
+        self.table: dict[tuple[int, int], int] = {}
+
+    def _keys(self, obs):
+        obs = np.asarray(obs)
+        t = (obs[:, self.p:] != self.pad).sum(1)  # chain tokens written so far
+        last = np.where(t > 0, obs[np.arange(len(obs)), self.p + np.maximum(t - 1, 0)], -1)
+        symbol = obs[np.arange(len(obs)), np.minimum(t, self.m - 1)]
+        return zip(last.tolist(), symbol.tolist())
 
     def train(self, expert):
         h = self.spec["horizon"]
@@ -25,19 +35,29 @@ class TableLearner:
             for _ in range(h):
                 obs = expert.observe(prompts, chain)
                 a = expert.probs(obs).argmax(1)
-                for o, x in zip(obs, a):
-                    self.table[o.tobytes()] = int(x)
+                for key, x in zip(self._keys(obs), a):
+                    self.table[key] = int(x)
                 chain = np.concatenate([chain, a[:, None]], axis=1)
 
     def act(self, observations):
-        return np.array([self.table.get(o.tobytes(), 0) for o in np.asarray(observations)], dtype=np.int64)
+        return np.array([self.table.get(key, 0) for key in self._keys(observations)], dtype=np.int64)
 
 
-class PeeksAtEnv(TableLearner):
+class CleanExpertCheat:
+    """Builds the family's clean expert from the env package (importable in the sandbox) with the
+    public kwargs and acts with it; never asks the expert. Perfect on an open board, chance on a
+    hidden instance: the package holds the family, the harness alone the instance."""
+
+    def __init__(self, spec):
+        from noisy_expert_gym import make_problem
+
+        self.task = make_problem(spec["env_id"], **spec["env_kwargs"]).task
+
     def train(self, expert):
-        import noisy_expert_gym  # noqa: F401  the env package holds the clean expert
+        pass
 
-        super().train(expert)
+    def act(self, observations):
+        return np.asarray(self.task.clean_actions(np.asarray(observations)), dtype=np.int64)
 
 
 class PeeksRawRequest(TableLearner):
@@ -148,8 +168,8 @@ class SampleLearner(TableLearner):
                 obs = expert.observe(prompts, chain)
                 votes = np.stack([expert.sample(obs) for _ in range(self.K)], axis=1)  # (b, K)
                 a = np.array([np.bincount(v, minlength=n).argmax() for v in votes])
-                for o, x in zip(obs, a):
-                    self.table[o.tobytes()] = int(x)
+                for key, x in zip(self._keys(obs), a):
+                    self.table[key] = int(x)
                 chain = np.concatenate([chain, a[:, None]], axis=1)
             assert expert.sample_along(prompts, chain, 1).shape == (b, h, 1)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from scoreboards.cli import main
 from tests.scoreboards.leaderboard.test_submission import BOARD
 
@@ -20,7 +22,7 @@ def test_bench_run_report_export(tiny_spec_path, db_path, tmp_path, capsys):
     assert main(["bench", "run", spec, "--db", db, *ONE_RUN, "--workers", "0", "--no-report"]) == 0
     assert "1 already done" in capsys.readouterr().out
     assert main(["bench", "report", spec, "--db", db, *ONE_RUN, "--out", str(tmp_path / "rep")]) == 0
-    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "curves_eta_0.2.png").exists()
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "curves_eta=0.2.png").exists()
     capsys.readouterr()
     assert main(["bench", "export", spec, "--db", db, *ONE_RUN, "--format", "json",
                  "--out", str(tmp_path / "exp")]) == 0
@@ -65,7 +67,6 @@ def test_board_secret_and_listing(tmp_path, monkeypatch, capsys):
 
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
-    hidden._cached.clear()
     db = str(tmp_path / "r" / "neg.sqlite")
     assert main(["board", "secret", "--db", db]) == 2
     assert "--create" in capsys.readouterr().err
@@ -86,3 +87,36 @@ def test_neg_demo_imports_only_what_it_needs():
             "assert 'torch' not in sys.modules and 'scoreboards.commands' not in sys.modules, sorted(sys.modules); "
             "assert 'train' in build_parser().format_help()")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("argv,absent", [
+    (["--help"], ("noisy_expert_gym", "agents", "torch", "pydantic")),
+    ([], ("noisy_expert_gym", "agents", "torch")),
+    (["train", "--help"], ("torch", "agents.algos", "agents.trainer")),
+    (["train", "--no-such-option"], ("torch", "agents.algos")),
+    (["record", "--help"], ("torch",)),
+    (["bench", "run", "--no-such-option"], ("torch", "agents.algos", "matplotlib")),
+    (["submit", "--help"], ("torch", "agents.algos")),
+])
+def test_help_and_argument_errors_start_without_the_heavy_imports(argv, absent):
+    """Issue 27: each `neg` call took 3-4 s to start (agents.cli imported torch). `neg --help` imports no
+    package of the project; help pages and usage errors load no torch (benchmarks/cli_startup.py times them)."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from scoreboards.cli import main\n"
+            f"try: main({argv!r})\nexcept SystemExit: pass\n"
+            f"print([m for m in sorted(sys.modules) for a in {absent!r} if m == a or m.startswith(a + '.')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_the_command_list_is_the_commands_own_help():
+    """`neg --help` lists the commands from a table (nothing imported): it says what each module says."""
+    import argparse
+
+    from scoreboards.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert helps == {name: text for name, (_, text) in COMMANDS.items()}

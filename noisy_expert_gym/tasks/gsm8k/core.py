@@ -271,6 +271,11 @@ class GSM8KTask(DynamicOracle):
         return len(self.problems)
 
     @property
+    def num_prompts(self) -> int:
+        """How many distinct prompts there are (one per problem)."""
+        return self.num_problems
+
+    @property
     def answer_mask(self) -> np.ndarray:
         """Actions the uniform part of the noise is spread over (see ``uniform_over``)."""
         return self._answer_mask.copy()

@@ -54,7 +54,7 @@ from typing import Any
 
 from noisy_expert_gym.tasks.gsm8k.answers import ANSWER_MARK, normalize_number, parse_gold
 from noisy_expert_gym.tasks.gsm8k.tinygsm_code import code_answer, strip_docstring
-from noisy_expert_gym.utils import did_you_mean
+from noisy_expert_gym.utils import atomic_path, did_you_mean, write_atomic
 
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Datasets :func:`load_problems` reads.
@@ -106,14 +106,9 @@ def read_jsonl(path: str | os.PathLike) -> list[WordProblem]:
 
 
 def write_jsonl(path: str | os.PathLike, problems: list[WordProblem] | list[dict[str, Any]]) -> Path:
-    """Write problems (WordProblem objects or dicts with `question`, `answer`) as GSM-8K JSONL."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for p in problems:
-            q, a = (p.question, p.answer) if isinstance(p, WordProblem) else (p["question"], p["answer"])
-            f.write(json.dumps({"question": q, "answer": a}) + "\n")
-    return path
+    """Write problems (WordProblem objects or dicts with `question`, `answer`) as GSM-8K JSONL, atomically."""
+    rows = [(p.question, p.answer) if isinstance(p, WordProblem) else (p["question"], p["answer"]) for p in problems]
+    return write_atomic(path, "".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in rows))
 
 
 def check_dataset(dataset: Any) -> Any:
@@ -386,17 +381,16 @@ def write_tinygsm_example(directory: str | os.PathLike, fmt: str = "jsonl") -> P
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        (directory / "data").mkdir(exist_ok=True)
         # The hub's schema: question and code (string); no answer column.
         table = pa.table({k: [r[k] for r in TINYGSM_EXAMPLES] for k in ("question", "code")})
-        pq.write_table(table, directory / "data" / "train-00000-of-00001.parquet")
+        with atomic_path(directory / "data" / "train-00000-of-00001.parquet", suffix=".parquet") as tmp:
+            pq.write_table(table, tmp)
         return directory
     lines = "".join(json.dumps(r) + "\n" for r in TINYGSM_EXAMPLES)
     if fmt == "jsonl.gz":
-        with gzip.open(directory / "train.jsonl.gz", "wt", encoding="utf-8") as f:
-            f.write(lines)
+        write_atomic(directory / "train.jsonl.gz", gzip.compress(lines.encode("utf-8"), mtime=0))
     elif fmt == "jsonl":
-        (directory / "train.jsonl").write_text(lines, encoding="utf-8")
+        write_atomic(directory / "train.jsonl", lines.encode("utf-8"))
     else:
         raise ValueError(f"unknown `fmt` {fmt!r}; valid values: 'jsonl', 'jsonl.gz', 'parquet'")
     return directory

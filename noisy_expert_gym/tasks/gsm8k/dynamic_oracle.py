@@ -203,7 +203,7 @@ class DynamicOracle:
         u_bad = c[:, :t_len] - np.take_along_axis(c, s, 1)  # bad tokens in u
         off = np.where(u_bad > 0, nl, np.where(k < llen, line_k, eos))
         clean = np.where(on, np.where(ref < 0, eos, ref), off)
-        is_eos = chain == eos
+        is_eos = np.isin(chain, self._eos_arr)  # any stop token (stop_tokens adds to EOS)
         first_eos = np.where(is_eos.any(1), is_eos.argmax(1), t_len)
         valid = ar[None, :] <= first_eos[:, None]
         clean = np.where(valid, clean, eos)

@@ -289,7 +289,8 @@ def detect_stop_tokens(hf: Any, use_chat_template: bool = True, extra: Any = (),
     for token in extra or ():
         i = _stop_id(hf, token)
         if i is None:
-            raise ValueError(f"stop token {token!r} is not a token of the tokenizer ({len(hf)} ids)")
+            raise ValueError(f"`stop_tokens`: {token!r} is not a token of the tokenizer ({len(hf)} ids); give an "
+                             "id of its vocabulary or one of its token strings")
         out.append(i)
     if stop_on == "turn":
         special = _special_ids(hf)

@@ -18,7 +18,14 @@ from noisy_expert_gym.noise import EXPERT_LAWS, check_law_name
 from noisy_expert_gym.tasks.gsm8k.answers import check_answer_format
 from noisy_expert_gym.tasks.gsm8k.data import check_dataset, check_limit, check_split
 from noisy_expert_gym.tasks.gsm8k.hf_tokenizer import check_stop_on
-from noisy_expert_gym.tasks.kwargs import Eta
+from noisy_expert_gym.tasks.kwargs import (
+    Access,
+    Eta,
+    LogitNoiseDist,
+    LogitNoiseScale,
+    TopKTokens,
+    check_noise_applies,
+)
 from noisy_expert_gym.utils import did_you_mean
 
 #: Fits every GSM-8K reference solution (train and test, annotations kept or not) with
@@ -74,6 +81,15 @@ def check_expert(expert: Any) -> Any:
         raise ValueError(f"unknown `expert` {expert!r}; valid values: `reference` or "
                          f"`hf:<model name or local path>`.{did_you_mean(str(expert), ('reference',))}")
     return expert
+
+
+class _NoiseView:
+    """The shared noise fields as :func:`check_noise_applies` reads them (kappa and the seed at their defaults)."""
+
+    def __init__(self, law: str, access: str, top_k: Any, logit_noise: float, logit_noise_dist: str) -> None:
+        self.law, self.kappa, self.corruption_seed = law, 1.0, 0
+        self.access, self.top_k = access, top_k
+        self.logit_noise, self.logit_noise_dist = logit_noise, logit_noise_dist
 
 
 class GSM8KKwargs(Declared):
@@ -135,6 +151,14 @@ class GSM8KKwargs(Declared):
     """An HF tokenizer's stop tokens: every end-of-turn token (`turn`) or its EOS only (`eos`, v0's)."""
     stop_tokens: Any = ()
     """More stop tokens (ids or token strings)."""
+    access: Access = "full"
+    """The reference teacher's access: `full`, `topk` (with top_k) or `sample` (an LM teacher: `full` only)."""
+    top_k: TopKTokens = None
+    """Tokens per answer with access `topk`; None otherwise."""
+    logit_noise: LogitNoiseScale = 0.0
+    """Scale sigma >= 0 of the reference teacher's per-query logit noise (0: off; an LM teacher: 0 only)."""
+    logit_noise_dist: LogitNoiseDist = "gaussian"
+    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
 
     @property
     def is_hf(self) -> bool:
@@ -150,6 +174,10 @@ class GSM8KKwargs(Declared):
     def _teacher(self) -> GSM8KKwargs:
         if self.is_hf:  # fail before a download
             check_law_name(self.noise_law, ("temperature",))
+            if self.access != "full" or self.top_k is not None or self.logit_noise != 0:
+                raise ValueError("an LM teacher (expert='hf:...') answers with access='full' and no logit noise; "
+                                 "`access`, `top_k` and `logit_noise` apply to the reference teacher "
+                                 "(expert='reference')")
             if not isinstance(self.t, (int, float)) or isinstance(self.t, bool) or not self.t > 0:
                 raise ValueError(f"the temperature `t` must be a number > 0, got {self.t!r}")
             if isinstance(self.tokenizer, str) and self.tokenizer in ("char", "byte"):
@@ -158,8 +186,39 @@ class GSM8KKwargs(Declared):
                                  "`tokenizer=None` (the teacher's) or an HF tokenizer with the same vocabulary")
         else:
             check_law_name(self.noise_law, EXPERT_LAWS)
+        check_noise_applies(_NoiseView(self.noise_law, self.access, self.top_k, self.logit_noise,
+                                       self.logit_noise_dist))
         return self
 
+    @model_validator(mode="after")
+    def _applies(self) -> GSM8KKwargs:
+        """Refuse a value given to an option that has no effect with the chosen teacher, tokenizer or data
+        (it would be accepted and silently ignored)."""
+        def refuse(names: list[str], why: str) -> None:
+            given = [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) != _DEFAULTS[n]]
+            if given:
+                raise ValueError(f"{', '.join(given)} has no effect: {why}")
+
+        if self.is_hf:
+            refuse(["eta"], "an LM teacher's noise is its temperature `t` (eta is the reference expert's noise "
+                   "level); drop eta")
+        else:
+            refuse(["t", "device", "torch_dtype", "max_batch"], "these are options of an LM teacher "
+                   "(expert='hf:<model>'); the reference expert's noise is `eta` under `law`")
+        hf_tokenizer = self.is_hf or (isinstance(self.tokenizer, str) and self.tokenizer.startswith("hf:")) or (
+            hasattr(self.tokenizer, "get_vocab") or hasattr(self.tokenizer, "hf"))
+        if not hf_tokenizer:
+            refuse(["system_prompt", "chat_template"], "they shape the prompt of a Hugging Face tokenizer, and "
+                   "the built-in tokenizers prompt with the question alone; pass tokenizer='hf:<name>' or drop them")
+        if self.subset is None:
+            refuse(["seed"], "`seed` draws the `subset` of problems; pass subset=N too, or drop seed")
+        if self.problems is not None:
+            refuse(["data_dir", "split", "dataset", "limit"], "`problems` replaces the data these select; "
+                   "drop them, or drop `problems`")
+        return self
+
+
+_DEFAULTS = {k: f.get_default(call_default_factory=True) for k, f in GSM8KKwargs.model_fields.items()}
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "EXPERTS", "OVERFLOW", "UNIFORM_OVER", "GSM8KKwargs", "check_expert",
            "check_max_new_tokens", "check_max_prompt_tokens", "check_overflow", "check_subset", "check_uniform_over"]

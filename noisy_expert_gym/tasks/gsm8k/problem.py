@@ -75,6 +75,8 @@ def build_problem(kw: GSM8KKwargs) -> tuple[GSM8KTask, Any, Any]:
                           stop_on=stop_on)
     else:
         tok = make_tokenizer("char" if tokenizer is None else tokenizer)
+        if stops:  # a stop token ends an episode whatever the tokenizer
+            tok = tok.with_stop_tokens(stops)
     task = GSM8KTask(loaded, tokenizer=tok, max_new_tokens=kw.max_new_tokens,
                      max_prompt_tokens=kw.max_prompt_tokens, strip_annotations=kw.strip_annotations,
                      overflow=kw.overflow, uniform_over=kw.uniform_over, strict_answer=kw.strict_answer,
@@ -84,4 +86,6 @@ def build_problem(kw: GSM8KKwargs) -> tuple[GSM8KTask, Any, Any]:
 
         return (task, HFTeacher(task, model, t=kw.t, max_batch=kw.max_batch),
                 HFTeacher(task, model, greedy=True, max_batch=kw.max_batch))
-    return task, ReferenceExpert(task, law=kw.noise_law, eta=kw.eta), ReferenceExpert(task, clean=True)
+    return (task, ReferenceExpert(task, law=kw.noise_law, eta=kw.eta, access=kw.access, top_k=kw.top_k,
+                                  logit_noise=kw.logit_noise, logit_noise_dist=kw.logit_noise_dist),
+            ReferenceExpert(task, clean=True))

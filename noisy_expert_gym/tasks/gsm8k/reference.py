@@ -42,7 +42,7 @@ class ReferenceExpert(Expert):
         for t in range(h):
             obs = task.observe(prompts, chain[:, :t])
             self.num_queries += int((~done).sum())
-            a = sample_from(self._probs(obs), gen)
+            a = sample_from(self._answer(self._probs(obs), gen), gen)
             chain[:, t] = a.masked_fill(done, eos) if is_torch(a) else np.where(done, eos, a)
             hit = torch.isin(chain[:, t], stops) if is_torch(prompts) else np.isin(chain[:, t], stops)
             done = done | hit

@@ -23,8 +23,10 @@ student's and a teacher's.
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -72,9 +74,10 @@ class _BuiltinTokenizer:
         self._pieces = list(units) + [b""] * 3  # EOS/SEP/PAD decode to nothing
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_actions={self.num_actions})"
+        stops = f", eos_tokens={self.eos_tokens}" if len(self.eos_tokens) > 1 else ""
+        return f"{type(self).__name__}(num_actions={self.num_actions}{stops})"
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:  # the vocabulary (stop tokens are the task's, as with HFTokenizer)
         return type(other) is type(self)
 
     def __hash__(self) -> int:
@@ -82,6 +85,30 @@ class _BuiltinTokenizer:
 
     def normalize(self, text: str) -> str:
         return text
+
+    def with_stop_tokens(self, tokens: Sequence[Any]) -> _BuiltinTokenizer:
+        """This tokenizer with more stop tokens, each of which ends a generation as EOS does (EOS stays
+        first: the one a teacher writes), as ``stop_tokens`` does with a Hugging Face tokenizer.
+
+        Args:
+            tokens: action ids, or one-character strings of the alphabet (``"\\n"``).
+
+        Raises:
+            ValueError: a token that is not an action of this tokenizer (it could never be written).
+        """
+        ids = [self._stop_id(t) for t in tokens]
+        out = copy.copy(self)
+        out.eos_tokens = tuple(dict.fromkeys((self.eos_token, *ids)))
+        return out
+
+    def _stop_id(self, token: Any) -> int:
+        if isinstance(token, (int, np.integer)) and not isinstance(token, bool) and 0 <= token < self.num_actions:
+            return int(token)
+        if isinstance(token, str) and len(ids := self.encode(token)) == 1:
+            return int(ids[0])
+        raise ValueError(f"`stop_tokens`: {token!r} is not a token of the `{self.name}` tokenizer: give an action id "
+                         f"in 0..{self.num_actions - 1} (EOS is {self.eos_token}) or one character it writes, "
+                         "e.g. '\\n'")
 
     def _to_bytes(self, text: str) -> bytes:
         return self.normalize(text).encode("utf-8", errors="surrogateescape")

@@ -24,10 +24,15 @@ During ``train`` the submission sees only what :class:`ExpertClient` offers:
   ``probs(obs)``, ``sample(obs)``, ``log_prob(obs, actions)`` for single prefixes
   (N, obs_len), ``probs_along(prompts, chain)`` at every prefix of complete chains
   (N, H), ``sample_along(prompts, chain, k)`` (k samples at every prefix: (N, H, k)),
-  ``rollout(prompts)`` for the expert's own rollouts; ``expert.access`` is ``full``,
-  or ``sample`` on a sample-only board, where ``probs``, ``probs_along`` and
-  ``log_prob`` raise :class:`ExpertAccessError` in the client (and end the run if
-  sent past it);
+  ``rollout(prompts)`` for the expert's own rollouts; ``topk(obs, k)`` and
+  ``topk_along(prompts, chain, k)`` (the k most likely tokens and their
+  log-probabilities, ties in increasing id: ``.ids``, ``.logprobs``; counted like
+  ``probs`` / ``probs_along``); ``expert.access`` is ``full``, ``topk`` on a top-k
+  board (``[env] access = "topk"``, ``expert.top_k`` = the board's k, the most a
+  ``topk`` request may ask), or ``sample`` on a sample-only board; what the mode does
+  not answer (``probs``, ``probs_along``, ``log_prob``; and ``topk*`` on sample-only
+  boards) raises :class:`ExpertAccessError` in the client (and ends the run if sent
+  past it);
 - ``expert.observe(prompts, chain)``: the observation layout (prompt, chain, pad);
 - the budget: ``trajectories``, ``queries`` (spent), ``trajectories_left``,
   ``queries_left``, ``num_queries``.
@@ -44,11 +49,13 @@ rollout already computed those distributions; not on sample-only boards). A requ
 would exceed either budget ends the run as invalid -- check ``*_left`` first.
 
 After ``train`` returns, the harness evaluates: it samples held-out prompts from
-evaluation seeds that the submission never sees, and builds greedy chains by
-calling ``act`` step by step. The score (greedy full-chain exact match by default)
-is computed by the harness. The harness also calls ``act`` while the submission
-trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for
-the entry's learning curve; an ``act`` that fails then only loses that point.
+evaluation seeds that the submission never sees -- prompts it never issued for training
+(the expert was never asked about them) and never showed before -- and builds greedy
+chains by calling ``act`` step by step. The score (greedy full-chain exact match by
+default) is computed by the harness. The harness also calls ``act`` while the submission
+trains, at equal fractions of the trajectory budget (``[eval] curve_points``), for the
+entry's learning curve, on a separate, unscored set of prompts (also never issued); an
+``act`` that fails then only loses that point.
 
 On a hidden-rule board (:mod:`scoreboards.leaderboard.hidden`) the task is a secret instance of
 its family drawn for each training seed; the spec carries only the public kwargs. Crashes, timeouts, wrong interfaces, over-budget
@@ -63,8 +70,8 @@ arrays; the harness never unpickles). Where no sandbox can be set up,
 :func:`run_submission` refuses (:class:`~scoreboards.leaderboard.submission.sandbox.SandboxUnavailable`)
 unless called with ``sandbox="none"`` or inside :func:`unsandboxed` (``neg submit
 --no-sandbox``, for one's own code); each run records which (``RunOutcome.sandbox``).
-Untrusted workers also cannot import ``noisy_expert_gym`` (the env package holding the
-clean expert).
+Every worker may import the project's packages (read-only in the sandbox): a submission
+may build on the shipped student, trainer and losses.
 
 The package, one job per module
 ===============================
@@ -102,6 +109,7 @@ from scoreboards.leaderboard.submission.client import (
 from scoreboards.leaderboard.submission.scoring import (
     ACT_CHUNK,
     LearningCurve,
+    curve_prompts,
     evaluate_greedy,
     held_out_prompts,
 )
@@ -114,7 +122,7 @@ from scoreboards.leaderboard.submission.server import (
     Session,
     SubmissionRejected,
 )
-from scoreboards.leaderboard.submission.worker import BLOCKED_PACKAGES, check_interface, load_target
+from scoreboards.leaderboard.submission.worker import check_interface, load_target
 
 #: The sandbox mode of runs that do not name one (see :func:`unsandboxed`).
 _SANDBOX: ContextVar[str] = ContextVar("neg_submission_sandbox", default="bwrap")
@@ -156,6 +164,7 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
         "vocab_size": task.vocab_size, "num_actions": task.num_actions, "horizon": task.horizon,
         "prompt_len": task.prompt_len, "obs_len": task.obs_len, "pad_token": task.pad_token,
         "budget_trajectories": board.budget_trajectories, "budget_queries": board.budget_queries,
+        **({"top_k": board.top_k} if board.access == "topk" else {}),  # a top-k board's k (public)
         **(extra or {}),
     }
 
@@ -163,7 +172,7 @@ def public_spec(board: Any, task: Any, seed: int, extra: dict[str, Any] | None =
 def _serve(session: Session, server: ExpertServer, curve: LearningCurve | None = None) -> None:
     """Answer the worker's requests until it reports that training is done."""
     while True:
-        op, args = session.recv()
+        op, args = session.recv(check=server.admit)  # its form and cost, from its header
         if op == "done":
             return
         if curve is not None:  # the worker waits for this answer: evaluate its act first when due
@@ -178,9 +187,10 @@ def _serve(session: Session, server: ExpertServer, curve: LearningCurve | None =
                       "queries": server.queries})
 
 
-def run_submission(board: Any, target: str, seed: int, trusted: bool = False, clean: bool = False,
+def run_submission(board: Any, target: str, seed: int, clean: bool = False,
                    extra_spec: dict[str, Any] | None = None, timeout: float | None = None,
-                   sandbox: str | None = None, secret: bytes | None = None) -> RunOutcome:
+                   sandbox: str | None = None, secret: bytes | None = None,
+                   protect: list[Any] | tuple[Any, ...] = ()) -> RunOutcome:
     """Train and evaluate one run of a submission under the board's protocol.
 
     Args:
@@ -188,20 +198,20 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
             sandbox limits, :meth:`~scoreboards.leaderboard.submission.sandbox.Limits.for_board`).
         target: ``module:Class`` or ``path/to/file.py:Class``.
         seed: the training seed (the harness's prompt and expert RNGs derive from it).
-        trusted: the project's own adapter (may import the env package).
         clean: serve the clean expert (the ``bc-clean`` reference ceiling only).
         extra_spec: extra public spec entries (the built-in adapter's algorithm).
         timeout: wall-clock limit in seconds (default: the board's).
         sandbox: ``"bwrap"`` or ``"none"`` (default: ``"bwrap"``, or ``"none"`` inside
             :func:`unsandboxed`).
         secret: the harness's secret (hidden-rule boards: :mod:`scoreboards.leaderboard.hidden`).
+        protect: results folders the sandbox must never show (the default one always is).
 
     Raises:
         SubmissionRejected: with the reason.
         SandboxUnavailable: no sandbox can be set up here (the message says how to enable one).
     """
     from noisy_expert_gym import make_problem
-    from scoreboards.leaderboard.hidden import instance, scrub_environment
+    from scoreboards.leaderboard.hidden import instance
     from scoreboards.leaderboard.submission.sandbox import Limits, launch
 
     limits = Limits.for_board(board, timeout)
@@ -213,27 +223,38 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
     task = problem.task
     server = ExpertServer(problem.clean_expert if clean else problem.expert, task,
                           np.random.default_rng(run.prompt_seed), board.budget_trajectories,
-                          board.budget_queries, access=board.access)
+                          board.budget_queries, access=board.access, top_k=board.top_k, request_bytes=limits.request_mb << 20)
+    # The scored prompts and the curve's, reserved before training: never issued, so never answered
+    # by the expert; the scored ones are shown to `act` only after `train` returns.
     eval_prompts = held_out_prompts(task, run.eval_seeds, board.eval_prompts)
-    curve = LearningCurve(task, eval_prompts, board.budget_trajectories, board.curve_points)
-    scrub_environment()  # an unsandboxed worker inherits this environment: never the secret
+    shown = curve_prompts(task, run.curve_seed, board.curve_prompts, apart_from=eval_prompts)
+    server.reserve(eval_prompts)
+    server.reserve(shown)
+    curve = LearningCurve(task, shown, board.budget_trajectories, board.curve_points)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         theirs.set_inheritable(True)
-        worker = launch(target, trusted, limits, theirs.fileno(), mode)
+        worker = launch(target, limits, theirs.fileno(), mode, protect)
+    except ValueError as e:
+        ours.close()
+        raise SubmissionRejected(f"malformed submission: {e}") from None
     except BaseException:
         ours.close()
         raise
     finally:
         theirs.close()
     t0 = time.monotonic()
-    session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text)
+    session = Session(ours, worker.proc, t0 + limits.wall_s, limits.wall_s, worker.output.text,
+                      max_payload=server.max_payload, message_s=limits.message_s)
     try:
         session.send({**worker.start, "spec": public_spec(board, task, seed, extra_spec)})
         _serve(session, server, curve)
         train_time = time.monotonic() - t0
-        metrics = evaluate_greedy(session, task, eval_prompts)
-        points = [*curve.values, {"trajectories": server.trajectories, "queries": server.queries, **metrics}]
+        if server.issued_any(eval_prompts):  # never: the server draws training prompts around them
+            raise RuntimeError("a held-out prompt was issued for training")
+        metrics = evaluate_greedy(session, task, eval_prompts)  # the score, then the curve's last point
+        points = [*curve.values, {"trajectories": server.trajectories, "queries": server.queries,
+                                  **evaluate_greedy(session, task, shown)}]
         out = RunOutcome(seed=seed, metrics=metrics, trajectories=server.trajectories, queries=server.queries,
                          wall_time=time.monotonic() - t0, train_time=train_time, sandbox=mode, curve=points)
         try:  # let an accepted worker exit by itself (a rejected one is simply killed)
@@ -243,12 +264,38 @@ def run_submission(board: Any, target: str, seed: int, trusted: bool = False, cl
         except (SubmissionRejected, OSError, subprocess.TimeoutExpired):
             pass
         return out
+    except SubmissionRejected as e:
+        if worker.oom_killed():  # the kernel stopped a process of the sandbox: say so, whatever followed
+            raise SubmissionRejected(f"crashed: the sandbox ran out of memory (the board's memory_mb = "
+                                     f"{limits.memory_mb} MiB for all its processes together); then: "
+                                     f"{e.reason}") from None
+        raise
     finally:
         worker.kill()
         ours.close()
 
 
-__all__ = ["ACT_CHUNK", "BLOCKED_PACKAGES", "ISSUE_FACTOR", "ISSUE_MARGIN", "PROB_OPS", "QUERY_OPS",
-           "BudgetExceeded", "ExpertAccessError", "ExpertClient", "ExpertServer", "LearningCurve",
-           "ProtocolError", "RunOutcome", "Session", "SubmissionRejected", "check_interface", "evaluate_greedy",
-           "held_out_prompts", "load_target", "public_spec", "run_submission", "unsandboxed"]
+__all__ = [
+    "ACT_CHUNK",
+    "ISSUE_FACTOR",
+    "ISSUE_MARGIN",
+    "PROB_OPS",
+    "QUERY_OPS",
+    "BudgetExceeded",
+    "ExpertAccessError",
+    "ExpertClient",
+    "ExpertServer",
+    "LearningCurve",
+    "ProtocolError",
+    "RunOutcome",
+    "Session",
+    "SubmissionRejected",
+    "check_interface",
+    "curve_prompts",
+    "evaluate_greedy",
+    "held_out_prompts",
+    "load_target",
+    "public_spec",
+    "run_submission",
+    "unsandboxed",
+]

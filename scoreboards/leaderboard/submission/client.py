@@ -10,6 +10,7 @@ device. This module imports numpy only (torch when given tensors), never the env
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,15 @@ def like(x: np.ndarray, device: Any) -> Any:
     return t.to(device)
 
 
+@dataclass(frozen=True)
+class TopK:
+    """A top-k answer: ``ids`` (..., k) int64 by decreasing probability (ties in increasing id) and their
+    ``logprobs`` (..., k). The fields of :class:`noisy_expert_gym.topk.TopK`, which the sandbox does not import."""
+
+    ids: Any
+    logprobs: Any
+
+
 class ExpertClient:
     """The submission's only view of the expert: requests over a socket, counted by the harness."""
 
@@ -61,7 +71,10 @@ class ExpertClient:
         self.budget_trajectories: int = spec["budget_trajectories"]
         self.budget_queries: int | None = spec.get("budget_queries")
         self.access: str = spec.get("access", "full")
-        """``full`` (probabilities and samples) or ``sample`` (sampled tokens only)."""
+        """``full`` (probabilities, top-k and samples), ``topk`` (top-k and samples) or ``sample`` (sampled tokens
+        only)."""
+        self.top_k: int | None = spec.get("top_k")
+        """The board's k with access ``topk`` (None otherwise)."""
         self.trajectories = 0
         self.queries = 0
         self.act_hook: Any = None  # the submission's act, for the harness's learning-curve evaluations
@@ -106,11 +119,26 @@ class ExpertClient:
         wire.send(self._sock, {"op": "actions", "args": [a]})
 
     def _require_full(self, op: str) -> None:
+        if self.access == "topk":
+            raise ExpertAccessError(f"`{op}` is not available: this board's expert answers its top {self.top_k} "
+                                    "tokens and samples (access = 'topk'); use topk(obs), topk_along(prompts, "
+                                    "chain), sample(obs), sample_along(prompts, chain, k) or rollout(prompts)")
         if self.access != "full":
             raise ExpertAccessError(f"`{op}` is not available: this board's expert is sample-only (access = "
                                     "'sample'); use sample(obs), sample_along(prompts, chain, k) or "
                                     "rollout(prompts)")
 
+    def _topk_k(self, op: str, k: int | None) -> int:
+        if self.access == "sample":
+            self._require_full(op)
+        if k is None:
+            if self.top_k is None:
+                raise ValueError(f"`{op}` needs k on a full-access board (e.g. {op}(..., k=5))")
+            return self.top_k
+        if self.top_k is not None and int(k) > self.top_k:
+            raise ExpertAccessError(f"`{op}` with k={k}: this board's expert answers its top {self.top_k} tokens "
+                                    "only")
+        return int(k)
     # ----- prompts and observations -----------------------------------------------
     def prompts(self, n: int, device: Any = None) -> Any:
         """n fresh training prompts (N, P); a torch tensor on `device` when one is given."""
@@ -157,6 +185,23 @@ class ExpertClient:
         p, dev = to_numpy(prompts)
         c, _ = to_numpy(chain)
         return like(self._call("sample_along", p, c, int(k)), dev)
+
+    def topk(self, obs: Any, k: int | None = None, generator: Any = None) -> Any:
+        """The expert's k most likely tokens at prefixes and their log-probabilities: a :class:`TopK` (N, k), ties in increasing id; one query per prefix. k None: the
+        board's ``top_k``."""
+        k = self._topk_k("topk", k)
+        o, dev = to_numpy(obs)
+        ids, lps = self._call("topk", o, k)
+        return TopK(like(ids, dev), like(lps, dev))
+
+    def topk_along(self, prompts: Any, chain: Any, k: int | None = None, generator: Any = None) -> Any:
+        """The top-k at every prefix of complete chains: a :class:`TopK` (N, H, k); costs
+        N trajectories and N H queries, as ``probs_along``."""
+        k = self._topk_k("topk_along", k)
+        p, dev = to_numpy(prompts)
+        c, _ = to_numpy(chain)
+        ids, lps = self._call("topk_along", p, c, k)
+        return TopK(like(ids, dev), like(lps, dev))
 
     def rollout(self, prompts: Any, generator: Any = None) -> Any:
         """The expert's own rollouts (N, H), drawn by the harness's seeded RNG."""

@@ -7,18 +7,21 @@ Every submission worker (user code and the built-in baselines alike) is started 
   its own processes), IPC, UTS and mount namespaces; ``--die-with-parent`` (the
   whole sandbox dies with the harness) and ``--new-session`` (no terminal to inject
   into);
-- **files**: a read-only ``/usr`` (with the host's ``/bin``, ``/lib*`` links), the
-  dynamic linker's cache, the Python installation and virtual environment
-  read-only, the project packages the worker needs read-only under
-  ``/neg/code`` (``scoreboards`` always, with its ``leaderboard/shipped_boards/`` and
-  ``sweeps/shipped_specs/`` masked by empty directories; ``noisy_expert_gym`` and ``agents`` only for the
-  trusted built-in adapter), the submission's own files read-only (a file
-  submission is copied in as ``/neg/submission/NAME.py`` (a directory submission is bound
-  read-only as ``/neg/submission/DIR/``); a ``module:Class``
-  submission gets its top-level package directory under ``/neg/src``), a fresh
-  ``/proc`` and ``/dev``, and two private tmpfs mounts of bounded size (``/tmp``,
-  the working directory and ``$HOME``, and ``/dev/shm``). Nothing else of the
-  host: no results database, board files, checkpoints, home directory or checkout;
+- **files**: a read-only ``/usr`` (with the host's ``/bin``, ``/lib*`` links) and the
+  dynamic linker's cache, and nothing else at a host path: the Python installation at
+  ``/neg/python`` (unless it lives under ``/usr``), the virtual environment rebuilt at
+  ``/neg/venv`` around its read-only site-packages (the files there that name host paths:
+  editable installs' ``.pth`` files and finders, install records, shown empty), the
+  project's packages read-only under ``/neg/code`` (``scoreboards``, ``noisy_expert_gym``,
+  ``agents``: a submission may build on them; ``scoreboards``' ``leaderboard/shipped_boards/``
+  and ``sweeps/shipped_specs/`` masked by empty directories), the submission's own files
+  copied in read-only from the bytes the harness read once (``/neg/submission/NAME.py``, or
+  a directory's files under ``/neg/submission/``); a ``module:Class`` submission gets its
+  top-level package directory under ``/neg/src``), a fresh ``/proc`` and ``/dev``, and two
+  private tmpfs mounts of bounded size (``/tmp``, the working directory and ``$HOME``, and
+  ``/dev/shm``). Nothing else of the host: no results database, secret, board files,
+  checkpoints, home directory or checkout; no bind may show or hold the results folder or
+  the secret's file (:func:`protected_paths`, checked for every bind);
 - **user**: never the harness's privileges. Run by a normal user, bwrap makes a
   user namespace (nested ones are disabled). Run by root (containers, CI), bwrap
   needs none, and the worker switches to an unused uid/gid (:func:`sandbox_ids`)
@@ -44,11 +47,13 @@ worker as a plain subprocess with the same limits, except the process count.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import importlib.machinery
 import importlib.util
 import os
+import platform
 import secrets
 import shutil
 import subprocess
@@ -59,17 +64,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scoreboards.leaderboard.submission import cgroups
+from scoreboards.leaderboard.submission.cgroups import Cgroup
+
 #: Sandbox modes recorded with each run: bubblewrap, or none (``--no-sandbox``).
 MODES = ("bwrap", "none")
 #: Where the worker sees the project packages, the submission's package and its file.
 CODE_DIR, SRC_DIR, SUBMISSION_DIR = "/neg/code", "/neg/src", "/neg/submission"
-#: The project's packages; untrusted submissions see only the first.
+#: Where the worker sees the Python installation (unless it lives under /usr) and the virtual environment.
+PYTHON_DIR, VENV_DIR = "/neg/python", "/neg/venv"
+#: The project's packages, shown read-only to every worker: a submission may build on them.
 PROJECT_PACKAGES = ("scoreboards", "noisy_expert_gym", "agents")
 #: Directories of the ``scoreboards`` package that hold the harness's files (masked): the shipped
 #: boards (their evaluation seeds) and specs.
 MASKED = ("leaderboard/shipped_boards", "sweeps/shipped_specs")
-#: Largest submission file copied into the sandbox.
-MAX_SUBMISSION_BYTES = 16 << 20
 #: Uids (and gids) the worker switches to when the harness runs as root: one per run,
 #: far above any real account, so that the process limit counts this sandbox alone.
 SANDBOX_ID_BASE, SANDBOX_ID_SPAN = 2_000_000_000, 100_000_000
@@ -104,6 +112,11 @@ class Limits:
     """Size of each private tmpfs (``/tmp`` and ``/dev/shm``), MiB."""
     gpu: bool = False
     """Pass the GPU device nodes through (the board runs on a GPU)."""
+    message_s: float = 30.0
+    """Seconds one message may take to cross the socket once begun, each way (a stalled peer is cut
+    off then, not at the wall limit)."""
+    request_mb: int = 256
+    """Most MiB the harness may spend answering one request (checked from the request's header)."""
 
     @classmethod
     def for_board(cls, board: Any, timeout: float | None = None) -> Limits:
@@ -112,20 +125,25 @@ class Limits:
         wall = float(timeout or board.timeout_s)
         cpu = getattr(board, "cpu_s", None)
         cpu = wall * (os.cpu_count() or 1) if cpu is None else cpu
-        kw = {k: int(v) for k in ("memory_mb", "max_procs", "scratch_mb")
-              if (v := getattr(board, k, None)) is not None}
+        kw: dict[str, Any] = {k: int(v) for k in ("memory_mb", "max_procs", "scratch_mb", "request_mb")
+                              if (v := getattr(board, k, None)) is not None}
+        if (v := getattr(board, "message_timeout_s", None)) is not None:
+            kw["message_s"] = float(v)
         return cls(wall_s=wall, cpu_s=float(cpu), gpu=str(getattr(board, "device", "cpu")).startswith("cuda"), **kw)
 
     def __post_init__(self) -> None:
-        for k in ("wall_s", "cpu_s", "memory_mb", "max_procs", "scratch_mb"):
+        for k in ("wall_s", "cpu_s", "memory_mb", "max_procs", "scratch_mb", "message_s", "request_mb"):
             if not getattr(self, k) > 0:
                 raise ValueError(f"sandbox limit `{k}` must be > 0, got {getattr(self, k)!r}")
 
     def rlimits(self, sandboxed: bool) -> dict[str, Any]:
-        """What the worker sets on itself (no process count without a sandbox: there
+        """What the worker sets on itself: CPU seconds, memory (``RLIMIT_DATA``, and ``RLIMIT_AS``,
+        which counts shared and file mappings too, except on GPU boards, where the driver reserves
+        address space far beyond what it uses), the largest file (``RLIMIT_FSIZE``: the scratch
+        size, which bounds memory files too), and the process count (not without a sandbox: there
         ``RLIMIT_NPROC`` would count every process of the user)."""
-        return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb,
-                "max_procs": self.max_procs if sandboxed else None}
+        return {"cpu_s": self.cpu_s, "memory_mb": self.memory_mb, "address_space": not self.gpu,
+                "file_mb": self.scratch_mb, "max_procs": self.max_procs if sandboxed else None}
 
 
 # ----- is there a sandbox? ------------------------------------------------------------------
@@ -155,13 +173,16 @@ def check_available() -> str:
     path = bwrap_path()
     if path is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed. " + HOW_TO_ENABLE)
-    view = View.build(trusted=False, limits=Limits(wall_s=10, cpu_s=10))
+    view = View.build(limits=Limits(wall_s=10, cpu_s=10))
+    cmd, fds = bwrap_command(path, view, ["-S", "-c", "pass"])
     try:
-        r = subprocess.run([path, *view.bwrap_args(), "--", sys.executable, "-S", "-c", "pass"],
-                           env=worker_env(view.limits), stdin=subprocess.DEVNULL, capture_output=True,
+        r = subprocess.run(cmd, pass_fds=fds, env=worker_env(view), stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SandboxUnavailable(f"bubblewrap ({path}) could not start: {e}. " + HOW_TO_ENABLE) from None
+    finally:
+        for fd in fds:
+            os.close(fd)
     if r.returncode != 0:
         why = r.stderr.decode(errors="replace").strip() or f"exit code {r.returncode}"
         raise SandboxUnavailable(f"bubblewrap ({path}) could not start a sandbox: {why}. " + HOW_TO_ENABLE)
@@ -195,31 +216,84 @@ def _find_top_level(name: str, path: list[str]) -> Path | None:
     return Path(spec.origin) if spec.origin and os.path.isfile(spec.origin) else None
 
 
+def _inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or below it (both taken as given: callers resolve them)."""
+    p, f = Path(path), Path(folder)
+    return p == f or f in p.parents
+
+
+def _python_home() -> tuple[Path, Path]:
+    """(the Python installation's folder, its interpreter), both resolved on the host."""
+    base = Path(os.path.realpath(sys.base_prefix))
+    exe = Path(os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable))
+    if not _inside(exe, base):
+        raise SandboxUnavailable(f"the interpreter {exe} is not inside its installation {base}; the sandbox "
+                                 "cannot show it")
+    return base, exe
+
+
+@functools.cache
+def _host_path_files(site: str) -> tuple[str, ...]:
+    """Files of a site-packages folder that name host paths (relative): editable installs' ``.pth``
+    files and finders (and their compiled copies), ``*.egg-link`` files and install records
+    (``direct_url.json``)."""
+    d = Path(site)
+    found = [*d.glob("*.pth"), *d.glob("__editable__*"), *d.glob("__pycache__/__editable__*"), *d.glob("*.egg-link"),
+             *d.glob("*.dist-info/direct_url.json")]
+    return tuple(sorted(str(p.relative_to(d)) for p in found if p.is_file()))
+
+
+def protected_paths(extra: list[str | Path] | tuple[str | Path, ...] = ()) -> list[Path]:
+    """What no bind may show or contain: the results folder (the default one and `extra`) and the
+    board secret's file, resolved."""
+    from scoreboards.leaderboard.hidden import secret_path
+    from scoreboards.store import default_db
+
+    results = [Path(p) for p in extra] + [default_db().parent]
+    paths = [*results, *(secret_path(r) for r in results)]
+    return [Path(os.path.realpath(p)) for p in dict.fromkeys(paths)]
+
+
 @dataclass
 class View:
-    """The sandbox's file system (what is bound where) and the worker's view of the target."""
+    """The sandbox's file system (what is bound where) and the worker's view of the target.
+
+    Nothing is shown at a host path but the system's own folders (``/usr``, ``/lib*``,
+    ``/etc/ld.so.*``): the Python installation appears as ``/neg/python`` (or at its own place
+    under ``/usr``), the virtual environment as ``/neg/venv`` (a ``pyvenv.cfg`` written for it,
+    its site-packages bound, the files there that name host paths shown empty), the project's
+    packages as ``/neg/code/PKG``, the submission as ``/neg/submission/``. No bind may show or
+    hold the results folder or the secret's file (:func:`protected_paths`).
+    """
 
     limits: Limits
     binds: list[tuple[str, str]] = field(default_factory=list)  # (host path, sandbox path), read-only
     masked: list[str] = field(default_factory=list)  # sandbox dirs covered by an empty tmpfs
+    emptied: list[str] = field(default_factory=list)  # sandbox files shown empty (/dev/null over them)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (link target, sandbox path)
     data: list[tuple[bytes, str]] = field(default_factory=list)  # (content, sandbox file), read-only
     worker_target: str = ""
+    python: str = ""
+    """The interpreter inside the sandbox."""
     python_path: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables the interpreter needs where it is shown (``LD_LIBRARY_PATH`` for a relocated ``libpython``)."""
 
     @classmethod
-    def build(cls, trusted: bool, limits: Limits, target: str = "") -> View:
+    def build(cls, limits: Limits, target: str = "", protect: list[str | Path] | tuple[str | Path, ...] = ()
+              ) -> View:
+        """The view of a worker running `target`; `protect` adds results folders no bind may show.
+
+        Raises:
+            SandboxUnavailable: the Python environment or a project package would show a protected path.
+            ValueError: the submission's files are malformed (see
+                :func:`~scoreboards.leaderboard.entry_code.submission_code`) or its package holds a
+                protected path.
+        """
         v = cls(limits=limits)
-        # The interpreter and its environment, at the paths the venv's links point to.
-        for p in dict.fromkeys([sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]):
-            for q in dict.fromkeys([p, os.path.realpath(p)]):
-                if q != "/usr" and not q.startswith("/usr/") and os.path.isdir(q):  # /usr is bound already
-                    v.binds.append((q, q))
-        site_dirs = {sysconfig.get_paths(vars={"base": b, "platbase": b})[k]
-                     for b in (sys.prefix, sys.base_prefix) for k in ("purelib", "platlib")}
-        for d in sorted(site_dirs):
-            v.masked += [str(Path(d) / "scoreboards" / m) for m in MASKED if (Path(d) / "scoreboards" / m).is_dir()]
+        v._add_python()
         # The project's packages (found, not imported), with the harness's files masked.
-        for pkg in PROJECT_PACKAGES[: 3 if trusted else 1]:
+        for pkg in PROJECT_PACKAGES:
             where = _find_top_level(pkg, sys.path)
             if where is None:
                 raise SandboxUnavailable(f"cannot find the `{pkg}` package to show the worker")
@@ -227,26 +301,78 @@ class View:
         v.masked += [f"{CODE_DIR}/scoreboards/{m}" for m in MASKED]
         v.python_path = [CODE_DIR, SRC_DIR]
         v.worker_target = target
+        shown = len(v.binds)
         v._add_submission(target)
+        kept = protected_paths(protect)
+        for i, (src, dst) in enumerate(v.binds):
+            real = Path(os.path.realpath(src))
+            bad = [str(p) for p in kept if _inside(p, real) or _inside(real, p)]
+            if bad and i < shown:
+                raise SandboxUnavailable(f"the sandbox would show {bad[0]} (results or the board secret) through "
+                                         f"{src}: keep the results folder outside the Python environment and "
+                                         "the project's packages")
+            if bad:
+                raise ValueError(f"the submission's package {src} holds or lies in {bad[0]} (results or the board "
+                                 "secret): the sandbox never shows it")
         return v
 
+    def _add_python(self) -> None:
+        """The interpreter and its environment, at neutral places."""
+        base, exe = _python_home()
+        if _inside(base, "/usr"):  # a system Python: /usr is shown at its own place
+            inside_base, inside_exe = str(base), str(exe)
+        else:
+            inside_base, inside_exe = PYTHON_DIR, f"{PYTHON_DIR}/{exe.relative_to(base)}"
+            self.binds.append((str(base), PYTHON_DIR))
+            if any((base / "lib").glob("libpython*.so*")):
+                self.env["LD_LIBRARY_PATH"] = f"{PYTHON_DIR}/lib"
+        self.python = inside_exe
+        sites = [(str(base), inside_base)]
+        if sys.prefix != sys.base_prefix:  # a virtual environment, rebuilt at VENV_DIR around its site-packages
+            system_site = "false"
+            with contextlib.suppress(OSError):
+                for line in (Path(sys.prefix) / "pyvenv.cfg").read_text().splitlines():
+                    key, _, value = line.partition("=")
+                    if key.strip() == "include-system-site-packages":
+                        system_site = value.strip()
+            cfg = (f"home = {Path(inside_exe).parent}\ninclude-system-site-packages = {system_site}\n"
+                   f"version = {platform.python_version()}\n")
+            self.data.append((cfg.encode(), f"{VENV_DIR}/pyvenv.cfg"))
+            self.links.append((inside_exe, f"{VENV_DIR}/bin/python"))
+            self.python = f"{VENV_DIR}/bin/python"
+            sites.append((sys.prefix, VENV_DIR))
+        for host, inside in sites:
+            for key in ("purelib", "platlib"):
+                d = sysconfig.get_paths(vars={"base": host, "platbase": host})[key]
+                if not os.path.isdir(d):
+                    continue
+                where = f"{inside}/{Path(d).relative_to(host)}"
+                if host == sys.prefix and sys.prefix != sys.base_prefix and (os.path.realpath(d), where) not in self.binds:
+                    self.binds.append((os.path.realpath(d), where))
+                self.emptied += [f"{where}/{f}" for f in _host_path_files(os.path.realpath(d))]
+                self.masked += [f"{where}/scoreboards/{m}" for m in MASKED if (Path(d) / "scoreboards" / m).is_dir()]
+        self.emptied = list(dict.fromkeys(self.emptied))
+        self.masked = list(dict.fromkeys(self.masked))
+
     def _add_submission(self, target: str) -> None:
-        """The submission's own files: a file is copied in; a module's top-level package is bound."""
+        """The submission's own files, copied in from the bytes the harness read once (without
+        following links: :func:`~scoreboards.leaderboard.entry_code.submission_code`), under a
+        neutral name; a module's top-level package is bound read-only."""
+        from scoreboards.leaderboard.entry_code import submission_code
+
         mod, sep, cls = target.rpartition(":")
         if not sep or not mod:
             return  # the worker reports the malformed target
-        if mod.endswith(".py") or os.sep in mod:
-            path = Path(mod)
-            if path.is_dir():  # a directory submission: its files, read-only, under its own name
-                inside = f"{SUBMISSION_DIR}/{path.resolve().name or 'submission'}"
-                self.binds.append((str(path.resolve()), inside))
-                self.worker_target = f"{inside}/:{cls}"
-            elif path.is_file():
-                if path.stat().st_size > MAX_SUBMISSION_BYTES:
-                    raise ValueError(f"submission file {path} is larger than {MAX_SUBMISSION_BYTES >> 20} MiB")
-                inside = f"{SUBMISSION_DIR}/{path.name}"
-                self.data.append((path.read_bytes(), inside))
-                self.worker_target = f"{inside}:{cls}"
+        if mod.endswith(".py") or "/" in mod or os.sep in mod:
+            if not os.path.lexists(mod):
+                return  # the worker reports the missing file
+            code = submission_code(target)
+            if code.kind == "dir":
+                self.data += [(data, f"{SUBMISSION_DIR}/{rel}") for rel, data in sorted(code.data.items())]
+                self.worker_target = f"{SUBMISSION_DIR}/:{cls}"
+            else:
+                self.data.append((code.data[code.entry], f"{SUBMISSION_DIR}/{code.entry}"))
+                self.worker_target = f"{SUBMISSION_DIR}/{code.entry}:{cls}"
             return
         top = mod.split(".")[0]
         if top in PROJECT_PACKAGES:
@@ -285,6 +411,10 @@ class View:
         made: set[str] = {"/", "/usr", "/tmp", "/dev", "/dev/shm", "/proc"}
         for src, dst in self.binds:
             a += _parents(dst, made) + ["--ro-bind", src, dst]
+        for target, dst in self.links:
+            a += _parents(dst, made) + ["--symlink", target, dst]
+        for f in self.emptied:
+            a += ["--ro-bind", "/dev/null", f]
         for d in self.masked:
             a += ["--tmpfs", d, "--remount-ro", d]
         return a + ["--chdir", "/tmp"]
@@ -308,18 +438,37 @@ def _parents(path: str, made: set[str]) -> list[str]:
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def worker_env(limits: Limits, python_path: list[str] | None = None) -> dict[str, str]:
-    """The sandboxed worker's whole environment: nothing of the harness's but the thread counts of
-    :data:`THREAD_VARS` (when each is a positive integer) and, on GPU boards, which devices to use."""
+def worker_env(view: View) -> dict[str, str]:
+    """The sandboxed worker's whole environment, built from scratch: nothing of the harness's but the
+    thread counts of :data:`THREAD_VARS` (when each is a positive integer) and, on GPU boards, which
+    devices to use and where their libraries are."""
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "USER": "sandbox", "LOGNAME": "sandbox",
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", **view.env}
     env.update({k: os.environ[k] for k in THREAD_VARS if os.environ.get(k, "").isdigit() and int(os.environ[k]) > 0})
-    if python_path:
-        env["PYTHONPATH"] = os.pathsep.join(python_path)
-    if limits.gpu:
-        env.update({k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
-                    if k in os.environ})
+    if view.python_path:
+        env["PYTHONPATH"] = os.pathsep.join(view.python_path)
+    if view.limits.gpu:
+        env.update({k: os.environ[k] for k in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES") if k in os.environ})
+        if os.environ.get("LD_LIBRARY_PATH"):
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [view.env.get("LD_LIBRARY_PATH"),
+                                                                   os.environ["LD_LIBRARY_PATH"]]))
     return env
+
+
+def bwrap_command(bwrap: str, view: View, argv: list[str]) -> tuple[list[str], list[int]]:
+    """The command starting `view.python` with `argv` in the sandbox, and the memory files holding
+    its copied-in files (to pass to the child, then close)."""
+    args, fds = list(view.bwrap_args()), []
+    made: set[str] = {"/", "/tmp"}
+    try:
+        for content, inside in view.data:  # each from a memory file bwrap reads before it starts
+            fds.append(_memory_file(content))
+            args += _parents(inside, made) + ["--perms", "0444", "--ro-bind-data", str(fds[-1]), inside]
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return [bwrap, *args, "--", view.python, *argv], fds
 
 
 # ----- starting the worker ------------------------------------------------------------------------
@@ -354,9 +503,16 @@ class Worker:
     output: OutputTail
     mode: str
     start: dict[str, Any]
+    cgroup: Cgroup | None = None
+    """The sandbox's memory cgroup, where the harness could make one (:mod:`.cgroups`)."""
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the sandbox for want of memory (its cgroup's count)."""
+        return self.cgroup is not None and self.cgroup.oom_killed()
 
     def kill(self) -> None:
-        """End the worker and everything it started (bwrap's PID namespace dies with it)."""
+        """End the worker and everything it started (bwrap's PID namespace dies with it), and
+        remove its cgroup."""
         if self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -364,18 +520,23 @@ class Worker:
         except subprocess.TimeoutExpired:
             pass
         self.output.join(1)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
-def launch(target: str, trusted: bool, limits: Limits, sock_fd: int, mode: str = "bwrap") -> Worker:
+def launch(target: str, limits: Limits, sock_fd: int, mode: str = "bwrap",
+           protect: list[str | Path] | tuple[str | Path, ...] = ()) -> Worker:
     """Start a worker on socket `sock_fd`; returns it with the start message it must be sent.
+    `protect`: results folders the sandbox must never show (:func:`protected_paths`).
 
     Raises:
         SandboxUnavailable: ``mode="bwrap"`` where no sandbox can be set up.
+        ValueError: a malformed submission (its files, or a package holding a protected path).
     """
     if mode not in MODES:
         raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, got {mode!r}")
-    start: dict[str, Any] = {"target": target, "trusted": trusted, "user": None,
-                             "limits": limits.rlimits(sandboxed=mode == "bwrap")}
+    start: dict[str, Any] = {"target": target, "user": None, "limits": limits.rlimits(sandboxed=mode == "bwrap")}
+    cgroup = None
     if mode == "none":
         code = [str(Path(__file__).resolve().parents[3])]  # the folder holding the scoreboards package
         start["path"] = [*code, os.getcwd()]
@@ -383,30 +544,33 @@ def launch(target: str, trusted: bool, limits: Limits, sock_fd: int, mode: str =
         cmd, fds, cwd = [sys.executable, "-c", WORKER, str(sock_fd)], [sock_fd], os.getcwd()
     else:
         bwrap = check_available()
-        view = View.build(trusted, limits, target)
+        view = View.build(limits, target, protect)
         start.update(target=view.worker_target, path=view.python_path, user=sandbox_ids())
-        args, fds = list(view.bwrap_args()), [sock_fd]
-        made: set[str] = {"/", "/tmp"}
-        for content, inside in view.data:  # copied in through a pipe each (bwrap reads them before it starts)
-            r, w = os.pipe()
-            os.set_blocking(w, True)
-            threading.Thread(target=_write_all, args=(w, content), daemon=True).start()
-            args += _parents(inside, made) + ["--perms", "0444", "--ro-bind-data", str(r), inside]
-            fds.append(r)
-        cmd = [bwrap, *args, "--", sys.executable, "-s", "-c", WORKER, str(sock_fd)]
-        env, cwd = worker_env(limits, view.python_path), "/"
-    proc = subprocess.Popen(cmd, pass_fds=fds, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    for fd in fds[1:]:
-        os.close(fd)
+        cmd, data_fds = bwrap_command(bwrap, view, ["-s", "-c", WORKER, str(sock_fd)])
+        fds, env, cwd = [sock_fd, *data_fds], worker_env(view), "/"
+        cgroup = cgroups.create(limits.memory_mb, limits.max_procs)
+        if cgroup is not None:  # the whole sandbox, from its first process on
+            cmd = cgroup.wrap(cmd)
+    try:
+        proc = subprocess.Popen(cmd, pass_fds=fds, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except BaseException:
+        if cgroup is not None:
+            cgroup.remove()
+        raise
+    finally:
+        for fd in fds[1:]:
+            os.close(fd)
     out = OutputTail(proc.stdout)
     out.start()
-    return Worker(proc=proc, output=out, mode=mode, start=start)
+    return Worker(proc=proc, output=out, mode=mode, start=start, cgroup=cgroup)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except OSError:
-        pass
+def _memory_file(data: bytes) -> int:
+    """A memory file holding `data`, positioned at its start (bwrap reads it to the end)."""
+    fd = os.memfd_create("neg-submission", os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd

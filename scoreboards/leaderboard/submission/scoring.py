@@ -1,8 +1,17 @@
 """The harness's evaluation of a trained submission: greedy chains from its ``act``, scored here.
 
-The prompts come from the board's held-out evaluation seeds, which the submission
-never sees; the chains are built by calling ``act`` step by step in the worker; the
-metrics are computed by the harness from the task core.
+Two sets of prompts, both reserved before training starts (the harness never issues them as
+training prompts, so the expert is never asked about them):
+
+- the **held-out set** (:func:`held_out_prompts`, from evaluation seeds the submission never
+  sees): the score, evaluated once, after ``train`` returns; ``act`` sees these prompts then
+  for the first time;
+- the **curve set** (:func:`curve_prompts`, apart from the held-out set): the learning curve,
+  evaluated while the submission trains (:class:`LearningCurve`) and once more after; it is
+  shown during training, and scores nothing.
+
+The chains are built by calling ``act`` step by step in the worker; the metrics are computed
+by the harness from the task core.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scoreboards.leaderboard.submission.server import Session, SubmissionRejected
+from scoreboards.leaderboard.submission.server import Session, SubmissionRejected, request_form
 
 #: Rows per `act` request during evaluation.
 ACT_CHUNK = 4096
@@ -28,10 +37,41 @@ def held_out_prompts(task: Any, seeds: list[Any], per_seed: int) -> np.ndarray:
     return np.concatenate([task.sample_prompts(np.random.default_rng(s), per_seed) for s in seeds])
 
 
+def curve_prompts(task: Any, seed: Any, n: int, apart_from: np.ndarray) -> np.ndarray:
+    """`n` prompts for the learning curve, none of them in `apart_from` (the held-out set)."""
+    held = {r.tobytes() for r in np.asarray(apart_from, dtype=np.int64)}
+    rng, parts, have = np.random.default_rng(seed), [], 0
+    for _ in range(1000):
+        if have >= n:
+            break
+        p = np.asarray(task.sample_prompts(rng, n - have), dtype=np.int64)
+        p = p[[r.tobytes() not in held for r in p]]
+        parts.append(p)
+        have += p.shape[0]
+    else:
+        raise RuntimeError("the held-out set fills the prompt space: the board should have been refused")
+    return np.concatenate(parts)[:n]
+
+
+def _act_reply(n: int) -> Any:
+    """The header check of a reply to an ``act`` request on `n` rows: ``actions`` with one (n,)
+    integer array, or ``act_failed`` with a reason and no array."""
+
+    def check(msg: Any, arrays: list[tuple[np.dtype, tuple[int, ...]]]) -> None:
+        kind, _ = request_form(msg)
+        if kind == "actions" and len(arrays) == 1 and arrays[0][1] != (n,):
+            raise SubmissionRejected(f"wrong interface: act() must return ({n},) integer actions for {n} "
+                                     f"observations, got {arrays[0][0]} {arrays[0][1]}")
+        if kind != "actions" and arrays:
+            raise SubmissionRejected(f"protocol violation: `{kind[:40]}` carries no arrays")
+
+    return check
+
+
 def _act(session: Session, rows: np.ndarray, num_actions: int) -> np.ndarray:
     """The submission's greedy actions for `rows`, checked."""
     session.send({"op": "act", "observations": rows})
-    kind, args = session.recv()
+    kind, args = session.recv(check=_act_reply(rows.shape[0]), max_payload=64 * rows.shape[0] + 4096)
     if kind == "act_failed":
         raise ActUnavailable(f"act() failed during training: {str(args[0] if args else '')[:500]}")
     if kind != "actions" or len(args) != 1:
@@ -62,9 +102,9 @@ def evaluate_greedy(session: Session, task: Any, prompts: np.ndarray) -> dict[st
 
 @dataclass
 class LearningCurve:
-    """The harness's learning curve of one run: the board's evaluation at equal fractions of
-    the trajectory budget, measured while the submission trains (before the harness answers
-    the first request made after a fraction was spent; the last point is the score itself).
+    """The harness's learning curve of one run on the curve set: the board's evaluation at equal
+    fractions of the trajectory budget, measured while the submission trains (before the harness
+    answers the first request made after a fraction was spent), then once after ``train``.
 
     A submission whose ``act`` fails during training gets no point there; it is not rejected.
     """

@@ -26,6 +26,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -175,9 +176,15 @@ def wait_readable(sock: socket.socket, timeout: float) -> bool:
     return bool(select.select([sock], [], [], max(timeout, 0.0))[0])
 
 
-def recv(sock: socket.socket, deadline: float | None = None, max_payload: int | None = MAX_PAYLOAD) -> Any:
+def recv(sock: socket.socket, deadline: float | None = None, max_payload: int | None = MAX_PAYLOAD,
+         check: Callable[[Any, list[tuple[np.dtype, tuple[int, ...]]]], None] | None = None) -> Any:
     """Receive one message; raises :class:`WireError` (malformed, oversized, truncated),
-    :class:`PeerClosed` or TimeoutError."""
+    :class:`PeerClosed` or TimeoutError.
+
+    `check(msg, arrays)`, given the header's value (``{"$array": i}`` references unresolved) and
+    each array's (dtype, shape), runs before a byte of payload is read or allocated; whatever it
+    raises ends the read.
+    """
     head = bytearray(_LEN.size)
     _recv_into(sock, memoryview(head), deadline, started=False)
     (n,) = _LEN.unpack(head)
@@ -191,8 +198,11 @@ def recv(sock: socket.socket, deadline: float | None = None, max_payload: int | 
         raise WireError(f"message header is not JSON ({type(e).__name__})") from None
     if not isinstance(header, dict) or set(header) != {"msg", "arrays"}:
         raise WireError("message header must be {\"msg\": ..., \"arrays\": [...]}")
+    specs = _array_specs(header["arrays"], max_payload)
+    if check is not None:
+        check(header["msg"], [(dt, shape) for dt, shape, _ in specs])
     arrays = []
-    for dt, shape, nbytes in _array_specs(header["arrays"], max_payload):
+    for dt, shape, nbytes in specs:
         buf = bytearray(nbytes)
         _recv_into(sock, memoryview(buf), deadline, started=True)
         arrays.append(np.frombuffer(buf, dtype=dt).reshape(shape))

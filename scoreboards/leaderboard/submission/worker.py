@@ -4,10 +4,10 @@
 ``python -c ... FD`` with FD one end of a socket pair to the harness. It reads the
 harness's start message (target, public spec, limits, the uid to switch to), and,
 before any submission code runs, sets its resource limits (:func:`apply_limits`),
-gives up root when the sandbox started it as root (:func:`drop_privileges`), and,
-for untrusted submissions, loses access to the env package
-(:data:`BLOCKED_PACKAGES`, which holds the clean expert; a guard against peeking,
-the sandbox being the security boundary). Then the target class is loaded
+and gives up root when the sandbox started it as root (:func:`drop_privileges`). The
+project's packages are importable (a submission may build on the shipped student,
+trainer and losses): on a hidden-rule board they hold the task family, never the
+instance the harness drew. Then the target class is loaded
 (:func:`load_target`), its interface checked (:func:`check_interface`), and it
 trains on an :class:`~scoreboards.leaderboard.submission.client.ExpertClient`; afterwards the
 worker answers the harness's ``act`` requests until told to stop. Errors go back to
@@ -18,11 +18,11 @@ uses :mod:`~scoreboards.leaderboard.submission.wire` (no pickle).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.util
 import math
 import os
 import resource
+import signal
 import socket
 import sys
 import traceback
@@ -36,24 +36,6 @@ from scoreboards.leaderboard.submission.client import (
     ProtocolError,
     to_numpy,
 )
-
-BLOCKED_PACKAGES = ("noisy_expert_gym",)
-
-
-class _ImportBlocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".")[0] in BLOCKED_PACKAGES:
-            raise ImportError(f"submissions may not import `{name}`: the env package holds the clean "
-                              "expert; learn from the ExpertClient passed to train()")
-
-
-def block_env_imports() -> None:
-    """Forget the env package and refuse to import it again in this process."""
-    for name in list(sys.modules):
-        if name.split(".")[0] in BLOCKED_PACKAGES:
-            del sys.modules[name]
-    sys.meta_path.insert(0, _ImportBlocker())
-
 
 #: The file holding the class of a directory submission (``DIR:Class``).
 ENTRY_FILE = "submission.py"
@@ -105,11 +87,20 @@ MAX_ERROR_CHARS = 4000
 
 def apply_limits(limits: dict[str, Any]) -> None:
     """Set this process's resource limits (inherited by everything it starts; they can only be
-    lowered): CPU seconds, memory (``RLIMIT_DATA``), processes and threads, no core dumps."""
+    lowered): CPU seconds, memory (``RLIMIT_DATA``: private mappings; ``RLIMIT_AS``: every mapping,
+    shared memory and mapped memory files included), the largest file (``RLIMIT_FSIZE``: files
+    in the scratch space and memory files alike; SIGXFSZ is ignored, so a write past it fails
+    with EFBIG), processes and threads, no core dumps."""
     cpu = math.ceil(limits["cpu_s"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL a second later
     mem = int(limits["memory_mb"]) << 20
     resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
+    if limits.get("address_space", True):
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    if limits.get("file_mb") is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        size = int(limits["file_mb"]) << 20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("max_procs") is not None:
         n = int(limits["max_procs"])
@@ -142,7 +133,7 @@ def main(fd: int) -> int:
     except BaseException:  # noqa: BLE001 - reported, and no submission code runs
         _send_error(sock, "setup")
         return 1
-    serve(sock, start["target"], start["spec"], start["trusted"])
+    serve(sock, start["target"], start["spec"])
     return 0
 
 
@@ -154,12 +145,10 @@ def _send_error(sock: socket.socket, stage: str, message: str | None = None) -> 
         pass
 
 
-def serve(sock: socket.socket, target: str, spec: dict[str, Any], trusted: bool) -> None:
+def serve(sock: socket.socket, target: str, spec: dict[str, Any]) -> None:
     """Load, check, train on the client, then answer ``act`` requests until told to stop."""
     stage = "load"
     try:
-        if not trusted:
-            block_env_imports()
         cls = load_target(target)
         stage = "interface"
         if (why := check_interface(cls)) is not None:

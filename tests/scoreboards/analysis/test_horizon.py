@@ -183,7 +183,8 @@ def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_p
     with ResultStore(db) as st:
         results = gather(spec, st)
         curves = st.curves([r["key"] for _, r in results if r is not None])
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in section.splitlines()
+    verdict = section.split("Per seed")[0]  # the verdict table, not the per-seed one below it
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in verdict.splitlines()
             if line.startswith(tuple(f"| {label} |" for label in spec.labels))}
     assert set(rows) == set(spec.labels) == ({"bc", "nail-f"} if name == "quick" else {"bc", "nail-f", "opd-f", "dagger"})
     assert "theory shape (dlogL offline - online)" in section

@@ -28,7 +28,7 @@ def test_report_tables_and_figures(tiny_spec_path, db_path):
     s = summarize([0.9, 0.91])
     assert f"| nail-f | 2 | {s.fmt()} |" in md
     names = {p.name for p in rep.figures}
-    assert {"curves_eta_0.0_m_3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
+    assert {"curves_eta=0.0,m=3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
     assert all(p.stat().st_size > 1000 for p in rep.figures)
     assert not list(rep.path.parent.glob(".*tmp*"))  # atomic writes leave no temporaries
 
@@ -83,3 +83,26 @@ def test_lr_record_of_a_tuning_spec(tiny_spec_path, db_path):
     assert rows["nail-f"][2].startswith(">1.0k (0.59)")
     assert rows["nail-f"][-1].strip(" |") == "0.001"
     assert rows["bc"][-1].strip(" |") == "0.001 (edge of the grid)"
+
+
+def _nan_seed_train(cfg):
+    """fake_train, but nail-f's seed 1 reports its final metric as NaN (a failed run)."""
+    res = fake_train(cfg)
+    if cfg.algo == "nail-f" and cfg.seed == 1:
+        res.final_metrics["greedy_full_exact"] = float("nan")
+    return res
+
+
+def test_report_counts_a_failed_seed_as_failed_everywhere(tiny_spec_path, db_path):
+    """Issue 24, case 6: the mean left a NaN seed out silently while P(improvement) counted it as a tie and
+    trajectories-to-target counted its run; now the row says ``(1 failed)``, and both leave it out."""
+    spec = load_spec(tiny_spec_path, overrides=['algorithms=[{name="bc"}, {name="nail-f"}]', "env.grid.eta=[0.2]"])
+    run_sweep(spec, db_path, workers=0, train_fn=_nan_seed_train, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st, figures=False)
+    line = next(ln for ln in rep.markdown.splitlines() if ln.startswith("| nail-f |"))
+    assert f"| {summarize([0.7, float('nan')]).fmt()} |" in line and "(1 failed)" in line
+    assert "(0/1)" in line  # trajectories to target over the one seed that did not fail (was 0/2)
+    # bc's two seeds (0.3, 0.31) against nail-f's one (0.7): nail-f better every time, bc never.
+    pi = {ln.split(" | ")[0]: ln for ln in rep.markdown.split("Probability of improvement")[1].splitlines()}
+    assert pi["| nail-f"].split(" | ")[1] == "1.00" and pi["| bc"].split(" | ")[2] == "0.00 |"

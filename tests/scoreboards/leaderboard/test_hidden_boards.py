@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import re
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,35 +17,15 @@ from scoreboards.leaderboard.entries import board_secret, submit
 from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import run_submission, unsandboxed
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import HIDDEN_M3, board_toml
 
 SUBS = "tests.scoreboards.subs"
 #: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.
 TEST_SECRET = "5eed" * 16
 
-HIDDEN = """
-description = "test hidden board"
-
-[env]
-id = "NoisyAutomaton-v0"
-kwargs = { automaton = "modadd", n = 7, m = 3, eta = 0.2, law = "absorbing" }
-hidden = ["relabel_seed"]
-
-[budget]
-trajectories = 2048
-queries = 12288
-
-[eval]
-prompts = 512
-seeds = [1001, 1002]
-curve_points = 2
-
-[protocol]
-train_seeds = [0]
-timeout_s = 120
-
-[[baselines]]
-algo = "nail-f"
-"""
+HIDDEN = board_toml(description="test hidden board", env_id="NoisyAutomaton-v0", kwargs=HIDDEN_M3,
+                    env=['hidden = ["relabel_seed"]'], trajectories=2048, queries=12288, eval=['curve_points = 2'],
+                    timeout_s=120, tail='\n[[baselines]]\nalgo = "nail-f"\n')
 
 
 @pytest.fixture
@@ -52,9 +33,9 @@ def secret(tmp_path, monkeypatch):
     """The harness's secret in a file of its own (what a results directory holds)."""
     path = tmp_path / "secret"
     path.write_text(TEST_SECRET + "\n")
+    path.chmod(0o600)
     monkeypatch.setenv(hidden.SECRET_FILE_ENV, str(path))
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
-    hidden._cached.clear()
     return bytes.fromhex(TEST_SECRET)
 
 
@@ -68,7 +49,6 @@ def _board(tmp_path, text=HIDDEN, name="hidden-test"):
 def test_secret_file_is_made_once_private_and_never_printed(tmp_path, monkeypatch):
     monkeypatch.delenv(hidden.SECRET_FILE_ENV, raising=False)
     monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
-    hidden._cached.clear()
     with pytest.raises(FileNotFoundError, match="no board secret"):
         hidden.load_secret(tmp_path, create=False)
     s = hidden.load_secret(tmp_path)
@@ -82,22 +62,34 @@ def test_secret_file_is_made_once_private_and_never_printed(tmp_path, monkeypatc
         hidden.load_secret(tmp_path)
 
 
-def test_secret_from_the_environment_leaves_the_environment(tmp_path, monkeypatch):
-    import os
+def test_a_secret_in_the_environment_is_refused(tmp_path):
+    """Issue 23, finding 1: `$NEG_BOARD_SECRET` was popped from os.environ, but a process's
+    /proc/PID/environ keeps the environment it started with, so the long-lived harness held the
+    secret there for its whole life (readable through a link the harness followed). The secret is
+    read from a private file only; a secret in the environment is refused, not used."""
+    import subprocess
+    import sys
 
-    monkeypatch.setenv(hidden.SECRET_ENV, TEST_SECRET)
-    hidden._cached.clear()
-    try:
-        assert hidden.load_secret(tmp_path) == bytes.fromhex(TEST_SECRET)
-        assert hidden.SECRET_ENV not in os.environ  # child processes cannot inherit it
-        assert hidden.load_secret(tmp_path) == bytes.fromhex(TEST_SECRET)
-        assert not (tmp_path / hidden.SECRET_FILE).exists()
-    finally:
-        hidden._cached.clear()
-    monkeypatch.setenv(hidden.SECRET_ENV, "abc")
-    with pytest.raises(ValueError, match="32 hex characters"):
+    code = ("import sys; from scoreboards.leaderboard.hidden import load_secret\n"
+            "try:\n    load_secret(sys.argv[1])\nexcept ValueError as e:\n    sys.exit(f'refused: {e}')\n"
+            "print(open('/proc/self/environ', 'rb').read())")
+    env = {"PATH": "/usr/bin:/bin", hidden.SECRET_ENV: TEST_SECRET}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 1 and "refused:" in r.stderr and TEST_SECRET not in r.stdout + r.stderr, r
+    assert "never in the environment" in r.stderr and hidden.SECRET_FILE_ENV in r.stderr, r.stderr
+    assert not (tmp_path / hidden.SECRET_FILE).exists()
+
+
+def test_a_secret_file_others_can_read_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "secret"
+    path.write_text(TEST_SECRET + "\n")
+    path.chmod(0o644)
+    monkeypatch.setenv(hidden.SECRET_FILE_ENV, str(path))
+    with pytest.raises(ValueError, match="chmod 600"):
         hidden.load_secret(tmp_path)
-    hidden._cached.clear()
+    path.chmod(0o600)
+    assert hidden.load_secret(tmp_path) == bytes.fromhex(TEST_SECRET)
 
 
 def test_instances_derive_from_secret_board_and_seed(tmp_path, secret):
@@ -149,7 +141,9 @@ def test_board_file_checks_what_it_hides(tmp_path):
 
 # ----- what a submission can and cannot do there --------------------------------------------------
 #: The adding cheat's bounds on a hidden instance with n states, m steps and N evaluation prompts:
-#: full chain <= 10 / n^m (chance is 1/n^m: at most one lucky prompt of 3,072 at n^m = 16,807),
+#: full chain <= 0.005 (chance is 1/n^m on average over instances, 0.18 of 3,072 prompts at n^m =
+#: 16,807; but a fixed cheat agrees with some instances' first steps by coincidence, as below: 7 of
+#: 3,072 full chains on modadd-m5-eta0.2-hidden seed 0 under the test secret and the v3 protocol),
 #: final answer <= 1.5 / n (chance 1/n, 11 standard errors below the bound at N = 3,072), correct
 #: greedy prefix <= 4 / (n - 1). Chance for the prefix is sum_t n^-t < 1 / (n - 1) on average over
 #: instances, but a fixed cheat against one instance agrees with its first transition on k of the
@@ -158,18 +152,20 @@ def test_board_file_checks_what_it_hides(tmp_path):
 #: the open board (the whole chain) stays far above it. (With the bound 2 / (n - 1) an instance with
 #: k = 2 failed it: 0.353 on automaton-n7-m5-eta0.2-hidden, seed 1.)
 def _chance_bounds(n: int, m: int) -> dict[str, float]:
-    return {"greedy_full_exact": 10 / n**m, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
+    return {"greedy_full_exact": 0.005, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
 
 
+@pytest.mark.parametrize("cheat", ["AddingCheat", "CleanExpertCheat"])
 @pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
-def test_adding_cheat_scores_chance_on_hidden_boards_and_1_on_the_open_one(name, secret):
-    """The 12-line cheat of issue 13: perfect where the rule is public, chance where it is hidden."""
-    open_score = run_submission(load_board("modadd-m5-eta0.2"), f"{SUBS}:AddingCheat", seed=0)
+def test_rule_cheats_score_chance_on_hidden_boards_and_1_on_the_open_one(name, cheat, secret):
+    """The 12-line cheat of issue 13, and one that builds the clean expert from the env package the
+    sandbox shows: perfect where the rule is public, chance where it is hidden."""
+    open_score = run_submission(load_board("modadd-m5-eta0.2"), f"{SUBS}:{cheat}", seed=0)
     assert open_score.metrics["greedy_full_exact"] == 1.0 and open_score.trajectories == 0
     board = load_board(name)
     n, m = 7, board.env_kwargs["m"]
     for seed in board.train_seeds:
-        out = run_submission(board, f"{SUBS}:AddingCheat", seed=seed, secret=secret)
+        out = run_submission(board, f"{SUBS}:{cheat}", seed=seed, secret=secret)
         for metric, bound in _chance_bounds(n, m).items():
             assert out.metrics[metric] <= bound, (seed, metric, out.metrics)
 
@@ -202,13 +198,10 @@ def test_secret_and_instance_never_reach_the_worker(tmp_path, secret, monkeypatc
     board = _board(tmp_path, text, "spied")
     out = tmp_path / "spy.pkl"
     monkeypatch.setenv("NEG_TEST_SPY_OUT", str(out))
-    monkeypatch.setenv(hidden.SECRET_ENV, TEST_SECRET)  # the harness reads it, the worker must not see it
-    hidden._cached.clear()
     # Unsandboxed (the spy writes what it saw to the host): the harness alone must keep the secret
     # from it, environment included; the sandbox only adds to that.
     with ResultStore(db_path) as st, unsandboxed():
         e = submit(board, f"{SUBS}:Spy", st, log=lambda m: None)
-    hidden._cached.clear()
     seen = pickle.loads(out.read_bytes())
     run = hidden.instance(board, 0, secret)
     auto = make_automaton(**{k: v for k, v in run.env_kwargs.items() if k in ("n", "k", "automaton_seed",
@@ -243,7 +236,7 @@ def test_nail_f_learns_from_the_expert_on_a_hidden_board(tmp_path, secret):
     chance (sum_t 7^-t < 0.17 positions)."""
     board = _board(tmp_path)
     train = {"preset": "cpu-rope", "batch_size": 64, "lr": 3e-3, "device": "cpu"}
-    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, secret=secret,
                          extra_spec={"algo": "nail-f", "algo_params": {}, "train": train})
     assert out.trajectories == 2048
     assert out.metrics["greedy_correct_prefix_len"] > 1.0, out.metrics
@@ -253,8 +246,29 @@ def test_nail_f_learns_from_the_expert_on_a_hidden_board(tmp_path, secret):
 def test_nail_f_beats_chance_on_the_shipped_cpu_board(secret):
     board = load_board("modadd-m5-eta0.2-hidden")
     base = next(b for b in board.baselines if b["algo"] == "nail-f")
-    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, trusted=True, secret=secret,
+    out = run_submission(board, "scoreboards.leaderboard.builtin:BuiltinSubmission", 0, secret=secret,
                          extra_spec={"algo": "nail-f", "algo_params": {}, "train": base["train"]})
     n, m = 7, board.env_kwargs["m"]
     assert out.metrics["greedy_full_exact"] > 100 / n**m, out.metrics
     assert out.metrics["greedy_final_exact"] > 2 / n, out.metrics
+
+
+@pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
+def test_the_test_set_cannot_be_memorised(name, secret, tmp_path):
+    """Issue 23, finding 2: the learning-curve evaluations showed `act` the scored prompts mid-training,
+    and on these boards (7^5 = 16,807 prompts) a submission could then draw them as training prompts
+    and label them: 0.997 / 0.996 with no rule learned. The scored prompts are never shown before
+    `train` returns and never issued for training: the memoriser scores at chance (toy budget)."""
+    from scoreboards.leaderboard.boards import BOARD_DIR
+
+    text = (BOARD_DIR / f"{name}.toml").read_text()
+    text = (text.replace("trajectories = 20000", "trajectories = 4000").replace("queries = 200000", "queries = 40000")
+            .replace("prompts = 1024", "prompts = 256").replace("curve_points = 4", "curve_points = 2")
+            .replace("train_seeds = [0, 1, 2]", "train_seeds = [0]"))
+    board = _board(tmp_path, text, name)
+    attack = Path(__file__).parent / "submission" / "attacks" / "memorises.py"
+    out = run_submission(board, f"{attack}:Memorises", seed=0, secret=secret,
+                         extra_spec={"curve_points": board.curve_points})
+    n, m = 7, board.env_kwargs["m"]
+    assert out.metrics["greedy_full_exact"] <= 10 / n**m, out.metrics
+    assert out.metrics["greedy_final_exact"] <= 1.5 / n, out.metrics

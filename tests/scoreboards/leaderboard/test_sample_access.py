@@ -12,31 +12,11 @@ from scoreboards.leaderboard.builtin import needs_probs
 from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import board_toml
 
 SUBS = "tests.scoreboards.subs"
-SAMPLE = """
-description = "test sample-only board"
-
-[env]
-id = "NoisyModAdd-v0"
-kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
-access = "sample"
-
-[budget]
-# SampleLearner's K = 5 single-prefix votes cost 5 trajectories per chain, its sample_along one:
-# 8,192 trajectories buy ~1,300 chains, the query cap ~1,100 (it binds).
-trajectories = 8192
-queries = 20000
-
-[eval]
-prompts = 256
-seeds = [1001, 1002]
-curve_points = 1
-
-[protocol]
-train_seeds = [0]
-timeout_s = 60
-"""
+SAMPLE = board_toml(description="test sample-only board", env=['access = "sample"'], trajectories=8192,
+                    queries=20000, eval=['curve_points = 1'])
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ trajectories = 1000
 [eval]
 prompts = 64
 seeds = [11]
+curve_prompts = 16
 
 [protocol]
 train_seeds = [0, 1]
@@ -73,8 +74,8 @@ def test_publish_writes_pages_curves_and_escapes_submissions(site):
     assert "0.875" in page and "[0.850, 0.900]" in page and "older entry made under a different protocol" in page
     assert "hidden: relabel_seed drawn by the harness" in page and "open-note" not in page
     svgs = sorted(p.name for p in (index.parent / "curves").glob("*.svg"))
-    assert svgs == ["site-board-entry-1.svg", "site-board-entry-2.svg", "site-board-entry-3.svg", "site-board.svg"]
-    assert "<script" not in (index.parent / "curves" / "site-board.svg").read_text()
+    assert svgs == ["site-board-entry-1.svg", "site-board-entry-2.svg", "site-board-entry-3.svg", "site-board.board.svg"]
+    assert "<script" not in (index.parent / "curves" / "site-board.board.svg").read_text()
     open_page = (index.parent / "boards" / "modadd-m5-eta0.2.html").read_text()
     assert 'id="open-note"' in open_page and "No entries yet" in open_page
     html = index.read_text()

@@ -10,32 +10,10 @@ from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import ExpertServer, SubmissionRejected, run_submission
 from scoreboards.store import ResultStore
+from tests.scoreboards.leaderboard.board_files import board_toml
 
-BOARD = """
-description = "test board"
-cost = "seconds"
-
-[env]
-id = "NoisyModAdd-v0"
-kwargs = { p = 7, m = 3, eta = 0.2, law = "absorbing" }
-
-[budget]
-trajectories = 1024
-queries = 6144
-
-[eval]
-prompts = 256
-seeds = [1001, 1002]
-metric = "greedy_full_exact"
-
-[protocol]
-train_seeds = [0]
-timeout_s = 60
-
-[[baselines]]
-algo = "nail-f"
-train = { preset = "tiny", batch_size = 256, device = "cpu" }
-"""
+BOARD = board_toml(top=['cost = "seconds"'], queries=6144, eval=['metric = "greedy_full_exact"'],
+                   tail='\n[[baselines]]\nalgo = "nail-f"\ntrain = { preset = "tiny", batch_size = 256, device = "cpu" }\n')
 SUBS = "tests.scoreboards.subs"
 
 
@@ -54,7 +32,7 @@ def test_shipped_boards_validate(name):
 
 def test_board_validation_lists_problems(tmp_path):
     p = tmp_path / "bad.toml"
-    p.write_text(BOARD.replace("prompts = 256", "prompts = -1").replace("train_seeds = [0]", "train_seeds = [1001]")
+    p.write_text(BOARD.replace("prompts = 32", "prompts = -1").replace("train_seeds = [0]", "train_seeds = [1001]")
                  .replace('algo = "nail-f"', 'algo = "nail-ff"'))
     with pytest.raises(ValueError) as e:
         load_board(p)
@@ -119,13 +97,12 @@ def test_single_prefix_queries_count_as_trajectories_at_h_per_trajectory(op):
 
 
 @pytest.mark.parametrize("cls, reason", [
-    ("PeeksAtEnv", "may not import `noisy_expert_gym`"),
     ("PeeksRawRequest", "protocol violation: unknown request `clean_probs`"),
     ("ForgesPrompts", "did not issue"),
     ("Overspends", "over budget: 1,025 expert trajectories"),
     ("Catches", "over budget"),
     ("Crashes", "crashed in train(): ZeroDivisionError: my bug"),
-    ("BadActions", "act() must return (512,) integer actions"),
+    ("BadActions", "act() must return (64,) integer actions"),
     ("OutOfRange", "outside [0, 6]"),
     ("NoAct", "wrong interface: NoAct lacks `act()`"),
     ("NOT_A_CLASS", "wrong interface: 42 is not a class"),
@@ -180,5 +157,66 @@ def test_builtin_enters_through_the_same_path(tmp_path, db_path):
 def test_shipped_board_protocols_keep_their_hash():
     """Entries are shown only under the hash they were made with: a hash changes only
     when a board's protocol does (then update these on purpose)."""
-    assert load_board("modadd-m5-eta0.2").hash == "4790ead1563c"  # v2: [env] access, [eval] curve_points
-    assert load_board("modadd-m31-eta0.2").hash == "32799f4842fc"
+    assert load_board("modadd-m5-eta0.2").hash == "fa7729817938"  # v3: the [protocol] limits, declared
+    assert load_board("modadd-m31-eta0.2").hash == "eb3e66fe8560"
+
+
+def test_forged_prompts_colliding_with_issued_ones_are_refused():
+    """The server remembers issued prompts by a 64-bit hash of their rows. With the hash's weights
+    public and token values unchecked, a row equal to an issued prompt's hash but not to the prompt
+    -- out-of-range tokens that modular tasks reduce to any prompt, held-out ones included -- was
+    answered. Token values are checked and the weights are drawn per run."""
+    from noisy_expert_gym import make_problem
+
+    problem = make_problem("NoisyModAdd-v0", p=7, m=3, eta=0.2)
+    srv = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), budget_trajectories=64,
+                       budget_queries=None)
+    p = srv.handle("prompts", (1,))
+    public = np.random.default_rng(0x5EED).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
+    forged = p.astype(np.uint64)
+    forged[0, 0] += public[1]  # + w1 w0 - w0 w1 = the same hash under the old, public weights
+    forged[0, 1] -= public[0]
+    forged = forged.view(np.int64)
+    assert not np.array_equal(forged, p)
+    with pytest.raises(SubmissionRejected, match="protocol violation"):
+        srv.handle("probs", (problem.task.observe(forged, forged[:, :0]),))
+    with pytest.raises(SubmissionRejected, match="protocol violation"):
+        srv.handle("rollout", (forged,))
+    assert srv.trajectories == 0
+    weights = ExpertServer(problem.expert, problem.task, np.random.default_rng(0), 1, None).weights
+    assert not np.array_equal(weights, srv.weights)  # drawn per server, never public
+
+
+#: The limits a board declares in [protocol] (issue 23, finding 7), each with a value unlike its default.
+DECLARED = {"timeout_s": 123.0, "cpu_s": 77.0, "memory_mb": 777, "max_procs": 33, "scratch_mb": 55,
+            "message_timeout_s": 9.0, "request_mb": 66, "device": "cuda", "verify_tolerance": 0.01}
+
+
+def test_boards_declare_their_limits(tmp_path):
+    """Issue 23, finding 7: `memory_mb` etc. were refused ("valid: train_seeds, timeout_s"), and every
+    board ran with the harness's defaults."""
+    from scoreboards.leaderboard.submission.sandbox import Limits
+
+    p = tmp_path / "limits.toml"
+    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in DECLARED.items())
+    p.write_text(BOARD.replace("timeout_s = 60", lines))
+    board = load_board(p)
+    lim = Limits.for_board(board)
+    assert (lim.wall_s, lim.cpu_s, lim.memory_mb, lim.max_procs, lim.scratch_mb, lim.message_s, lim.request_mb,
+            lim.gpu) == (123.0, 77.0, 777, 33, 55, 9.0, 66, True)
+    assert board.verify_tolerance == 0.01
+    p.write_text(BOARD.replace("timeout_s = 60", "memory_mb = 0\nmax_procs = -1\ndevice = \"tpu\""))
+    with pytest.raises(ValueError) as e:
+        load_board(p)
+    for key in ("memory_mb", "max_procs", "device"):
+        assert f"[protocol] {key}" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("name", shipped_boards())
+def test_shipped_boards_state_every_limit(name):
+    import tomllib
+
+    from scoreboards.leaderboard.boards import BOARD_DIR
+
+    raw = tomllib.loads((BOARD_DIR / f"{name}.toml").read_text())["protocol"]
+    assert set(DECLARED) <= set(raw), sorted(set(DECLARED) - set(raw))

@@ -119,9 +119,9 @@ def test_real_tiny_sweep_through_the_local_pool(tiny_spec_path, db_path):
         assert all(len(c) == 2 for c in curves.values())  # every 500 of 1000 trajectories
         assert st.check() == []
         rep = build_report(spec, st)
-    assert rep.found == 2 and (rep.path.parent / "curves_eta_0.2.png").exists()
+    assert rep.found == 2 and (rep.path.parent / "curves_eta=0.2.png").exists()
     # Greedy evaluation episodes of the best and the worst agent, animated.
-    assert {p.name for p in rep.figures} >= {"episodes_eta_0.2_best.gif", "episodes_eta_0.2_worst.gif"}
+    assert {p.name for p in rep.figures} >= {"episodes_eta=0.2_best.gif", "episodes_eta=0.2_worst.gif"}
     assert "never (0/1)" in rep.tables or "(1/1)" in rep.tables
     assert not (db_path.parent / "checkpoints" / rows[0]["key"]).exists()  # cleaned after success
 

@@ -174,3 +174,42 @@ def test_dry_run_never_builds_a_spec_that_names_weights(monkeypatch, capsys):
     # A CPU spec is still built (and refused here).
     assert main(["bench", "run", "quick", "--dry-run"]) != 0
     assert "a dry run built an env" in capsys.readouterr().err
+
+
+def test_every_name_in_a_spec_is_checked_before_anything_runs(tmp_path, capsys):
+    """Issue 27, case 4: a typo in a spec's preset (`cpu-rop`) passed validation and `--dry-run`, then
+    every run failed with the same message. Every name a spec holds (preset, algorithm, env id,
+    metric; the preset also per algorithm) is checked up front, each with the valid values."""
+    raw = tomllib.loads(TINY_SPEC)
+    raw["train"]["preset"] = "cpu-rop"
+    raw["algorithms"][0]["train"] = {"preset": "tinny"}
+    raw["algorithms"][1]["name"] = "nail-ff"
+    raw["env"]["id"] = "NoisyModAd-v0"
+    raw["report"] = {"metric": "greedy_ful_exact"}
+    with pytest.raises(SpecError) as e:
+        parse_spec(raw, source="bad.toml")
+    text = str(e.value)
+    for s in ("unknown preset `cpu-rop`", "Did you mean `cpu-rope`", "unknown preset `tinny`", "hf:<",
+              "unknown algorithm `nail-ff`", "Did you mean `nail-f`", "NoisyModAd-v0", "greedy_ful_exact",
+              "'greedy_full_exact'"):
+        assert s in text, (s, text)
+    # The command line: the dry run refuses it too (exit 2, one line), before listing any run.
+    from scoreboards.cli import main
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC)
+    assert main(["bench", "run", str(path), "--set", 'train.preset="cpu-rop"', "--dry-run",
+                 "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset `cpu-rop`" in err and err.count("\n") == 1, err
+
+
+def test_a_train_config_refuses_an_unknown_preset():
+    from agents.config import TrainConfig
+    from noisy_expert_gym.declarations import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown preset `cpu-rop`.*Did you mean `cpu-rope`"):
+        TrainConfig.build(preset="cpu-rop")
+    with pytest.raises(ConfigError, match="unknown policy kind `hx`"):
+        TrainConfig.build(preset="hx:gpt2")
+    assert TrainConfig.build(preset="hf:some/model").preset == "hf:some/model"  # resolved when built

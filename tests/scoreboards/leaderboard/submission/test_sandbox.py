@@ -35,7 +35,7 @@ ATTACKS = Path(__file__).resolve().parent / "attacks"
 ROOT = Path(sandbox.__file__).resolve().parents[3]
 #: A board small enough that one sandboxed run takes about a second.
 TINY = (BOARD.replace("trajectories = 1024", "trajectories = 64").replace("queries = 6144", "queries = 384")
-        .replace("prompts = 256", "prompts = 8").replace("seeds = [1001, 1002]", "seeds = [1001]")
+        .replace("prompts = 32", "prompts = 8").replace("seeds = [1001, 1002]", "seeds = [1001]")
         .replace("timeout_s = 60", "timeout_s = 20"))
 #: The limits the tests give the board (attributes a board may declare; see Limits.for_board).
 #: (Threads count as processes: numpy's BLAS starts one per core.)
@@ -98,7 +98,7 @@ def test_worker_environment_is_minimal(board, monkeypatch):
     monkeypatch.setenv("MKL_NUM_THREADS", "1 token")  # ... anything else in those variables does not
     reason = rejected(board, "env_spy:EnvSpy")
     env = json.loads(reason.split("RuntimeError: ENV ", 1)[1])
-    assert set(env) <= {"PATH", "PWD", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONPATH",
+    assert set(env) <= {"PATH", "PWD", "HOME", "TMPDIR", "USER", "LOGNAME", "LANG", "PYTHONPATH", "LD_LIBRARY_PATH",
                         "PYTHONDONTWRITEBYTECODE", "PYTHONNOUSERSITE", "OMP_NUM_THREADS"}, env
     assert env["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in env
     assert "token" not in json.dumps(env)
@@ -125,7 +125,28 @@ def test_fork_bomb_hits_the_process_limit(board):
 
 def test_memory_and_scratch_are_limited(board):
     reason = rejected(board, "eats_memory:EatsMemory", **LIMITS)
-    assert "MemoryError: scratch: [Errno 28] No space left on device" in reason, reason
+    assert ("MemoryError: scratch: [Errno 28] No space left on device" in reason  # the tmpfs is full
+            or "MemoryError: scratch: [Errno 27] File too large" in reason), reason  # or the file size limit
+    assert "memory: Unable to allocate" in reason, reason
+
+
+def test_shared_memory_and_memory_files_are_limited(board):
+    """Issue 23, finding 3: with a 256 MiB limit, a shared mapping and a memfd of 1 GiB each were
+    allocated and touched (RLIMIT_DATA counts private mappings only). Every kind is bounded now."""
+    reason = rejected(board, "shares_memory:SharesMemory", memory_mb=LIMITS["memory_mb"])
+    assert "ALLOCATED" not in reason, reason
+    assert reason.count("refused") == 3 or "ran out of memory" in reason, reason
+
+
+def test_memory_of_all_the_sandbox_processes_together_is_limited(board):
+    """Where the harness can make a memory cgroup (v2 delegated, or v1, as root here), the limit binds
+    the sandbox's processes together: two processes each under it, together over it, are stopped."""
+    from scoreboards.leaderboard.submission import cgroups
+
+    if not cgroups.available():
+        pytest.skip(f"no memory cgroup can be made here: {cgroups.why_unavailable()}")
+    reason = rejected(board, "shares_memory:SharesMemory", memory_mb=LIMITS["memory_mb"], procs=2)
+    assert "ran out of memory" in reason and "memory_mb = 1024" in reason, reason
 
 
 def test_sleeping_past_the_wall_limit_is_killed(board):
@@ -223,11 +244,16 @@ def test_the_pickle_payload_is_live(tmp_path):
     ("huge_header", "message header of 2,147,483,648 bytes"),
     ("huge_array", "declares 8,796,093,022,208 bytes of arrays, more than the limit"),
     ("object_dtype", "array dtype '|O' is not allowed"),
-    ("bad_ref", "bad array reference"),
+    ("bad_ref", "integer array(s) (obs), each sent once"),
     ("deep_json", "message header is not JSON"),
     ("not_a_request", "expected {\"op\": str, \"args\": [...]}"),
     ("terminal_escape", "expected {\"op\": str, \"args\": [...]}"),
     ("truncated", "the connection closed in the middle of a message"),
+    ("bool_count", "prompts(n) needs an integer n"),
+    ("float_count", "prompts(n) needs an integer n"),
+    ("zero_rows", "at least one row"),
+    ("bool_array", "must be an integer array"),
+    ("extra_array", "`done` carries no arrays"),
 ])
 def test_malformed_messages_are_rejected_and_never_unpickled(board, tmp_path, mode, why):
     marker = tmp_path / "pwned"
@@ -236,10 +262,32 @@ def test_malformed_messages_are_rejected_and_never_unpickled(board, tmp_path, mo
     assert not marker.exists()
 
 
-def test_a_stalled_message_times_out(board):
-    board.timeout_s = 3
-    reason = rejected(board, "malformed:Malformed", mode="truncated", stall=True, marker="-")
-    assert reason == "timeout: the run exceeded the board's limit of 3 s"
+def test_a_stalled_message_is_cut_off_at_the_message_deadline(board):
+    """Issue 23, finding 9: a worker that stops mid-message, or writes requests without reading the
+    answers (the socket fills both ways), held the harness until the wall limit (900 s on the
+    boards). Each message must now move within the board's `message_timeout_s`."""
+    board.timeout_s, board.message_timeout_s = 60, 2
+    for mode, why in (("truncated", "stopped in the middle of a message"), ("pipeline", "did not read")):
+        t = time.monotonic()
+        reason = rejected(board, "malformed:Malformed", mode=mode, stall=True, marker="-")
+        assert reason.startswith("stalled: ") and why in reason and "2 s" in reason, reason
+        assert time.monotonic() - t < 20
+
+
+def test_one_in_limit_message_cannot_inflate_the_harness(board):
+    """Issue 23, finding 4: a 128 MiB uint8 `probs` request grew the harness by 2.27 GiB (17.7x) before
+    the budget check refused it. The request's cost is checked from its header, before its payload
+    is read: refused, and the harness allocates next to nothing for it."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        reason = rejected(board, "malformed:Malformed", mode="amplify", marker="-")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reason.startswith("protocol violation: ") and "too large" in reason, reason
+    assert peak < 8 << 20, f"the harness allocated {peak >> 20} MiB"
 
 
 @pytest.mark.parametrize("mode, why", [
@@ -250,7 +298,7 @@ def test_a_stalled_message_times_out(board):
     ("too_large", "outside [0, 6]"),
     ("strings", "crashed in act(): TypeError: cannot send a 1-dimensional <U1 array"),
     ("objects", "crashed in act(): TypeError: cannot send a 1-dimensional object array"),
-    ("huge", "declares 400,000,000 bytes of arrays, more than the limit"),
+    ("huge", "declares 400,000,000 bytes of arrays, more than the limit of 4,608"),
 ])
 def test_bad_actions_are_rejected(board, mode, why):
     reason = rejected(board, "bad_actions:BadActions", mode=mode)
@@ -279,22 +327,37 @@ def test_the_wire_round_trips_and_refuses(tmp_path):
 
 # ----- the sandbox itself --------------------------------------------------------------------------------
 def test_the_view_shows_no_harness_files(board):
-    """Read-only binds of the system, the Python environment and the project's packages only."""
-    v = View.build(trusted=False, limits=Limits.for_board(board), target=f"{ATTACKS / 'env_spy.py'}:EnvSpy")
+    """Read-only binds of the system, the Python environment and the project's packages only, every
+    one at a neutral place: nothing is shown at a host path but the system's own folders."""
+    v = View.build(limits=Limits.for_board(board), target=f"{ATTACKS / 'env_spy.py'}:EnvSpy")
     args = v.bwrap_args()
-    sources = [args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--ro-bind-try", "--bind", "--dev-bind")]
-    allowed = ("/usr", "/etc/ld.so.", "/etc/localtime", *sys_prefixes(), str(ROOT / "scoreboards"))
-    assert all(src.startswith(allowed) for src in sources), sources
+    pairs = [(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a in ("--ro-bind", "--ro-bind-try", "--bind",
+                                                                          "--dev-bind")]
+    allowed = ("/usr", "/etc/ld.so.", "/etc/localtime", "/dev/null", *sys_prefixes(), str(ROOT / "scoreboards"),
+               str(ROOT / "agents"), str(ROOT / "noisy_expert_gym"))
+    assert all(src.startswith(allowed) for src, _ in pairs), pairs
+    system = ("/usr", "/bin", "/sbin", "/lib", "/etc/ld.so.", "/etc/localtime", "/neg/")
+    assert all(dst.startswith(system) for _, dst in pairs), pairs
     assert "--bind" not in args and "--dev-bind" not in args and "--share-net" not in args
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
         assert flag in args
     for m in ("leaderboard/shipped_boards", "sweeps/shipped_specs"):
         assert args[args.index(f"/neg/code/scoreboards/{m}") - 1] == "--tmpfs"
     assert not any("nvidia" in a for a in args) and "/sys" not in args
-    assert v.worker_target == "/neg/submission/env_spy.py:EnvSpy" and v.data[0][1] == "/neg/submission/env_spy.py"
-    trusted = View.build(trusted=True, limits=Limits.for_board(board), target="scoreboards.leaderboard.builtin:BuiltinSubmission")
-    assert {d for _, d in trusted.binds} >= {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
-    assert not {d for _, d in v.binds} & {"/neg/code/noisy_expert_gym", "/neg/code/agents"}
+    assert v.worker_target == "/neg/submission/env_spy.py:EnvSpy"
+    assert [d for _, d in v.data][-1] == "/neg/submission/env_spy.py"
+    assert {d for _, d in v.binds} >= {"/neg/code/scoreboards", "/neg/code/noisy_expert_gym", "/neg/code/agents"}
+    assert v.python.startswith(("/neg/", "/usr/"))
+
+
+def test_the_results_folder_is_never_bound(board, tmp_path, monkeypatch):
+    """A module submission whose package is (or holds) the results folder is refused, not bound."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "board-secret").write_text("00" * 32)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SubmissionRejected, match="malformed submission: the submission's package .* holds or lies in"):
+        run_submission(board, "results.anything:Cls", seed=0)
 
 
 def sys_prefixes() -> tuple[str, ...]:
@@ -304,10 +367,10 @@ def sys_prefixes() -> tuple[str, ...]:
 def test_gpu_devices_only_for_gpu_boards(board, monkeypatch):
     monkeypatch.setattr(sandbox.glob, "glob", lambda pat: ["/dev/nvidia0", "/dev/nvidiactl"] if "nvidia" in pat else [])
     board.device = "cuda"
-    args = View.build(trusted=True, limits=Limits.for_board(board)).bwrap_args()
+    args = View.build(limits=Limits.for_board(board)).bwrap_args()
     assert args[args.index("/dev/nvidia0") - 1] == "--dev-bind" and "/sys" in args
     board.device = "cpu"
-    assert "/dev/nvidia0" not in View.build(trusted=True, limits=Limits.for_board(board)).bwrap_args()
+    assert "/dev/nvidia0" not in View.build(limits=Limits.for_board(board)).bwrap_args()
 
 
 def test_limits_come_from_the_board(board):
@@ -362,7 +425,7 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
     """`neg` run outside the checkout: an editable install has no path entry for the packages (its
     import finder maps them), so the view must not depend on the working directory or sys.path."""
     code = ("from scoreboards.leaderboard.submission.sandbox import View, Limits; "
-            "v = View.build(trusted=True, limits=Limits(wall_s=10.0, cpu_s=10.0), "
+            "v = View.build(limits=Limits(wall_s=10.0, cpu_s=10.0), "
             "target='scoreboards.leaderboard.builtin:BuiltinSubmission'); "
             "print(sorted(d for _, d in v.binds if d.startswith('/neg/code')))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -379,9 +442,29 @@ def test_the_project_packages_are_found_from_any_working_directory(tmp_path):
 def test_binds_under_tmp_are_not_hidden_by_the_private_tmp(board, tmp_path):
     """A venv or checkout under /tmp (a fresh clone in a temporary directory) is bound on top of the
     sandbox's private /tmp, not hidden by it (bwrap applies mounts in order)."""
-    v = View.build(trusted=False, limits=Limits.for_board(board), target="")
+    v = View.build(limits=Limits.for_board(board), target="")
     v.binds.append((str(tmp_path), str(tmp_path)))  # as a Python prefix under /tmp is bound
     args = v.bwrap_args()
     tmpfs_tmp = next(i for i in range(len(args) - 1) if args[i] == "--tmpfs" and args[i + 1] == "/tmp")
     bind = next(i for i in range(len(args) - 2) if args[i] == "--ro-bind" and args[i + 2] == str(tmp_path))
     assert tmpfs_tmp < bind, args
+
+
+# ----- what the worker can see of the host ---------------------------------------------------------
+def test_a_submission_can_build_on_the_project_packages(board):
+    """Issue 27: a submission importing agents.policy and agents.losses runs in the sandbox (it
+    failed with ModuleNotFoundError: agents); the packages are shown read-only at /neg/code."""
+    out = run_submission(board, attack("uses_agents:UsesAgents"), seed=0)
+    assert out.sandbox == "bwrap" and 0 <= out.metrics["greedy_full_exact"] <= 1
+
+
+def test_nothing_the_worker_reads_names_a_host_path(board, tmp_path, monkeypatch):
+    """Issue 23: the interpreter, its prefixes, sys.path, the modules' files, the environment, the
+    working directory and the Python environment's .pth and install records name no host folder
+    (the checkout, the virtual environment, the Python installation, the results folder)."""
+    monkeypatch.chdir(tmp_path)
+    host = {str(ROOT), sys.prefix, os.path.realpath(sys.prefix), sys.base_prefix,
+            os.path.realpath(sys.base_prefix), str(tmp_path), os.path.expanduser("~")}
+    host = sorted(h for h in host if h not in ("/", "/usr", "/usr/local"))
+    reason = rejected(board, "reports_paths:ReportsPaths", host=host)
+    assert "characters (True); LEAKS {}" in reason, reason
