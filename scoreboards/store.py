@@ -127,6 +127,26 @@ CREATE TABLE IF NOT EXISTS board_verifications (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS board_verifications_entry ON board_verifications (entry_id);
+CREATE TABLE IF NOT EXISTS private_rounds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    board TEXT NOT NULL,
+    board_hash TEXT NOT NULL,
+    secret_id TEXT NOT NULL,
+    entries TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS private_scores (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    round_id INTEGER NOT NULL REFERENCES private_rounds (id) ON DELETE CASCADE,
+    entry_id INTEGER NOT NULL REFERENCES board_entries (id) ON DELETE CASCADE,
+    outcome TEXT NOT NULL CHECK (outcome IN ('scored', 'rejected')),
+    score REAL,
+    per_seed TEXT,
+    seed_commitment TEXT,
+    detail TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS private_scores_round ON private_scores (round_id);
 """
 #: Columns added to ``board_entries`` after its first version (added to older databases on open).
 BOARD_ENTRY_COLUMNS = {
@@ -403,6 +423,42 @@ class ResultStore:
                 row["per_seed"] = json.loads(row["per_seed"]) if row["per_seed"] else None
                 out.setdefault(row["entry_id"], []).append(row)
         return out
+
+    # ----- private rounds (scoreboards.leaderboard.private) ------------------------------
+    def add_private_round(self, board: str, board_hash: str, secret_id: str, entries: list[int]) -> int:
+        """Record a private round: its board, its secret's id and the entries it ranks; returns its id."""
+        with self.transaction() as con:
+            cur = con.execute("INSERT INTO private_rounds (board, board_hash, secret_id, entries, created_at) "
+                              "VALUES (?, ?, ?, ?, ?)", (board, board_hash, secret_id,
+                                                         canonical_json([int(i) for i in entries]), now()))
+            return int(cur.lastrowid)
+
+    def private_rounds(self, board: str) -> list[dict[str, Any]]:
+        """A board's private rounds, oldest first (``entries`` decoded)."""
+        rows = [dict(r) for r in self._con.execute("SELECT * FROM private_rounds WHERE board = ? ORDER BY id",
+                                                   (board,))]
+        for r in rows:
+            r["entries"] = json.loads(r["entries"])
+        return rows
+
+    def add_private_score(self, round_id: int, entry_id: int, outcome: str, score: float | None = None,
+                          per_seed: Any = None, seed_commitment: str | None = None, detail: str = "") -> int:
+        """Record one entry's run in a private round (``scored`` or ``rejected``); returns its id."""
+        with self.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO private_scores (round_id, entry_id, outcome, score, per_seed, seed_commitment, detail, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (int(round_id), int(entry_id), outcome, _num(score),
+                 canonical_json(per_seed) if per_seed is not None else None, seed_commitment, detail, now()))
+            return int(cur.lastrowid)
+
+    def private_scores(self, round_id: int) -> list[dict[str, Any]]:
+        """The entries' runs of one private round, in the order they ran (``per_seed`` decoded)."""
+        rows = [dict(r) for r in self._con.execute("SELECT * FROM private_scores WHERE round_id = ? ORDER BY id",
+                                                   (int(round_id),))]
+        for r in rows:
+            r["per_seed"] = json.loads(r["per_seed"]) if r["per_seed"] else []
+        return rows
 
     # ----- export ------------------------------------------------------------------
     def export(self, out_dir: str | Path, fmt: str = "csv", keys: Iterable[str] | None = None,

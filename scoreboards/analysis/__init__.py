@@ -1,6 +1,6 @@
 """Analysis: what a sweep's results show.
 
-- :mod:`~scoreboards.analysis.stats`: statistics over seeds (bootstrap CIs, IQM, probability of
+- :mod:`~scoreboards.analysis.stats`: statistics over seeds (Student-t CIs, IQM, probability of
   improvement) and over learning curves (trajectories to a target, area under the curve);
 - :mod:`~scoreboards.analysis.plots`: the figures of a report;
 - :mod:`~scoreboards.analysis.report`: ``neg bench report``, tables and figures as ``report.md``;

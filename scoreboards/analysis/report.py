@@ -4,7 +4,7 @@ The report gathers, for every run of the spec, the finished result with the same
 config and seed: the current code version's when present, else the latest one
 recorded (the report lists every code version it includes, so mixed versions
 are visible). Tables are per env config (the varied env kwargs): final metrics
-over seeds (mean with 95% bootstrap CI, IQM), sample efficiency (trajectories to
+over seeds (mean with 95% Student-t CI, IQM), sample efficiency (trajectories to
 the target accuracy, area under the learning curve), and the probability of
 improvement between algorithms. Figures: learning curves per env config; the
 final metric and the trajectories to the target vs each swept env kwarg, with the
@@ -98,7 +98,7 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
         for label in spec.labels:
             rs = by_label.get(label, [])
             fm = [r["final_metrics"] for r in rs]
-            s = summarize([f.get(metric, float("nan")) for f in fm], seed=seed)
+            s = summarize([f.get(metric, float("nan")) for f in fm])
             finals[(g, label)] = [f.get(metric, float("nan")) for f in fm]
             # Trajectories to target and AUC over the same seeds as the mean: a failed run (its metric NaN or
             # absent) is left out of both, not counted as never reaching the target (stats' missing-value policy).
@@ -368,7 +368,7 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
     """Write ``report.md`` and its PNGs to `out_dir` (default ``<db dir>/<spec name>/``).
 
     Args:
-        seed: seed of the bootstrap resampling (a report is reproducible).
+        seed: seed of the horizon fits' bootstrap resampling (a report is reproducible).
         figures: draw the figures (tables only when False).
     """
     out = Path(out_dir) if out_dir else store.path.parent / spec.name
@@ -409,7 +409,7 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
          f"{spec.cost or '-'} ({spec.gpu_hours:g} GPU-hours)"),
         f"- code versions: {', '.join(versions) or '-'}"
         + (f" (current: {code_version()})" if versions and versions != [code_version()] else ""),
-        (f"- report written {now()}; CI: 95% percentile bootstrap over seeds (seed {seed}); "
+        (f"- report written {now()}; CI: 95% Student-t interval of the mean over seeds; "
          "bands: mean +- 1 std over seeds"),
         *_theory_head(results),
         "",

@@ -1,4 +1,4 @@
-"""``neg board show|list|baselines|verify|publish|secret`` and ``neg submit``: the leaderboards.
+"""``neg board show|list|baselines|verify|private|publish|secret`` and ``neg submit``: the leaderboards.
 
 :func:`add_subcommands` adds them to the parser of :mod:`scoreboards.cli`; each command
 imports what it needs when it runs.
@@ -123,11 +123,12 @@ def _board_list(args: argparse.Namespace) -> int:
 def _board_verify(args: argparse.Namespace) -> int:
     from scoreboards.leaderboard.boards import load_board
     from scoreboards.leaderboard.verify import verify_entry
+    from scoreboards.untrusted import terminal
 
     board = load_board(args.board)
     with open_store(args) as store:
         v = verify_entry(board, args.entry, store, timeout=args.timeout)
-    print(f"entry {args.entry}: {v.outcome}: {v.detail}")
+    print(f"entry {args.entry}: {v.outcome}: {terminal(v.detail, keep_newlines=True)}")
     return 0 if v.ok else 1
 
 
@@ -141,6 +142,22 @@ def _board_publish(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         index = publish(boards, store, args.out)
     print(f"site written: open {index}")
+    return 0
+
+
+def _board_private(args: argparse.Namespace) -> int:
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.private import run_round
+    from scoreboards.leaderboard.render import render_board, write_board
+
+    board = load_board(args.board)
+    with open_store(args) as store:
+        got = run_round(board, store, timeout=args.timeout)
+        write_board(board, store)
+        print(render_board(board, store))
+    rejected = sum(r["outcome"] != "scored" for r in got["rows"])
+    print(f"private round {got['round']} (secret id {got['secret_id']}): {len(got['rows']) - rejected} entries "
+          f"ranked, {rejected} rejected")
     return 0
 
 
@@ -165,17 +182,23 @@ def _enter(board: Any, target: str, store: Any, name: str | None, params: dict, 
     from scoreboards.leaderboard.entries import submit
     from scoreboards.leaderboard.submission import SubmissionRejected
     from scoreboards.leaderboard.submission.sandbox import SandboxUnavailable
+    from scoreboards.untrusted import terminal
 
     try:
         e = submit(board, target, store, name=name, params=params, train=train, timeout=timeout)
     except SubmissionRejected as err:
-        print(f"REJECTED {name or target.rpartition(':')[2]}: {err.reason}", file=sys.stderr)
+        print(f"REJECTED {terminal(name or target.rpartition(':')[2])}: {terminal(err.reason, keep_newlines=True)}",
+              file=sys.stderr)
         return False
     except SandboxUnavailable as err:
-        print(f"NOT RUN {name or target.rpartition(':')[2]}: {err}", file=sys.stderr)
+        print(f"NOT RUN {terminal(name or target.rpartition(':')[2])}: {terminal(err, keep_newlines=True)}",
+              file=sys.stderr)
         return False
-    ci = "" if e["ci_low"] != e["ci_low"] else f" [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
-    print(f"accepted {e['name']}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
+    from scoreboards.analysis.stats import seed_summary
+
+    ci = seed_summary(e, e["metric"]).ci_text()
+    ci = f" {ci}" if ci else ""
+    print(f"accepted {terminal(e['name'])}: {e['metric']} = {e['score']:.3f}{ci} (entry {e['id']})")
     return True
 
 
@@ -286,6 +309,14 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boards", nargs="*", help="only these boards (default: every shipped board)")
     add_db_arg(p)
     p.set_defaults(func=_board_publish)
+    p = osub.add_parser("private", help="rank a hidden-rule board's stored entries on a fresh secret (a private round)",
+                        description="Draw a fresh secret after every entry of the board is stored, re-run each "
+                                    "entry from its stored code on the instances drawn from it, and rank them: "
+                                    "the board's ranking (practice scores are on the harness's fixed secret).")
+    p.add_argument("board")
+    p.add_argument("--timeout", type=float, default=None, help="per-run limit in seconds (default: the board's)")
+    add_db_arg(p)
+    p.set_defaults(func=_board_private)
     p = osub.add_parser("secret", help="where the harness's secret for hidden-rule boards lives, and its id")
     p.add_argument("--create", action="store_true", help="create it if missing")
     add_db_arg(p)

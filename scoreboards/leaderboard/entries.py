@@ -77,8 +77,12 @@ def board_secret(board: Board, store: ResultStore) -> bytes | None:
 
 def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, Any] | None = None,
               train: dict[str, Any] | None = None, timeout: float | None = None, name: str = "",
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, secret: bytes | None = None) -> dict[str, Any]:
     """Run every training seed of an entry; nothing is recorded.
+
+    Args:
+        secret: draw a hidden board's instances from this secret (a private round's,
+            :mod:`scoreboards.leaderboard.private`) instead of the harness's.
 
     Returns:
         ``{"outcomes", "kind", "code_ref", "run_target", "extra"}``.
@@ -104,7 +108,10 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
             code_ref, run_target = store_code(target, store.path.parent)
         except (ValueError, OSError) as e:
             raise SubmissionRejected(f"malformed submission: {e}") from None
-    secret = board_secret(board, store)
+    from scoreboards.untrusted import terminal
+
+    secret = secret if secret is not None else board_secret(board, store)
+    name = terminal(name)  # the log reaches a terminal; the name is the submitter's
     outcomes = []
     for seed in board.train_seeds:
         log(f"[{board.name}] {name}: training seed {seed} ...")

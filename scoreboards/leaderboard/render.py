@@ -1,20 +1,21 @@
 """A board as Markdown (``neg board show``): its protocol in words, ranked entries, reference ceilings.
 
-Every string an entry controls (its name) is escaped (:func:`_md`); whether an entry is
+Every string an entry controls (its name) is escaped (:func:`scoreboards.untrusted.markdown_cell`); whether an entry is
 verified comes from its re-runs (:func:`scoreboards.leaderboard.verify.status`). The web
 site (:mod:`scoreboards.leaderboard.site`) shows the same rows and protocol lines.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym.utils import safe_name, write_atomic
+from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.verify import status
 from scoreboards.store import ResultStore
+from scoreboards.untrusted import markdown_cell
 
 OPEN_NOTE = ("Open practice board: the task's rule is public, so a submission can score without learning "
              "from the expert (reading the rule off the prompt); rankings that measure learning from the "
@@ -28,7 +29,9 @@ def protocol(board: Board) -> list[tuple[str, str]]:
     law = board.env_kwargs.get("law")
     lines = [
         ("rule", (f"hidden: {', '.join(board.hidden)} drawn by the harness from its secret for each training "
-                  "seed (never shown to submissions); training and evaluation on that instance")
+                  "seed (never shown to submissions); training and evaluation on that instance; practice scores on the "
+                  "harness's fixed secret, the ranking on a private round's fresh secret drawn after the entries "
+                  "are stored")
          if board.hidden else "open (practice board): the task's rule is public"),
         ("env", f"{board.env_id} ({kw})"),
         ("noise law", f"{law}, eta = {board.env_kwargs.get('eta')}" if law else "the env's default"),
@@ -40,7 +43,7 @@ def protocol(board: Board) -> list[tuple[str, str]]:
         ("evaluation", (f"greedy decoding on {board.eval_prompts:,} held-out prompts x {len(board.eval_seeds)} "
                        f"harness-owned seeds, scored by the harness; metric {board.metric}; learning curve at "
                        f"{board.curve_points} points")),
-        ("runs", (f"one per training seed {board.train_seeds}; score = mean over runs, 95% percentile-bootstrap "
+        ("runs", (f"one per training seed {board.train_seeds}; score = mean over runs, 95% Student-t "
                  "CI over runs")),
         ("protocol hash", board.hash),
     ]
@@ -60,9 +63,32 @@ def board_rows(board: Board, store: ResultStore) -> dict[str, Any]:
             "stale": len(every) - len(rows)}
 
 
-def _md(text: str) -> str:
-    """Text from a submission inside a Markdown table cell: no markup, no cell breaks."""
-    return "".join(f"\\{c}" if c in "\\`*_[]<>|#!" else c for c in str(text)).replace("\n", " ")
+PRACTICE_NOTE = ("Practice scores are measured at submission on instances drawn from the harness's secret, the "
+                 "same for every entry: they can be learned across submissions, so only a private round ranks.")
+
+
+def private_section(board: Board, store: ResultStore) -> list[str]:
+    """Markdown lines of the board's latest private round (:mod:`scoreboards.leaderboard.private`)."""
+    from scoreboards.leaderboard.private import private_rows
+
+    got = private_rows(board, store)
+    if got is None:
+        return ["", "## Ranking (private round)", "",
+                f"No private round yet: `neg board private {board.name}` ranks the stored entries on a fresh secret."]
+    lines = ["", f"## Ranking (private round {got['round']})", "",
+             (f"Every entry below was stored before this round drew its secret (id `{got['secret_id']}`, "
+              f"{got['created_at'][:19]}) and was re-run from its stored code on the instances drawn from it."),
+             "", "| rank | algorithm | private score (95% CI) | practice score | seeds | entry | code |",
+             "|---|---|---|---|---|---|---|"]
+    for rank, r in [*((str(i + 1), r) for i, r in enumerate(got["ranked"])), *(("ref", r) for r in got["refs"])]:
+        kind = {"builtin": " (built-in)", "reference": " (reference, clean expert)"}.get(r["kind"], "")
+        ci = f" {r['ci']}" if r["ci"] else ""
+        lines.append(f"| {rank} | {markdown_cell(r['name'])}{kind} | {r['score']:.3f}{ci} | {r['practice_score']:.3f} "
+                     f"| {len(r['per_seed'])} | {r['id']} | `{r['code_hash']}` |")
+    for r in got["rejected"]:
+        lines.append(f"| - | {markdown_cell(r['name'])} | rejected: {markdown_cell(r['detail'] or '')} | "
+                     f"{r['practice_score']:.3f} | | {r['id']} | `{r['code_hash']}` |")
+    return lines
 
 
 def render_board(board: Board, store: ResultStore) -> str:
@@ -72,6 +98,9 @@ def render_board(board: Board, store: ResultStore) -> str:
     if not board.hidden:
         lines += [f"**{OPEN_NOTE}**", ""]
     lines += [f"- {label}: {text}" for label, text in protocol(board)]
+    if board.hidden:
+        lines += private_section(board, store)
+        lines += ["", "## Practice (the board's fixed instances: not a ranking)", "", PRACTICE_NOTE]
     lines += [
         "",
         "| rank | algorithm | score (95% CI) | budget used (traj. / queries) | seeds | verified | entry | code | date |",
@@ -79,11 +108,11 @@ def render_board(board: Board, store: ResultStore) -> str:
     ]
 
     def row(rank: str, r: dict[str, Any]) -> str:
-        no_ci = r["ci_low"] is None or math.isnan(r["ci_low"])
-        ci = "" if no_ci else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        ci = seed_summary(r, board.metric).ci_text()
+        ci = f" {ci}" if ci else ""
         kind = {"builtin": " (built-in)", "reference": " (reference, clean expert)"}.get(r["kind"], "")
         used = f"{r['trajectories']:,.0f} / {r['queries']:,.0f}"
-        return (f"| {rank} | {_md(r['name'])}{kind} | {r['score']:.3f}{ci} | {used} | {len(r['seeds'])} | "
+        return (f"| {rank} | {markdown_cell(r['name'])}{kind} | {r['score']:.3f}{ci} | {used} | {len(r['seeds'])} | "
                 f"{r['status']} | {r['id']} | `{r['code_hash']}` | {r['created_at'][:10]} |")
 
     lines += [row(str(i + 1), r) for i, r in enumerate(got["ranked"])]
@@ -104,4 +133,4 @@ def write_board(board: Board, store: ResultStore, out: str | Path | None = None)
     return path
 
 
-__all__ = ["OPEN_NOTE", "board_rows", "protocol", "render_board", "write_board"]
+__all__ = ["OPEN_NOTE", "PRACTICE_NOTE", "board_rows", "private_section", "protocol", "render_board", "write_board"]

@@ -8,21 +8,24 @@ below them, and learning curves (SVG, matplotlib) of every entry as the harness
 measured them during training.
 
 Pages are Jinja2 templates (``scoreboards/leaderboard/templates/``) with autoescaping on: every
-string from a submission (its name, its target) is escaped as text, and figures are
+string from a submission (its name, its target) is escaped as text, with its control characters
+written as visible escapes (:func:`scoreboards.untrusted.terminal`), and figures are
 embedded as ``<img>`` (an SVG there runs no script; matplotlib draws text as paths).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from noisy_expert_gym.utils import safe_name, write_atomic
+from scoreboards.analysis.stats import seed_summary
 from scoreboards.leaderboard.board_model import Board
-from scoreboards.leaderboard.render import OPEN_NOTE, board_rows, protocol
+from scoreboards.leaderboard.private import private_rows
+from scoreboards.leaderboard.render import OPEN_NOTE, PRACTICE_NOTE, board_rows, protocol
 from scoreboards.provenance import code_version, now
 from scoreboards.store import ResultStore
+from scoreboards.untrusted import terminal
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -50,7 +53,13 @@ def _environment() -> Any:
         import jinja2
     except ImportError:  # pragma: no cover - a dependency of the package
         raise RuntimeError("publishing the web site needs Jinja2: pip install jinja2") from None
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    from markupsafe import Markup
+
+    def finalize(value: Any) -> Any:  # every plain string shown: control characters visible, then escaped
+        return terminal(value, keep_newlines=True) if isinstance(value, str) and not isinstance(value, Markup) \
+            else value
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=finalize,
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -81,7 +90,7 @@ def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
         e["curve_file"] = None
         if not any(curves):
             continue
-        label = _plain(f"#{e['id']} {e['name']}")
+        label = _plain(terminal(f"#{e['id']} {e['name']}"))
         by_label[label] = curves
         path = fig_dir / entry_figure_name(board.name, int(e["id"]))
         if learning_curves({label: curves}, path, metrics=(board.metric,), fmt="svg") is not None:
@@ -93,9 +102,10 @@ def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
     return f"../curves/{path.name}" if made is not None else None
 
 
-def _entry_view(e: dict[str, Any]) -> dict[str, Any]:
-    lo = e.get("ci_low")
-    return {**e, "has_ci": lo is not None and not math.isnan(lo)}
+def _entry_view(e: dict[str, Any], metric: str) -> dict[str, Any]:
+    """An entry as the page shows it: its interval from its seeds (flagged when too few)."""
+    s = seed_summary(e, metric)
+    return {**e, "ci": s.ci_text(), "few_seeds": s.few_seeds}
 
 
 def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
@@ -113,8 +123,10 @@ def publish(boards: list[Board], store: ResultStore, out: str | Path) -> Path:
         board_curve = _figures(board, entries, out)
         page = env.get_template("board.html.j2").render(
             root="../", board=board, protocol=protocol(board), open_note=OPEN_NOTE,
-            ranked=[_entry_view(e) for e in got["ranked"]], refs=[_entry_view(e) for e in got["refs"]],
-            stale=got["stale"], board_curve=board_curve, **common)
+            ranked=[_entry_view(e, board.metric) for e in got["ranked"]],
+            refs=[_entry_view(e, board.metric) for e in got["refs"]],
+            stale=got["stale"], board_curve=board_curve, private=private_rows(board, store) if board.hidden else None,
+            practice_note=PRACTICE_NOTE, **common)
         write_atomic(out / "boards" / f"{slug(board.name)}.html", page)
         kw = ", ".join(f"{k}={v}" for k, v in board.env_kwargs.items())
         summary.append({"name": board.name, "slug": slug(board.name), "rule": board.rule, "access": board.access,

@@ -51,7 +51,7 @@ def _bc_path(eta: float, tmp: str) -> str:
     cfg = TrainConfig(algo="bc", env_kwargs={"m": 3, "eta": eta}, data_dir=tmp)
     task = make_problem("NoisyModAdd-v0", m=3, eta=eta).task
     ctx = SimpleNamespace(cfg=cfg, budget=Budget(64), task=task, clean_expert=None, expert=None)
-    return dataset_path(ctx, clean=False)
+    return dataset_path(ctx, clean=False, chunk=cfg.batch_size)
 
 
 @settings(max_examples=60, deadline=None)

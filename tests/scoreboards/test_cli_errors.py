@@ -53,7 +53,7 @@ CASES: dict[str, dict[str, list[list[str]]]] = {
         + ([["board", cmd, BOARD, "--db", "missing.sqlite"]] if cmd == "show" else []),
         "folder": [["board", cmd, "folder/", "--db", "good.sqlite"], ["board", cmd, BOARD, "--db", "folder"]],
         "malformed": [["board", cmd, "bad.toml", "--db", "good.sqlite"], ["board", cmd, BOARD, "--db", "bad.sqlite"]],
-    } for cmd in ("show", "baselines")},
+    } for cmd in ("show", "baselines", "private")},
     "board list": {"wrong name": [["board", "list", "modadd"]]},
     "board verify": {"wrong name": [["board", "verify", "modadd-m5", "1", "--db", "good.sqlite"],
                                     ["board", "verify", BOARD, "7", "--db", "good.sqlite"]],

@@ -35,6 +35,10 @@ CASES = {
     "present": (lambda: stats.present(SEEDS), lambda: stats.present(_with_failed(SEEDS, 0, None) + [NAN])),
     "count_failed": (lambda: 2, lambda: stats.count_failed(_with_failed(SEEDS, 0, None) + [NAN])),
     "bootstrap_ci": (lambda: stats.bootstrap_ci(SEEDS), lambda: stats.bootstrap_ci(_with_failed(SEEDS))),
+    "t_ci": (lambda: stats.t_ci(SEEDS), lambda: stats.t_ci(_with_failed(SEEDS, 2, None))),
+    "seed_summary": (
+        lambda: astuple(stats.seed_summary({"per_seed": [{"m": v} for v in SEEDS]}, "m"))[:6],
+        lambda: astuple(stats.seed_summary({"per_seed": [{"m": v} for v in _with_failed(SEEDS)] + [{}]}, "m"))[:6]),
     "iqm": (lambda: stats.iqm(SEEDS), lambda: stats.iqm(_with_failed(SEEDS, 3, None))),
     "summarize": (lambda: astuple(stats.summarize(SEEDS))[:6], lambda: astuple(stats.summarize(_with_failed(SEEDS)))[:6]),
     "probability_of_improvement": (

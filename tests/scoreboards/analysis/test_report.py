@@ -20,13 +20,15 @@ def test_report_tables_and_figures(tiny_spec_path, db_path):
         rep = build_report(spec, st)
         again = build_report(spec, st, out_dir=db_path.parent / "again", figures=False)
     assert rep.found == rep.expected == 5 * 4 * 2
-    assert rep.tables == again.tables  # seeded bootstrap: reproducible
+    assert rep.tables == again.tables  # reproducible
     md = rep.path.read_text()
     assert "### NoisyModAdd-v0 eta=0.2,m=3" in md and "Probability of improvement" in md
     assert "bc-clean (reference, clean expert)" in md
     # fake_train: nail-f's final accuracy at eta = 0 is 0.9 (+ 0.01 for seed 1).
     s = summarize([0.9, 0.91])
     assert f"| nail-f | 2 | {s.fmt()} |" in md
+    assert s.fmt().endswith("(2 seeds: too few)")  # the report's 2-seed intervals are flagged
+    assert "95% Student-t interval of the mean over seeds" in md
     names = {p.name for p in rep.figures}
     assert {"curves_eta=0.0,m=3.png", "final_vs_m.png", "final_vs_eta.png", "sweep_beta.png"} <= names
     assert all(p.stat().st_size > 1000 for p in rep.figures)
