@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from agents.registry import ALGORITHMS, check_params, plugin_digest
 from noisy_expert_gym.declarations import (
+    NOT_BOOL,
     Declared,
     NonNegativeFloat,
     NonNegativeInt,
@@ -84,6 +85,8 @@ class TrainConfig(Declared):
     """Training prompts: `iid` (drawn uniformly with replacement) or `epoch` (a seeded permutation, every problem once per epoch; tasks with a finite problem list such as GSM-8K)."""
     grad_clip: NonNegativeFloat = 1.0
     """Global gradient-norm clip (0 disables)."""
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0), NOT_BOOL] = 0.0
+    """Exponential moving average of the weights (0: off): after each step ema = d ema + (1 - d) weights with d = min(ema_decay, (1 + u) / (10 + u)) at update u; evaluation and the returned policy use the EMA weights, rollouts the trained ones."""
     eval_every: NonNegativeInt = 0
     """Evaluate every this many trajectories (0: 20 evaluations over the budget)."""
     eval_prompts: PositiveInt = 1024
@@ -194,7 +197,7 @@ class TrainConfig(Declared):
                    "schedule='cosine' or drop it")
         alg = ALGORITHMS.get(self.algo)
         if alg is not None and alg.unused:
-            refuse(alg.unused, f"on `{self.algo}`: {alg.unused_reason}")
+            refuse(alg.unused - alg.reads(dict(self.algo_params)), f"on `{self.algo}`: {alg.unused_reason}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

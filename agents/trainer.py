@@ -31,6 +31,7 @@ its last batch to what is left.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
@@ -162,6 +163,7 @@ class Run:
     curve: list[dict[str, float]] = field(default_factory=list)
     t0: float = 0.0
     last_eval_update: int = -1
+    ema: torch.nn.Module | None = None  # the EMA of the weights (cfg.ema_decay > 0): what is evaluated
     micros: int = 1  # micro-batches of the current update (grad_accum, or fewer for a small last batch)
     _acc: list[float] = field(default_factory=lambda: [0.0, 0.0])  # grad_accum: loss sum, valid positions
 
@@ -201,11 +203,12 @@ class Run:
         if alg.setup is not None:  # deterministic (own seeds, disk cache), so it is rerun on resume
             alg.setup(ctx, params)
         oracles = (problem.expert, problem.clean_expert)
+        ema = make_ema(policy) if cfg.ema_decay > 0 else None
         ck = None
         if cfg.resume and ckpt_path:  # rank 0 reads the file; every rank resumes from it (shared disk or not)
             ck = on_rank0(lambda: load_checkpoint(ckpt_path) if os.path.exists(ckpt_path) else None, rank, world)
         if ck is not None:  # last: nothing may draw randomness between here and the first update
-            restore(ck, cfg, ctx, opt, sched, ckpt_path, oracles)
+            restore(ck, cfg, ctx, opt, sched, ckpt_path, oracles, ema)
         curve = ck["curve"] if ck is not None else []
         first_update = ck["update"] + 1 if ck is not None else 0
         monitor = Monitor(cfg, total=total_updates, initial=first_update, active=rank == 0)
@@ -213,7 +216,7 @@ class Run:
         return cls(cfg, alg, ctx, fwd, opt, sched, held_out, monitor, base_updates, total_updates, eval_interval,
                    cfg.checkpoint_every or eval_interval, ckpt_path, oracles, first_update, curve,
                    t0=time.perf_counter() - (ck["wall_time"] if ck is not None else 0.0),
-                   last_eval_update=curve[-1]["update"] if curve else -1)
+                   last_eval_update=curve[-1]["update"] if curve else -1, ema=ema)
 
     # ----- around the three steps --------------------------------------------------------------
     def begin(self, update: int) -> bool:
@@ -304,6 +307,8 @@ class Run:
             torch.nn.utils.clip_grad_norm_(ctx.policy.parameters(), cfg.grad_clip)
         self.opt.step()
         self.sched.step()
+        if self.ema is not None:
+            update_ema(self.ema, ctx.policy, self.cfg.ema_decay, ctx.update)
         return loss
 
     def end(self, update: int, train_loss: float) -> bool:
@@ -318,7 +323,7 @@ class Run:
         if (update + 1) % self.eval_interval == 0 or last:
             row = {"update": update + 1, "trajectories": ctx.trajectories, "queries": ctx.budget.queries,
                    "wall_time": time.perf_counter() - self.t0, "train_loss": train_loss}
-            metrics = on_rank0(lambda: {**row, **self.held_out.evaluate(ctx.policy, cfg.precision)}, rank, world)
+            metrics = on_rank0(lambda: {**row, **self.held_out.evaluate(self.evaluated, cfg.precision)}, rank, world)
             self.curve.append(metrics)
             self.last_eval_update = update
             self.monitor.log(metrics)
@@ -337,7 +342,13 @@ class Run:
                 "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": rng, "update": update,
                 "trajectories": ctx.trajectories, "queries": ctx.budget.queries, "curve": self.curve,
                 "wall_time": time.perf_counter() - self.t0,
-                "state": {k: v for k, v in ctx.state.items() if k != "dataset"}}
+                "state": {k: v for k, v in ctx.state.items() if k != "dataset"},
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})}
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The weights evaluated and returned: the EMA when ``cfg.ema_decay`` > 0, else the trained ones."""
+        return self.ema if self.ema is not None else self.ctx.policy
 
     def finish(self) -> RunResult:
         self.monitor.close()
@@ -346,12 +357,34 @@ class Run:
             algo=cfg.algo, env_id=cfg.env_id, env_kwargs=dict(cfg.env_kwargs), config=cfg.to_dict(),
             seed=cfg.seed, final_metrics=dict(self.curve[-1]) if self.curve else {}, curve=self.curve,
             trajectories=ctx.trajectories, queries=ctx.budget.queries, wall_time=time.perf_counter() - self.t0,
-            device=str(ctx.device), uses_clean_expert=self.alg.uses_clean_expert, policy=ctx.policy)
+            device=str(ctx.device), uses_clean_expert=self.alg.uses_clean_expert, policy=self.evaluated)
+
+
+def make_ema(policy: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of the policy that :func:`update_ema` moves towards the trained weights."""
+    ema = copy.deepcopy(policy)
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, policy: torch.nn.Module, decay: float, update: int) -> None:
+    """ema <- d ema + (1 - d) policy, parameter by parameter (buffers copied), d = min(decay, (1 + u) / (10 + u)).
+
+    The warm-up of d (as TensorFlow's and timm's EMA) keeps the average from dragging the
+    random initialisation along for ~1 / (1 - decay) updates.
+    """
+    d = min(decay, (1.0 + update) / (10.0 + update))
+    for e, p in zip(ema.parameters(), policy.parameters()):
+        e.lerp_(p.detach(), 1.0 - d)
+    for e, b in zip(ema.buffers(), policy.buffers()):
+        e.copy_(b)
 
 
 def restore(ck: dict[str, Any], cfg: TrainConfig, ctx: Context, opt: torch.optim.Optimizer,
-            sched: torch.optim.lr_scheduler.LambdaLR, path: str, oracles: tuple[Any, ...] = ()) -> None:
-    """Put a checkpoint's model, optimizer, schedule, random streams, algorithm state and spending back."""
+            sched: torch.optim.lr_scheduler.LambdaLR, path: str, oracles: tuple[Any, ...] = (),
+            ema: torch.nn.Module | None = None) -> None:
+    """Put a checkpoint's model, optimizer, schedule, random streams, algorithm state, EMA and spending back."""
     check_resumable(ck, cfg, path)
     ranks = len(ck["rng"] if "rng" in ck else ck["gen"])
     if ranks != ctx.world_size:  # every rank's random streams are in it, one per rank
@@ -359,6 +392,8 @@ def restore(ck: dict[str, Any], cfg: TrainConfig, ctx: Context, opt: torch.optim
                          f"{ctx.world_size}; resume it with as many (torchrun --nproc_per_node {ranks}, or no "
                          "torchrun for 1), or use a fresh --checkpoint-dir")
     ctx.policy.load_state_dict(ck["model"])
+    if ema is not None:
+        ema.load_state_dict(ck["ema"])
     opt.load_state_dict(ck["opt"])
     sched.load_state_dict(ck["sched"])
     # Checkpoints written before every stream was kept hold the run's generator alone ("gen").
@@ -389,4 +424,4 @@ def lr_lambda(cfg: TrainConfig, total_updates: int):
     return f
 
 
-__all__ = ["Run", "lr_lambda", "restore", "seed_everything", "train"]
+__all__ = ["Run", "lr_lambda", "make_ema", "restore", "seed_everything", "train", "update_ema"]

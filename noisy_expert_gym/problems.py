@@ -30,7 +30,7 @@ from typing import Any
 
 from noisy_expert_gym.contracts import Oracle, TaskCore
 from noisy_expert_gym.declarations import Declared
-from noisy_expert_gym.tasks import automaton, modadd
+from noisy_expert_gym.tasks import automaton, modadd, per_step
 from noisy_expert_gym.tasks.gsm8k import kwargs as gsm8k_kwargs
 from noisy_expert_gym.tasks.gsm8k import problem as gsm8k_problem
 from noisy_expert_gym.utils import FrozenMap, did_you_mean
@@ -120,6 +120,10 @@ FAMILIES: dict[str, Family] = {
                         "noisy_expert_gym.envs.automaton:NoisyAutomatonEnv",
                         "noisy_expert_gym.envs.automaton_vector:NoisyAutomatonVectorEnv",
                         env_options=("reward", "render_mode")),
+    "per_step": Family("per_step", per_step.PerStepKwargs, per_step.build_problem,
+                       "noisy_expert_gym.envs.per_step:NoisyPerStepAutomatonEnv",
+                       "noisy_expert_gym.envs.per_step_vector:NoisyPerStepAutomatonVectorEnv",
+                       env_options=("reward", "render_mode")),
     "gsm8k": Family("gsm8k", gsm8k_kwargs.GSM8KKwargs, gsm8k_problem.build_problem,
                     "noisy_expert_gym.envs.gsm8k:NoisyGSM8KEnv"),
 }
@@ -144,6 +148,12 @@ REGISTRY: dict[str, tuple[str, dict[str, Any]]] = {
     "NoisyDFA-v0": ("automaton", {"kind": "dfa"}),
     # The word problem of S5 over all 120 elements (n = k = 120): the hard state-tracking task.
     "NoisyS5-v0": ("automaton", {"automaton": "s5"}),
+    # Per-step rules (docs/design.md §3.4): position t uses rule block t mod P, P = m by default (a
+    # new rule at every step: where the offline lower bound lives). The family's defaults (n = 3,
+    # k = 2, m = 5, absorbing eta = 0.5) are the main job's largest horizon (`make quick`).
+    "NoisyPerStepAutomaton-v0": ("per_step", {}),
+    # The modadd-like member: Z_p (p = n = 3) renamed per block; P = 1 is NoisyModAdd.
+    "NoisyPerStepModAdd-v0": ("per_step", {"automaton": "modadd"}),
     # v1: an HF tokenizer stops at every end-of-turn token of its chat template; v0 kept with its
     # EOS-only stop (identical with the built-in tokenizers).
     "NoisyGSM8K-v1": ("gsm8k", {}),

@@ -97,6 +97,13 @@ def prob_final_correct(law: str, eta: float, p: int, m: int) -> float:
 # uniform, so P(final correct) = q^m + (1 - q^(m-1)) / n for *any* automaton; under `mixture`
 # a permutation automaton keeps w = s and w != s alike, so P(final correct) = (1-eta)^m +
 # (1 - (1-eta)^m) / n -- both equal modadd's prob_final_correct with p = n.
+#
+# Per-step rules (docs/design.md §3.4, noisy_expert_gym.tasks.per_step): position t draws its symbol
+# uniformly from its own set of columns (block t mod P's tokens), so the pair chain's transition
+# changes with the step: step t averages over those columns only. The offset chain does not read
+# the symbols at all (any group element carries the offset unchanged), so for a per-step group
+# automaton (``modadd`` blocks) it holds as it is, and the two consequences above hold for any
+# per-step automaton too.
 
 #: Largest n * n * k the (true, written) pair chain enumerates per step.
 PAIR_CHAIN_LIMIT = 50_000_000
@@ -122,29 +129,50 @@ def _check_m(m: Any) -> int:
     return int(m)
 
 
-def final_correct_pair_chain(automaton: Any, law: str, eta: float, m: int) -> float:
+def position_columns(task_or_automaton: Any) -> np.ndarray | None:
+    """(m, k) symbol tokens each position draws uniformly from, for a per-step task
+    (:class:`~noisy_expert_gym.tasks.per_step.PerStepTask`); None when every position draws from
+    all of the automaton's symbols."""
+    cols = getattr(task_or_automaton, "position_tokens", None)
+    return None if cols is None else np.asarray(cols)
+
+
+def final_correct_pair_chain(automaton: Any, law: str, eta: float, m: int,
+                             columns: np.ndarray | None = None) -> float:
     """P(final answer correct) of noisy-expert rollouts on uniform prompts, any automaton.
 
     A Markov chain over (no error yet, true state) and (error made, true state,
     written state): exact for every automaton and law; cost O(m n^2 k).
+
+    Args:
+        automaton: an Automaton or a task holding one; a per-step task brings its columns.
+        columns: (P', k) int: position t draws its symbol uniformly from row ``t mod P'`` (a
+            per-step transition); default: the task's per-position tokens, else every symbol.
     """
     check_law(law, eta)
     m = _check_m(m)
     auto = _automaton_of(automaton)
-    table, n, k = auto.table, auto.n, auto.k
+    columns = position_columns(automaton) if columns is None else np.asarray(columns)
+    table, n = auto.table, auto.n
+    if columns is None:
+        columns = np.arange(auto.k)[None, :]
+    if columns.ndim != 2 or columns.min() < 0 or columns.max() >= auto.k:
+        raise ValueError(f"`columns` must be a (P, k) array of symbols in 0..{auto.k - 1}")
+    k = columns.shape[1]
     if n * n * k > PAIR_CHAIN_LIMIT:
         raise ValueError(f"the pair chain needs n*n*k <= {PAIR_CHAIN_LIMIT:,} (got n={n}, k={k}); for a group "
                          "automaton use method='offset'")
-    # (s, w) -> (delta(s, x), delta(w, x)) for every symbol x: flat pair indices, (n, n, k).
-    pair_next = (table[:, None, :] * n + table[None, :, :]).reshape(-1)
     slip = np.zeros((n, n))
     slip[np.arange(n), auto.slip] = 1.0  # slip @ column c -> column slip[c]
     q = step_clean_prob(law, eta, n)
     clean = np.zeros(n)  # P(no error yet, true state s)
     clean[auto.start] = 1.0
     err = np.zeros((n, n))  # P(an error was made, true state s, written state w)
-    for _ in range(m):
-        true_next = np.bincount(table.reshape(-1), weights=np.repeat(clean / k, k), minlength=n)
+    for t in range(m):
+        step = table[:, columns[t % len(columns)]]  # (n, k): this position's transitions
+        # (s, w) -> (delta_t(s, x), delta_t(w, x)) for every symbol x: flat pair indices, (n, n, k).
+        pair_next = (step[:, None, :] * n + step[None, :, :]).reshape(-1)
+        true_next = np.bincount(step.reshape(-1), weights=np.repeat(clean / k, k), minlength=n)
         carried = np.bincount(pair_next, weights=np.repeat(err.reshape(-1) / k, k), minlength=n * n)
         carried = carried.reshape(n, n)  # the clean expert's token for the written chain, before noise
         new_err = np.zeros((n, n))
@@ -167,8 +195,9 @@ def final_correct_pair_chain(automaton: Any, law: str, eta: float, m: int) -> fl
 def final_correct_offset_chain(automaton: Any, law: str, eta: float, m: int) -> float:
     """P(final answer correct) for a group automaton: a Markov chain over the offsets d = w s^-1.
 
-    Needs ``automaton.group`` (``modadd``, ``s5``, their relabellings); for ``biased`` the
-    slip must be a left translation c -> h c (modadd's off-by-one is; S5's is not).
+    Needs ``automaton.group`` (``modadd``, ``s5``, per-step ``modadd`` blocks, their relabellings);
+    for ``biased`` the slip must be a left translation c -> h c (modadd's off-by-one is; S5's is
+    not). The chain never reads the symbols, so it holds for per-step rules as it is.
 
     Raises:
         ValueError: the automaton has no group structure, or the slip is not a translation.
@@ -215,7 +244,8 @@ def automaton_final_correct(automaton: Any, law: str, eta: float, m: int, method
     """Exact P(final answer correct) of noisy-expert rollouts on uniform random prompts.
 
     Args:
-        automaton: an :class:`~noisy_expert_gym.tasks.automata.Automaton` or a task holding one.
+        automaton: an :class:`~noisy_expert_gym.tasks.automata.Automaton` or a task holding one
+            (a per-step task's positions draw from their own columns: :func:`position_columns`).
         law, eta: the noise law and level.
         m: the horizon.
         method: ``offset`` (group automata), ``pair`` (any automaton) or ``auto``
@@ -229,8 +259,9 @@ def automaton_final_correct(automaton: Any, law: str, eta: float, m: int, method
         group_ok = auto.group is not None and (
             law != "biased" or len(set(auto.group.mul[auto.slip, auto.group.inv].tolist())) == 1)
         method = "offset" if group_ok else "pair"
-    fn = final_correct_offset_chain if method == "offset" else final_correct_pair_chain
-    return fn(auto, law, eta, m)
+    if method == "offset":
+        return final_correct_offset_chain(auto, law, eta, m)
+    return final_correct_pair_chain(auto, law, eta, m, columns=position_columns(automaton))
 
 
 def closed_forms(task: Any, law: str, eta: float) -> dict[str, float]:

@@ -276,6 +276,9 @@ class Algorithm:
         unused: the :class:`~agents.config.TrainConfig` fields this algorithm does not read, with
             why (``unused_reason``): the configuration refuses a value other than the default for
             any of them, so no option is accepted and ignored.
+        reads: ``reads(algo_params) -> frozenset`` of the raw ``algo_params`` dict: the fields of
+            ``unused`` that these parameters make the algorithm read after all (BC reads
+            ``expert_form`` with ``labels='probs'``). Default: none.
     """
 
     name: str
@@ -296,6 +299,7 @@ class Algorithm:
     topk_queries: Callable[[Any], bool] = never
     unused: frozenset[str] = frozenset()
     unused_reason: str = ""
+    reads: Callable[[dict[str, Any]], frozenset[str]] = lambda algo_params: frozenset()
 
     @property
     def defaults(self) -> dict[str, Any]:

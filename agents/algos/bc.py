@@ -18,6 +18,14 @@ export-minari``), charged as it is read. With ``prompt_order = "epoch"`` (tasks 
 the dataset's prompts are those the online learners would draw: every problem once per epoch
 of a seeded permutation. Expert rollouts are sampled tokens only, so BC
 learns from a sample-only expert (``access="sample"``) unchanged.
+
+``labels="probs"`` is offline distillation with soft labels, a control of the theory
+(docs/design.md §3.4): the same prefixes (the same cached rollouts, in the same order), but
+at each one the loss is the forward KL to the noisy expert's row pi~(. | prefix) -- the
+distribution the rollout's token was drawn from -- instead of -log pi_theta(token). It
+removes the label noise of sampling and nothing else. The rows are the ones the rollout
+was sampled from, so they cost no further trajectories or queries; reading them needs
+full access (a sample-only expert refuses the run before any query).
 """
 
 from __future__ import annotations
@@ -25,19 +33,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import field_validator, model_validator
 
+from agents import expert_rows as rows
 from agents import losses
 from agents.algos.base import (
-    UNUSED_ROWS,
     Algorithm,
     Batch,
     Context,
     epoch_permutation,
-    never,
     register,
 )
 from noisy_expert_gym.contracts import Oracle, TaskCore
@@ -54,6 +61,8 @@ class BCParams(Declared):
     """A local Minari dataset id to train on instead of generated rollouts (see `neg export-minari`); it must have been made on the run's env and problem kwargs."""
     dataset_eta: UnitInterval | None = None
     """With `dataset`: the eta it was made at, to train on data of another eta than the env's on purpose (recorded in the run's config)."""
+    labels: Literal["tokens", "probs"] = "tokens"
+    """`tokens`: log-loss on the rollout's sampled tokens (LogLossBC); `probs`: forward KL to the expert's row at each of the rollout's prefixes (soft labels, needs full access)."""
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -197,7 +206,7 @@ def _setup(clean: bool):
         else:
             data = cached(ctx, clean)
         ctx.state["dataset"] = data  # not checkpointed: collected again on resume, the same rows
-        ctx.state.update(pos=0, epoch=0, perm=torch.arange(data.shard_size, device=ctx.device))
+        ctx.state.update(pos=0, epoch=0, clean=clean, perm=torch.arange(data.shard_size, device=ctx.device))
     return setup
 
 
@@ -210,19 +219,41 @@ def collect(ctx: Context, params: BCParams) -> Batch:
     idx = st["perm"][st["pos"] : st["pos"] + ctx.batch_size]
     st["pos"] += idx.shape[0]
     new = idx.shape[0] if st["epoch"] == 0 else 0  # later epochs re-read spent trajectories
-    rows = data.rows(idx)  # the first pass collects them from the expert now
-    return Batch(rows["prompts"], rows["chain"], actions=rows["chain"], trajectories=new,
-                 queries=new * ctx.task.horizon)
+    got = data.rows(idx)  # the first pass collects them from the expert now
+    prompts, chain = got["prompts"], got["chain"]
+    probs = None
+    if params.labels == "probs":  # the rows the rollout was drawn from: already paid for with it
+        expert = ctx.clean_expert if ctx.state.get("clean") else ctx.expert
+        probs = rows.expert_rows(expert, prompts, chain, ctx.cfg.expert_form)
+    return Batch(prompts, chain, probs=probs, actions=chain, trajectories=new, queries=new * ctx.task.horizon)
 
 
 def loss(logits: torch.Tensor, batch: Batch, params: BCParams) -> torch.Tensor:
+    if params.labels == "probs":
+        return losses.forward_kl_rows(logits, batch.probs)
     return losses.mc_forward(logits, batch.actions)
 
 
+def needs_probs(params: BCParams) -> bool:
+    """Soft labels read the expert's rows; tokens are samples."""
+    return params.labels == "probs"
+
+
+def reads(algo_params: dict[str, Any]) -> frozenset[str]:
+    """With soft labels BC reads the expert's rows through ``expert_form``; with tokens it does not."""
+    return frozenset({"expert_form"}) if algo_params.get("labels") == "probs" else frozenset()
+
+
+_UNUSED_ROWS = ("with labels='tokens' it does not read the expert's rows through expert_form (soft labels do: "
+                "labels='probs'); drop expert_form or set labels='probs'")
+
+
 register(Algorithm("bc", "LogLossBC: token log-loss on a fixed dataset of noisy-expert rollouts "
-                   "(generated and cached, or a Minari dataset id: dataset=...)",
-                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=never,
-                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))
+                   "(generated and cached, or a Minari dataset id: dataset=...); labels='probs': soft labels",
+                   BCParams, collect, loss, setup=_setup(clean=False), needs_probs=needs_probs,
+                   sample_only_hint="use labels='tokens'", unused=frozenset({"expert_form"}),
+                   unused_reason=_UNUSED_ROWS, reads=reads))
 register(Algorithm("bc-clean", "reference ceiling: BC on clean-expert rollouts (reads the clean expert)",
-                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True, needs_probs=never,
-                   unused=frozenset({"expert_form"}), unused_reason=UNUSED_ROWS))
+                   BCParams, collect, loss, setup=_setup(clean=True), uses_clean_expert=True,
+                   needs_probs=needs_probs, sample_only_hint="use labels='tokens'", unused=frozenset({"expert_form"}),
+                   unused_reason=_UNUSED_ROWS, reads=reads))

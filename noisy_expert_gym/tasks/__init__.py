@@ -30,5 +30,6 @@ from noisy_expert_gym.tasks.automata import Automaton, make_automaton
 from noisy_expert_gym.tasks.automaton import AutomatonTask
 from noisy_expert_gym.tasks.gsm8k import GSM8KTask
 from noisy_expert_gym.tasks.modadd import ModAddTask
+from noisy_expert_gym.tasks.per_step import PerStepTask
 
-__all__ = ["Automaton", "AutomatonTask", "GSM8KTask", "ModAddTask", "make_automaton"]
+__all__ = ["Automaton", "AutomatonTask", "GSM8KTask", "ModAddTask", "PerStepTask", "make_automaton"]

@@ -20,12 +20,18 @@ budget cap, and this module fits those runs:
   parameters, so the one with the larger likelihood fits better;
 - **bootstrap CIs over seeds** (:func:`bootstrap_fits`): seeds are resampled with
   replacement within each horizon (a stratified bootstrap), both models refitted;
-- the theory's reference: 1 / P(a noisy-expert rollout's prefix of length m is
-  clean) = 1 / q^m with q = 1 - eta + eta/p (:func:`theory_curve`), the number of
-  rollouts per fully clean one, which is what offline BC fights under the
-  absorbing law; its growth factor per unit m is 1/q.
+- the theory's predicted shapes (the combination lock of docs/design.md §3.4,
+  :func:`theory_shapes`): with L positions that each have their own rule and
+  q = 1 - eta + eta/n the probability that the noisy expert writes the clean token on a
+  clean prefix (n = the task's states), offline BC's cost grows like q^-(L-1) (its last
+  rule is taught only by rollouts whose first L - 1 tokens are clean) and NAIL-F's like L
+  (it learns the rules front to back on its own clean prefixes). Each shape is scaled to
+  each algorithm's runs by a censored fit of its level alone (:func:`level_fit`), which
+  also says which shape fits an algorithm better.
 
-:func:`analyse` does all of it for a spec's results, per group of runs;
+The swept variable is ``m`` by default; a spec may sweep the period ``period`` (L = P at
+fixed m) or the noise ``eta`` (q changes, L fixed) instead (``[report] scaling``,
+:func:`scaling_variable`). :func:`analyse` does all of it for a spec's results, per group of runs;
 :mod:`scoreboards.analysis.horizon_report` writes the verdict tables and the figure.
 ``neg bench horizon SPEC --png docs/x.png`` prints the tables and writes the figure;
 ``neg bench report SPEC`` adds the same section to the spec's report when the spec
@@ -248,23 +254,101 @@ def theory_curve(law: str, eta: float, p: int, ms: Sequence[float]) -> np.ndarra
     return np.asarray([q ** -float(m) for m in ms])
 
 
-# ----- from a spec's results ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LevelFit:
+    """A theory shape scaled to one algorithm's runs: log T = a + log shape(x) + N(0, s^2), censored."""
+
+    a: float
+    sigma: float
+    loglik: float
+
+    def predict(self, shape: np.ndarray | float) -> np.ndarray:
+        return np.exp(self.a) * np.asarray(shape, dtype=float)
+
+
+def level_fit(shape: Sequence[float], hits: Sequence[Hit]) -> LevelFit | None:
+    """The Tobit fit of the level alone (slope fixed at 1 on log shape); None without an uncensored point."""
+    y = np.log(np.asarray([h.t for h in hits], dtype=float)) - np.log(np.asarray(shape, dtype=float))
+    c = np.asarray([h.censored for h in hits], dtype=bool)
+    if not len(y) or c.all():
+        return None
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, log_s = theta
+        s = math.exp(log_s)
+        z = (y - a) / s
+        logpdf = -0.5 * z * z - _LOG_SQRT_2PI
+        logsf = special.log_ndtr(-z)
+        ll = np.where(c, logsf, logpdf - log_s)
+        lam = np.exp(logpdf - logsf)
+        d_mu = np.where(c, lam, z) / s
+        d_ls = np.where(c, lam * z, z * z - 1.0)
+        return -float(ll.sum()), -np.asarray([d_mu.sum(), d_ls.sum()])
+
+    s0 = max(float(np.std(y[~c])) if (~c).sum() > 1 else 0.3, 0.3)
+    res = optimize.minimize(nll, np.asarray([float(y[~c].mean()), math.log(s0)]), jac=True, method="TNC",
+                            bounds=[(None, None), (math.log(MIN_SIGMA), math.log(50.0))])
+    return LevelFit(float(res.x[0]), math.exp(float(res.x[1])), -float(res.fun))
+
+
+#: Env kwargs a scaling analysis may sweep: the horizon, the per-step rules' period, the noise level.
+SCALING_VARIABLES: tuple[str, ...] = ("m", "period", "eta")
+
+
+def scaling_variable(spec: Any) -> str | None:
+    """The swept env kwarg a spec's scaling analysis runs over, or None (not a scaling spec).
+
+    ``[report] scaling`` when the spec sets it, else ``m`` or ``period``, whichever the env grid
+    sweeps (at least two values); only for specs that stop runs at a target (``[eval] stop_at``).
+    """
+    if spec.eval.get("stop_at") is None:
+        return None
+    chosen = (getattr(spec, "report", None) or {}).get("scaling")
+    for var in ([chosen] if chosen else ["m", "period"]):
+        if len(spec.env_grid.get(var, [])) >= 2:
+            return var
+    return None
+
+
 def is_horizon_spec(spec: Any) -> bool:
-    """A spec that sweeps the horizon ``m`` (at least 2 values) and stops runs at a target."""
-    return len(spec.env_grid.get("m", [])) >= 2 and spec.eval.get("stop_at") is not None
+    """A spec that sweeps the horizon ``m`` (or the period, or eta: :func:`scaling_variable`) with at
+    least 2 values and stops runs at a target."""
+    return scaling_variable(spec) is not None
 
 
+def theory_shapes(variable: str, kwargs: dict[str, Any], n: int, per_step: bool) -> tuple[float, float, float]:
+    """(q, offline shape q^-(L-1), online shape L) at one env config (docs/design.md §3.4).
+
+    L is the number of positions with their own rule: P (the period, m when it is None) capped at m
+    on a per-step task; m on a task without a period (modadd, the automata: the no-sharing rate,
+    which a shared rule need not pay). q = the noisy expert's clean-token probability on a clean
+    prefix, with n the task's states (:func:`noisy_expert_gym.theory.step_clean_prob`).
+    """
+    from noisy_expert_gym.theory import step_clean_prob
+
+    m = int(kwargs["m"])
+    rules = min(int(kwargs.get("period") or m), m) if per_step else m
+    q = step_clean_prob(kwargs.get("law", "absorbing"), float(kwargs.get("eta", 0.1)), n)
+    return q, q ** -(rules - 1), float(rules)
+
+
+def is_offline(label: str) -> bool:
+    """Which theory shape an algorithm is compared with: offline (BC's, labels starting with `bc`) or online."""
+    return label.startswith("bc")
+
+
+# ----- from a spec's results ------------------------------------------------------------------------
 def collect(spec: Any, results: list[tuple[Any, dict | None]], curves: dict[str, list[dict]],
-            target: float | None = None, interpolate: bool = True
+            target: float | None = None, interpolate: bool = True, variable: str = "m"
             ) -> dict[str, dict[str, dict[float, list[Hit]]]]:
-    """{group (the env kwargs varied besides m): {label: {m: [Hit per seed]}}} of finished runs."""
+    """{group (the env kwargs varied besides `variable`): {label: {x: [Hit per seed]}}} of finished runs."""
     target = target if target is not None else spec.eval.get("stop_at", spec.report["target"])
     out: dict[str, dict[str, dict[float, list[Hit]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for run, row in results:
         if row is None:
             continue
-        m = run.env_kwargs["m"]
-        group = ",".join(f"{k}={v}" for k, v in run.env_varied.items() if k != "m") or "default"
+        m = run.env_kwargs[variable]
+        group = ",".join(f"{k}={v}" for k, v in run.env_varied.items() if k != variable) or "default"
         hit = time_to_target(curves.get(row["key"], []), target, interpolate=interpolate,
                              spent=row.get("trajectories"))
         out[group][run.label][float(m)].append(Hit(hit.t, hit.censored, run.seed))
@@ -273,38 +357,84 @@ def collect(spec: Any, results: list[tuple[Any, dict | None]], curves: dict[str,
 
 @dataclass
 class HorizonGroup:
-    """One group's (e.g. one noise law's) analysis."""
+    """One group's (e.g. one noise law's) analysis over the swept variable."""
 
     group: str
     env_kwargs: dict[str, Any]
     rows: list[Scaling]
     cap: float
     theory_growth: float
-    """1/q: the theory's factor per unit of m."""
+    """1/q: the offline theory's factor per unit of m or P (NaN on an eta sweep or without a closed form)."""
+    variable: str = "m"
+    """The swept env kwarg: ``m``, ``period`` or ``eta``."""
+    n: int | None = None
+    """The task's states (the noise's uniform part), from which q is computed."""
+    shapes: dict[float, tuple[float, float, float]] = field(default_factory=dict)
+    """Per swept value: (q, offline shape q^-(L-1), online shape L) (:func:`theory_shapes`)."""
+    theory: dict[str, dict[str, LevelFit | None]] = field(default_factory=dict)
+    """Per algorithm label: both shapes scaled to its runs, ``offline`` and ``online`` (:func:`level_fit`)."""
+    per_step: bool = False
+    """The task has per-step rules (a ``period``); else L = m is the no-sharing rate."""
+
+    def shape(self, label: str, x: float) -> float:
+        """The theory shape an algorithm is compared with (:func:`is_offline`) at x."""
+        return self.shapes[x][1 if is_offline(label) else 2]
+
+    def scaled(self, label: str) -> LevelFit | None:
+        return self.theory.get(label, {}).get("offline" if is_offline(label) else "online")
+
+
+def _problem_facts(spec: Any, kwargs: dict[str, Any]) -> tuple[int | None, bool]:
+    """(the task's states n, whether it has per-step rules) of one env config; (None, False) if unknown."""
+    try:
+        from noisy_expert_gym import make_problem
+
+        prob = make_problem(spec.env_id, **kwargs)
+        return int(prob.task.num_actions), "period" in prob.kwargs
+    except Exception:  # noqa: BLE001 - a task that cannot be built here (data, a hub model): no theory
+        return None, False
 
 
 def analyse(spec: Any, results: list[tuple[Any, dict | None]], curves: dict[str, list[dict]],
             n_boot: int = N_BOOT, seed: int = 0) -> list[HorizonGroup]:
-    """Both fits of every algorithm in every group of a horizon spec's runs (`results`: the
-    spec's runs with their finished rows, :func:`scoreboards.analysis.report.gather`), with
-    the budget cap and the theory's growth per group."""
-    from noisy_expert_gym.theory import step_clean_prob
-
-    data = collect(spec, results, curves)
+    """Both fits and both theory shapes of every algorithm in every group of a scaling spec's runs
+    (`results`: the spec's runs with their finished rows, :func:`scoreboards.analysis.report.gather`),
+    with the budget cap and the theory per group."""
+    var = scaling_variable(spec) or "m"
+    data = collect(spec, results, curves, variable=var)
     groups = []
+    first = spec.env_grid[var][0]
     for kwargs, varied in spec.env_configs():
-        if varied.get("m") != spec.env_grid["m"][0]:
-            continue  # one entry per group (the first horizon stands for it)
-        g = ",".join(f"{k}={v}" for k, v in varied.items() if k != "m") or "default"
-        kw = {k: v for k, v in kwargs.items() if k != "m"}
-        rows = [scaling(lab, data[g][lab], n_boot, seed) for lab in spec.labels if lab in data.get(g, {})]
-        try:
-            q = step_clean_prob(kw.get("law", "absorbing"), float(kw.get("eta", 0.1)), int(kw.get("p", 7)))
-        except Exception:  # noqa: BLE001 - a task without the closed form: no reference curve
-            q = float("nan")
-        groups.append(HorizonGroup(g, kw, rows, float(spec.budget_trajectories), 1.0 / q))
+        if varied.get(var) != first:
+            continue  # one entry per group (the first value stands for it)
+        g = ",".join(f"{k}={v}" for k, v in varied.items() if k != var) or "default"
+        kw = {k: v for k, v in kwargs.items() if k != var}
+        rows = [scaling(lab, data[g][lab], n_boot, seed) if var != "eta" else
+                Scaling(lab, dict(sorted(data[g][lab].items())), {})
+                for lab in spec.labels if lab in data.get(g, {})]
+        n, per_step = _problem_facts(spec, kwargs)
+        shapes: dict[float, tuple[float, float, float]] = {}
+        theory: dict[str, dict[str, LevelFit | None]] = {}
+        growth = float("nan")
+        if n is not None:
+            for x in spec.env_grid[var]:
+                try:
+                    shapes[float(x)] = theory_shapes(var, {**kwargs, var: x}, n, per_step)
+                except Exception:  # noqa: BLE001 - a law without a clean-token probability
+                    shapes = {}
+                    break
+        if shapes and var != "eta":
+            growth = 1.0 / shapes[float(first)][0]
+        for s in rows:
+            ms, hits = _flatten(s.by_m)
+            if shapes:
+                theory[s.label] = {kind: level_fit([shapes[x][i] for x in ms], hits)
+                                   for kind, i in (("offline", 1), ("online", 2))}
+        groups.append(HorizonGroup(g, kw, rows, float(spec.budget_trajectories), growth, var, n, shapes, theory,
+                                   per_step))
     return groups
 
 
-__all__ = ["MIN_SIGMA", "N_BOOT", "SLOPE_BOUNDS", "Fit", "HorizonGroup", "Scaling", "analyse", "bootstrap_fits",
-           "collect", "is_horizon_spec", "scaling", "theory_curve", "tobit_fit"]
+__all__ = ["MIN_SIGMA", "N_BOOT", "SCALING_VARIABLES", "SLOPE_BOUNDS", "Fit", "HorizonGroup", "LevelFit", "Scaling",
+           "analyse", "bootstrap_fits", "collect", "is_horizon_spec", "is_offline", "level_fit", "scaling",
+           "scaling_variable", "theory_curve", "theory_shapes", "tobit_fit"]

@@ -31,6 +31,7 @@ from scoreboards.analysis.stats import (
     probability_of_improvement,
     steps_to_target,
     summarize,
+    time_to_target,
 )
 from scoreboards.provenance import canonical_json, code_version, now
 from scoreboards.store import ResultStore
@@ -287,14 +288,73 @@ def _horizon(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dic
     verdict tables and the T-vs-m figure; ("", None) for other specs."""
     from scoreboards.analysis import horizon_fit, horizon_report
 
-    if not horizon_fit.is_horizon_spec(spec) or not any(row for _, row in results):
+    var = horizon_fit.scaling_variable(spec)
+    if var is None or not any(row for _, row in results):
         return "", None
     groups = horizon_fit.analyse(spec, results, curves,
                                  n_boot=spec.report.get("horizon_boot", horizon_fit.N_BOOT), seed=seed)
+    what = {"m": "horizon", "period": "period", "eta": "noise"}[var]
     fig = (horizon_report.plot_horizon(groups, out / "horizon.png",
-                                       title=f"{spec.name}: trajectories to target vs horizon")
+                                       title=f"{spec.name}: trajectories to target vs {what}")
            if figures else None)
     return horizon_report.markdown(groups, spec), fig
+
+
+def _fmt_k(t: float) -> str:
+    return f"{t / 1000:.1f}k"
+
+
+def lr_record(spec: Spec, results: list[tuple[RunSpec, dict | None]], curves: dict[str, list[dict]]) -> str:
+    """The learning-rate record of a spec that runs one learner at several learning rates (a tuning spec).
+
+    Per learner (algorithm and parameters; entries that differ only in ``lr``) and env config: for each
+    lr, the trajectories to the target per seed (interpolated; ``>`` censored at the budget, with the
+    best accuracy the run reached), and the best lr of the grid: most seeds reaching the target, then
+    the smallest median trajectories, then the highest mean best accuracy. A best lr at either end of
+    the grid is marked: the grid may be too narrow there. Empty for other specs.
+    """
+    target = spec.eval.get("stop_at", spec.report["target"])
+    groups: dict[str, dict[float, str]] = defaultdict(dict)
+    for a in spec.algorithms:
+        if "lr" in a.train:
+            rest = {k: v for k, v in a.train.items() if k != "lr"}
+            groups[f"{a.name}({', '.join(f'{k}={v}' for k, v in {**a.params, **rest}.items())})"
+                   .replace("()", "")][float(a.train["lr"])] = a.label
+    groups = {g: lrs for g, lrs in groups.items() if len(lrs) >= 2}
+    if not groups:
+        return ""
+    by: dict[tuple[str, str], list[tuple[int, Any, float]]] = defaultdict(list)
+    for run, row in results:
+        if row is not None:
+            c = curves.get(row["key"], [])
+            best = max((r.get("greedy_full_exact", 0.0) for r in c), default=float("nan"))
+            by[(run.label, run.group)].append((run.seed, time_to_target(c, target, spent=row.get("trajectories")),
+                                               best))
+    configs = [env_label(v) for _, v in spec.env_configs()]
+    header = ["learner", "env"] + [f"lr {lr:g}" for lr in sorted({lr for g in groups.values() for lr in g})] + [
+        "best lr"]
+    all_lrs = sorted({lr for g in groups.values() for lr in g})
+    rows = []
+    for g, lrs in groups.items():
+        for cfg in configs:
+            cells, scores = [], {}
+            for lr in all_lrs:
+                runs = sorted(by.get((lrs[lr], cfg), []), key=lambda r: r[0]) if lr in lrs else []
+                if not runs:
+                    cells.append("-")
+                    continue
+                parts = [(_fmt_k(h.t) if not h.censored else f">{_fmt_k(h.t)} ({b:.2f})") for _, h, b in runs]
+                reached = [h.t for _, h, _ in runs if not h.censored]
+                med = float(np.median([h.t if not h.censored else math.inf for _, h, _ in runs]))
+                scores[lr] = (-len(reached) / len(runs), med, -float(np.mean([b for *_, b in runs])))
+                cells.append(", ".join(parts))
+            best = min(scores, key=scores.get) if scores else None
+            edge = best is not None and best in (min(lrs), max(lrs))
+            rows.append([g, cfg, *cells, "-" if best is None else f"{best:g}" + (" (edge of the grid)" if edge else "")])
+    return ("## Learning rates\n\n"
+            f"Trajectories to {target:g} per seed ({', '.join(str(s) for s in spec.seeds)}); `>` censored at the "
+            "budget, with the best accuracy the run reached. Best lr: most seeds reaching the target, then the "
+            "smallest median, then the highest mean best accuracy.\n\n" + _md_table(header, rows))
 
 
 def _slug(s: str) -> str:
@@ -317,9 +377,16 @@ def build_report(spec: Spec, store: ResultStore, out_dir: str | Path | None = No
     curves = store.curves([r["key"] for r in found])
     tables, _ = _group_tables(spec, results, curves, seed)
     figs = _figures(spec, results, curves, out) if figures and found else []
-    horizon_md, horizon_fig = _horizon(spec, results, curves, out, seed, figures and bool(found))
-    if horizon_md:
-        tables = horizon_md + "\n\n## Per horizon\n\n" + tables
+    from scoreboards.analysis import horizon_fit
+
+    lr_md = lr_record(spec, results, curves)  # a tuning spec: its record replaces the scaling section
+    horizon_md, horizon_fig = ("", None) if lr_md else _horizon(spec, results, curves, out, seed,
+                                                                 figures and bool(found))
+    if lr_md:
+        tables = lr_md + "\n\n## Per env config\n\n" + tables
+    elif horizon_md:
+        per = "horizon" if horizon_fit.scaling_variable(spec) == "m" else "env config"
+        tables = horizon_md + f"\n\n## Per {per}\n\n" + tables
     figs = ([horizon_fig] if horizon_fig else []) + figs
     gifs = _episode_gifs(spec, store, results, out) if figures and found else []
     versions = sorted({r["code_version"] for r in found})

@@ -77,7 +77,7 @@ def _bench_report(args: argparse.Namespace) -> int:
 
 
 def _bench_horizon(args: argparse.Namespace) -> int:
-    from scoreboards.analysis.horizon_fit import N_BOOT, analyse
+    from scoreboards.analysis.horizon_fit import N_BOOT, analyse, scaling_variable
     from scoreboards.analysis.horizon_report import markdown, plot_horizon
     from scoreboards.analysis.report import gather
     from scoreboards.sweeps.specs import load_spec
@@ -90,7 +90,8 @@ def _bench_horizon(args: argparse.Namespace) -> int:
                      n_boot=args.boot if args.boot is not None else spec.report.get("horizon_boot", N_BOOT))
     print(markdown(groups, spec))
     if args.png:
-        p = plot_horizon(groups, args.png, title=f"{spec.name}: trajectories to target vs horizon")
+        what = {"period": "period", "eta": "noise"}.get(scaling_variable(spec) or "m", "horizon")
+        p = plot_horizon(groups, args.png, title=f"{spec.name}: trajectories to target vs {what}")
         print(f"\nfigure: {p}")
     return 0
 
@@ -161,9 +162,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bench_report)
 
     p = bsub.add_parser("horizon", help="horizon scaling of a spec's results: verdict table (printed) and figure",
-                        description="Trajectories to target vs the horizon m of a spec that sweeps m with "
-                                    "[eval] stop_at: censored (Tobit) fits, exponential vs polynomial, with "
-                                    "bootstrap CIs over seeds (the first section of `neg bench report`).")
+                        description="Trajectories to target vs the horizon m (or the period P, or eta: "
+                                    "[report] scaling) of a spec that sweeps it with [eval] stop_at: censored "
+                                    "(Tobit) fits, exponential vs polynomial, with bootstrap CIs over seeds, and "
+                                    "the theory's shapes scaled to each algorithm (the first section of "
+                                    "`neg bench report`).")
     _spec_args(p)
     p.add_argument("--png", default=None, help="write the figure here")
     p.add_argument("--boot", type=int, default=None,

@@ -44,6 +44,7 @@ A spec file (all tables but ``[train]``, ``[eval]`` and ``[report]`` required)::
     target = 0.99                        # accuracy for "trajectories to target"
     metric = "greedy_full_exact"         # headline metric of the report
     # horizon_boot = 500                 # bootstrap resamples of the horizon fits (sweeps over m)
+    # scaling = "period"                 # fit trajectories-to-target against this swept kwarg (m, period, eta)
 """
 
 from __future__ import annotations
@@ -254,6 +255,8 @@ class ReportTable(TomlModel):
     """Headline metric of the report."""
     horizon_boot: Annotated[int, Field(ge=0)] = 500
     """Bootstrap resamples of the horizon-scaling fits (specs sweeping ``m`` with ``stop_at``; 0: no CIs)."""
+    scaling: Literal["m", "period", "eta"] | None = None
+    """The swept env kwarg the scaling section fits trajectories-to-target against (default: `m`, else `period`, whichever the grid sweeps; needs ``stop_at``)."""
 
 
 class AlgorithmTable(TomlModel):

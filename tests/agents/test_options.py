@@ -71,6 +71,8 @@ CASES = [
     effect("init_checkpoint", "{stopped}"), effect("teacher_checkpoint", "{stopped}"),
     effect("teacher_t", 4.0, {"teacher_checkpoint": "{stopped}"}), refused("teacher_t", 4.0),
     effect("expert_form", "structured"), refused("expert_form", "structured", {"env_kwargs": {"m": 3, "law": "biased"}}),
+    effect("expert_form", "structured", {"algo": "bc", "algo_params": {"labels": "probs"}}, name="bc-soft-expert_form"),
+    effect("ema_decay", 0.9),
     *[refused("expert_form", "dense", {"algo": a}, name=f"expert_form-{a}-refused")
       for a, alg in ALGORITHMS.items() if "expert_form" in alg.unused],
 ]

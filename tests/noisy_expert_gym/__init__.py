@@ -353,3 +353,128 @@ def ref_majority(samples: Sequence[int], ties: str, rnd: random.Random | None = 
     best = max(counts.values())
     tied = sorted(t for t, c in counts.items() if c == best)
     return tied[0] if ties == "lowest" else (rnd or random.Random()).choice(tied)
+
+
+# ----------------------------------------------------------------------------- per-step rules
+# docs/design.md §3.4: position t (0-based) applies rule block t mod P; symbol j of block b is written
+# as token ``tokens[b][j]`` and acts on the states as ``rules[b][j]`` (a list: state -> next state).
+# Nothing here knows the implementation's "ordinary automaton over P k tokens" view.
+
+
+class RefPerStep:
+    """Plain-Python per-step automaton: P blocks of k rules (state lists) and their tokens."""
+
+    def __init__(self, rules, tokens, start=0, slip=None):
+        self.rules = [[[int(v) for v in r] for r in block] for block in rules]
+        self.tokens = [[int(v) for v in row] for row in tokens]
+        self.period = len(self.rules)
+        self.n = len(self.rules[0][0])
+        self.k = len(self.rules[0])
+        self.start = int(start)
+        self.slip = [(c + 1) % self.n for c in range(self.n)] if slip is None else [int(v) for v in slip]
+        self.num_tokens = self.period * self.k
+
+    @classmethod
+    def of(cls, task) -> RefPerStep:
+        """The reference view of an implementation's per-step task (its data, none of its code)."""
+        table, tokens = task.automaton.table.tolist(), task.block_tokens.tolist()
+        rules = [[[row[x] for row in table] for x in block] for block in tokens]
+        return cls(rules, tokens, task.automaton.start, task.automaton.slip.tolist())
+
+
+def ref_numpy_rng(seed: int, purpose: int):
+    """numpy's generator for (seed, purpose): the stream the definition draws from (docs/design.md §3.4)."""
+    import numpy as np
+
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(purpose,)))
+
+
+def ref_random_blocks(n: int, k: int, period: int, seed: int) -> RefPerStep:
+    """Blocks of k distinct random permutations, drawn in order (a repeat is drawn again)."""
+    rng = ref_numpy_rng(seed, 0)
+    rules = []
+    for _ in range(period):
+        block: list[list[int]] = []
+        while len(block) < k:
+            perm = [int(v) for v in rng.permutation(n)]
+            if perm not in block:
+                block.append(perm)
+        rules.append(block)
+    return RefPerStep(rules, [[b * k + j for j in range(k)] for b in range(period)])
+
+
+def ref_modadd_blocks(p: int, period: int, seed: int) -> RefPerStep:
+    """Symbol j of block b adds sigma_b(j) mod p; sigma_0 = identity, the others drawn in order."""
+    rng = ref_numpy_rng(seed, 3)
+    sigmas = [list(range(p))] + [[int(v) for v in rng.permutation(p)] for _ in range(period - 1)]
+    rules = [[[(s + sig[j]) % p for s in range(p)] for j in range(p)] for sig in sigmas]
+    return RefPerStep(rules, [[b * p + j for j in range(p)] for b in range(period)])
+
+
+def ref_ps_rule(auto: RefPerStep, t: int, x: int) -> list[int]:
+    """The rule position t applies for symbol token x (x must be one of its block's tokens)."""
+    b = t % auto.period
+    return auto.rules[b][auto.tokens[b].index(int(x))]
+
+
+def ref_ps_run(auto: RefPerStep, xs: Sequence[int]) -> list[int]:
+    out, s = [], auto.start
+    for t, x in enumerate(xs):
+        s = ref_ps_rule(auto, t, x)[s]
+        out.append(s)
+    return out
+
+
+def ref_ps_clean_next(auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> int:
+    prev = auto.start if len(ys) == 0 else int(ys[-1])
+    return ref_ps_rule(auto, len(ys), xs[len(ys)])[prev]
+
+
+def ref_ps_has_error(auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> bool:
+    return any(int(ys[i]) != ref_ps_clean_next(auto, xs, ys[:i]) for i in range(len(ys)))
+
+
+def ref_ps_probs(law: str, eta: float, auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
+    n, c = auto.n, ref_ps_clean_next(auto, xs, ys)
+    if law == "clean":
+        return [1.0 if a == c else 0.0 for a in range(n)]
+    if law == "mixture" or (law == "absorbing" and not ref_ps_has_error(auto, xs, ys)):
+        return [(1 - eta) * (a == c) + eta / n for a in range(n)]
+    if law == "absorbing":
+        return [1.0 / n] * n
+    if law == "biased":
+        return [(1 - eta) * (a == c) + eta * (a == auto.slip[c]) for a in range(n)]
+    raise ValueError(law)
+
+
+def ref_ps_metrics(auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> dict:
+    s = ref_ps_run(auto, xs)
+    k = 0
+    while k < len(ys) and int(ys[k]) == s[k]:
+        k += 1
+    return {
+        "full_exact": [int(y) for y in ys] == s,
+        "final_exact": int(ys[-1]) == s[-1],
+        "correct_prefix_len": k,
+        "num_errors": sum(int(ys[i]) != ref_ps_clean_next(auto, xs, ys[:i]) for i in range(len(ys))),
+    }
+
+
+def ref_ps_prompts(auto: RefPerStep, m: int):
+    """Every prompt of horizon m (each position one of its block's tokens)."""
+    return itertools.product(*(auto.tokens[t % auto.period] for t in range(m)))
+
+
+def ref_ps_final_correct(law: str, eta: float, auto: RefPerStep, m: int) -> float:
+    """P(final answer right) of noisy-expert rollouts on uniform prompts: every prompt, every chain."""
+    def walk(xs: Sequence[int], s_m: int, ys: list[int], prob: float) -> float:
+        if len(ys) == m:
+            return prob * (ys[-1] == s_m)
+        return sum(walk(xs, s_m, ys + [a], prob * pa)
+                   for a, pa in enumerate(ref_ps_probs(law, eta, auto, xs, ys)) if pa > 0.0)
+
+    total, count = 0.0, 0
+    for xs in ref_ps_prompts(auto, m):
+        count += 1
+        total += walk(xs, ref_ps_run(auto, xs)[-1], [], 1.0)
+    return total / count

@@ -27,7 +27,8 @@ from noisy_expert_gym.tasks.gsm8k import (
     write_tinygsm_example,
 )
 
-ID = {"modadd": "NoisyModAdd-v0", "automaton": "NoisyAutomaton-v0", "gsm8k": "NoisyGSM8K-v1"}
+ID = {"modadd": "NoisyModAdd-v0", "automaton": "NoisyAutomaton-v0", "per_step": "NoisyPerStepAutomaton-v0",
+      "gsm8k": "NoisyGSM8K-v1"}
 GSM_H = 64  # GSM-8K horizon in every case (the default 1,280 is honoured too: see max_new_tokens)
 OTHER_PROBLEMS = [{"question": "Ann has 2 boxes of 5 pens. How many pens?", "answer": "2 * 5 = 10\n#### 10"},
                   {"question": "Bo reads 7 pages a day for 3 days. How many pages?", "answer": "7 * 3 = 21\n#### 21"}]
@@ -52,7 +53,7 @@ CHAIN_CASES = [
         effect(fam, "access", "sample"), effect(fam, "reward", "dense"), effect(fam, "render_mode", "ansi"),
         effect(fam, "render_mode", "rgb_array"))],
     # Top-k access and the per-query logit noise (every family's reference expert).
-    *[c for fam in ("modadd", "automaton", "gsm8k") for c in (
+    *[c for fam in ("modadd", "automaton", "per_step", "gsm8k") for c in (
         effect(fam, "top_k", 2, {"access": "topk", "top_k": 3}), refused(fam, "top_k", 2),
         effect(fam, "logit_noise", 1.0, {"eta": 0.5}),
         effect(fam, "logit_noise_dist", "gumbel", {"eta": 0.5, "logit_noise": 1.0}),
@@ -70,6 +71,15 @@ CHAIN_CASES = [
     effect("automaton", "automaton_seed", 4), refused("automaton", "automaton_seed", 4, {"automaton": "s5"}),
     refused("automaton", "automaton_seed", 4, {"automaton": "modadd"}),
     effect("automaton", "relabel_seed", 4), effect("automaton", "relabel_seed", 4, {"automaton": "s5"}),
+    # The per-step rules (defaults m = 5, P = m, n = 3, k = 2, absorbing eta 0.5).
+    effect("per_step", "m", 3), effect("per_step", "eta", 0.2), effect("per_step", "law", "mixture"),
+    effect("per_step", "kappa", 0.5, {"law": "corrupted"}), refused("per_step", "kappa", 0.5),
+    effect("per_step", "corruption_seed", 9, {"law": "corrupted"}), refused("per_step", "corruption_seed", 9),
+    effect("per_step", "access", "sample"), effect("per_step", "reward", "dense"),
+    effect("per_step", "render_mode", "ansi"), effect("per_step", "render_mode", "rgb_array"),
+    effect("per_step", "automaton", "modadd"), effect("per_step", "n", 4), effect("per_step", "k", 3),
+    refused("per_step", "k", 2, {"automaton": "modadd"}), effect("per_step", "period", 2),
+    refused("per_step", "period", 6), effect("per_step", "automaton_seed", 4), effect("per_step", "relabel_seed", 4),
 ]
 GSM_CASES = [
     effect("gsm8k", "data_dir", "{other}"), effect("gsm8k", "split", "test"),

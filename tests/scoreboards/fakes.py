@@ -63,3 +63,15 @@ def real_or_fail(cfg: TrainConfig) -> RunResult:
     from agents import train
 
     return train(cfg)
+
+
+def lr_train(cfg: TrainConfig) -> RunResult:
+    """fake_train whose skill peaks at lr 1e-3 (a tuning sweep's stand-in): -0.6 per decade away from it."""
+    import math
+
+    res = fake_train(cfg)
+    drop = 0.6 * abs(math.log10(cfg.lr) + 3)
+    for row in res.curve:
+        row["greedy_full_exact"] = round(max(0.0, row["greedy_full_exact"] - drop * row["update"] / 4), 6)
+    res.final_metrics = dict(res.curve[-1])
+    return res

@@ -14,8 +14,10 @@ def test_the_quick_row_describes_the_shipped_quick_spec():
     row = next(line for line in (ROOT / "scoreboards/README.md").read_text().splitlines()
                if line.startswith("| `quick` |"))
     horizons = "{" + ", ".join(str(m) for m in spec["env"]["grid"]["m"]) + "}"
-    kw = spec["env"]["kwargs"]
-    assert f"m in {horizons}" in row and f"p = {kw['p']}" in row and f"eta = {kw['eta']}" in row, row
+    assert f"m in {horizons}" in row and spec["env"]["id"] in row, row
+    for key, value in spec["env"]["kwargs"].items():  # every fixed kwarg, as `key = value` (the law by name)
+        assert (f"{key} = {value}" if key != "law" else str(value)) in row, (key, row)
+    assert f"{spec['budget']['trajectories'] // 1000}k-trajectory cap" in row, row
     assert f"{len(spec['seeds'])} seeds" in row, row
     for algo in {a["name"] for a in spec["algorithms"]}:
         assert algo.upper().replace("-", "") in row.upper().replace("-", ""), (algo, row)

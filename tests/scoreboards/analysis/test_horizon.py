@@ -10,8 +10,11 @@ import pytest
 from scoreboards.analysis.horizon_fit import (
     bootstrap_fits,
     is_horizon_spec,
+    level_fit,
     scaling,
+    scaling_variable,
     theory_curve,
+    theory_shapes,
     tobit_fit,
 )
 from scoreboards.analysis.stats import Hit, time_to_target
@@ -108,23 +111,52 @@ def test_theory_curve_is_one_over_the_clean_prefix_probability():
 
 def test_is_horizon_spec():
     class S:
-        def __init__(self, stop_at):
-            self.env_grid = {"m": [4, 8]}
+        def __init__(self, stop_at, grid=None, scaling=None):
+            self.env_grid = grid or {"m": [4, 8]}
             self.eval = {"stop_at": stop_at} if stop_at else {}
+            self.report = {"scaling": scaling}
 
     assert is_horizon_spec(S(0.95))
     assert not is_horizon_spec(S(None))
+    assert scaling_variable(S(0.9, {"period": [1, 2, 3]})) == "period"
+    assert scaling_variable(S(0.9, {"m": [4], "eta": [0.2, 0.4]})) is None
+    assert scaling_variable(S(0.9, {"m": [4], "eta": [0.2, 0.4]}, scaling="eta")) == "eta"
+    assert scaling_variable(S(0.9, {"m": [2, 3], "period": [1, 2]}, scaling="period")) == "period"
+
+
+def test_theory_shapes_are_the_combination_lock_costs():
+    """Offline BC ~ q^-(L-1), NAIL-F ~ L; L = min(P, m) with per-step rules (P = m when None), m without."""
+    q = 1 - 0.5 + 0.5 / 3
+    assert theory_shapes("m", {"m": 5, "eta": 0.5, "law": "absorbing"}, 3, True) == pytest.approx((q, q**-4, 5))
+    assert theory_shapes("period", {"m": 5, "period": 2, "eta": 0.5}, 3, True) == pytest.approx((q, q**-1, 2))
+    assert theory_shapes("m", {"m": 4, "period": 1, "eta": 0.5}, 3, True) == pytest.approx((q, 1.0, 1))
+    assert theory_shapes("m", {"m": 4, "eta": 0.5}, 3, False) == pytest.approx((q, q**-3, 4))  # no period: L = m
+    q7 = 1 - 0.2 + 0.2 / 7
+    assert theory_shapes("eta", {"m": 3, "eta": 0.2}, 7, False)[1] == pytest.approx(q7**-2)
+
+
+def test_level_fit_scales_a_shape_to_censored_runs():
+    shape = [1.5 ** m for m in (2, 3, 4, 5) for _ in range(3)]
+    rng = np.random.default_rng(0)
+    t = [800.0 * s * math.exp(rng.normal(0, 0.1)) for s in shape]
+    hits = [Hit(min(x, 8000.0), x > 8000.0) for x in t]
+    f = level_fit(shape, hits)
+    assert math.exp(f.a) == pytest.approx(800.0, rel=0.1) and f.sigma < 0.3
+    assert level_fit(shape, [Hit(1.0, True)] * len(shape)) is None
+    # The right shape fits better than a wrong one.
+    assert f.loglik > level_fit([float(m) for m in (2, 3, 4, 5) for _ in range(3)], hits).loglik
 
 
 
-# The shipped `quick` spec at toy size through the real harness (real trainer, in this process,
-# one torch thread, 30 bootstrap resamples): 8 runs of 768 trajectories, a target some of them reach (at p = 3, m = 2
-# chance is 1/9).
+# The shipped `quick` spec (the main job on the per-step task) and the full `horizon` experiment and
+# its shared-rule control at toy size through the real harness (real trainer, in this process, one
+# torch thread, 30 bootstrap resamples): runs of 768 trajectories, a target some of them reach (at
+# n = 3, m = 2 chance is 1/9).
 TOY = ["seeds=[0, 1]", "env.grid.m=[2, 3]", "budget.trajectories=768", "eval.every=128", "eval.prompts=64",
        "eval.stop_at=0.3", "report.target=0.3", "report.horizon_boot=30"]
 
 
-@pytest.mark.parametrize("name", ["quick", "horizon"])
+@pytest.mark.parametrize("name", ["quick", "horizon", "horizon-modadd"])
 def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_path, capsys):
     from scoreboards.analysis.report import gather
     from scoreboards.cli import main
@@ -139,6 +171,10 @@ def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_p
     out = capsys.readouterr().out
     assert out.startswith("## Horizon scaling")
     section = out.split("## Per horizon")[0]
+    # The theory line reads q from the task's own n (issue 22: not modadd's default p = 7).
+    q, n = (1 - 0.5 + 0.5 / 3, 3) if name != "horizon-modadd" else (1 - 0.4 + 0.4 / 3, 3)
+    assert f"q = 1 - eta + eta/n = {q:.3f} (n = {n} states)" in section
+    assert f"({1 / q:.2f}x per +1 m)" in section
     assert "| algorithm | T at m=2 | T at m=3 | exp growth (95% CI) | poly exponent (95% CI) |" in section
     assert (tmp_path / "rep" / "horizon.png").stat().st_size > 1000
     assert f"horizon figure: {tmp_path / 'rep' / 'horizon.png'}" in out
@@ -147,9 +183,11 @@ def test_horizon_spec_at_toy_size_reports_the_verdict_table(name, db_path, tmp_p
     with ResultStore(db) as st:
         results = gather(spec, st)
         curves = st.curves([r["key"] for _, r in results if r is not None])
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in section.splitlines()
+    verdict = section.split("Per seed")[0]  # the verdict table, not the per-seed one below it
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in verdict.splitlines()
             if line.startswith(tuple(f"| {label} |" for label in spec.labels))}
     assert set(rows) == set(spec.labels) == ({"bc", "nail-f"} if name == "quick" else {"bc", "nail-f", "opd-f", "dagger"})
+    assert "theory shape (dlogL offline - online)" in section
     for label, cells in rows.items():
         for col, m in ((1, 2), (2, 3)):
             runs = [row for run, row in results if run.label == label and run.env_kwargs["m"] == m]

@@ -64,6 +64,29 @@ def test_report_shows_the_noisy_mode_chain_column_of_real_runs(tiny_spec_path, d
         assert line.split(" | ")[6] == f"{v:.3g}", line
 
 
+def test_lr_record_of_a_tuning_spec(tiny_spec_path, db_path):
+    """Entries of one learner that differ only in lr: per lr the trajectories to target per seed (censored
+    with the best accuracy), the best lr, and a mark when it lies at an edge of the grid."""
+    from tests.scoreboards.fakes import lr_train
+
+    entries = ", ".join(f'{{name="nail-f", label="nail-f(lr={lr})", train={{lr={lr}}}}}' for lr in ("3e-4", "1e-3", "3e-3"))
+    edge = ", ".join(f'{{name="bc", label="bc(lr={lr})", train={{lr={lr}}}}}' for lr in ("1e-3", "3e-3"))
+    spec = load_spec(tiny_spec_path, overrides=["env.grid.eta=[0.0]", "eval.stop_at=0.6", "report.target=0.6",
+                                                f"algorithms=[{entries}, {edge}]"])
+    run_sweep(spec, db_path, workers=0, train_fn=lr_train, progress=False, log=lambda m: None)
+    with ResultStore(db_path) as st:
+        rep = build_report(spec, st, figures=False)
+    md = rep.tables
+    assert md.startswith("## Learning rates")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in md.splitlines() if line.startswith("| ")}
+    # Columns: learner, env, lr 3e-4, lr 1e-3, lr 3e-3, best lr. nail-f's skill is 0.9 (+0.01 for seed 1) at
+    # 1e-3 and 0.6 less per decade away: at 3e-4 (0.52 decades) it peaks at 0.59 / 0.60 (seed 0 censored).
+    assert not rows["nail-f"][3].startswith(">") and ">" not in rows["nail-f"][3]
+    assert rows["nail-f"][2].startswith(">1.0k (0.59)")
+    assert rows["nail-f"][-1].strip(" |") == "0.001"
+    assert rows["bc"][-1].strip(" |") == "0.001 (edge of the grid)"
+
+
 def _nan_seed_train(cfg):
     """fake_train, but nail-f's seed 1 reports its final metric as NaN (a failed run)."""
     res = fake_train(cfg)

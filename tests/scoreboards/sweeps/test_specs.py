@@ -8,6 +8,8 @@ from scoreboards.sweeps.specs import SpecError, load_spec, parse_spec, shipped_s
 from tests.scoreboards.conftest import TINY_SPEC
 
 CPU_GSM8K = ("gsm8k-small", "gsm8k-warm")  # validated on the fixture's few problems
+CPU_SPECS = ("quick", "quick-tune", "horizon", "horizon-modadd", "horizon-modadd-eta05", "period", "eta", "controls",
+             "corruption", "stress")
 
 
 @pytest.mark.parametrize("name", shipped_specs())
@@ -21,7 +23,7 @@ def test_shipped_specs_validate_and_state_their_cost(name, monkeypatch, tmp_path
                      overrides=["env.kwargs.subset=3"] if name in CPU_GSM8K else ())
     assert spec.runs(), name
     assert spec.cost and spec.description
-    if name in ("quick", "horizon", "corruption", "stress", *CPU_GSM8K) or name.endswith("-cpu"):  # CPU-sized
+    if name in (*CPU_SPECS, *CPU_GSM8K) or name.endswith("-cpu"):  # CPU-sized
         assert spec.gpu_hours == 0 and spec.runs()[0].config["device"] == "cpu"
     else:
         assert spec.gpu_hours > 0
