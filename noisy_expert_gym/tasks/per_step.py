@@ -71,7 +71,7 @@ from noisy_expert_gym.tasks.kwargs import (
     TopKTokens,
     check_noise_applies,
 )
-from noisy_expert_gym.utils import did_you_mean, is_torch
+from noisy_expert_gym.utils import check_rng_n, did_you_mean, is_torch
 
 #: The automata whose rule can change with the step.
 PER_STEP_AUTOMATA: tuple[str, ...] = ("random", "modadd")
@@ -184,11 +184,14 @@ class PerStepTask(AutomatonTask):
         position's token list: n prompts drawn at once equal n drawn one at a time, and at P = 1
         (block 0's tokens 0..k-1) the draws are the shared-rule task's.
         """
+        n = check_rng_n(f"{type(self).__name__}.sample_symbols", rng, n, torch_ok=False)
         j = rng.integers(0, self.symbols_per_step, size=(n, self.m), dtype=np.int64)
         return self.position_tokens[np.arange(self.m)[None, :], j]
 
     def sample_prompts(self, rng: Any, n: int, device: Any = None) -> Any:
-        """n prompts (N, m+1): per-position symbols (:meth:`sample_symbols`), then the separator."""
+        """n prompts (N, m+1): per-position symbols (:meth:`sample_symbols`), then the separator.
+        Raises TypeError unless ``rng`` is a numpy or torch Generator and ``n`` an integer."""
+        n = check_rng_n(f"{type(self).__name__}.sample_prompts", rng, n)
         if isinstance(rng, np.random.Generator):
             return super().sample_prompts(rng, n, device)
         import torch
