@@ -108,6 +108,11 @@ def run_entry(board: Board, target: str, store: ResultStore, params: dict[str, A
             code_ref, run_target = store_code(target, store.path.parent)
         except (ValueError, OSError) as e:
             raise SubmissionRejected(f"malformed submission: {e}") from None
+        if board.baseline_train:
+            # The board's baseline student settings (public: they are in the board file), which an
+            # algorithm class trains with when the worker runs it through the adapter; a submission
+            # class may read or ignore them.
+            extra = {"train": dict(board.baseline_train)}
     from scoreboards.untrusted import terminal
 
     secret = secret if secret is not None else board_secret(board, store)

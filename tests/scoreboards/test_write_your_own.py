@@ -124,6 +124,27 @@ def test_the_adapter_runs_an_algorithm_as_a_sandboxed_submission(tmp_path):
     assert [c["trajectories"] for c in out.curve] == [128, 256, 384, 512]
 
 
+def test_your_own_algorithm_file_enters_a_board_as_a_sandboxed_submission(tmp_path, db_path):
+    """A file outside the project's packages holding only an algorithm class (the contract `neg train
+    --algo` takes) enters a board as it is: the sandboxed worker runs it through the built-in adapter on
+    the project's trainer and student (imported read-only), with the board's baseline settings."""
+    from scoreboards.leaderboard.boards import load_board
+    from scoreboards.leaderboard.entries import submit
+    from scoreboards.store import ResultStore
+    from tests.scoreboards.leaderboard.test_budget_accounting import BOARD
+
+    mine = tmp_path / "my_algo.py"
+    mine.write_text((ROOT / "agents" / "examples" / "mode_bc.py").read_text())
+    p = tmp_path / "b.toml"
+    p.write_text(BOARD.replace('algo = "bc"', 'algo = "bc"\ntrain = { preset = "tiny", batch_size = 64 }'))
+    board = load_board(p)
+    assert board.baseline_train == {"preset": "tiny", "batch_size": 64}
+    with ResultStore(db_path) as st:
+        entry = submit(board, f"{mine}:ModeBC", st, log=lambda m: None)
+    (run,) = entry["per_seed"]
+    assert run["trajectories"] == 512 and run["queries"] == 512 * 3, run
+
+
 @pytest.mark.slow
 def test_the_shipped_example_learns_on_the_cpu_board(at_root):
     """ModeBC on the CPU hidden board's problem (its public instance; the board's budget, student and

@@ -70,6 +70,18 @@ def load_target(target: str) -> type:
     return cls
 
 
+def is_algorithm(obj: Any) -> bool:
+    """Whether `obj` follows the trainer's Algorithm contract rather than the submission interface: a
+    class (or record) with ``params`` and ``collect`` + ``loss`` (or ``run``), and no ``train``/``act``.
+    The worker runs such a class through the built-in adapter
+    (:func:`scoreboards.leaderboard.builtin.algorithm_submission`): the project's trainer and student,
+    imported read-only inside the sandbox."""
+    if callable(getattr(obj, "train", None)) and callable(getattr(obj, "act", None)):
+        return False
+    steps = callable(getattr(obj, "collect", None)) and callable(getattr(obj, "loss", None))
+    return getattr(obj, "params", None) is not None and (steps or callable(getattr(obj, "run", None)))
+
+
 def check_interface(cls: Any) -> str | None:
     """Why `cls` does not implement the submission interface (None if it does)."""
     if not isinstance(cls, type):
@@ -150,6 +162,10 @@ def serve(sock: socket.socket, target: str, spec: dict[str, Any]) -> None:
     stage = "load"
     try:
         cls = load_target(target)
+        if is_algorithm(cls):  # an algorithm of your own: the trainer runs it (the spec's `train` settings)
+            from scoreboards.leaderboard.builtin import algorithm_submission
+
+            cls = algorithm_submission(cls)
         stage = "interface"
         if (why := check_interface(cls)) is not None:
             _send_error(sock, stage, why)
