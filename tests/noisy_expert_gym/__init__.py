@@ -246,31 +246,41 @@ def ref_auto_has_error(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int])
     return any(int(ys[i]) != ref_auto_clean_next(auto, xs, ys[:i]) for i in range(len(ys)))
 
 
-def ref_auto_probs(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
-    """pi~(.|s) of docs/design.md §2 for an automaton (U uniform on the n states)."""
-    n, c = auto.n, ref_auto_clean_next(auto, xs, ys)
+def ref_law_row(law: str, eta: float, n: int, clean: int, had_error: bool, slip: Sequence[int]) -> list[float]:
+    """pi~(.|s) of docs/design.md §2 over n actions with clean token `clean` (U uniform on the n actions;
+    `had_error`: the prefix left the clean expert's path; `slip`: the biased law's wrong token per token)."""
     if law == "clean":
-        return [1.0 if a == c else 0.0 for a in range(n)]
-    if law == "mixture" or (law == "absorbing" and not ref_auto_has_error(auto, xs, ys)):
-        return [(1 - eta) * (a == c) + eta / n for a in range(n)]
+        return [1.0 if a == clean else 0.0 for a in range(n)]
+    if law == "mixture" or (law == "absorbing" and not had_error):
+        return [(1 - eta) * (a == clean) + eta / n for a in range(n)]
     if law == "absorbing":
         return [1.0 / n] * n
     if law == "biased":
-        return [(1 - eta) * (a == c) + eta * (a == auto.slip[c]) for a in range(n)]
+        return [(1 - eta) * (a == clean) + eta * (a == slip[clean]) for a in range(n)]
     raise ValueError(law)
 
 
-def ref_auto_metrics(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> dict:
-    s = ref_run(auto, xs)
-    k = 0
+def ref_chain_metrics(true_run: Sequence[int], ys: Sequence[int], clean_next) -> dict:
+    """The chain metrics of `ys` against the true run; errors counted against ``clean_next(ys[:i])``."""
+    s, k = list(true_run), 0
     while k < len(ys) and int(ys[k]) == s[k]:
         k += 1
     return {
         "full_exact": [int(y) for y in ys] == s,
         "final_exact": int(ys[-1]) == s[-1],
         "correct_prefix_len": k,
-        "num_errors": sum(int(ys[i]) != ref_auto_clean_next(auto, xs, ys[:i]) for i in range(len(ys))),
+        "num_errors": sum(int(ys[i]) != clean_next(ys[:i]) for i in range(len(ys))),
     }
+
+
+def ref_auto_probs(law: str, eta: float, auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
+    """pi~(.|s) of docs/design.md §2 for an automaton (U uniform on the n states)."""
+    return ref_law_row(law, eta, auto.n, ref_auto_clean_next(auto, xs, ys), ref_auto_has_error(auto, xs, ys),
+                       auto.slip)
+
+
+def ref_auto_metrics(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int]) -> dict:
+    return ref_chain_metrics(ref_run(auto, xs), ys, lambda prefix: ref_auto_clean_next(auto, xs, prefix))
 
 
 def ref_auto_obs(auto: RefAutomaton, xs: Sequence[int], ys: Sequence[int], m: int) -> list[int]:
@@ -435,29 +445,11 @@ def ref_ps_has_error(auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> 
 
 
 def ref_ps_probs(law: str, eta: float, auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> list[float]:
-    n, c = auto.n, ref_ps_clean_next(auto, xs, ys)
-    if law == "clean":
-        return [1.0 if a == c else 0.0 for a in range(n)]
-    if law == "mixture" or (law == "absorbing" and not ref_ps_has_error(auto, xs, ys)):
-        return [(1 - eta) * (a == c) + eta / n for a in range(n)]
-    if law == "absorbing":
-        return [1.0 / n] * n
-    if law == "biased":
-        return [(1 - eta) * (a == c) + eta * (a == auto.slip[c]) for a in range(n)]
-    raise ValueError(law)
+    return ref_law_row(law, eta, auto.n, ref_ps_clean_next(auto, xs, ys), ref_ps_has_error(auto, xs, ys), auto.slip)
 
 
 def ref_ps_metrics(auto: RefPerStep, xs: Sequence[int], ys: Sequence[int]) -> dict:
-    s = ref_ps_run(auto, xs)
-    k = 0
-    while k < len(ys) and int(ys[k]) == s[k]:
-        k += 1
-    return {
-        "full_exact": [int(y) for y in ys] == s,
-        "final_exact": int(ys[-1]) == s[-1],
-        "correct_prefix_len": k,
-        "num_errors": sum(int(ys[i]) != ref_ps_clean_next(auto, xs, ys[:i]) for i in range(len(ys))),
-    }
+    return ref_chain_metrics(ref_ps_run(auto, xs), ys, lambda prefix: ref_ps_clean_next(auto, xs, prefix))
 
 
 def ref_ps_prompts(auto: RefPerStep, m: int):

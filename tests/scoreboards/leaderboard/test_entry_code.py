@@ -15,7 +15,8 @@ from scoreboards.leaderboard.boards import load_board
 from scoreboards.leaderboard.entries import submit
 from scoreboards.leaderboard.submission import SubmissionRejected
 from scoreboards.store import ResultStore
-from tests.scoreboards.leaderboard.test_hidden_boards import HIDDEN, TEST_SECRET
+from tests.scoreboards.leaderboard.conftest import TEST_SECRET
+from tests.scoreboards.leaderboard.test_hidden_boards import HIDDEN
 
 ATTACKS = Path(__file__).resolve().parent / "submission" / "attacks"
 

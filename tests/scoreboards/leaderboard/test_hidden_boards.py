@@ -18,25 +18,13 @@ from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.submission import run_submission, unsandboxed
 from scoreboards.store import ResultStore
 from tests.scoreboards.leaderboard.board_files import HIDDEN_M3, board_toml
+from tests.scoreboards.leaderboard.conftest import TEST_SECRET
 
 SUBS = "tests.scoreboards.subs"
-#: A fixed test secret (hex), so the drawn instances and the scores below are reproducible.
-TEST_SECRET = "5eed" * 16
 
 HIDDEN = board_toml(description="test hidden board", env_id="NoisyAutomaton-v0", kwargs=HIDDEN_M3,
                     env=['hidden = ["relabel_seed"]'], trajectories=2048, queries=12288, eval=['curve_points = 2'],
                     timeout_s=120, tail='\n[[baselines]]\nalgo = "nail-f"\n')
-
-
-@pytest.fixture
-def secret(tmp_path, monkeypatch):
-    """The harness's secret in a file of its own (what a results directory holds)."""
-    path = tmp_path / "secret"
-    path.write_text(TEST_SECRET + "\n")
-    path.chmod(0o600)
-    monkeypatch.setenv(hidden.SECRET_FILE_ENV, str(path))
-    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
-    return bytes.fromhex(TEST_SECRET)
 
 
 def _board(tmp_path, text=HIDDEN, name="hidden-test"):

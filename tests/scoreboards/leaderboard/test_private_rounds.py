@@ -21,7 +21,7 @@ from scoreboards.leaderboard.render import render_board
 from scoreboards.leaderboard.site import publish
 from scoreboards.store import ResultStore
 from tests.scoreboards.leaderboard.board_files import HIDDEN_M3, board_toml
-from tests.scoreboards.leaderboard.test_hidden_boards import SUBS, TEST_SECRET
+from tests.scoreboards.leaderboard.test_hidden_boards import SUBS
 
 #: The hidden test board (modadd n = 7, m = 3 under a secret relabelling) with two training seeds.
 BOARD = board_toml(description="private-round test board", env_id="NoisyAutomaton-v0", kwargs=HIDDEN_M3,
@@ -47,17 +47,6 @@ class HardCoded:
     def act(self, observations):
         return np.asarray(self.task.clean_actions(np.asarray(observations)), dtype=np.int64)
 '''
-
-
-@pytest.fixture
-def secret(tmp_path, monkeypatch):
-    """The harness's secret (the practice instances) in a file of its own."""
-    path = tmp_path / "secret"
-    path.write_text(TEST_SECRET + "\n")
-    path.chmod(0o600)
-    monkeypatch.setenv(hidden.SECRET_FILE_ENV, str(path))
-    monkeypatch.delenv(hidden.SECRET_ENV, raising=False)
-    return bytes.fromhex(TEST_SECRET)
 
 
 @pytest.fixture
