@@ -60,9 +60,18 @@ class Declared(BaseModel):
                               use_attribute_docstrings=True)
 
     @classmethod
+    def field_names(cls) -> list[str]:
+        """The model's fields, those the most derived class declares first, then its bases' (pydantic lists
+        inherited fields first): the order messages and listings show them in."""
+        out: list[str] = []
+        for klass in cls.__mro__:
+            out += [k for k in vars(klass).get("__annotations__", {}) if k in cls.model_fields and k not in out]
+        return out + [k for k in cls.model_fields if k not in out]
+
+    @classmethod
     def unknown_key(cls, key: str) -> str:
         """The problem of an unknown `key` in this model (a subclass may say more, e.g. where it belongs)."""
-        valid = list(cls.model_fields)
+        valid = cls.field_names()
         return f"unknown key `{key}` (valid: {', '.join(valid)}).{did_you_mean(key, valid)}".rstrip(".")
 
     @classmethod

@@ -108,7 +108,8 @@ class Family:
     @property
     def defaults(self) -> dict[str, Any]:
         """The problem keyword arguments and their defaults, read from the declaration."""
-        return {k: f.get_default(call_default_factory=True) for k, f in self.kwargs.model_fields.items()}
+        fields = self.kwargs.model_fields
+        return {k: fields[k].get_default(call_default_factory=True) for k in self.kwargs.field_names()}
 
 
 FAMILIES: dict[str, Family] = {

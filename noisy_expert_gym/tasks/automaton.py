@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import model_validator
 
-from noisy_expert_gym.declarations import Declared, checked
+from noisy_expert_gym.declarations import checked
 from noisy_expert_gym.tasks.automata import (
     Automaton,
     check_automaton,
@@ -41,17 +41,7 @@ from noisy_expert_gym.tasks.automata import (
     make_automaton,
 )
 from noisy_expert_gym.tasks.chain import ChainTask
-from noisy_expert_gym.tasks.kwargs import (
-    Access,
-    CorruptionSeed,
-    Eta,
-    Kappa,
-    Law,
-    LogitNoiseDist,
-    LogitNoiseScale,
-    TopKTokens,
-    check_noise_applies,
-)
+from noisy_expert_gym.tasks.kwargs import ChainNoiseKwargs, Eta
 from noisy_expert_gym.utils import is_torch
 
 
@@ -143,7 +133,7 @@ class AutomatonTask(ChainTask):
     clean_chains = true_states
 
 
-class AutomatonKwargs(Declared):
+class AutomatonKwargs(ChainNoiseKwargs):
     """NoisyAutomaton's (NoisyDFA's, NoisyS5's) keyword arguments, declared; None means the automaton's default."""
 
     automaton: Annotated[str, checked(check_automaton)] = "random"
@@ -156,8 +146,6 @@ class AutomatonKwargs(Declared):
     """Input symbols per prompt = chain length = horizon, >= 1."""
     eta: Eta = 0.1
     """Noise level in [0, 1]."""
-    law: Law = "absorbing"
-    """`absorbing` (default), `mixture`, `biased`, `corrupted` or `corrupted-absorbing` (noisy_expert_gym.noise)."""
     kind: str | None = None
     """`random` only: `permutation` (default) or `dfa`."""
     alphabet: str | None = None
@@ -166,23 +154,10 @@ class AutomatonKwargs(Declared):
     """`random` only: the seed of the transition table (default 0)."""
     relabel_seed: Annotated[int | None, checked(lambda seed: check_seed("relabel_seed", seed))] = None
     """A secret relabelling of symbol and state ids (None: none)."""
-    kappa: Kappa = 1.0
-    """Concentration of the hidden corruption in [0, 1] (corruption laws only)."""
-    corruption_seed: CorruptionSeed = 0
-    """Secret seed of the corruption's wrong tokens (corruption laws only)."""
-    access: Access = "full"
-    """`full`, `topk` (the top_k most likely tokens and their log-probabilities, and samples) or `sample` (sampled tokens only)."""
-    top_k: TopKTokens = None
-    """Tokens per answer with access `topk`, in [1, number of actions]; None otherwise."""
-    logit_noise: LogitNoiseScale = 0.0
-    """Scale sigma >= 0 of the per-query logit noise: each answer from softmax(log pi~ + sigma eps) (0: off)."""
-    logit_noise_dist: LogitNoiseDist = "gaussian"
-    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
 
     @model_validator(mode="after")
     def _fit(self) -> AutomatonKwargs:
         check_options(self.automaton, self.n, self.k, self.kind, self.alphabet, self.automaton_seed)
-        check_noise_applies(self)
         return self
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from noisy_expert_gym.declarations import checked
+from pydantic import model_validator
+
+from noisy_expert_gym.declarations import Declared, checked
 from noisy_expert_gym.logit_noise import (
     check_logit_noise,
     check_logit_noise_applies,
@@ -57,5 +59,42 @@ def check_noise_applies(kw: Any) -> None:
     check_logit_noise_applies(kw.logit_noise, kw.logit_noise_dist)
 
 
-__all__ = ["Access", "CorruptionSeed", "Eta", "Kappa", "Law", "LogitNoiseDist", "LogitNoiseScale", "TopKTokens",
-           "check_noise_applies"]
+class ChainNoiseKwargs(Declared):
+    """The noise and access keyword arguments of the chain families (NoisyModAdd, NoisyAutomaton,
+    NoisyPerStepAutomaton), declared once; each family's model adds its own (its size, its eta's
+    default) and inherits these with their cross-field check (:func:`check_noise_applies`)."""
+
+    law: Law = "absorbing"
+    """`absorbing` (default), `mixture`, `biased`, `corrupted` or `corrupted-absorbing` (noisy_expert_gym.noise)."""
+    kappa: Kappa = 1.0
+    """Concentration of the hidden corruption in [0, 1] (corruption laws only): 0 near-uniform, 1 one wrong token per state."""
+    corruption_seed: CorruptionSeed = 0
+    """Secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
+    access: Access = "full"
+    """`full`, `topk` (the top_k most likely tokens and their log-probabilities, and samples) or `sample` (sampled
+    tokens only); the clean expert is always `full`."""
+    top_k: TopKTokens = None
+    """Tokens per answer with access `topk`, in [1, number of actions]; None otherwise."""
+    logit_noise: LogitNoiseScale = 0.0
+    """Scale sigma >= 0 of the per-query logit noise: each answer from softmax(log pi~ + sigma eps) (0: off)."""
+    logit_noise_dist: LogitNoiseDist = "gaussian"
+    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
+
+    @model_validator(mode="after")
+    def _noise_applies(self) -> ChainNoiseKwargs:
+        check_noise_applies(self)
+        return self
+
+
+__all__ = [
+    "Access",
+    "ChainNoiseKwargs",
+    "CorruptionSeed",
+    "Eta",
+    "Kappa",
+    "Law",
+    "LogitNoiseDist",
+    "LogitNoiseScale",
+    "TopKTokens",
+    "check_noise_applies",
+]

@@ -22,21 +22,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import model_validator
 
-from noisy_expert_gym.declarations import Declared, checked
+from noisy_expert_gym.declarations import checked
 from noisy_expert_gym.tasks.chain import REWARDS, ChainTask, chain_step
-from noisy_expert_gym.tasks.kwargs import (
-    Access,
-    CorruptionSeed,
-    Eta,
-    Kappa,
-    Law,
-    LogitNoiseDist,
-    LogitNoiseScale,
-    TopKTokens,
-    check_noise_applies,
-)
+from noisy_expert_gym.tasks.kwargs import ChainNoiseKwargs, Eta
 from noisy_expert_gym.utils import cumsum
 
 
@@ -108,7 +97,7 @@ def modadd_step(task: ModAddTask, obs: np.ndarray, actions: np.ndarray, reward: 
                       inplace=inplace)
 
 
-class ModAddKwargs(Declared):
+class ModAddKwargs(ChainNoiseKwargs):
     """NoisyModAdd's keyword arguments (``make_problem("NoisyModAdd-v0", ...)``, ``gym.make``), declared."""
 
     p: Annotated[int, checked(check_modulus)] = 7
@@ -117,26 +106,6 @@ class ModAddKwargs(Declared):
     """Number of operands = chain length = horizon, >= 1."""
     eta: Eta = 0.1
     """Noise level in [0, 1]."""
-    law: Law = "absorbing"
-    """`absorbing` (default), `mixture`, `biased`, `corrupted` or `corrupted-absorbing` (noisy_expert_gym.noise)."""
-    kappa: Kappa = 1.0
-    """Concentration of the hidden corruption in [0, 1] (corruption laws only): 0 near-uniform, 1 one wrong token per state."""
-    corruption_seed: CorruptionSeed = 0
-    """Secret seed of the corruption's wrong tokens, an integer in [0, 2**64) (corruption laws only)."""
-    access: Access = "full"
-    """`full`, `topk` (the top_k most likely tokens and their log-probabilities, and samples) or `sample` (sampled
-    tokens only); the clean expert is always `full`."""
-    top_k: TopKTokens = None
-    """Tokens per answer with access `topk`, in [1, number of actions]; None otherwise."""
-    logit_noise: LogitNoiseScale = 0.0
-    """Scale sigma >= 0 of the per-query logit noise: each answer from softmax(log pi~ + sigma eps) (0: off)."""
-    logit_noise_dist: LogitNoiseDist = "gaussian"
-    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
-
-    @model_validator(mode="after")
-    def _noise(self) -> ModAddKwargs:
-        check_noise_applies(self)
-        return self
 
 
 def build_problem(kw: ModAddKwargs) -> tuple[Any, Any, Any]:

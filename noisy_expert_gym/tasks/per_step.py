@@ -47,7 +47,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import model_validator
 
-from noisy_expert_gym.declarations import Declared, checked
+from noisy_expert_gym.declarations import checked
 from noisy_expert_gym.tasks.automata import (
     MAX_SIZE,
     Automaton,
@@ -60,17 +60,7 @@ from noisy_expert_gym.tasks.automata import (
     relabelling,
 )
 from noisy_expert_gym.tasks.automaton import AutomatonTask, check_symbols
-from noisy_expert_gym.tasks.kwargs import (
-    Access,
-    CorruptionSeed,
-    Eta,
-    Kappa,
-    Law,
-    LogitNoiseDist,
-    LogitNoiseScale,
-    TopKTokens,
-    check_noise_applies,
-)
+from noisy_expert_gym.tasks.kwargs import ChainNoiseKwargs, Eta
 from noisy_expert_gym.utils import check_rng_n, did_you_mean, is_torch
 
 #: The automata whose rule can change with the step.
@@ -235,7 +225,7 @@ def check_per_step_automaton(automaton: str) -> str:
     return automaton
 
 
-class PerStepKwargs(Declared):
+class PerStepKwargs(ChainNoiseKwargs):
     """NoisyPerStepAutomaton's (NoisyPerStepModAdd's) keyword arguments, declared."""
 
     automaton: Annotated[str, checked(check_per_step_automaton)] = "random"
@@ -250,24 +240,10 @@ class PerStepKwargs(Declared):
     """P, the number of rule blocks; position t uses block t mod P. None (default): P = m, a new rule at every step; 1: one shared rule."""
     eta: Eta = 0.5
     """Noise level in [0, 1]."""
-    law: Law = "absorbing"
-    """`absorbing` (default), `mixture`, `biased`, `corrupted` or `corrupted-absorbing` (noisy_expert_gym.noise)."""
     automaton_seed: Annotated[int | None, checked(lambda seed: check_seed("automaton_seed", seed))] = None
     """The seed of the blocks (default 0)."""
     relabel_seed: Annotated[int | None, checked(lambda seed: check_seed("relabel_seed", seed))] = None
     """A secret relabelling of symbol and state ids (None: none)."""
-    kappa: Kappa = 1.0
-    """Concentration of the hidden corruption in [0, 1] (corruption laws only)."""
-    corruption_seed: CorruptionSeed = 0
-    """Secret seed of the corruption's wrong tokens (corruption laws only)."""
-    access: Access = "full"
-    """`full`, `topk` (the top_k most likely tokens and their log-probabilities, and samples) or `sample` (sampled tokens only)."""
-    top_k: TopKTokens = None
-    """Tokens per answer with access `topk`, in [1, number of actions]; None otherwise."""
-    logit_noise: LogitNoiseScale = 0.0
-    """Scale sigma >= 0 of the per-query logit noise: each answer from softmax(log pi~ + sigma eps) (0: off)."""
-    logit_noise_dist: LogitNoiseDist = "gaussian"
-    """The logit noise's distribution: `gaussian` or `gumbel` (only with logit_noise > 0)."""
 
     @model_validator(mode="after")
     def _fit(self) -> PerStepKwargs:
@@ -278,7 +254,6 @@ class PerStepKwargs(Declared):
         check_period(self.resolved_period, self.m)
         k = n if self.automaton == "modadd" else (DEFAULT_SYMBOLS if self.k is None else self.k)
         check_blocks(self.automaton, n, k, self.resolved_period)
-        check_noise_applies(self)
         return self
 
     @property
