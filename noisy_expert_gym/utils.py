@@ -380,7 +380,12 @@ def error_line(exc: BaseException) -> str:
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (``neg CMD: error: ... (see neg CMD --help)``)
-    and exit code 2, like every other error of the command line."""
+    and exit code 2, like every other error of the command line. Options are never abbreviated
+    (``--smok`` is an error, not ``--smoke``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

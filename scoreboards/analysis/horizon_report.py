@@ -238,18 +238,17 @@ def plot_horizon(groups: list[HorizonGroup], path: str | Path, title: str = "") 
             # The median line only where the median was reached: a median that is a lower bound (half
             # the runs or more censored) sits at the cap, and lines of them drew identical flat lines.
             med = [(m, t) for m in sorted(s.by_m) for t, bound in [s.median(m)] if not bound]
-            label = f"{s.label}" + (f" ({s.better}: {_fmt_growth(s, s.better, g.variable).split(' [')[0]}"
-                                    f"{'x/' + _short(g.variable) if s.better == 'exp' else ''})"
-                                    if s.better else "")
             if med:
                 ax.plot([x for x, _ in med], [t for _, t in med], color=col, lw=1.5, marker="o" if len(med) == 1
-                        else None, label=label)
+                        else None, label=f"{s.label} (median T)")
             else:  # in the legend, by its hollow censored marker
                 ax.plot([], [], marker="^", mfc="none", mec=col, ls="none", label=f"{s.label} (never reached the target)")
             f = s.fits.get(s.better) if s.better else None
             if f is not None:
                 grid = np.linspace(all_m[0], all_m[-1], 50)
-                ax.plot(grid, f.predict(grid), color=col, lw=1.0, ls="--", alpha=0.8)
+                fit = (f"{s.label} {s.better} fit: {_fmt_growth(s, s.better, g.variable).split(' [')[0]}"
+                       f"{'x/' + _short(g.variable) if s.better == 'exp' else ''}")
+                ax.plot(grid, f.predict(grid), color=col, lw=1.0, ls="--", alpha=0.8, label=fit)
             lf = g.scaled(s.label)
             if lf is not None:  # the theory's shape for this kind of learner, scaled to its runs
                 xs = sorted(g.shapes)

@@ -52,7 +52,7 @@ def _bench_run(args: argparse.Namespace) -> int:
         if s.skipped and not args.force:
             print(f"  ({s.skipped} skipped: finished under this code and configuration; --force runs them again)")
         if s.done and s.train_time:
-            print(f"training time {s.train_time:.1f} s over {s.workers} worker(s); harness overhead "
+            print(f"training time {s.train_time:.1f} s over {s.workers} worker(s); idle or in the harness "
                   f"{100 * s.overhead:.1f}% of worker capacity")
         for f in s.failures:
             print(f"  failed: {f}", file=sys.stderr)

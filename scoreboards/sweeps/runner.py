@@ -53,10 +53,10 @@ class SweepSummary:
 
     @property
     def overhead(self) -> float:
-        """Fraction of the workers' capacity not spent training: wall x workers / train - 1."""
-        if self.train_time <= 0:
+        """Fraction of the workers' capacity not spent training: 1 - train / (wall x workers), in [0, 1]."""
+        if self.train_time <= 0 or self.wall_time <= 0:
             return float("nan")
-        return self.wall_time * self.workers / self.train_time - 1.0
+        return max(0.0, 1.0 - self.train_time / (self.wall_time * self.workers))
 
     def line(self) -> str:
         return (f"{self.spec}: {self.done} done, {self.failed} failed, {self.skipped} already done "

@@ -218,3 +218,21 @@ def test_an_unknown_builtin_lists_the_built_ins_with_a_suggestion(workdir, capsy
     assert main(["submit", "builtin:nail-ff", "--board", BOARD, "--db", "good.sqlite"]) == 2
     err = capsys.readouterr().err
     assert "unknown algorithm `nail-ff`" in err and "Did you mean `nail-f`" in err and "bc-clean" in err, err
+
+
+def test_options_are_never_abbreviated(capsys):
+    """`--smok` was taken for `--smoke` (argparse's prefix matching) and started an entry."""
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(["submit", "builtin:nail-f", "--board", "modadd-m5-eta0.2-hidden", "--smok"]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unrecognized arguments: --smok" in err, err
+
+
+def test_the_sweep_overhead_is_the_idle_share_of_the_workers():
+    """16.9 s of wall on 2 workers with 19.0 s of training leaves 1 - 19 / 33.8 = 44% idle (was printed as
+    77.5%, wall x workers / train - 1, which is not a share and exceeds 100%)."""
+    from scoreboards.sweeps.runner import SweepSummary
+
+    s = SweepSummary("x", 3, wall_time=16.9, train_time=19.0, workers=2)
+    assert s.overhead == pytest.approx(1 - 19.0 / 33.8)
+    assert SweepSummary("x", 1, wall_time=1.0, train_time=5.0, workers=2).overhead == 0.0

@@ -229,5 +229,8 @@ def test_time_to_target_plot_says_when_nothing_reached_the_target(monkeypatch, t
                  tmp_path)
     ax = fig.axes[0]
     assert not any("no entry reached" in t.get_text() for t in ax.texts)
-    medians = [ln for ln in ax.get_lines() if ln.get_label().startswith("bc")]
+    medians = [ln for ln in ax.get_lines() if ln.get_label() == "bc (median T)"]
     assert len(medians) == 1 and list(medians[0].get_xdata()) == [2.0, 4.0]
+    # The fitted law is its own legend entry (the median line was labelled with the fit's rate).
+    fits = [ln.get_label() for ln in ax.get_lines() if " fit: " in str(ln.get_label())]
+    assert fits and all(ln.startswith("bc ") for ln in fits), fits
