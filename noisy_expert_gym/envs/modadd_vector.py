@@ -45,6 +45,11 @@ class NoisyModAddVectorEnv(ChainVectorEnv):
       sub-env's generator for a None seed (as ``Env.reset(seed=None)`` does; it
       used to draw a fresh one); ``autoreset_mode`` SAME_STEP and DISABLED are
       supported.
+    - v0 (same MDP and rewards; no answer the expert gave before changes): under
+      ``autoreset_mode`` NEXT_STEP, on the step that resets an ended sub-env (the
+      action is ignored, Gymnasium's contract), ``vec.expert`` answers as at that
+      sub-env's prompt's first position, where it raised; a single env's ended
+      episode is still refused. No version bump.
     """
 
     ENV_ID = ENV_ID

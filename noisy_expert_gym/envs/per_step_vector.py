@@ -25,6 +25,11 @@ class NoisyPerStepAutomatonVectorEnv(PerStepAttributes, ChainVectorEnv):
 
     ## Version History
     - v0: initial release (issue 22).
+    - v0 (same MDP and rewards; no answer the expert gave before changes): under
+      ``autoreset_mode`` NEXT_STEP, on the step that resets an ended sub-env (the
+      action is ignored, Gymnasium's contract), ``vec.expert`` answers as at that
+      sub-env's prompt's first position, where it raised; a single env's ended
+      episode is still refused. No version bump.
     """
 
     ENV_ID = ENV_ID
