@@ -162,6 +162,12 @@ class PerStepTask(AutomatonTask):
         """k: the symbols a position may hold (its block's)."""
         return self.block_tokens.shape[1]
 
+    @property
+    def num_prompts(self) -> int:
+        """How many distinct prompts there are: k^m (position t holds one of its block's k tokens,
+        not any of the P k symbol tokens). A board's held-out share is checked against it."""
+        return self.symbols_per_step**self.m
+
     def block_of(self, t: int) -> int:
         """The rule block of 0-based position t: ``t mod period``."""
         return t % self.period

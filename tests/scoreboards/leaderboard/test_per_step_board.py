@@ -18,7 +18,7 @@ cost = "test"
 
 [env]
 id = "NoisyPerStepAutomaton-v0"
-kwargs = { n = 3, k = 2, m = 4, eta = 0.5, law = "absorbing" }
+kwargs = { n = 3, k = 6, m = 5, eta = 0.5, law = "absorbing" }
 hidden = ["automaton_seed", "relabel_seed"]
 
 [budget]
