@@ -147,8 +147,8 @@ def test_your_own_algorithm_file_enters_a_board_as_a_sandboxed_submission(tmp_pa
 
 @pytest.mark.slow
 def test_the_shipped_example_learns_on_the_cpu_board(at_root):
-    """ModeBC on the CPU hidden board's problem (its public instance; the board's budget, student and
-    batch): 20k trajectories, seed 0. Measured: 0.439 greedy full-chain accuracy (BC 0.393, NAIL-F
+    """ModeBC on the CPU hidden board's problem (its public instance; the board's student and batch, its
+    first budget): 20k trajectories, seed 0. Measured: 0.439 greedy full-chain accuracy (BC 0.393, NAIL-F
     0.010 with the same seed; chance 7^-5 = 0.00006); ~40 s on two busy cores."""
     from agents import train
 

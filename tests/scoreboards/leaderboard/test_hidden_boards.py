@@ -129,8 +129,8 @@ def test_board_file_checks_what_it_hides(tmp_path):
 
 # ----- what a submission can and cannot do there --------------------------------------------------
 #: The adding cheat's bounds on a hidden instance with n states, m steps and N evaluation prompts:
-#: full chain <= 0.005 (chance is 1/n^m on average over instances, 0.18 of 3,072 prompts at n^m =
-#: 16,807; but a fixed cheat agrees with some instances' first steps by coincidence, as below: 7 of
+#: full chain <= max(0.005, 3 / n^m) (chance is 1/n^m on average over instances: 0.18 of 3,072 prompts
+#: at n^m = 16,807, 0.0041 at the per-step board's 3^5; but a fixed cheat agrees with some instances' first steps by coincidence, as below: 7 of
 #: 3,072 full chains on modadd-m5-eta0.2-hidden seed 0 under the test secret and the v3 protocol),
 #: final answer <= 1.5 / n (chance 1/n, 11 standard errors below the bound at N = 3,072), correct
 #: greedy prefix <= 4 / (n - 1). Chance for the prefix is sum_t n^-t < 1 / (n - 1) on average over
@@ -139,19 +139,37 @@ def test_board_file_checks_what_it_hides(tmp_path):
 #: about k / n + O(k / n^2), so the bound allows k <= 3 (P(k >= 4) < 2%) while the cheat's 5.0 on
 #: the open board (the whole chain) stays far above it. (With the bound 2 / (n - 1) an instance with
 #: k = 2 failed it: 0.353 on automaton-n7-m5-eta0.2-hidden, seed 1.)
+#: Every shipped hidden board that runs on a CPU: each attack below is tried on each.
+CPU_HIDDEN = ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden", "perstep-n3-k6-m5-eta0.5-hidden"]
+
+
+def _states(board) -> int:
+    """n, the number of states (the answers a position can take) of a chain board's task."""
+    return board.env_kwargs["n"]
+
+
+def test_cpu_hidden_lists_every_shipped_cpu_hidden_board():
+    from scoreboards.leaderboard.boards import BOARD_DIR
+
+    shipped = {p.stem for p in BOARD_DIR.glob("*.toml")}
+    cpu_hidden = {name for name in shipped if load_board(name).hidden and load_board(name).device == "cpu"}
+    assert cpu_hidden == set(CPU_HIDDEN)
+
+
 def _chance_bounds(n: int, m: int) -> dict[str, float]:
-    return {"greedy_full_exact": 0.005, "greedy_final_exact": 1.5 / n, "greedy_correct_prefix_len": 4 / (n - 1)}
+    return {"greedy_full_exact": max(0.005, 3 / n**m), "greedy_final_exact": 1.5 / n,
+            "greedy_correct_prefix_len": 4 / (n - 1)}
 
 
 @pytest.mark.parametrize("cheat", ["AddingCheat", "CleanExpertCheat"])
-@pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
+@pytest.mark.parametrize("name", CPU_HIDDEN)
 def test_rule_cheats_score_chance_on_hidden_boards_and_1_on_the_open_one(name, cheat, secret):
     """The 12-line cheat of issue 13, and one that builds the clean expert from the env package the
     sandbox shows: perfect where the rule is public, chance where it is hidden."""
     open_score = run_submission(load_board("modadd-m5-eta0.2"), f"{SUBS}:{cheat}", seed=0)
     assert open_score.metrics["greedy_full_exact"] == 1.0 and open_score.trajectories == 0
     board = load_board(name)
-    n, m = 7, board.env_kwargs["m"]
+    n, m = _states(board), board.env_kwargs["m"]
     for seed in board.train_seeds:
         out = run_submission(board, f"{SUBS}:{cheat}", seed=seed, secret=secret)
         for metric, bound in _chance_bounds(n, m).items():
@@ -241,7 +259,7 @@ def test_nail_f_beats_chance_on_the_shipped_cpu_board(secret):
     assert out.metrics["greedy_final_exact"] > 2 / n, out.metrics
 
 
-@pytest.mark.parametrize("name", ["modadd-m5-eta0.2-hidden", "automaton-n7-m5-eta0.2-hidden"])
+@pytest.mark.parametrize("name", CPU_HIDDEN)
 def test_the_test_set_cannot_be_memorised(name, secret, tmp_path):
     """Issue 23, finding 2: the learning-curve evaluations showed `act` the scored prompts mid-training,
     and on these boards (7^5 = 16,807 prompts) a submission could then draw them as training prompts
@@ -250,13 +268,14 @@ def test_the_test_set_cannot_be_memorised(name, secret, tmp_path):
     from scoreboards.leaderboard.boards import BOARD_DIR
 
     text = (BOARD_DIR / f"{name}.toml").read_text()
-    text = (text.replace("trajectories = 20000", "trajectories = 4000").replace("queries = 200000", "queries = 40000")
-            .replace("prompts = 1024", "prompts = 256").replace("curve_points = 4", "curve_points = 2")
-            .replace("train_seeds = [0, 1, 2]", "train_seeds = [0]"))
+    for key, toy in [("trajectories", 4000), ("queries", 40000), ("prompts", 256), ("curve_points", 2)]:
+        text, count = re.subn(rf"(?m)^{key} = \d+", f"{key} = {toy}", text)
+        assert count == 1, key
+    text = text.replace("train_seeds = [0, 1, 2]", "train_seeds = [0]")
     board = _board(tmp_path, text, name)
     attack = Path(__file__).parent / "submission" / "attacks" / "memorises.py"
     out = run_submission(board, f"{attack}:Memorises", seed=0, secret=secret,
                          extra_spec={"curve_points": board.curve_points})
-    n, m = 7, board.env_kwargs["m"]
+    n, m = _states(board), board.env_kwargs["m"]
     assert out.metrics["greedy_full_exact"] <= 10 / n**m, out.metrics
     assert out.metrics["greedy_final_exact"] <= 1.5 / n, out.metrics
