@@ -83,7 +83,9 @@ def check_law_name(law: str, allowed: tuple[str, ...] = DETERMINISTIC_LAWS) -> s
 
 def check_eta(eta: float) -> float:
     """`eta` if it is a number in [0, 1], else a ValueError."""
-    if not isinstance(eta, (int, float, np.floating)) or not (0.0 <= float(eta) <= 1.0):
+    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.integer, np.floating)):
+        raise ValueError(f"`eta` must be a number in [0, 1], got {eta!r} ({type(eta).__name__})")  # noqa: TRY004 (pydantic wants ValueError)
+    if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"`eta` must be in [0, 1], got {eta!r}")
     return eta
 

@@ -98,7 +98,7 @@ def _group_tables(spec: Spec, results: list[tuple[RunSpec, dict | None]],
         for label in spec.labels:
             rs = by_label.get(label, [])
             fm = [r["final_metrics"] for r in rs]
-            s = summarize([f.get(metric, float("nan")) for f in fm])
+            s = summarize([f.get(metric, float("nan")) for f in fm], metric=metric)
             finals[(g, label)] = [f.get(metric, float("nan")) for f in fm]
             # Trajectories to target and AUC over the same seeds as the mean: a failed run (its metric NaN or
             # absent) is left out of both, not counted as never reaching the target (stats' missing-value policy).

@@ -19,6 +19,10 @@ Conventions (following rliable, Agarwal et al. 2021):
   :func:`bootstrap_ci`); a single seed has no interval (reported as NaN), and an interval from
   fewer than :data:`MIN_CI_SEEDS` seeds is shown flagged as too few seeds (:attr:`Summary.few_seeds`:
   with 2 seeds t(0.975, 1) = 12.7, so the honest interval spans most of the scale);
+- an interval of a bounded metric (a proportion such as ``greedy_full_exact`` lies in [0, 1]; a
+  prefix length, a loss or a count of trajectories is >= 0: :func:`metric_bounds`) is cut to that
+  range: the mean lies in it, so cutting never loses coverage, and an accuracy is never shown with
+  an interval such as [-0.21, 1.14];
 - the interquartile mean is ``scipy.stats.trim_mean(x, 0.25)``;
 - the probability of improvement of X over Y is P(X > Y) + 0.5 P(X = Y) over
   independent seeds, i.e. the Mann-Whitney U statistic divided by n_x n_y.
@@ -103,14 +107,38 @@ class Summary:
         return (f"{self.mean:.{digits}f} {ci}" if ci else f"{self.mean:.{digits}f}") + note
 
 
-def t_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+#: Metrics that are proportions (a fraction of prompts), in [0, 1], by name.
+PROPORTION_SUFFIXES = ("_exact", "_full", "_rate", "accuracy")
+#: Metrics that are never negative (lengths, losses, counts), by name.
+NONNEGATIVE_SUFFIXES = ("_len", "_loss", "_errors", "trajectories", "queries", "wall_time")
+
+
+def metric_bounds(metric: str | None) -> tuple[float, float]:
+    """The range a metric's values (and so its mean over seeds) lie in, from its name: [0, 1] for a
+    proportion (``greedy_full_exact``, ``greedy_final_exact``, ``greedy_expert_mode_full``, ...),
+    [0, inf) for a length, loss or count (``greedy_correct_prefix_len``, ``val_loss``,
+    ``greedy_num_errors``), else
+    (-inf, inf)."""
+    name = metric or ""
+    if name.endswith(PROPORTION_SUFFIXES):
+        return 0.0, 1.0
+    if name.endswith(NONNEGATIVE_SUFFIXES):
+        return 0.0, math.inf
+    return -math.inf, math.inf
+
+
+def t_ci(x: Sequence[float], confidence: float = 0.95,
+         bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
     """Student-t CI of the mean over the seeds that did not fail: mean +- t((1 + confidence) / 2, n - 1)
-    s / sqrt(n) (NaN, NaN for fewer than two values; the point itself when every value is equal)."""
+    s / sqrt(n) (NaN, NaN for fewer than two values; the point itself when every value is equal), cut
+    to ``bounds``, the range the metric lies in (:func:`metric_bounds`): the true mean lies in it, so
+    the cut interval covers it whenever the whole one does."""
     a = present(x)
     if a.size < 2:
         return float("nan"), float("nan")
     half = float(stats.t.ppf((1 + confidence) / 2, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
-    return float(a.mean() - half), float(a.mean() + half)
+    lo, hi = bounds
+    return float(max(a.mean() - half, lo)), float(min(a.mean() + half, hi))
 
 
 def bootstrap_ci(x: Sequence[float], confidence: float = 0.95, seed: int = DEFAULT_SEED,
@@ -132,14 +160,15 @@ def iqm(x: Sequence[float]) -> float:
     return float(stats.trim_mean(a, 0.25)) if a.size else float("nan")
 
 
-def summarize(x: Sequence[float], ci: bool = True) -> Summary:
-    """Mean, std, 95% Student-t CI (:func:`t_ci`; NaN when ``ci`` is False) and IQM over the seeds that
-    did not fail; the failed ones (NaN or None) counted in :attr:`Summary.failed`."""
+def summarize(x: Sequence[float], ci: bool = True, metric: str | None = None) -> Summary:
+    """Mean, std, 95% Student-t CI (:func:`t_ci`, cut to `metric`'s range, :func:`metric_bounds`; NaN
+    when ``ci`` is False) and IQM over the seeds that did not fail; the failed ones (NaN or None)
+    counted in :attr:`Summary.failed`."""
     a, failed = present(x), count_failed(x)
     if a.size == 0:
         nan = float("nan")
         return Summary(0, nan, nan, nan, nan, nan, failed)
-    lo, hi = t_ci(a) if ci else (float("nan"), float("nan"))
+    lo, hi = t_ci(a, bounds=metric_bounds(metric)) if ci else (float("nan"), float("nan"))
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     return Summary(int(a.size), float(a.mean()), std, lo, hi, iqm(a), failed)
 
@@ -152,7 +181,7 @@ def seed_summary(entry: dict[str, Any], metric: str) -> Summary:
     rows = entry.get("per_seed") or []
     values = [r.get(metric) for r in rows]
     if rows:  # a missing or NaN value is a failed run: left out and counted
-        return summarize(values)
+        return summarize(values, metric=metric)
     nan = float("nan")
     lo, hi = entry.get("ci_low"), entry.get("ci_high")
     n = len(entry.get("seeds") or [])

@@ -164,7 +164,7 @@ def submit(board: Board, target: str, store: ResultStore, name: str | None = Non
     name = name or target.rpartition(":")[2]
     ran = run_entry(board, target, store, params=params, train=train, timeout=timeout, name=name, log=log)
     outcomes = ran["outcomes"]
-    s = summarize([o.metrics[board.metric] for o in outcomes])
+    s = summarize([o.metrics[board.metric] for o in outcomes], metric=board.metric)
     entry = {
         "board": board.name, "board_hash": board.hash, "name": name, "target": target, "kind": ran["kind"],
         "code_hash": (ran["code_ref"] or "")[:12] or submission_code_hash(target), "code_ref": ran["code_ref"],

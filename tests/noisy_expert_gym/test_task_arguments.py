@@ -3,6 +3,8 @@ TypeError naming the right order, not an AttributeError from deep inside (issue 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -37,3 +39,18 @@ def test_swapped_rng_and_n_name_the_order(name):
     # The right order still works, numpy and torch, with numpy integer counts.
     assert task.sample_prompts(rng, np.int64(3)).shape[0] == 3
     assert task.sample_prompts(torch.Generator().manual_seed(0), 3).shape[0] == 3
+
+
+@pytest.mark.parametrize(("eta", "says"), [("abc", "a number in [0, 1], got 'abc' (str)"),
+                                          (True, "a number in [0, 1], got True (bool)"),
+                                          (None, "a number in [0, 1], got None (NoneType)"),
+                                          (1.5, "in [0, 1], got 1.5"), (-0.1, "in [0, 1], got -0.1")])
+def test_a_bad_eta_says_what_it_must_be(eta, says):
+    """A string or a boolean is not out of range, it is not a number: the message says so (it said
+    "must be in [0, 1], got 'abc'")."""
+    from noisy_expert_gym.noise import check_eta
+
+    with pytest.raises(ValueError, match=re.escape(f"`eta` must be {says}")):
+        check_eta(eta)
+    for ok in (0, 1, 0.25, np.float32(0.5), np.int64(1)):
+        assert check_eta(ok) == ok

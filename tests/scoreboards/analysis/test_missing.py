@@ -49,6 +49,8 @@ CASES = {
                         lambda: stats.steps_to_target(HOLE[:1] + CURVE + HOLE[1:], 0.5)),
     "area_under_curve": (lambda: stats.area_under_curve(CURVE, x_max=400),
                          lambda: stats.area_under_curve(CURVE + HOLE, x_max=400)),
+    # Takes a metric's name, no seed values: nothing to leave out.
+    "metric_bounds": (lambda: (0.0, 1.0), lambda: stats.metric_bounds("greedy_full_exact")),
     "curve_band": (lambda: stats.curve_band([CURVE, CURVE[1:]], "greedy_full_exact"),
                    lambda: stats.curve_band([CURVE + HOLE, HOLE + CURVE[1:]], "greedy_full_exact")),
 }

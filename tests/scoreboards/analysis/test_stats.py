@@ -158,3 +158,45 @@ def test_t_ci_matches_scipy():
     a = np.asarray(X)
     ref = sps.t.interval(0.95, a.size - 1, loc=a.mean(), scale=sps.sem(a))
     assert t_ci(X) == pytest.approx(ref) and summarize(X).ci_low == pytest.approx(ref[0])
+
+
+def test_a_bounded_metric_s_interval_stays_in_its_range():
+    """A proportion's interval is cut to [0, 1], a length's or loss's at 0 (the board rows showed
+    e.g. [-0.21, 1.14] for an accuracy); an unbounded metric's is not cut, and an interval inside
+    the range is unchanged."""
+    from scoreboards.analysis.stats import metric_bounds
+
+    spread = [0.05, 0.95, 0.99]
+    lo, hi = t_ci(spread)
+    assert lo < 0 and hi > 1  # the whole interval leaves [0, 1]
+    assert t_ci(spread, bounds=(0.0, 1.0)) == (0.0, 1.0)
+    for metric in ("greedy_full_exact", "greedy_final_exact", "greedy_expert_mode_full",
+                   "greedy_expert_mode_rate", "sampled_full_exact"):
+        assert metric_bounds(metric) == (0.0, 1.0), metric
+        s = summarize(spread, metric=metric)
+        assert (s.ci_low, s.ci_high) == (0.0, 1.0) and s.mean == pytest.approx(np.mean(spread))
+    for metric in ("greedy_correct_prefix_len", "val_loss", "greedy_num_errors"):
+        assert metric_bounds(metric) == (0.0, math.inf), metric
+        assert summarize([0.1, 3.0, 0.2], metric=metric).ci_low == 0.0
+    assert metric_bounds("reward") == (-math.inf, math.inf)
+    assert (summarize(spread, metric="reward").ci_low, summarize(spread).ci_low) == (lo, lo)
+    inside = [0.4, 0.5, 0.6]
+    assert summarize(inside, metric="greedy_full_exact").ci_low == pytest.approx(t_ci(inside)[0])
+    e = {"score": 0.66, "seeds": [0, 1, 2], "per_seed": [{"m_exact": v} for v in spread]}
+    assert seed_summary(e, "m_exact").ci_text() == "[0.000, 1.000]"
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_cutting_to_the_range_keeps_the_coverage(n):
+    """Near a bound (Beta(0.5, 8): mean 0.059, most values near 0) the cut interval covers the true
+    mean exactly as often as the whole one: the mean lies in [0, 1], so it is never in the cut part."""
+    rng = np.random.default_rng(n)
+    mean = 0.5 / 8.5
+    whole = cut = 0
+    for x in rng.beta(0.5, 8, (2000, n)):
+        lo, hi = t_ci(x)
+        clo, chi = t_ci(x, bounds=(0.0, 1.0))
+        assert 0.0 <= clo <= chi <= 1.0
+        whole += lo <= mean <= hi
+        cut += clo <= mean <= chi
+    assert cut == whole

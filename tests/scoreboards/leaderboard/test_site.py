@@ -71,7 +71,7 @@ def test_publish_writes_pages_curves_and_escapes_submissions(site):
     page = (index.parent / "boards" / "site-board.html").read_text()
     assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>not bold</b>" not in page  # board text is escaped too
-    assert "0.875" in page and "[0.716, 1.034] (2 seeds: too few)" in page and "older entry made under a different protocol" in page
+    assert "0.875" in page and "[0.716, 1.000] (2 seeds: too few)" in page and "older entry made under a different protocol" in page
     assert "hidden: relabel_seed drawn by the harness" in page and "open-note" not in page
     svgs = sorted(p.name for p in (index.parent / "curves").glob("*.svg"))
     assert svgs == ["site-board-entry-1.svg", "site-board-entry-2.svg", "site-board-entry-3.svg", "site-board.board.svg"]
@@ -111,7 +111,7 @@ def test_site_in_a_headless_browser(site, tmp_path):
             first, second = ranking.nth(0), ranking.nth(1)
             assert first.locator("td.name").inner_text().strip() == EVIL  # text, not markup
             assert first.locator("td.score").inner_text() == "0.875"
-            assert first.locator("td.ci").inner_text() == "[0.716, 1.034] (2 seeds: too few)"
+            assert first.locator("td.ci").inner_text() == "[0.716, 1.000] (2 seeds: too few)"
             assert first.locator("td.trajectories").inner_text() == "1,000"
             assert first.locator("td.queries").inner_text() == "3,000"
             assert "verified" in first.locator("td.verified").inner_text()
