@@ -126,6 +126,8 @@ class NoisyAutomatonEnv(AutomatonAttributes, ChainEnv):
     - v0 (no change for existing kwargs; their outputs are bit-identical): kwargs
       ``access="topk"`` with ``top_k``, ``logit_noise`` and ``logit_noise_dist`` (off
       by default). No version bump: new optional kwargs with behaviour-preserving defaults.
+    - v0 (same MDP, rewards and oracle): ``eta`` given a string, None or a boolean is
+      refused as not a number (``eta=True`` was read as 1).
     """
 
     ENV_ID = ENV_ID

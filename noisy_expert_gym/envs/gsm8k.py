@@ -173,6 +173,8 @@ class NoisyGSM8KEnv(gym.Env):
       kwargs ``access``, ``top_k``, ``logit_noise``, ``logit_noise_dist`` for the
       reference teacher (off by default). No version bump: new optional kwargs
       with behaviour-preserving defaults.
+    - v0 (same MDP, rewards and oracle): ``eta`` given a string, None or a boolean is
+      refused as not a number (``eta=True`` was read as 1).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": RENDER_MODES, "render_fps": 4}

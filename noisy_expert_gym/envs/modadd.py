@@ -124,6 +124,8 @@ class NoisyModAddEnv(ChainEnv):
       ``logit_noise`` and ``logit_noise_dist`` (off by default: no draw is made, so
       seeded rollouts are unchanged). No version bump: new optional kwargs whose
       defaults keep the MDP, rewards and oracle as they were.
+    - v0 (same MDP, rewards and oracle): ``eta`` given a string, None or a boolean is
+      refused as not a number (``eta=True`` was read as 1).
     """
 
     ENV_ID = ENV_ID

@@ -121,6 +121,9 @@ class NoisyPerStepAutomatonEnv(PerStepAttributes, ChainEnv):
 
     ## Version History
     - v0: initial release (issue 22).
+    - v0 (same MDP, rewards and oracle): ``task.num_prompts`` counts the k^m prompts the env
+      can draw (it counted (P k)^m, every symbol token at every position); ``eta`` given a
+      string, None or a boolean is refused as not a number (``eta=True`` was read as 1).
     """
 
     ENV_ID = ENV_ID
