@@ -109,14 +109,15 @@ class Summary:
 
 #: Metrics that are proportions (a fraction of prompts), in [0, 1], by name.
 PROPORTION_SUFFIXES = ("_exact", "_full", "_rate", "accuracy")
-#: Metrics that are never negative (lengths, losses, counts), by name.
-NONNEGATIVE_SUFFIXES = ("_len", "_loss", "_errors", "trajectories", "queries", "wall_time")
+#: Metrics that are never negative (lengths, the validation log-loss, counts), by name; a training
+#: loss is not among them (a policy-gradient loss can be negative).
+NONNEGATIVE_SUFFIXES = ("_len", "val_loss", "_errors", "trajectories", "queries", "wall_time")
 
 
 def metric_bounds(metric: str | None) -> tuple[float, float]:
     """The range a metric's values (and so its mean over seeds) lie in, from its name: [0, 1] for a
     proportion (``greedy_full_exact``, ``greedy_final_exact``, ``greedy_expert_mode_full``, ...),
-    [0, inf) for a length, loss or count (``greedy_correct_prefix_len``, ``val_loss``,
+    [0, inf) for a length, the validation loss or a count (``greedy_correct_prefix_len``, ``val_loss``,
     ``greedy_num_errors``), else
     (-inf, inf)."""
     name = metric or ""
