@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from noisy_expert_gym.utils import atomic_path
-from scoreboards.analysis.stats import curve_band
+from scoreboards.analysis.stats import curve_band, metric_bounds
 
 METRIC_NAMES = {
     "val_loss": "clean validation loss",
@@ -83,7 +83,7 @@ def learning_curves(curves_by_label: dict[str, list[list[dict]]], path: str | Pa
             lo, hi = mean - std, mean + std
             if metric == "val_loss":
                 lo = np.maximum(lo, np.minimum(mean, 1e-6) * 0.5)
-            elif metric.endswith("_exact"):  # accuracies: keep the band inside [0, 1]
+            elif metric_bounds(metric) == (0.0, 1.0):  # proportions: keep the band inside [0, 1]
                 lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
             ax.fill_between(xs, lo, hi, color=colors[label], alpha=0.18, lw=0)
         if metric == "val_loss" and drawn and ylim is None:

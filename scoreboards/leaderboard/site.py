@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from noisy_expert_gym.utils import safe_name, write_atomic
-from scoreboards.analysis.stats import seed_summary
+from scoreboards.analysis.stats import metric_bounds, seed_summary
 from scoreboards.leaderboard.board_model import Board
 from scoreboards.leaderboard.private import private_rows
 from scoreboards.leaderboard.render import OPEN_NOTE, PRACTICE_NOTE, board_rows, protocol
@@ -174,7 +174,7 @@ def y_scale(board: Board, entries: list[dict[str, Any]]) -> tuple[float, float]:
     if top <= 0 or not math.isfinite(top):
         return (0.0, 1.0)
     hi = top * 1.1
-    return (0.0, min(hi, 1.02) if board.metric.endswith("_exact") else hi)
+    return (0.0, min(hi, 1.02) if metric_bounds(board.metric)[1] == 1.0 else hi)
 
 
 def _draw(board: Board, entries: list[dict[str, Any]], out: Path) -> str | None:
